@@ -1,1 +1,452 @@
-// placeholder
+// Recipe schema, TOML parsing/validation, overrides and serialisation.
+#include "train/recipe.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/file_io.h"
+
+namespace gemkit {
+
+// ---------------------------------------------------------------------------------------------
+// The schema: every valid key, one line each. Only keys that a command reads belong here.
+// Defaults are written the way they would be on the command line ("0.8", "cpu", "a,b").
+namespace {
+using T = RecipeType;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kMaxInt = 9.2e18;  // below INT64_MAX so the double comparison is exact enough
+}  // namespace
+
+const std::vector<RecipeKey>& recipe_schema() {
+  static const std::vector<RecipeKey> schema = {
+      // model: which checkpoint a command works on, and where it runs.
+      {"model.path", T::String, std::nullopt, -kInf, kInf, "", "checkpoint folder (Hugging Face layout)"},
+      {"model.device", T::String, "cpu", -kInf, kInf, "cpu|cuda", "device to run on"},
+      // model.init: the architecture of a randomly initialised model (`gemkit model init`).
+      {"model.init.architecture", T::String, "LlamaForCausalLM", -kInf, kInf, "LlamaForCausalLM|Qwen2ForCausalLM|BertForMaskedLM|BertForSequenceClassification", "Hugging Face architecture (decides family and head)"},
+      {"model.init.vocab_size", T::Int, std::nullopt, 8, kMaxInt, "", "vocabulary size; default: the tokenizer's"},
+      {"model.init.hidden_size", T::Int, "256", 8, 65536, "", "model width"},
+      {"model.init.intermediate_size", T::Int, "688", 8, 262144, "", "MLP width"},
+      {"model.init.num_hidden_layers", T::Int, "4", 1, 256, "", "number of transformer blocks"},
+      {"model.init.num_attention_heads", T::Int, "4", 1, 256, "", "query heads (must divide hidden_size)"},
+      {"model.init.num_key_value_heads", T::Int, std::nullopt, 1, 256, "", "key/value heads (GQA); default: num_attention_heads"},
+      {"model.init.max_position_embeddings", T::Int, "512", 8, 1048576, "", "longest sequence"},
+      {"model.init.rope_theta", T::Float, "10000.0", 1, 1e9, "", "RoPE base (decoder family)"},
+      {"model.init.tie_word_embeddings", T::Bool, "true", -kInf, kInf, "", "share the input embedding and output matrix"},
+      {"model.init.num_labels", T::Int, "2", 1, 100000, "", "classes (BertForSequenceClassification)"},
+      {"model.init.seed", T::Int, "0", 0, kMaxInt, "", "random seed of the initialisation"},
+      // tokenizer: SentencePiece training (`gemkit tokenizer train`).
+      {"tokenizer.input", T::StringList, std::nullopt, -kInf, kInf, "", "text files to train on (one sentence or paragraph per line)"},
+      {"tokenizer.out", T::String, std::nullopt, -kInf, kInf, "", "output folder (gets tokenizer.model)"},
+      {"tokenizer.vocab_size", T::Int, "8000", 16, 1048576, "", "vocabulary size"},
+      {"tokenizer.model_type", T::String, "bpe", -kInf, kInf, "bpe|unigram", "SentencePiece algorithm"},
+      {"tokenizer.character_coverage", T::Float, "0.9995", 0.5, 1.0, "", "share of characters covered by the vocabulary"},
+      {"tokenizer.byte_fallback", T::Bool, "true", -kInf, kInf, "", "unknown characters become UTF-8 byte tokens"},
+      // generation: sampling (`gemkit generate`).
+      {"generation.prompt", T::String, std::nullopt, -kInf, kInf, "", "text to continue"},
+      {"generation.max_new_tokens", T::Int, "64", 1, 1000000, "", "tokens to generate"},
+      {"generation.temperature", T::Float, "0.8", 0.0, 100.0, "", "sampling temperature; 0: greedy"},
+      {"generation.top_k", T::Int, "40", 0, 1000000000, "", "sample among the k most likely tokens; 0: all"},
+      {"generation.top_p", T::Float, "0.95", 0.0, 1.0, "", "nucleus sampling mass; 1: off"},
+      {"generation.seed", T::Int, "0", 0, kMaxInt, "", "random seed of the sampler"},
+  };
+  return schema;
+}
+
+const RecipeKey* recipe_find_key(const std::string& path) {
+  for (const RecipeKey& k : recipe_schema())
+    if (k.path == path) return &k;
+  return nullptr;
+}
+
+const char* recipe_type_name(RecipeType t) {
+  switch (t) {
+    case T::String: return "a string";
+    case T::Int: return "an integer";
+    case T::Float: return "a number";
+    case T::Bool: return "a boolean (true or false)";
+    case T::StringList: return "a list of strings";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key lookup helpers.
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// True when `path` names a table of the schema ("model", "model.init").
+bool is_table(const std::string& path) {
+  for (const RecipeKey& k : recipe_schema())
+    if (k.path.size() > path.size() && k.path.compare(0, path.size(), path) == 0 &&
+        k.path[path.size()] == '.')
+      return true;
+  return false;
+}
+
+std::string unknown_key_message(const std::string& path) {
+  return "unknown key; did you mean " + recipe_nearest_key(path) + "?";
+}
+
+std::string describe_range(const RecipeKey& k) {
+  std::ostringstream s;
+  s << "expected a value in [" << k.min << ", " << k.max << "]";
+  return s.str();
+}
+
+std::string choices_text(const std::string& choices) {
+  std::string out = choices;
+  std::replace(out.begin(), out.end(), '|', ',');
+  size_t pos = 0;
+  while ((pos = out.find(',', pos)) != std::string::npos) out.replace(pos, 1, ", "), pos += 2;
+  return out;
+}
+
+// Checks range / choices of an already typed value; returns "" or the problem.
+std::string check_value(const RecipeKey& k, const RecipeValue& v) {
+  if (k.type == T::Int || k.type == T::Float) {
+    double x = k.type == T::Int ? double(std::get<int64_t>(v)) : std::get<double>(v);
+    if (!std::isfinite(x) || x < k.min || x > k.max) {
+      std::ostringstream s;
+      s << describe_range(k) << ", got ";
+      if (k.type == T::Int) s << std::get<int64_t>(v); else s << x;
+      return s.str();
+    }
+  }
+  if (k.type == T::String && !k.choices.empty()) {
+    const std::string& s = std::get<std::string>(v);
+    std::string bar = "|" + k.choices + "|";
+    if (bar.find("|" + s + "|") == std::string::npos)
+      return "expected one of " + choices_text(k.choices) + ", got '" + s + "'";
+  }
+  return "";
+}
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t"), e = s.find_last_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b, e - b + 1);
+}
+
+// Turns a parsed TOML node into a typed value, or returns the problem.
+std::string from_toml_node(const RecipeKey& k, const toml::node& node, RecipeValue* out) {
+  auto got = [&]() {
+    switch (node.type()) {
+      case toml::node_type::string: return "got a string";
+      case toml::node_type::integer: return "got an integer";
+      case toml::node_type::floating_point: return "got a number";
+      case toml::node_type::boolean: return "got a boolean";
+      case toml::node_type::array: return "got a list";
+      case toml::node_type::table: return "got a table";
+      default: return "got a date/time";
+    }
+  };
+  std::string expected = std::string("expected ") + recipe_type_name(k.type) + ", " + got();
+  switch (k.type) {
+    case T::String:
+      if (!node.is_string()) return expected;
+      *out = *node.value<std::string>();
+      return "";
+    case T::Int:
+      if (!node.is_integer()) return expected;
+      *out = *node.value<int64_t>();
+      return "";
+    case T::Float:  // integers are numbers too: temperature = 1
+      if (node.is_floating_point()) *out = *node.value<double>();
+      else if (node.is_integer()) *out = double(*node.value<int64_t>());
+      else return expected;
+      return "";
+    case T::Bool:
+      if (!node.is_boolean()) return expected;
+      *out = *node.value<bool>();
+      return "";
+    case T::StringList: {
+      const toml::array* a = node.as_array();
+      if (!a) return expected;
+      std::vector<std::string> list;
+      for (const toml::node& e : *a) {
+        if (!e.is_string()) return "expected a list of strings, got a list with a non-string element";
+        list.push_back(*e.value<std::string>());
+      }
+      *out = std::move(list);
+      return "";
+    }
+  }
+  return expected;
+}
+
+// Flattens `table` into dotted keys, validating each; problems go to `errors`.
+void collect(const toml::table& table, const std::string& prefix, const std::string& where,
+             std::map<std::string, RecipeValue>* values, std::vector<std::string>* errors) {
+  for (auto&& [key, node] : table) {
+    std::string path = prefix.empty() ? std::string(key.str()) : prefix + "." + std::string(key.str());
+    const RecipeKey* k = recipe_find_key(path);
+    if (k) {
+      RecipeValue v;
+      std::string problem = from_toml_node(*k, node, &v);
+      if (problem.empty()) problem = check_value(*k, v);
+      if (problem.empty()) (*values)[path] = std::move(v);
+      else errors->push_back(where + ": " + path + ": " + problem);
+    } else if (const toml::table* sub = node.as_table()) {
+      collect(*sub, path, where, values, errors);  // unknown tables: report their leaves
+    } else if (is_table(path)) {
+      errors->push_back(where + ": " + path + ": is a table ([" + path + "]), not a value");
+    } else {
+      errors->push_back(where + ": " + path + ": " + unknown_key_message(path));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TOML output. toml++ prints doubles with 17 digits (0.80000000000000004); these print the
+// shortest text that reads back to the same value.
+std::string format_double(double x) {
+  char buf[64];
+  if (x == std::floor(x) && std::fabs(x) < 1e15) {  // 500000.0, not 5e+05
+    std::snprintf(buf, sizeof buf, "%.1f", x);
+    return buf;
+  }
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, x);
+    if (std::strtod(buf, nullptr) == x) break;
+  }
+  std::string s = buf;
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";  // TOML: a float needs a '.'
+  return s;
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += char(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string format_value(const RecipeValue& v) {
+  struct Visitor {
+    std::string operator()(const std::string& s) const { return quote(s); }
+    std::string operator()(int64_t i) const { return std::to_string(i); }
+    std::string operator()(double d) const { return format_double(d); }
+    std::string operator()(bool b) const { return b ? "true" : "false"; }
+    std::string operator()(const std::vector<std::string>& list) const {
+      std::string out = "[";
+      for (size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + quote(list[i]);
+      return out + "]";
+    }
+  };
+  return std::visit(Visitor{}, v);
+}
+
+}  // namespace
+
+std::string recipe_nearest_key(const std::string& path) {
+  const std::string* best = nullptr;
+  size_t best_d = 0;
+  for (const RecipeKey& k : recipe_schema()) {
+    size_t d = edit_distance(path, k.path);
+    if (!best || d < best_d) best = &k.path, best_d = d;
+  }
+  return best ? *best : "";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Values from text (command line and schema defaults).
+RecipeValue recipe_parse_value(const RecipeKey& k, const std::string& text,
+                               const std::string& where) {
+  auto bad = [&](const std::string& what) -> RecipeValue {
+    fail(where, k.path + ": " + what);
+  };
+  RecipeValue v;
+  std::string t = trim(text);
+  switch (k.type) {
+    case T::String:
+      v = text;
+      break;
+    case T::Int: {
+      errno = 0;
+      char* end = nullptr;
+      long long x = std::strtoll(t.c_str(), &end, 10);
+      if (t.empty() || *end != '\0' || errno == ERANGE)
+        return bad("expected an integer, got '" + text + "'");
+      v = int64_t(x);
+      break;
+    }
+    case T::Float: {
+      errno = 0;
+      char* end = nullptr;
+      double x = std::strtod(t.c_str(), &end);
+      if (t.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(x))
+        return bad("expected a number, got '" + text + "'");
+      v = x;
+      break;
+    }
+    case T::Bool:
+      if (t == "true") v = true;
+      else if (t == "false") v = false;
+      else return bad("expected true or false, got '" + text + "'");
+      break;
+    case T::StringList: {
+      // "a,b,c" on the command line; an empty value is the empty list.
+      std::vector<std::string> list;
+      if (!t.empty()) {
+        std::string item;
+        std::istringstream in(text);
+        while (std::getline(in, item, ',')) list.push_back(trim(item));
+      }
+      v = std::move(list);
+      break;
+    }
+  }
+  std::string problem = check_value(k, v);
+  if (!problem.empty()) bad(problem);
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recipe.
+Recipe Recipe::from_toml_text(const std::string& text, const std::string& where) {
+  toml::table table;
+  try {
+    table = toml::parse(std::string_view(text), std::string_view(where));
+  } catch (const toml::parse_error& e) {
+    fail(where + ":" + std::to_string(e.source().begin.line) + ":" +
+             std::to_string(e.source().begin.column),
+         "TOML syntax error: " + std::string(e.description()));
+  }
+  Recipe r;
+  r.source_ = where;
+  std::vector<std::string> errors;
+  collect(table, "", where, &r.values_, &errors);
+  if (!errors.empty()) {
+    std::string message;
+    for (size_t i = 0; i < errors.size(); ++i) message += (i ? "\n" : "") + errors[i];
+    throw Error(message);
+  }
+  return r;
+}
+
+Recipe Recipe::load(const std::string& path) {
+  if (!file_exists(path)) fail(path, "recipe file not found");
+  return from_toml_text(read_text_file(path), path);
+}
+
+void Recipe::set(const std::string& path, const std::string& value_text, const std::string& where) {
+  const RecipeKey* k = recipe_find_key(path);
+  if (!k) fail(where, path + ": " + unknown_key_message(path));
+  values_[path] = recipe_parse_value(*k, value_text, where);
+}
+
+void Recipe::apply_override(const std::string& arg, const std::string& where) {
+  if (!arg.empty() && arg[0] == '~') {
+    std::string path = trim(arg.substr(1));
+    if (!recipe_find_key(path)) fail(where, path + ": " + unknown_key_message(path));
+    values_.erase(path);
+    return;
+  }
+  size_t eq = arg.find('=');
+  if (eq == std::string::npos)
+    fail(where, "'" + arg + "': expected key.path=value or ~key.path");
+  set(trim(arg.substr(0, eq)), arg.substr(eq + 1), where);
+}
+
+void Recipe::resolve() {
+  for (const RecipeKey& k : recipe_schema())
+    if (k.value && !has(k.path))
+      values_[k.path] = recipe_parse_value(k, *k.value, "recipe schema default");
+}
+
+namespace {
+template <typename V>
+const V& get_as(const std::map<std::string, RecipeValue>& values, const std::string& path,
+                const std::string& source) {
+  const RecipeKey* k = recipe_find_key(path);
+  if (!k) fail("recipe", path + ": not a schema key (gemkit bug)");
+  auto it = values.find(path);
+  if (it == values.end())
+    fail(source.empty() ? "recipe" : source,
+         path + ": not set (no default; give it in the recipe, as " + path + "=VALUE or with the "
+         "command's flag)");
+  const V* v = std::get_if<V>(&it->second);
+  if (!v) fail("recipe", path + ": read as the wrong type (gemkit bug)");
+  return *v;
+}
+}  // namespace
+
+const std::string& Recipe::get_string(const std::string& path) const {
+  return get_as<std::string>(values_, path, source_);
+}
+int64_t Recipe::get_int(const std::string& path) const { return get_as<int64_t>(values_, path, source_); }
+double Recipe::get_float(const std::string& path) const { return get_as<double>(values_, path, source_); }
+bool Recipe::get_bool(const std::string& path) const { return get_as<bool>(values_, path, source_); }
+const std::vector<std::string>& Recipe::get_strings(const std::string& path) const {
+  return get_as<std::vector<std::string>>(values_, path, source_);
+}
+
+std::string Recipe::to_toml() const {
+  // Sections in order of first appearance in the schema; keys in schema order within each.
+  std::vector<std::string> sections;
+  for (const RecipeKey& k : recipe_schema()) {
+    size_t dot = k.path.rfind('.');
+    std::string section = dot == std::string::npos ? "" : k.path.substr(0, dot);
+    if (std::find(sections.begin(), sections.end(), section) == sections.end())
+      sections.push_back(section);
+  }
+  std::ostringstream out;
+  bool first = true;
+  for (const std::string& section : sections) {
+    bool header = false;
+    for (const RecipeKey& k : recipe_schema()) {
+      size_t dot = k.path.rfind('.');
+      if ((dot == std::string::npos ? "" : k.path.substr(0, dot)) != section) continue;
+      auto it = values_.find(k.path);
+      if (it == values_.end()) continue;
+      if (!header && !section.empty()) {
+        out << (first ? "" : "\n") << "[" << section << "]\n";
+        first = false;
+      }
+      header = true;
+      out << k.path.substr(dot + 1) << " = " << format_value(it->second) << "  # " << k.doc << "\n";
+    }
+  }
+  return out.str();
+}
+
+void Recipe::save(const std::string& path) const {
+  write_text_file_atomic(path, "# Resolved recipe written by gemkit (defaults and overrides applied).\n" +
+                                   to_toml());
+}
+
+}  // namespace gemkit
