@@ -45,11 +45,15 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"model.init.seed", T::Int, "0", 0, kMaxInt, "", "random seed of the initialisation"},
       // tokenizer: SentencePiece training (`gemkit tokenizer train`).
       {"tokenizer.input", T::StringList, std::nullopt, -kInf, kInf, "", "text files to train on (one sentence or paragraph per line)"},
-      {"tokenizer.out", T::String, std::nullopt, -kInf, kInf, "", "output folder (gets tokenizer.model)"},
+      {"tokenizer.out", T::String, std::nullopt, -kInf, kInf, "", "output folder (gets tokenizer.model and tokenizer.vocab)"},
       {"tokenizer.vocab_size", T::Int, "8000", 16, 1048576, "", "vocabulary size"},
       {"tokenizer.model_type", T::String, "bpe", -kInf, kInf, "bpe|unigram", "SentencePiece algorithm"},
       {"tokenizer.character_coverage", T::Float, "0.9995", 0.5, 1.0, "", "share of characters covered by the vocabulary"},
+      {"tokenizer.normalization_rule", T::String, "identity", -kInf, kInf, "identity|nmt_nfkc|nfkc|nmt_nfkc_cf|nfkc_cf", "text normalization before training and encoding"},
       {"tokenizer.byte_fallback", T::Bool, "true", -kInf, kInf, "", "unknown characters become UTF-8 byte tokens"},
+      {"tokenizer.split_digits", T::Bool, "false", -kInf, kInf, "", "every digit is its own piece"},
+      {"tokenizer.input_sentence_size", T::Int, "0", 0, kMaxInt, "", "lines sampled for training; 0: all"},
+      {"tokenizer.seed", T::Int, "42", 0, 4294967295.0, "", "random seed of the trainer"},
       // generation: sampling (`gemkit generate`).
       {"generation.prompt", T::String, std::nullopt, -kInf, kInf, "", "text to continue"},
       {"generation.max_new_tokens", T::Int, "64", 1, 1000000, "", "tokens to generate"},

@@ -1,0 +1,13 @@
+// The subcommand groups of the `gemkit` executable; main.cpp wires them into one CLI::App.
+// Each add_* registers its subcommands with callbacks that throw gemkit::Error on failure.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace gemkit::cli {
+
+void add_recipes_commands(CLI::App& app);    // cmd_recipes.cpp: recipes ls | show | validate
+void add_tokenizer_commands(CLI::App& app);  // cmd_tokenizer.cpp: tokenizer train | encode
+void add_model_commands(CLI::App& app);      // cmd_model.cpp: model info | init
+void add_generate_command(CLI::App& app);    // cmd_generate.cpp: generate
+
+}  // namespace gemkit::cli

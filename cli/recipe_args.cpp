@@ -1,0 +1,28 @@
+#include "cli/recipe_args.h"
+
+namespace gemkit::cli {
+
+RecipeArgs::RecipeArgs(CLI::App* cmd) : cmd_(cmd) {
+  cmd->add_option("--recipe,-r", recipe_path_, "recipe TOML file (see `gemkit recipes ls`)");
+  cmd->add_option("overrides", overrides_,
+                  "recipe overrides: key.path=value, or ~key.path to remove a key");
+}
+
+void RecipeArgs::flag(const std::string& name, const std::string& key, const std::string& help) {
+  const RecipeKey* k = recipe_find_key(key);
+  flags_.push_back({name.substr(0, name.find(',')), key, "", nullptr});  // "--model" in errors
+  Flag& f = flags_.back();
+  f.option = cmd_->add_option(name, f.value, help + " (recipe key " + key + ")");
+  if (k && k->value) f.option->default_str(*k->value);
+}
+
+Recipe RecipeArgs::resolve() const {
+  Recipe recipe = recipe_path_.empty() ? Recipe() : Recipe::load(recipe_path_);
+  for (const std::string& o : overrides_) recipe.apply_override(o);
+  for (const Flag& f : flags_)
+    if (f.option->count() > 0) recipe.set(f.key, f.value, f.name);
+  recipe.resolve();
+  return recipe;
+}
+
+}  // namespace gemkit::cli
