@@ -101,7 +101,7 @@ std::map<std::string, std::string> tensor_bytes(const std::string& folder) {
   return out;
 }
 
-void expect_same_state(torch::nn::Module& a, torch::nn::Module& b) {
+void expect_same_state(const torch::nn::Module& a, const torch::nn::Module& b) {
   const auto sa = module_state(a), sb = module_state(b);
   ASSERT_EQ(sa.size(), sb.size());
   for (const auto& [name, t] : sa) EXPECT_TRUE(torch::equal(t, sb.at(name))) << name;
@@ -298,4 +298,125 @@ TEST(Checkpoint, SaveRefusesNonEmptyFolderAndCopiesTokenizer) {
   options.tokenizer_source = no_tokenizer;
   expect_error([&] { save_pretrained(*tiny, config, dtypes, folder, options); },
                {no_tokenizer, "tokenizer.json, tokenizer.model or vocab.txt"});
+}
+
+// ---------------------------------------------------------------------------------------
+// The real gemkit::Transformer: save_pretrained -> load_pretrained -> save_pretrained.
+
+namespace {
+
+ModelConfig tiny_config(const std::string& architecture, const std::string& extra = "") {
+  const bool bert = architecture.rfind("Bert", 0) == 0;
+  return ModelConfig::from_json_text(
+      "{\"architectures\":[\"" + architecture + "\"],\"vocab_size\":32,\"hidden_size\":16," +
+          "\"intermediate_size\":32,\"num_hidden_layers\":2,\"num_attention_heads\":4," +
+          (bert ? "" : "\"num_key_value_heads\":2,") + "\"max_position_embeddings\":16" + extra + "}",
+      architecture + " config");
+}
+
+}  // namespace
+
+TEST(CheckpointTransformer, RoundTripsEveryArchitecture) {
+  const std::vector<ModelConfig> configs = {
+      tiny_config("LlamaForCausalLM"),
+      tiny_config("LlamaForCausalLM", ",\"tie_word_embeddings\":true"),
+      tiny_config("Qwen2ForCausalLM"),
+      tiny_config("BertModel"),
+      tiny_config("BertForMaskedLM"),
+      tiny_config("BertForSequenceClassification", ",\"num_labels\":3"),
+  };
+  const torch::Tensor input_ids = torch::tensor({{1, 5, 7, 2, 9}}, torch::kInt64);
+  for (const ModelConfig& config : configs) {
+    SCOPED_TRACE(config.architecture + (config.tie_word_embeddings ? " tied" : ""));
+    torch::manual_seed(11);
+    Transformer model(config);
+    // BF16-exact weights stored as BF16, except the norms kept in F32: a mixed checkpoint.
+    TensorDtypes dtypes;
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : model->named_parameters()) {
+        p.value().copy_(torch::randn_like(p.value()).mul(0.1).to(torch::kBFloat16).to(torch::kFloat32));
+        dtypes[p.key()] = p.key().find("norm") == std::string::npos ? DType::BF16 : DType::F32;
+      }
+    }
+    const std::string first = temp_folder("tf_first"), second = temp_folder("tf_second");
+    SaveOptions options;
+    options.overwrite = true;
+    options.max_shard_bytes = 4000;  // several shards
+    save_pretrained(model, dtypes, first, options);
+    EXPECT_TRUE(file_exists(first + "/model.safetensors.index.json"));
+
+    const SafetensorsSet saved = SafetensorsSet::open(first);
+    if (config.model_type == "qwen2") {
+      EXPECT_NE(saved.find("model.layers.1.self_attn.k_proj.bias"), nullptr);
+    }
+    if (config.model_type == "llama") {
+      EXPECT_NE(saved.find("model.layers.0.mlp.gate_proj.weight"), nullptr);
+      EXPECT_EQ(saved.find("lm_head.weight") != nullptr, !config.tie_word_embeddings);
+    }
+    if (config.architecture == "BertModel") {
+      EXPECT_NE(saved.find("encoder.layer.0.attention.self.query.weight"), nullptr);
+    }
+    if (config.architecture == "BertForMaskedLM") {
+      EXPECT_NE(saved.find("bert.encoder.layer.1.output.LayerNorm.weight"), nullptr);
+    }
+
+    Pretrained loaded = load_pretrained(first);
+    EXPECT_EQ(loaded.config.architecture, config.architecture);
+    EXPECT_EQ(loaded.config.head, config.head);
+    EXPECT_EQ(loaded.config.num_labels, config.num_labels);
+    EXPECT_EQ(loaded.config.torch_dtype, "bfloat16");
+    EXPECT_EQ(loaded.dtypes, dtypes);
+    expect_same_state(*loaded.model, *model);
+    model->eval();
+    loaded.model->eval();
+    torch::NoGradGuard no_grad;
+    const ModelOutput a = model->forward(input_ids), b = loaded.model->forward(input_ids);
+    EXPECT_TRUE(torch::equal(a.hidden, b.hidden));
+    if (a.logits.defined()) {
+      EXPECT_TRUE(torch::equal(a.logits, b.logits));
+    }
+
+    save_pretrained(loaded.model, loaded.dtypes, second, options);
+    EXPECT_EQ(tensor_bytes(second), tensor_bytes(first));
+    EXPECT_EQ(read_text_file(second + "/config.json"), read_text_file(first + "/config.json"));
+  }
+}
+
+TEST(CheckpointTransformer, IgnorableTensorsLoadAndOthersFail) {
+  const ModelConfig config = tiny_config("LlamaForCausalLM", ",\"tie_word_embeddings\":true");
+  Transformer model(config);
+  const std::string dir = temp_folder("tf_ignorable");
+  SaveOptions options;
+  options.overwrite = true;
+  save_pretrained(model, {}, dir, options);
+
+  // Add the tied output matrix and an old RoPE table, as some HF checkpoints carry them.
+  const SafetensorsFile original(dir + "/model.safetensors");
+  SafetensorsWriter w;
+  for (const TensorView& v : original.tensors()) w.add(v.name, v.dtype, v.shape, v.data, v.nbytes);
+  const TensorView& embed = original.at("model.embed_tokens.weight");
+  w.add("lm_head.weight", embed.dtype, embed.shape, embed.data, embed.nbytes);
+  const std::vector<float> inv_freq(2, 1.f);
+  w.add("model.layers.0.self_attn.rotary_emb.inv_freq", DType::F32, {2}, inv_freq.data(), 8);
+  w.write(dir + "/patched.safetensors");
+  fs::rename(dir + "/patched.safetensors", dir + "/model.safetensors");
+  EXPECT_NO_THROW(load_pretrained(dir));
+
+  SafetensorsWriter bad;
+  const SafetensorsFile patched(dir + "/model.safetensors");
+  for (const TensorView& v : patched.tensors()) bad.add(v.name, v.dtype, v.shape, v.data, v.nbytes);
+  bad.add("model.layers.9.mlp.up_proj.weight", DType::F32, {2}, inv_freq.data(), 8);
+  bad.write(dir + "/bad.safetensors");
+  fs::rename(dir + "/bad.safetensors", dir + "/model.safetensors");
+  try {
+    load_pretrained(dir);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find(dir + "/model.safetensors: tensor model.layers.9.mlp.up_proj.weight: unexpected"),
+              std::string::npos)
+        << message;
+  }
+  expect_error([&] { load_pretrained(dir + "/missing"); }, {dir + "/missing", "checkpoint folder"});
 }
