@@ -1,0 +1,185 @@
+#include "data/tokenizer_train.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/file_io.h"
+
+extern char** environ;
+
+namespace gemkit {
+
+namespace {
+
+const char* kWhere = "train_sentencepiece";
+
+bool executable(const std::string& p) { return !p.empty() && ::access(p.c_str(), X_OK) == 0 && file_exists(p); }
+
+std::string self_dir() {
+  char buf[PATH_MAX];
+  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  std::string p(buf, static_cast<size_t>(n));
+  const size_t slash = p.find_last_of('/');
+  return slash == std::string::npos ? std::string() : p.substr(0, slash);
+}
+
+std::string join(const std::vector<std::string>& v, const char* what) {
+  std::string out;
+  for (const auto& s : v) {
+    // spm_train separates list items with commas; such an item cannot be passed through.
+    if (s.find(',') != std::string::npos)
+      fail(kWhere, std::string(what) + ": \"" + s + "\" contains a comma, which spm_train cannot accept");
+    if (!out.empty()) out += ',';
+    out += s;
+  }
+  return out;
+}
+
+std::string fmt_double(double d) {
+  std::ostringstream ss;
+  ss.precision(17);
+  ss << d;
+  return ss.str();
+}
+
+}  // namespace
+
+std::string find_spm_train_executable(const std::string& override_path) {
+  std::vector<std::string> tried;
+  auto check = [&](const std::string& p) {
+    if (p.empty()) return false;
+    tried.push_back(p);
+    return executable(p);
+  };
+  if (!override_path.empty()) {
+    if (check(override_path)) return override_path;
+    fail(override_path, "trainer_path: not an executable file");
+  }
+  if (const char* env = std::getenv("GEMKIT_SPM_TRAIN"); env && *env) {
+    if (check(env)) return env;
+    fail(env, "GEMKIT_SPM_TRAIN: not an executable file");
+  }
+  const std::string dir = self_dir();
+  if (!dir.empty()) {
+    if (check(dir + "/gemkit-spm-train")) return dir + "/gemkit-spm-train";
+    // Build tree: executables live in sibling folders (cli/, tests/, bench/) of data/.
+    if (check(dir + "/../data/gemkit-spm-train")) return dir + "/../data/gemkit-spm-train";
+  }
+#ifdef GEMKIT_SPM_TRAIN_BUILD_PATH
+  if (check(GEMKIT_SPM_TRAIN_BUILD_PATH)) return GEMKIT_SPM_TRAIN_BUILD_PATH;
+#endif
+  if (const char* path = std::getenv("PATH")) {
+    std::string p(path);
+    size_t start = 0;
+    while (start <= p.size()) {
+      size_t end = p.find(':', start);
+      if (end == std::string::npos) end = p.size();
+      const std::string d = p.substr(start, end - start);
+      if (!d.empty() && check(d + "/gemkit-spm-train")) return d + "/gemkit-spm-train";
+      start = end + 1;
+    }
+  }
+  std::string list;
+  for (const auto& t : tried) list += "\n  " + t;
+  fail(kWhere, "gemkit-spm-train not found (set GEMKIT_SPM_TRAIN); tried:" + list);
+}
+
+SentencePieceTrainResult train_sentencepiece(const SentencePieceTrainOptions& o) {
+  if (o.input_files.empty()) fail(kWhere, "input_files: expected at least one file, got none");
+  for (const auto& f : o.input_files)
+    if (!file_exists(f)) fail(f, "input_files: file not found");
+  if (o.model_prefix.empty()) fail(kWhere, "model_prefix: expected a path prefix, got \"\"");
+  if (o.model_type != "unigram" && o.model_type != "bpe")
+    fail(kWhere, "model_type: expected \"unigram\" or \"bpe\", got \"" + o.model_type + "\"");
+  if (o.vocab_size < 8) fail(kWhere, "vocab_size: expected >= 8, got " + std::to_string(o.vocab_size));
+  if (!(o.character_coverage > 0.0 && o.character_coverage <= 1.0))
+    fail(kWhere, "character_coverage: expected (0, 1], got " + fmt_double(o.character_coverage));
+  static const char* rules[] = {"identity", "nmt_nfkc", "nfkc", "nmt_nfkc_cf", "nfkc_cf"};
+  bool rule_ok = false;
+  for (const char* r : rules) rule_ok |= o.normalization_rule == r;
+  if (!rule_ok)
+    fail(kWhere, "normalization_rule: expected identity, nmt_nfkc, nfkc, nmt_nfkc_cf or nfkc_cf, got \"" +
+                     o.normalization_rule + "\"");
+
+  const std::string exe = find_spm_train_executable(o.trainer_path);
+  std::vector<std::string> args = {
+      exe,
+      "--input=" + join(o.input_files, "input_files"),
+      "--model_prefix=" + o.model_prefix,
+      "--vocab_size=" + std::to_string(o.vocab_size),
+      "--model_type=" + o.model_type,
+      "--character_coverage=" + fmt_double(o.character_coverage),
+      "--normalization_rule_name=" + o.normalization_rule,
+      std::string("--byte_fallback=") + (o.byte_fallback ? "true" : "false"),
+      std::string("--add_dummy_prefix=") + (o.add_dummy_prefix ? "true" : "false"),
+      std::string("--split_digits=") + (o.split_digits ? "true" : "false"),
+      "--unk_id=" + std::to_string(o.unk_id),
+      "--bos_id=" + std::to_string(o.bos_id),
+      "--eos_id=" + std::to_string(o.eos_id),
+      "--pad_id=" + std::to_string(o.pad_id),
+      "--random_seed=" + std::to_string(o.seed),
+      "--num_threads=" + std::to_string(o.num_threads),
+      "--max_sentence_length=" + std::to_string(o.max_sentence_length),
+  };
+  if (o.input_sentence_size > 0) {
+    args.push_back("--input_sentence_size=" + std::to_string(o.input_sentence_size));
+    args.push_back("--shuffle_input_sentence=true");
+  }
+  if (!o.user_defined_symbols.empty())
+    args.push_back("--user_defined_symbols=" + join(o.user_defined_symbols, "user_defined_symbols"));
+  if (!o.control_symbols.empty())
+    args.push_back("--control_symbols=" + join(o.control_symbols, "control_symbols"));
+  for (const auto& [k, v] : o.extra) args.push_back("--" + k + "=" + v);
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) fail(kWhere, std::string("pipe: ") + std::strerror(errno));
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = ::posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    fail(exe, std::string("cannot start the trainer: ") + std::strerror(rc));
+  }
+  SentencePieceTrainResult result;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fds[0], buf, sizeof buf);
+    if (n > 0) result.log.append(buf, static_cast<size_t>(n));
+    else if (n == 0 || errno != EINTR) break;
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    // The trainer's own message is on its last lines.
+    std::string tail = result.log.size() > 2000 ? result.log.substr(result.log.size() - 2000) : result.log;
+    const std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
+                                              : "was killed by signal " + std::to_string(WTERMSIG(status));
+    fail(exe, how + " while training " + o.model_prefix + ".model:\n" + tail);
+  }
+  result.model_path = o.model_prefix + ".model";
+  result.vocab_path = o.model_prefix + ".vocab";
+  if (!file_exists(result.model_path))
+    fail(result.model_path, "the trainer reported success but wrote no model file");
+  return result;
+}
+
+}  // namespace gemkit
