@@ -1,5 +1,6 @@
 #include "model/checkpoint.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -76,7 +77,7 @@ TensorDtypes load_weights(torch::nn::Module& module, const std::string& folder,
 
 void save_pretrained(const torch::nn::Module& module, const ModelConfig& config, const TensorDtypes& dtypes,
                      const std::string& folder, const SaveOptions& options) {
-  bool has_tokenizer_source = !options.tokenizer_source.empty();
+  const bool has_tokenizer_source = !options.tokenizer_source.empty();
   if (has_tokenizer_source) {
     if (!is_directory(options.tokenizer_source))
       fail(options.tokenizer_source, "expected a folder with tokenizer files, not found");

@@ -23,10 +23,24 @@ namespace fs = std::filesystem;
 namespace {
 
 // A fresh, empty folder per test.
+std::vector<std::string>& created_folders() {
+  static std::vector<std::string> folders;
+  return folders;
+}
+
+// Removes every folder the tests created once all tests have run.
+struct RemoveTempFolders : ::testing::Environment {
+  void TearDown() override {
+    for (const auto& dir : created_folders()) fs::remove_all(dir);
+  }
+};
+const auto* const kRemoveTempFolders = ::testing::AddGlobalTestEnvironment(new RemoveTempFolders);
+
 std::string temp_folder(const std::string& name) {
   const std::string dir = ::testing::TempDir() + "gemkit_st_" + std::to_string(::getpid()) + "_" + name;
   fs::remove_all(dir);
   fs::create_directories(dir);
+  created_folders().push_back(dir);
   return dir;
 }
 
