@@ -13,7 +13,10 @@ void RecipeArgs::flag(const std::string& name, const std::string& key, const std
   flags_.push_back({name.substr(0, name.find(',')), key, "", nullptr});  // "--model" in errors
   Flag& f = flags_.back();
   f.option = cmd_->add_option(name, f.value, help + " (recipe key " + key + ")");
-  if (k && k->value) f.option->default_str(*k->value);
+  if (!k) return;  // a programming error: resolve() reports it with a suggestion
+  if (k->value) f.option->default_str(*k->value);
+  static const char* const kTypeNames[] = {"TEXT", "INT", "FLOAT", "BOOL", "LIST"};  // RecipeType order
+  f.option->type_name(kTypeNames[int(k->type)]);
 }
 
 Recipe RecipeArgs::resolve() const {

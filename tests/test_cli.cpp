@@ -143,6 +143,22 @@ TEST(Cli, ModelInitWritesHuggingFaceLayout) {
   EXPECT_NE(resolved.find("hidden_size = 64"), std::string::npos) << resolved;
 }
 
+TEST(Cli, ModelInitEveryArchitecture) {
+  for (const std::string arch : {"Qwen2ForCausalLM", "BertForMaskedLM", "BertForSequenceClassification"}) {
+    const std::string out = work_dir() + "/" + arch + "." + std::to_string(getpid());
+    Result init = gemkit("model init --tokenizer '" + fixture() + "/tok' --out '" + out + "' --architecture " + arch +
+                         " --hidden-size 32 --layers 1 --heads 2 model.init.intermediate_size=64 model.init.num_labels=3");
+    ASSERT_EQ(init.code, 0) << describe(init);
+    Result info = gemkit("model info '" + out + "'");
+    ASSERT_EQ(info.code, 0) << describe(info);
+    EXPECT_NE(info.out.find("architecture:    " + arch), std::string::npos) << info.out;
+    if (arch == "BertForSequenceClassification") {
+      EXPECT_NE(info.out.find("sequence-classification (3 labels)"), std::string::npos) << info.out;
+    }
+    fs::remove_all(out);
+  }
+}
+
 TEST(Cli, ModelInfoReportsArchitectureAndSizes) {
   Result r = gemkit("model info '" + fixture() + "/model'");
   ASSERT_EQ(r.code, 0) << describe(r);
