@@ -204,13 +204,15 @@ void SentencePieceTokenizer::encode_unigram(std::string_view normalized, Result&
       const auto& p = model_.pieces[id];
       if (p.type == SentencePieceModel::UNUSED) return;
       Node& target = best[starts_at + len];
-      // User-defined symbols get a bonus so that they are always chosen.
-      const float score = p.type == SentencePieceModel::USER_DEFINED
-                              ? static_cast<float>(len) * max_score_ - 0.1f
-                              : p.score;
-      const float candidate = score + score_here;
-      if (target.starts_at == -1 || candidate > target.score) {
-        target.score = candidate;
+      // Exactly unigram_model.cc's arithmetic: the ternary's `- 0.1` makes the score a double,
+      // so candidates are summed and compared in double and stored back as float. Ties and
+      // near-ties resolve differently in pure float.
+      const double score = p.type == SentencePieceModel::USER_DEFINED
+                               ? static_cast<double>(static_cast<float>(len) * max_score_) - 0.1
+                               : static_cast<double>(p.score);
+      const double candidate = score + static_cast<double>(score_here);
+      if (target.starts_at == -1 || candidate > static_cast<double>(target.score)) {
+        target.score = static_cast<float>(candidate);
         target.starts_at = starts_at;
         target.id = id;
       }

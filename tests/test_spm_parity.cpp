@@ -34,6 +34,10 @@ const Config kConfigs[] = {
     {"unigram_nmt_nfkc", "unigram", "nmt_nfkc", false, "", 700},
     {"bpe_nfkc_cf_user", "bpe", "nfkc_cf", false, "<tool>,<sep>,@@", 700},
     {"unigram_nmt_nfkc_user_bytes", "unigram", "nmt_nfkc", true, "<tool>,<sep>", 800},
+    // A large vocabulary has many near-tied Viterbi paths: checks the exact float/double
+    // arithmetic of unigram_model.cc.
+    {"unigram_identity_large", "unigram", "identity", true, "", 4000},
+    {"bpe_identity_large", "bpe", "identity", true, "", 4000},
 };
 
 std::vector<std::string> edge_cases() {
@@ -92,6 +96,7 @@ TEST_P(SpmParity, EncodeAndDecodeMatchLibsentencepiece) {
       {"character_coverage", "0.995"},  // leaves rare characters to <unk> / byte fallback
       {"num_threads", "1"},
       {"minloglevel", "2"},
+      {"hard_vocab_limit", "false"},
   };
   if (*c.user_defined) kw["user_defined_symbols"] = c.user_defined;
   sentencepiece::SetRandomGeneratorSeed(7);
