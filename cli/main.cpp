@@ -14,12 +14,16 @@
 
 namespace {
 
-// One "gemkit: error:" prefix per line, so multi-problem messages (recipe validation) stay
-// readable and grep-able.
+// "gemkit: error: " before the first line; later lines (further recipe problems, a child
+// process's log) are indented under it.
 int report(const std::string& message) {
   std::istringstream lines(message);
   std::string line;
-  while (std::getline(lines, line)) std::fprintf(stderr, "gemkit: error: %s\n", line.c_str());
+  bool first = true;
+  while (std::getline(lines, line)) {
+    std::fprintf(stderr, "%s%s\n", first ? "gemkit: error: " : "  ", line.c_str());
+    first = false;
+  }
   return 1;
 }
 
