@@ -218,6 +218,11 @@ def cmd_build(args):
             failed.append(name)
             log("ERROR in domain %s: %s" % (name, e))
             log("  (package %s, step %s; other domains are unaffected; re-run to resume)" % (e.package, e.step))
+        except (KeyError, ValueError, IndexError, TypeError, OSError) as e:  # a source whose layout changed
+            failed.append(name)
+            log("ERROR in domain %s: extract failed: %s: %s (source layout changed? see the sources in "
+                "data/suite/domains.py, function %s)" % (name, type(e).__name__, e, name))
+        shutil.rmtree(os.path.join(out, name + ".partial"), ignore_errors=True)
     cross_dedup(out, log)
     if all(complete(out, d) for d in DOMAINS):
         build_cross(out, args.mini, log)
