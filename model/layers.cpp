@@ -1,5 +1,7 @@
 #include "model/layers.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace gemkit {
@@ -25,15 +27,36 @@ torch::nn::Embedding make_embedding(int64_t num, int64_t dim) {
   return e;
 }
 
-std::pair<torch::Tensor, torch::Tensor> Rope::tables(const torch::Tensor& positions,
-                                                     torch::ScalarType dtype) const {
-  auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(positions.device());
+torch::Tensor Rope::inv_freq(const torch::Device& device) const {
+  auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
   // inv_freq_i = theta^(-2i/d), exactly as HF computes it (int64 arange, then float).
   auto exponent = torch::arange(0, head_dim, 2, f32.dtype(torch::kInt64)).to(torch::kFloat32) /
                   static_cast<double>(head_dim);
-  auto inv_freq = 1.0 / torch::pow(theta, exponent);                      // [d/2]
-  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq;    // [B, T, d/2]
-  auto emb = torch::cat({freqs, freqs}, -1);                              // [B, T, d]
+  auto inv_freq = 1.0 / torch::pow(theta, exponent);  // [d/2]
+  if (scaling.type == "default") return inv_freq;
+  if (scaling.type == "linear") return inv_freq / scaling.factor;
+  if (scaling.type != "llama3")
+    fail("Rope::inv_freq", "unsupported rope scaling type \"" + scaling.type + "\"");
+  // Llama 3.x (transformers' _compute_llama3_parameters, same fp32 operations in the same
+  // order so that the frequencies match bit for bit): long wavelengths (low frequencies) are
+  // interpolated by `factor`, short ones kept, and the band in between blended linearly in
+  // old_context / wavelength.
+  const double old_context = static_cast<double>(scaling.original_max_position_embeddings);
+  const double low_freq_wavelen = old_context / scaling.low_freq_factor;
+  const double high_freq_wavelen = old_context / scaling.high_freq_factor;
+  auto wavelen = 2 * M_PI / inv_freq;
+  auto scaled = torch::where(wavelen > low_freq_wavelen, inv_freq / scaling.factor, inv_freq);
+  auto smooth = (old_context / wavelen - scaling.low_freq_factor) /
+                (scaling.high_freq_factor - scaling.low_freq_factor);
+  auto smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled;
+  auto medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+  return torch::where(medium, smoothed, scaled);
+}
+
+std::pair<torch::Tensor, torch::Tensor> Rope::tables(const torch::Tensor& positions,
+                                                     torch::ScalarType dtype) const {
+  auto freqs = positions.to(torch::kFloat32).unsqueeze(-1) * inv_freq(positions.device());  // [B, T, d/2]
+  auto emb = torch::cat({freqs, freqs}, -1);                                                // [B, T, d]
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
 

@@ -5,6 +5,8 @@
 
 #include <string>
 
+#include "model/model_config.h"
+
 namespace gemkit {
 
 // An empty module that only gives a name to a level of the module tree, so that parameters get
@@ -37,6 +39,9 @@ torch::nn::Embedding make_embedding(int64_t num, int64_t dim);
 struct Rope {
   double theta = 10000.0;
   int64_t head_dim = 0;
+  RopeScaling scaling;  // "default", "linear" or "llama3" (validated with the ModelConfig)
+  // The per-pair inverse frequencies [head_dim / 2], fp32, with the scaling applied.
+  torch::Tensor inv_freq(const torch::Device& device) const;
   // cos and sin [B, T, head_dim] for integer positions [B, T], computed in fp32, cast to dtype.
   std::pair<torch::Tensor, torch::Tensor> tables(const torch::Tensor& positions,
                                                  torch::ScalarType dtype) const;

@@ -31,7 +31,9 @@ constexpr Architecture kArchitectures[] = {
 // Reads typed keys of one config.json; every error names the file and the key.
 class Reader {
  public:
-  Reader(const json& j, const std::string& where) : j_(j), where_(where) {}
+  // `prefix` names a nested object in messages ("rope_scaling." -> key "rope_scaling.factor").
+  Reader(const json& j, const std::string& where, std::string prefix = "")
+      : j_(j), where_(where), prefix_(std::move(prefix)) {}
 
   bool has(const char* key) const { return j_.contains(key) && !j_[key].is_null(); }
 
@@ -68,11 +70,16 @@ class Reader {
     return as_integer(v, key);
   }
 
+  double number(const char* key) const {
+    require(key);
+    return number(key, 0.0);
+  }
+
   void require(const char* key) const {
-    if (!has(key)) fail(where_, std::string("expected key \"") + key + "\", not found");
+    if (!has(key)) fail(where_, "expected key \"" + prefix_ + key + "\", not found");
   }
   [[noreturn]] void invalid(const char* key, const std::string& what) const {
-    fail(where_, std::string("key \"") + key + "\": " + what);
+    fail(where_, "key \"" + prefix_ + key + "\": " + what);
   }
 
  private:
@@ -86,10 +93,82 @@ class Reader {
 
   const json& j_;
   const std::string& where_;
+  const std::string prefix_;
 };
 
 void require_positive(const Reader& r, const char* key, double value) {
   if (!(value > 0)) r.invalid(key, "expected a positive value, got " + std::to_string(value));
+}
+
+// The RoPE types gemkit computes (see RopeScaling). The others (dynamic, yarn, longrope, ...)
+// also rescale attention or depend on the sequence length; running them as plain RoPE would
+// silently give wrong outputs, so they are refused.
+constexpr const char* kRopeTypes[] = {"default", "linear", "llama3"};
+
+// One RoPE parameter object: "rope_scaling" (transformers 4.x) or "rope_parameters"
+// (transformers 5, which also moves rope_theta into it). `key` is the config key it came from.
+RopeScaling parse_rope_scaling(const json& object, const char* key, const std::string& where) {
+  if (!object.is_object())
+    fail(where, std::string("key \"") + key + "\": expected an object or null, got " + object.dump());
+  const Reader r(object, where, std::string(key) + ".");
+  RopeScaling s;
+  // "type" is what configs written before transformers 4.43 call "rope_type".
+  const char* type_key = r.has("rope_type") || !r.has("type") ? "rope_type" : "type";
+  r.require(type_key);
+  s.type = r.string(type_key, "");
+  bool known = false;
+  std::string supported;
+  for (const char* t : kRopeTypes) {
+    known = known || s.type == t;
+    supported += std::string(supported.empty() ? "\"" : ", \"") + t + "\"";
+  }
+  if (!known)
+    r.invalid(type_key, "expected one of " + supported + " (other RoPE types are not supported), got \"" +
+                            s.type + "\"");
+  if (s.type == "linear" || s.type == "llama3") {
+    s.factor = r.number("factor");
+    require_positive(r, "factor", s.factor);
+  }
+  if (s.type == "llama3") {
+    s.low_freq_factor = r.number("low_freq_factor");
+    s.high_freq_factor = r.number("high_freq_factor");
+    s.original_max_position_embeddings = r.integer("original_max_position_embeddings");
+    require_positive(r, "low_freq_factor", s.low_freq_factor);
+    require_positive(r, "original_max_position_embeddings",
+                     static_cast<double>(s.original_max_position_embeddings));
+    // The interpolation divides by high - low; equal factors would make it 0/0.
+    if (!(s.high_freq_factor > s.low_freq_factor))
+      r.invalid("high_freq_factor", "expected more than low_freq_factor " + std::to_string(s.low_freq_factor) +
+                                        ", got " + std::to_string(s.high_freq_factor));
+  }
+  return s;
+}
+
+// The RoPE object to write under `key` ("rope_scaling" or "rope_parameters"): gemkit's values
+// over the source object when it is of the same type (its other keys survive), else a new one.
+json rope_scaling_json(const ModelConfig& c, const json& source, const std::string& key) {
+  const RopeScaling& s = c.rope_scaling;
+  const bool with_theta = key == "rope_parameters";
+  json out;
+  if (source.is_object()) {
+    const json& type = source.contains("rope_type") ? source["rope_type"] : source.value("type", json());
+    if (type.is_string() && type.get<std::string>() == s.type) out = source;
+  }
+  if (out.is_null()) {
+    // Plain RoPE: Llama configs write "rope_scaling": null.
+    if (s.type == "default" && !with_theta) return nullptr;
+    out = json::object();
+  }
+  out["rope_type"] = s.type;
+  if (out.contains("type")) out["type"] = s.type;  // a reader of either key sees the same type
+  if (s.type == "linear" || s.type == "llama3") out["factor"] = s.factor;
+  if (s.type == "llama3") {
+    out["low_freq_factor"] = s.low_freq_factor;
+    out["high_freq_factor"] = s.high_freq_factor;
+    out["original_max_position_embeddings"] = s.original_max_position_embeddings;
+  }
+  if (with_theta) out["rope_theta"] = c.rope_theta;
+  return out;
 }
 
 }  // namespace
@@ -160,30 +239,49 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
                             {"num_key_value_heads", c.num_key_value_heads},
                             {"max_position_embeddings", c.max_position_embeddings}})
     require_positive(r, key, static_cast<double>(value));
-  if (c.hidden_size % c.num_attention_heads != 0)
+  // Llama and Qwen2 take head_dim as given (hidden_size need not be heads * head_dim: q_proj
+  // maps hidden_size to heads * head_dim); BERT has no such key, so there it must agree.
+  const bool own_head_dim = c.family == Family::Decoder && r.has("head_dim");
+  if (own_head_dim) {
+    c.explicit_head_dim = r.integer("head_dim");
+    require_positive(r, "head_dim", static_cast<double>(c.explicit_head_dim));
+    // Rotary embeddings rotate dimension pairs (i, i + head_dim / 2).
+    if (c.explicit_head_dim % 2 != 0)
+      r.invalid("head_dim", "expected an even number (rotary embeddings), got " + std::to_string(c.explicit_head_dim));
+  } else if (c.hidden_size % c.num_attention_heads != 0) {
     r.invalid("num_attention_heads", "expected a divisor of hidden_size " + std::to_string(c.hidden_size) +
                                          ", got " + std::to_string(c.num_attention_heads));
+  }
+  if (!own_head_dim && r.has("head_dim") && r.integer("head_dim") != c.head_dim())
+    r.invalid("head_dim", "expected hidden_size / num_attention_heads = " + std::to_string(c.head_dim()) +
+                              ", got " + std::to_string(r.integer("head_dim")));
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     r.invalid("num_key_value_heads", "expected a divisor of num_attention_heads " +
                                          std::to_string(c.num_attention_heads) + ", got " +
                                          std::to_string(c.num_key_value_heads));
-  if (r.has("head_dim") && r.integer("head_dim") != c.head_dim())
-    r.invalid("head_dim", "expected hidden_size / num_attention_heads = " + std::to_string(c.head_dim()) +
-                              ", got " + std::to_string(r.integer("head_dim")));
 
   if (c.family == Family::Decoder) {
     c.rms_norm_eps = r.number("rms_norm_eps", 1e-6);
     c.rope_theta = r.number("rope_theta", 10000.0);
     require_positive(r, "rms_norm_eps", c.rms_norm_eps);
     require_positive(r, "rope_theta", c.rope_theta);
+    // transformers 5 writes "rope_parameters" (with rope_theta inside) instead of
+    // "rope_scaling"; a config with both is read from rope_parameters, the newer layout.
+    if (r.has("rope_parameters")) {
+      c.rope_scaling = parse_rope_scaling(j["rope_parameters"], "rope_parameters", where);
+      const Reader p(j["rope_parameters"], where, "rope_parameters.");
+      c.rope_theta = p.number("rope_theta", c.rope_theta);
+      require_positive(p, "rope_theta", c.rope_theta);
+    } else if (r.has("rope_scaling")) {
+      c.rope_scaling = parse_rope_scaling(j["rope_scaling"], "rope_scaling", where);
+    }
     // Qwen2's attention always has q/k/v biases and its config carries no attention_bias key.
     c.attention_bias = c.model_type == "qwen2" ? true : r.boolean("attention_bias", false);
     c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
     c.hidden_act = r.string("hidden_act", "silu");
     if (c.hidden_act != "silu") r.invalid("hidden_act", "expected \"silu\", got \"" + c.hidden_act + "\"");
-    // Scaled RoPE (Llama 3.x) and sliding-window attention change the computation at every
-    // length; loading such a checkpoint as plain RoPE would silently give wrong outputs.
-    if (r.has("rope_scaling")) r.invalid("rope_scaling", "scaled RoPE is not supported, got " + j["rope_scaling"].dump());
+    // Sliding-window attention changes the computation; running such a checkpoint with full
+    // attention would silently give wrong outputs.
     if (r.boolean("use_sliding_window", false))
       r.invalid("use_sliding_window", "sliding-window attention is not supported, got true");
     if (r.boolean("mlp_bias", false)) r.invalid("mlp_bias", "MLP biases are not supported, got true");
@@ -248,6 +346,14 @@ std::string ModelConfig::to_json_text() const {
     j["num_key_value_heads"] = num_key_value_heads;
     j["rms_norm_eps"] = rms_norm_eps;
     j["rope_theta"] = rope_theta;
+    // Written where the source had it (transformers 5: rope_parameters), else rope_scaling.
+    const std::string rope_key =
+        j.contains("rope_parameters") && !j["rope_parameters"].is_null() ? "rope_parameters" : "rope_scaling";
+    j[rope_key] = rope_scaling_json(*this, j.value(rope_key, json()), rope_key);
+    if (explicit_head_dim > 0)
+      j["head_dim"] = explicit_head_dim;
+    else
+      j.erase("head_dim");
     if (model_type != "qwen2") j["attention_bias"] = attention_bias;
   } else {
     j["layer_norm_eps"] = layer_norm_eps;

@@ -9,6 +9,23 @@ namespace gemkit {
 enum class Family { Decoder, Encoder };  // Llama/Qwen2 layout; BERT layout
 enum class Head { None, CausalLM, MaskedLM, SequenceClassification };
 
+// config.json "rope_scaling": how the RoPE inverse frequencies are rescaled for long context.
+// Only the types that change nothing but inv_freq are supported (transformers'
+// _compute_*_parameters with attention_factor 1):
+//   "default": theta^(-2i/d) unchanged (also a null or absent rope_scaling);
+//   "linear":  inv_freq / factor (position interpolation);
+//   "llama3":  Llama 3.x: frequencies whose wavelength exceeds original_max_position_embeddings /
+//              low_freq_factor are divided by factor, those below
+//              original_max_position_embeddings / high_freq_factor are kept, and those in between
+//              are interpolated smoothly.
+struct RopeScaling {
+  std::string type = "default";
+  double factor = 1.0;
+  double low_freq_factor = 1.0;   // llama3 only
+  double high_freq_factor = 4.0;  // llama3 only
+  int64_t original_max_position_embeddings = 0;  // llama3 only
+};
+
 struct ModelConfig {
   Family family = Family::Decoder;
   Head head = Head::CausalLM;
@@ -26,6 +43,11 @@ struct ModelConfig {
   // Decoder family.
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  // config.json "head_dim" (decoder only): some checkpoints size q/k/v per head independently of
+  // hidden_size (q_proj is hidden_size -> num_attention_heads * head_dim). 0: not given, i.e.
+  // hidden_size / num_attention_heads.
+  int64_t explicit_head_dim = 0;
   bool attention_bias = false;  // q/k/v bias (Qwen2: true)
   bool tie_word_embeddings = false;
 
@@ -46,7 +68,9 @@ struct ModelConfig {
   // The config.json text this was read from, so that saving keeps keys gemkit does not use.
   std::string source_json;
 
-  int64_t head_dim() const { return hidden_size / num_attention_heads; }
+  int64_t head_dim() const {
+    return explicit_head_dim > 0 ? explicit_head_dim : hidden_size / num_attention_heads;
+  }
 
   // Parses config.json text. `where` (the file path) prefixes every error message.
   static ModelConfig from_json_text(const std::string& text, const std::string& where);

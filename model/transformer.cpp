@@ -17,13 +17,34 @@ static void require_positive(double value, const char* field) {
     fail(std::string("ModelConfig.") + field, "must be positive, got " + std::to_string(value));
 }
 
+static void validate_rope_scaling(const RopeScaling& s) {
+  if (s.type == "default") return;
+  if (s.type != "linear" && s.type != "llama3")
+    fail("ModelConfig.rope_scaling.type",
+         "expected \"default\", \"linear\" or \"llama3\", got \"" + s.type + "\"");
+  require_positive(s.factor, "rope_scaling.factor");
+  if (s.type == "llama3") {
+    require_positive(s.low_freq_factor, "rope_scaling.low_freq_factor");
+    require_positive(s.original_max_position_embeddings, "rope_scaling.original_max_position_embeddings");
+    if (!(s.high_freq_factor > s.low_freq_factor))
+      fail("ModelConfig.rope_scaling.high_freq_factor",
+           "must exceed low_freq_factor " + std::to_string(s.low_freq_factor) + ", got " +
+               std::to_string(s.high_freq_factor));
+  }
+}
+
 void validate_config(const ModelConfig& c) {
   require_positive(c.vocab_size, "vocab_size");
   require_positive(c.hidden_size, "hidden_size");
   require_positive(c.intermediate_size, "intermediate_size");
   require_positive(c.num_hidden_layers, "num_hidden_layers");
   require_positive(c.num_attention_heads, "num_attention_heads");
-  if (c.hidden_size % c.num_attention_heads != 0)
+  // An explicit head_dim (decoder) sizes the heads on its own; otherwise they split hidden_size.
+  if (c.explicit_head_dim < 0) require_positive(c.explicit_head_dim, "explicit_head_dim");
+  if (c.explicit_head_dim > 0 && c.family == Family::Encoder)
+    fail("ModelConfig.explicit_head_dim", "the encoder family splits hidden_size into its heads, got " +
+                                              std::to_string(c.explicit_head_dim));
+  if (c.explicit_head_dim == 0 && c.hidden_size % c.num_attention_heads != 0)
     fail("ModelConfig.num_attention_heads",
          "hidden_size " + std::to_string(c.hidden_size) + " is not divisible by " +
              std::to_string(c.num_attention_heads) + " heads");
@@ -42,6 +63,7 @@ void validate_config(const ModelConfig& c) {
            "head_dim " + std::to_string(c.head_dim()) + " must be even for rotary embeddings");
     require_positive(c.rms_norm_eps, "rms_norm_eps");
     require_positive(c.rope_theta, "rope_theta");
+    validate_rope_scaling(c.rope_scaling);
     if (c.head == Head::MaskedLM)
       fail("ModelConfig.head", "the decoder family has no masked-LM head");
   } else {
@@ -76,6 +98,7 @@ TransformerImpl::TransformerImpl(const ModelConfig& config) : config_(config) {
       score_ = register_module("score", Linear(H, c.num_labels, false));
     rope_.theta = c.rope_theta;
     rope_.head_dim = c.head_dim();
+    rope_.scaling = c.rope_scaling;
   } else {
     // BertFor* checkpoints put the body under "bert."; a bare BertModel does not.
     torch::nn::Module* body = this;

@@ -39,6 +39,22 @@ json qwen2_config() {
     "eos_token_id": 151643, "torch_dtype": "bfloat16"})");
 }
 
+// Llama-3.2-1B's config.json: llama3 RoPE scaling, tied embeddings, an explicit head_dim
+// (equal to hidden_size / heads) and a list of eos ids in the Instruct variant.
+json llama32_config() {
+  return json::parse(R"({
+    "architectures": ["LlamaForCausalLM"], "attention_bias": false, "attention_dropout": 0.0,
+    "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009], "head_dim": 64,
+    "hidden_act": "silu", "hidden_size": 2048, "initializer_range": 0.02,
+    "intermediate_size": 8192, "max_position_embeddings": 131072, "mlp_bias": false,
+    "model_type": "llama", "num_attention_heads": 32, "num_hidden_layers": 16,
+    "num_key_value_heads": 8, "pretraining_tp": 1, "rms_norm_eps": 1e-05,
+    "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "rope_theta": 500000.0, "tie_word_embeddings": true, "torch_dtype": "bfloat16",
+    "transformers_version": "4.45.0.dev0", "use_cache": true, "vocab_size": 128256})");
+}
+
 json bert_config(const std::string& architecture) {
   json j = json::parse(R"({
     "model_type": "bert", "vocab_size": 30522, "hidden_size": 768, "intermediate_size": 3072,
@@ -155,9 +171,6 @@ TEST(ModelConfig, ErrorsNameFileAndKey) {
   j["model_type"] = "qwen2";
   expect_error(j, {"\"model_type\"", "expected \"llama\""});
 
-  j = llama_config();
-  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 32.0}};
-  expect_error(j, {"\"rope_scaling\"", "not supported"});
 
   j = llama_config();
   j["tie_word_embeddings"] = 1;
@@ -207,4 +220,178 @@ TEST(ModelConfig, ToJsonWritesOverTheSource) {
   const json bout = json::parse(b.to_json_text());
   EXPECT_EQ(bout["id2label"].size(), 3u);
   EXPECT_EQ(parse(bout).num_labels, 3);
+}
+
+TEST(ModelConfig, Llama32RopeScalingTied) {
+  const ModelConfig c = parse(llama32_config());
+  EXPECT_EQ(c.family, Family::Decoder);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_EQ(c.num_key_value_heads, 8);
+  EXPECT_EQ(c.head_dim(), 64);
+  EXPECT_EQ(c.explicit_head_dim, 64);
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  EXPECT_EQ(c.rope_scaling.type, "llama3");
+  EXPECT_DOUBLE_EQ(c.rope_scaling.factor, 32.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.low_freq_factor, 1.0);
+  EXPECT_DOUBLE_EQ(c.rope_scaling.high_freq_factor, 4.0);
+  EXPECT_EQ(c.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_EQ(c.bos_token_id, 128000);
+  EXPECT_EQ(c.eos_token_id, 128001);
+
+  // Plain RoPE: null, absent, or an explicit "default".
+  EXPECT_EQ(parse(llama_config()).rope_scaling.type, "default");
+  json j = llama_config();
+  j.erase("rope_scaling");
+  EXPECT_EQ(parse(j).rope_scaling.type, "default");
+  j["rope_scaling"] = {{"rope_type", "default"}};
+  EXPECT_EQ(parse(j).rope_scaling.type, "default");
+  EXPECT_DOUBLE_EQ(parse(j).rope_scaling.factor, 1.0);
+
+  // Linear, under the pre-4.43 key "type".
+  j["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  const ModelConfig linear = parse(j);
+  EXPECT_EQ(linear.rope_scaling.type, "linear");
+  EXPECT_DOUBLE_EQ(linear.rope_scaling.factor, 2.0);
+
+  // transformers 5 writes rope_parameters, with rope_theta inside.
+  j = llama32_config();
+  json params = j["rope_scaling"];
+  params["rope_theta"] = 250000.0;
+  j.erase("rope_scaling");
+  j.erase("rope_theta");
+  j["rope_parameters"] = params;
+  const ModelConfig v5 = parse(j);
+  EXPECT_EQ(v5.rope_scaling.type, "llama3");
+  EXPECT_EQ(v5.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_DOUBLE_EQ(v5.rope_theta, 250000.0);
+}
+
+TEST(ModelConfig, RopeScalingErrors) {
+  for (const char* type : {"yarn", "dynamic", "longrope", "mrope"}) {
+    json j = llama32_config();
+    j["rope_scaling"] = {{"rope_type", type}, {"factor", 4.0}, {"original_max_position_embeddings", 8192}};
+    expect_error(j, {"\"rope_scaling.rope_type\"", "\"default\", \"linear\", \"llama3\"", type});
+  }
+  json j = llama32_config();
+  j["rope_scaling"] = {{"type", "yarn"}, {"factor", 4.0}};
+  expect_error(j, {"\"rope_scaling.type\"", "\"llama3\"", "got \"yarn\""});
+
+  j = llama32_config();
+  j["rope_scaling"].erase("rope_type");
+  expect_error(j, {"\"rope_scaling.rope_type\"", "not found"});
+
+  j = llama32_config();
+  j["rope_scaling"].erase("original_max_position_embeddings");
+  expect_error(j, {"\"rope_scaling.original_max_position_embeddings\"", "not found"});
+
+  j = llama32_config();
+  j["rope_scaling"]["factor"] = "32";
+  expect_error(j, {"\"rope_scaling.factor\"", "expected a number"});
+
+  j = llama32_config();
+  j["rope_scaling"]["factor"] = 0.0;
+  expect_error(j, {"\"rope_scaling.factor\"", "positive"});
+
+  j = llama32_config();
+  j["rope_scaling"]["high_freq_factor"] = 1.0;
+  expect_error(j, {"\"rope_scaling.high_freq_factor\"", "more than low_freq_factor"});
+
+  j = llama32_config();
+  j["rope_scaling"] = {{"type", "linear"}};
+  expect_error(j, {"\"rope_scaling.factor\"", "not found"});
+
+  j = llama32_config();
+  j["rope_scaling"] = 32.0;
+  expect_error(j, {"\"rope_scaling\"", "expected an object or null"});
+
+  j = llama32_config();
+  j["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", 4.0}, {"rope_theta", 1e4}};
+  expect_error(j, {"\"rope_parameters.rope_type\"", "got \"yarn\""});
+}
+
+TEST(ModelConfig, ExplicitHeadDim) {
+  // Decoder: head_dim sizes q/k/v on its own (here 4 x 128 against hidden_size 256).
+  json j = llama_config();
+  j["hidden_size"] = 256;
+  j["num_attention_heads"] = 4;
+  j["num_key_value_heads"] = 2;
+  j["head_dim"] = 128;
+  const ModelConfig c = parse(j);
+  EXPECT_EQ(c.head_dim(), 128);
+  EXPECT_EQ(c.explicit_head_dim, 128);
+  EXPECT_EQ(json::parse(c.to_json_text())["head_dim"], 128);
+  EXPECT_EQ(parse(json::parse(c.to_json_text())).head_dim(), 128);
+
+  // hidden_size need not split into the heads when head_dim is given.
+  j["num_attention_heads"] = 3;
+  j["num_key_value_heads"] = 1;
+  EXPECT_EQ(parse(j).head_dim(), 128);
+
+  j["head_dim"] = 63;
+  expect_error(j, {"\"head_dim\"", "even", "63"});
+  j["head_dim"] = 0;
+  expect_error(j, {"\"head_dim\"", "positive"});
+
+  // Without head_dim the heads split hidden_size.
+  EXPECT_EQ(parse(llama_config()).explicit_head_dim, 0);
+  EXPECT_EQ(parse(qwen2_config()).head_dim(), 64);
+
+  // BERT has no head_dim of its own.
+  j = bert_config("BertModel");
+  j["head_dim"] = 32;
+  expect_error(j, {"\"head_dim\"", "hidden_size / num_attention_heads = 64", "got 32"});
+  j["head_dim"] = 64;
+  EXPECT_EQ(parse(j).head_dim(), 64);
+}
+
+TEST(ModelConfig, RopeScalingRoundTrips) {
+  ModelConfig c = parse(llama32_config());
+  c.rope_scaling.factor = 8.0;
+  const json out = json::parse(c.to_json_text());
+  EXPECT_EQ(out["rope_scaling"]["rope_type"], "llama3");
+  EXPECT_EQ(out["rope_scaling"]["factor"], 8.0);
+  EXPECT_EQ(out["rope_scaling"]["original_max_position_embeddings"], 8192);
+  EXPECT_EQ(out["head_dim"], 64);
+  const ModelConfig again = parse(out);
+  EXPECT_EQ(again.rope_scaling.type, "llama3");
+  EXPECT_DOUBLE_EQ(again.rope_scaling.factor, 8.0);
+  EXPECT_DOUBLE_EQ(again.rope_scaling.low_freq_factor, 1.0);
+  EXPECT_DOUBLE_EQ(again.rope_scaling.high_freq_factor, 4.0);
+  EXPECT_EQ(again.rope_scaling.original_max_position_embeddings, 8192);
+  EXPECT_DOUBLE_EQ(again.rope_theta, 500000.0);
+
+  // Switching to another type writes a fresh object; plain RoPE writes null.
+  c.rope_scaling = RopeScaling();
+  c.rope_scaling.type = "linear";
+  c.rope_scaling.factor = 2.0;
+  const json linear = json::parse(c.to_json_text());
+  EXPECT_EQ(linear["rope_scaling"], json({{"rope_type", "linear"}, {"factor", 2.0}}));
+  EXPECT_EQ(parse(linear).rope_scaling.type, "linear");
+  c.rope_scaling = RopeScaling();
+  EXPECT_TRUE(json::parse(c.to_json_text())["rope_scaling"].is_null());
+  EXPECT_TRUE(json::parse(parse(llama_config()).to_json_text())["rope_scaling"].is_null());
+
+  // The legacy "type" key is kept in step with rope_type.
+  json legacy = llama_config();
+  legacy["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+  ModelConfig l = parse(legacy);
+  l.rope_scaling.factor = 3.0;
+  const json lout = json::parse(l.to_json_text());
+  EXPECT_EQ(lout["rope_scaling"]["type"], "linear");
+  EXPECT_EQ(lout["rope_scaling"]["rope_type"], "linear");
+  EXPECT_DOUBLE_EQ(parse(lout).rope_scaling.factor, 3.0);
+
+  // transformers 5 layout: written back to rope_parameters, rope_theta inside.
+  json v5 = llama32_config();
+  v5["rope_parameters"] = v5["rope_scaling"];
+  v5["rope_parameters"]["rope_theta"] = 500000.0;
+  v5.erase("rope_scaling");
+  v5.erase("rope_theta");
+  ModelConfig p = parse(v5);
+  p.rope_theta = 1e6;
+  const json pout = json::parse(p.to_json_text());
+  EXPECT_FALSE(pout.contains("rope_scaling"));
+  EXPECT_EQ(pout["rope_parameters"]["rope_theta"], 1e6);
+  EXPECT_EQ(pout["rope_parameters"]["rope_type"], "llama3");
+  EXPECT_DOUBLE_EQ(parse(pout).rope_theta, 1e6);
 }

@@ -4,20 +4,24 @@
 // gemkit must agree: logits within 1e-4 relative, gradients within 1e-3 relative, all losses
 // within 1e-4.
 //
-// The safetensors files are written and read by the small helpers below (the format is 8-byte LE
-// header length + JSON header + raw data), so this test depends only on the transformer.
+// The C++ side writes and reads the safetensors files with model/safetensors.h and
+// model/state_dict.h; the reference reads and writes them with its own stdlib code.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 
+#include "model/safetensors.h"
+#include "model/state_dict.h"
 #include "model/transformer.h"
 
 #ifndef GEMKIT_TORCH_PYTHON
@@ -27,64 +31,19 @@
 using namespace gemkit;
 using json = nlohmann::json;
 
-// ----- minimal safetensors I/O -------------------------------------------------------------
+// ----- safetensors I/O through gemkit's own reader and writer ------------------------------
+// (The Python reference keeps an independent stdlib reader: a format bug cannot hide in both.)
 
-static const char* st_dtype(torch::ScalarType t) {
-  switch (t) {
-    case torch::kFloat32: return "F32";
-    case torch::kFloat64: return "F64";
-    case torch::kInt64: return "I64";
-    default: throw std::runtime_error("test safetensors writer: unsupported dtype");
-  }
-}
-
-static void write_safetensors(const std::string& path,
-                              const std::vector<std::pair<std::string, torch::Tensor>>& tensors) {
-  json header = json::object();
-  std::vector<torch::Tensor> data;
-  int64_t offset = 0;
-  for (const auto& [name, t] : tensors) {
-    auto c = t.detach().contiguous().cpu();
-    const int64_t n = c.numel() * static_cast<int64_t>(c.element_size());
-    header[name] = {{"dtype", st_dtype(c.scalar_type())}, {"shape", c.sizes().vec()},
-                    {"data_offsets", {offset, offset + n}}};
-    offset += n;
-    data.push_back(c);
-  }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');
-  std::ofstream f(path, std::ios::binary);
-  const uint64_t len = text.size();
-  f.write(reinterpret_cast<const char*>(&len), 8);
-  f.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const auto& c : data)
-    f.write(static_cast<const char*>(c.data_ptr()),
-            static_cast<std::streamsize>(c.numel() * static_cast<int64_t>(c.element_size())));
-  if (!f) throw std::runtime_error("cannot write " + path);
+static void add_tensor(SafetensorsWriter& writer, const std::string& name, const torch::Tensor& t) {
+  auto stored = std::make_shared<torch::Tensor>(t.detach().contiguous().cpu());
+  writer.add(name, to_safetensors_dtype(stored->scalar_type(), name), stored->sizes().vec(),
+             stored->data_ptr(), stored->nbytes(), stored);
 }
 
 static std::map<std::string, torch::Tensor> read_safetensors(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw std::runtime_error("cannot read " + path);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  const std::string bytes = ss.str();
-  uint64_t len = 0;
-  std::memcpy(&len, bytes.data(), 8);
-  const json header = json::parse(bytes.substr(8, len));
-  const char* base = bytes.data() + 8 + len;
+  const SafetensorsFile file(path);  // validates sizes and offsets against the header
   std::map<std::string, torch::Tensor> out;
-  for (const auto& [name, info] : header.items()) {
-    if (name == "__metadata__") continue;
-    const std::string dt = info["dtype"];
-    auto type = dt == "F32" ? torch::kFloat32 : dt == "F64" ? torch::kFloat64 : torch::kInt64;
-    const int64_t begin = info["data_offsets"][0], end = info["data_offsets"][1];
-    auto shape = info["shape"].get<std::vector<int64_t>>();
-    auto t = torch::empty(shape, torch::TensorOptions().dtype(type));
-    EXPECT_EQ(end - begin, t.numel() * static_cast<int64_t>(t.element_size())) << name;
-    std::memcpy(t.data_ptr(), base + begin, static_cast<size_t>(end - begin));
-    out[name] = t;
-  }
+  for (const TensorView& view : file.tensors()) out[view.name] = to_tensor(view);
   return out;
 }
 
@@ -154,6 +113,13 @@ static json config_json(const ModelConfig& c, const json& adamw) {
           {"hidden_size", c.hidden_size},
           {"num_attention_heads", c.num_attention_heads},
           {"num_key_value_heads", c.num_key_value_heads},
+          {"head_dim", c.head_dim()},
+          {"rope_scaling",
+           {{"type", c.rope_scaling.type},
+            {"factor", c.rope_scaling.factor},
+            {"low_freq_factor", c.rope_scaling.low_freq_factor},
+            {"high_freq_factor", c.rope_scaling.high_freq_factor},
+            {"original_max_position_embeddings", c.rope_scaling.original_max_position_embeddings}}},
           {"rms_norm_eps", c.rms_norm_eps},
           {"rope_theta", c.rope_theta},
           {"layer_norm_eps", c.layer_norm_eps},
@@ -199,13 +165,15 @@ static void run_parity(const Case& fam, uint64_t seed) {
   ASSERT_EQ(std::system(("mkdir -p '" + dir + "'").c_str()), 0);
   {
     std::ofstream(dir + "/config.json") << config_json(c, adamw).dump(2);
-    std::vector<std::pair<std::string, torch::Tensor>> params;
-    for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
-    write_safetensors(dir + "/model.safetensors", params);
-    write_safetensors(dir + "/inputs.safetensors", {{"input_ids", ids},
-                                                    {"attention_mask", mask},
-                                                    {"token_type_ids", token_types},
-                                                    {"labels", labels}});
+    SafetensorsWriter weights;
+    add_state_dict(weights, *model, /*dtypes=*/{}, DType::F32);
+    weights.write(dir + "/model.safetensors");
+    SafetensorsWriter inputs;
+    add_tensor(inputs, "input_ids", ids);
+    add_tensor(inputs, "attention_mask", mask);
+    add_tensor(inputs, "token_type_ids", token_types);
+    add_tensor(inputs, "labels", labels);
+    inputs.write(dir + "/inputs.safetensors");
   }
   const std::string cmd = "'" GEMKIT_TORCH_PYTHON "' '" GEMKIT_SOURCE_DIR
                           "/tests/reference/reference_model.py' '" + dir + "/config.json' '" + dir +
@@ -298,4 +266,76 @@ TEST(Parity, EncoderClassification) {
            false, true};
   f.config.bert_prefix = true;
   run_parity(f, 5);
+}
+
+// The scaled-RoPE cases only test something if the scaling changes what parity compares: the
+// gradients of the same weights with plain RoPE must differ far beyond the parity tolerance.
+// (At the random init the attention is nearly uniform, so the logits move less than the
+// gradients of q_proj and k_proj, which is where a wrong rotation shows.)
+static void expect_rope_scaling_matters(const ModelConfig& scaled_config) {
+  torch::manual_seed(11);
+  Transformer scaled(scaled_config);
+  ModelConfig plain_config = scaled_config;
+  plain_config.rope_scaling = RopeScaling();
+  Transformer plain(plain_config);
+  {
+    torch::NoGradGuard no_grad;
+    auto source = scaled->named_parameters();
+    for (auto& p : plain->named_parameters()) p.value().copy_(source[p.key()]);
+  }
+  auto ids = torch::randint(1, scaled_config.vocab_size, {2, 8});
+  for (Transformer* m : {&scaled, &plain}) (*m)->loss((*m)->forward(ids), ids).backward();
+  double diff = 0;
+  auto plain_params = plain->named_parameters();
+  for (const auto& p : scaled->named_parameters())
+    diff = std::max(diff, rel_error(plain_params[p.key()].grad(), p.value().grad()));
+  EXPECT_GT(diff, 1e-2) << "rope scaling " << scaled_config.rope_scaling.type << " barely changes the gradients";
+}
+
+// Llama 3.2 layout (tied embeddings, GQA) with llama3 RoPE scaling. theta 100 and head_dim 8
+// give wavelengths 2*pi*100^(k/4) = 6.3, 19.9, 62.8, 198.7 against the thresholds
+// original_max_position_embeddings / high_freq_factor = 8 and / low_freq_factor = 32: one
+// frequency is kept, one interpolated smoothly and two divided by the factor.
+TEST(Parity, DecoderLlama3RopeScalingTied) {
+  Case f{"decoder_llama3_rope", base_config(Family::Decoder, Head::CausalLM), true, false};
+  f.config.num_key_value_heads = 2;
+  f.config.tie_word_embeddings = true;
+  f.config.rope_theta = 100.0;
+  f.config.rope_scaling.type = "llama3";
+  f.config.rope_scaling.factor = 8.0;
+  f.config.rope_scaling.low_freq_factor = 1.0;
+  f.config.rope_scaling.high_freq_factor = 4.0;
+  f.config.rope_scaling.original_max_position_embeddings = 32;
+  const RopeScaling& s = f.config.rope_scaling;
+  int kept = 0, smoothed = 0, divided = 0;
+  for (int64_t i = 0; i < f.config.head_dim(); i += 2) {
+    const double wavelen = 2 * M_PI * std::pow(f.config.rope_theta, static_cast<double>(i) / f.config.head_dim());
+    const double old_context = static_cast<double>(s.original_max_position_embeddings);
+    if (wavelen < old_context / s.high_freq_factor) ++kept;
+    else if (wavelen > old_context / s.low_freq_factor) ++divided;
+    else ++smoothed;
+  }
+  ASSERT_TRUE(kept > 0 && smoothed > 0 && divided > 0) << kept << " " << smoothed << " " << divided;
+  expect_rope_scaling_matters(f.config);
+  run_parity(f, 6);
+}
+
+// Linear RoPE scaling, and a head_dim of its own (q_proj 32 -> 4 x 16, k/v 32 -> 2 x 16) as
+// some Llama/Qwen variants have.
+TEST(Parity, DecoderLinearRopeExplicitHeadDim) {
+  Case f{"decoder_linear_rope_head_dim", base_config(Family::Decoder, Head::CausalLM), false, true};
+  f.config.num_key_value_heads = 2;
+  f.config.explicit_head_dim = 16;
+  f.config.rope_theta = 100.0;
+  f.config.rope_scaling.type = "linear";
+  f.config.rope_scaling.factor = 4.0;
+  {
+    Transformer shapes(f.config);
+    auto params = shapes->named_parameters();
+    EXPECT_EQ(params["model.layers.0.self_attn.q_proj.weight"].sizes(), torch::IntArrayRef({64, 32}));
+    EXPECT_EQ(params["model.layers.0.self_attn.k_proj.weight"].sizes(), torch::IntArrayRef({32, 32}));
+    EXPECT_EQ(params["model.layers.0.self_attn.o_proj.weight"].sizes(), torch::IntArrayRef({32, 64}));
+  }
+  expect_rope_scaling_matters(f.config);
+  run_parity(f, 7);
 }

@@ -8,7 +8,10 @@ losses of N AdamW steps.
 
 usage: reference_model.py CONFIG.json MODEL.safetensors INPUTS.safetensors OUT.safetensors
 CONFIG.json: {"family": "decoder"|"encoder", "head": "causal_lm"|"masked_lm"|"classification",
-              model sizes..., "adamw": {"lr", "beta1", "beta2", "eps", "weight_decay", "steps"}}
+              model sizes..., "head_dim", "rope_theta",
+              "rope_scaling": {"type": "default"|"linear"|"llama3", "factor", "low_freq_factor",
+                               "high_freq_factor", "original_max_position_embeddings"},
+              "adamw": {"lr", "beta1", "beta2", "eps", "weight_decay", "steps"}}
 """
 import json
 import math
@@ -68,11 +71,44 @@ def rms_norm(x, w, eps):
     return w * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
 
 
-def rope(x, positions, theta):
+def inv_freq(d, theta, scaling):
+    """The RoPE inverse frequencies [d/2], with the config's rope_scaling applied.
+
+    Written from the Hugging Face description of the scaled types, one frequency at a time in
+    Python floats (not gemkit's tensor formulation):
+      linear: inv_freq / factor.
+      llama3: wavelen = 2 pi / inv_freq, against old_ctx / low_freq_factor (above: inv_freq /
+              factor) and old_ctx / high_freq_factor (below: unchanged); in between
+              smooth = (old_ctx / wavelen - low) / (high - low) and
+              (1 - smooth) * inv_freq / factor + smooth * inv_freq.
+    """
+    base = 1.0 / (theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
+    kind = scaling["type"]
+    if kind == "default":
+        return base
+    factor = scaling["factor"]
+    if kind == "linear":
+        return torch.tensor([f / factor for f in base.tolist()], dtype=torch.float32)
+    assert kind == "llama3", kind
+    low, high = scaling["low_freq_factor"], scaling["high_freq_factor"]
+    old_ctx = scaling["original_max_position_embeddings"]
+    out = []
+    for f in base.tolist():
+        wavelen = 2 * math.pi / f
+        if wavelen > old_ctx / low:
+            out.append(f / factor)
+        elif wavelen < old_ctx / high:
+            out.append(f)
+        else:
+            smooth = (old_ctx / wavelen - low) / (high - low)
+            out.append((1 - smooth) * f / factor + smooth * f)
+    return torch.tensor(out, dtype=torch.float32)
+
+
+def rope(x, positions, freq):
     """x [B, H, T, d]; Hugging Face 'rotate half' pairs dimension i with i + d/2."""
     d = x.shape[-1]
-    inv_freq = 1.0 / (theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
-    freqs = positions.float()[..., None] * inv_freq           # [B, T, d/2]
+    freqs = positions.float()[..., None] * freq                # [B, T, d/2]
     emb = torch.cat([freqs, freqs], dim=-1)                    # [B, T, d]
     cos, sin = emb.cos()[:, None], emb.sin()[:, None]
     x1, x2 = x[..., : d // 2], x[..., d // 2:]
@@ -101,8 +137,9 @@ def merge(x):
 def decoder_forward(P, c, ids, mask):
     B, T = ids.shape
     H, KV = c["num_attention_heads"], c["num_key_value_heads"]
-    d = c["hidden_size"] // H
-    eps, theta = c["rms_norm_eps"], c["rope_theta"]
+    d = c["head_dim"]  # may differ from hidden_size / H: q_proj maps hidden_size to H * d
+    eps = c["rms_norm_eps"]
+    freq = inv_freq(d, c["rope_theta"], c["rope_scaling"])
     valid = mask.bool()
     positions = (mask.cumsum(1) - 1).clamp(min=0)  # counts real tokens (left padding)
     allowed = valid[:, None, :] & (positions[:, None, :] <= positions[:, :, None])
@@ -114,8 +151,8 @@ def decoder_forward(P, c, ids, mask):
         q = F.linear(x, P[p + "self_attn.q_proj.weight"], P.get(p + "self_attn.q_proj.bias"))
         k = F.linear(x, P[p + "self_attn.k_proj.weight"], P.get(p + "self_attn.k_proj.bias"))
         v = F.linear(x, P[p + "self_attn.v_proj.weight"], P.get(p + "self_attn.v_proj.bias"))
-        q = rope(heads(q, H, d), positions, theta)
-        k = rope(heads(k, KV, d), positions, theta)
+        q = rope(heads(q, H, d), positions, freq)
+        k = rope(heads(k, KV, d), positions, freq)
         v = heads(v, KV, d)
         k = k.repeat_interleave(H // KV, dim=1)  # query head j uses kv head j // (H / KV)
         v = v.repeat_interleave(H // KV, dim=1)
