@@ -94,6 +94,22 @@ void info(const std::string& folder) {
   field("kv heads", std::to_string(c.num_key_value_heads));
   field("vocab", std::to_string(c.vocab_size));
   field("max positions", std::to_string(c.max_position_embeddings));
+  if (c.family == Family::Decoder) {
+    char rope[160];
+    std::snprintf(rope, sizeof rope, "theta %g, scaling %s", c.rope_theta, c.rope_scaling.type.c_str());
+    std::string text = rope;
+    if (c.rope_scaling.type != "default") {
+      std::snprintf(rope, sizeof rope, " (factor %g", c.rope_scaling.factor);
+      text += rope;
+      if (c.rope_scaling.type == "llama3") {
+        std::snprintf(rope, sizeof rope, ", low %g, high %g, original context %lld", c.rope_scaling.low_freq_factor,
+                      c.rope_scaling.high_freq_factor, (long long)c.rope_scaling.original_max_position_embeddings);
+        text += rope;
+      }
+      text += ")";
+    }
+    field("rope", text);
+  }
   field("tied embeddings", c.tie_word_embeddings ? "yes" : "no");
   field("parameters", with_commas(params) + " (" + short_count(double(params)) + ")");
   field("tensors", std::to_string(weights.tensors().size()));

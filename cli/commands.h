@@ -9,5 +9,6 @@ void add_recipes_commands(CLI::App& app);    // cmd_recipes.cpp: recipes ls | sh
 void add_tokenizer_commands(CLI::App& app);  // cmd_tokenizer.cpp: tokenizer train | encode
 void add_model_commands(CLI::App& app);      // cmd_model.cpp: model info | init
 void add_generate_command(CLI::App& app);    // cmd_generate.cpp: generate
+void add_data_commands(CLI::App& app);       // cmd_data.cpp: data suite build | validate
 
 }  // namespace gemkit::cli

@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   gemkit::cli::add_tokenizer_commands(app);
   gemkit::cli::add_model_commands(app);
   gemkit::cli::add_generate_command(app);
+  gemkit::cli::add_data_commands(app);
   try {
     check_command_names(app, argc, argv);
     app.parse(argc, argv);  // subcommand callbacks run inside parse

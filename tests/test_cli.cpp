@@ -44,6 +44,7 @@ std::string work_dir() { return std::string(GEMKIT_BINARY_DIR) + "/tests/test_cl
 // Runs `gemkit ARGS` from the source root (recipes use paths relative to it).
 Result gemkit(const std::string& args) {
   static int counter = 0;
+  fs::create_directories(work_dir());  // tests must not depend on which one runs first
   const std::string base = work_dir() + "/run." + std::to_string(getpid()) + "." + std::to_string(counter++);
   const std::string cmd = "cd '" + kSource + "' && OMP_NUM_THREADS=1 '" + kBin + "' " + args + " >'" + base +
                           ".out' 2>'" + base + ".err'";
@@ -165,7 +166,8 @@ TEST(Cli, ModelInfoReportsArchitectureAndSizes) {
   for (const char* needle :
        {"architecture:    LlamaForCausalLM", "family:          decoder", "head:            causal-lm",
         "layers:          2", "hidden:          64", "heads:           4", "kv heads:        2", "vocab:           600",
-        "parameters:      ", "dtypes:          F32", "file size:       ", "tokenizer:       tokenizer.model"})
+        "rope:            theta 10000, scaling default", "parameters:      ", "dtypes:          F32",
+        "file size:       ", "tokenizer:       tokenizer.model"})
     EXPECT_NE(r.out.find(needle), std::string::npos) << needle << "\n" << r.out;
   // Tied embeddings (600 x 64) + 2 blocks + the final norm (64). A block: q and o 64x64, k and v
   // 64x32 (2 kv heads of 16), gate/up/down 64x128, two norms of 64.
@@ -259,4 +261,13 @@ TEST(Cli, BadArgumentsAreErrors) {
   expect_clean_failure(gemkit("model init --tokenizer '" + fixture() + "/tok' --out '" + work_dir() +
                               "/x' --heads 3"),
                        "num_attention_heads");
+}
+
+TEST(Cli, DataSuiteValidateRunsTheSuiteChecks) {
+  Result ok = gemkit("data suite validate data/mini");
+  EXPECT_EQ(ok.code, 0) << describe(ok);
+  EXPECT_NE(ok.out.find("validate data/mini: OK"), std::string::npos) << describe(ok);
+  Result bad = gemkit("data suite validate /nonexistent/suite");
+  expect_clean_failure(bad, "data suite validate: found problems");
+  EXPECT_NE(bad.out.find("/nonexistent/suite/manifest.json missing"), std::string::npos) << describe(bad);
 }

@@ -4,8 +4,8 @@
 Checks: no split leakage or duplicate text, well-formed task items and labels, baselines and
 metrics present, manifest checksums equal to the committed files, the quickstart's
 data/mini/general/moby_dick.txt still present, checksum failures reported with package and
-step, and, when the pinned sources are in the cache (~/.cache/gemkit/suite or
-$GEMKIT_SUITE_CACHE), that rebuilding two mini domains reproduces the committed bytes."""
+step, and that rebuilding two mini domains from the pinned sources (fetched into
+~/.cache/gemkit/suite or $GEMKIT_SUITE_CACHE when missing) reproduces the committed bytes."""
 import json
 import os
 import shutil
@@ -27,15 +27,6 @@ import validate  # noqa: E402
 
 def _cache_dir():
     return os.path.expanduser(os.environ.get("GEMKIT_SUITE_CACHE", "~/.cache/gemkit/suite"))
-
-
-def _cached(keys):
-    pins = fetch.load_pins()
-    for k in keys:
-        p = os.path.join(_cache_dir(), "dl", pins[k]["file"])
-        if not os.path.exists(p) or common.sha256_file(p) != pins[k]["sha256"]:
-            return False
-    return True
 
 
 class MiniBundle(unittest.TestCase):
@@ -111,9 +102,9 @@ class Pipeline(unittest.TestCase):
         finally:
             shutil.rmtree(tmp)
 
-    @unittest.skipUnless(_cached(["spdx", "bsdgames", "kjv", "sparv"]),
-                         "pinned sources not cached: determinism checked through manifest checksums only")
     def test_rebuild_reproduces_committed_bytes(self):
+        # Fetches the pinned sources into the cache when they are not there yet (apt/npm are
+        # reachable wherever gemkit builds), so this check always runs.
         tmp = tempfile.mkdtemp()
         try:
             for run in ("a", "b"):
