@@ -1,0 +1,253 @@
+#include "train/distributed.h"
+
+#include <torch/torch.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <cstdlib>
+#include <map>
+#include <tuple>
+
+#include "core/error.h"
+
+#ifndef USE_C10D_GLOO
+#error "distributed.cpp needs USE_C10D_GLOO (set by train/CMakeLists.txt) to see ProcessGroupGloo"
+#endif
+
+namespace gemkit {
+
+namespace {
+
+const std::string kWhere = "distributed";
+
+// The environment variable `name` as an integer in [lo, hi]; gemkit::Error naming it otherwise.
+int env_int(const char* name, int lo, int hi, const int* fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) {
+    if (fallback) return *fallback;
+    fail(name, "environment variable not set (torchrun sets RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT)");
+  }
+  char* end = nullptr;
+  long x = std::strtol(v, &end, 10);
+  if (*end != '\0' || x < lo || x > hi)
+    fail(name, std::string("expected an integer in [") + std::to_string(lo) + ", " + std::to_string(hi) +
+                   "], got \"" + v + "\"");
+  return static_cast<int>(x);
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
+}
+
+}  // namespace
+
+struct Distributed::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#ifdef USE_C10D_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+#endif
+  std::chrono::milliseconds timeout{60000};
+
+  // Runs a collective on the backend that owns `t`'s device; Gloo gets CPU tensors (a CUDA
+  // tensor goes through a host copy when there is no NCCL group).
+  template <class Op>
+  void run(at::Tensor& t, const Op& op) {
+#ifdef USE_C10D_NCCL
+    if (nccl && t.is_cuda()) {
+      std::vector<at::Tensor> ts{t};
+      op(*nccl, ts)->wait(timeout);
+      return;
+    }
+#endif
+    if (t.is_cpu()) {
+      std::vector<at::Tensor> ts{t};
+      op(*gloo, ts)->wait(timeout);
+      return;
+    }
+    std::vector<at::Tensor> ts{t.to(torch::kCPU)};
+    op(*gloo, ts)->wait(timeout);
+    t.copy_(ts[0]);
+  }
+
+  void allreduce_sum(at::Tensor& t) {
+    run(t, [](auto& pg, std::vector<at::Tensor>& ts) { return pg.allreduce(ts); });
+  }
+  void broadcast(at::Tensor& t, int root) {
+    run(t, [root](auto& pg, std::vector<at::Tensor>& ts) {
+      c10d::BroadcastOptions o;
+      o.rootRank = root;
+      return pg.broadcast(ts, o);
+    });
+  }
+};
+
+Distributed::Distributed() = default;
+Distributed::~Distributed() = default;
+Distributed::Distributed(Distributed&&) noexcept = default;
+Distributed& Distributed::operator=(Distributed&&) noexcept = default;
+
+Distributed Distributed::from_env() {
+  const int one = 1;
+  DistributedOptions o;
+  o.world_size = env_int("WORLD_SIZE", 1, 1 << 20, &one);
+  if (o.world_size == 1) return Distributed();
+  o.rank = env_int("RANK", 0, o.world_size - 1, nullptr);
+  const int zero = 0;
+  o.local_rank = env_int("LOCAL_RANK", 0, o.world_size - 1, &zero);
+  const char* addr = std::getenv("MASTER_ADDR");
+  if (!addr || !*addr) fail("MASTER_ADDR", "environment variable not set (the address of rank 0)");
+  o.master_addr = addr;
+  o.master_port = env_int("MASTER_PORT", 1, 65535, nullptr);
+  if (const char* b = std::getenv("GEMKIT_DIST_BACKEND"); b && *b) o.backend = b;
+  const int default_timeout = static_cast<int>(o.timeout.count() / 1000);
+  o.timeout = std::chrono::seconds(env_int("GEMKIT_DIST_TIMEOUT_S", 1, 86400, &default_timeout));
+  return create(o);
+}
+
+Distributed Distributed::create(const DistributedOptions& o) {
+  if (o.world_size < 1) fail(kWhere, "world_size must be >= 1, got " + std::to_string(o.world_size));
+  if (o.rank < 0 || o.rank >= o.world_size)
+    fail(kWhere, "rank " + std::to_string(o.rank) + " outside [0, " + std::to_string(o.world_size) + ")");
+  if (o.master_port < 1 || o.master_port > 65535)
+    fail(kWhere, "master_port must be in [1, 65535], got " + std::to_string(o.master_port));
+  if (o.backend != "auto" && o.backend != "gloo" && o.backend != "nccl")
+    fail(kWhere, "backend must be auto, gloo or nccl, got \"" + o.backend + "\"");
+#ifndef USE_C10D_NCCL
+  if (o.backend == "nccl")
+    fail(kWhere, "backend nccl requested, but gemkit was built without NCCL (configure a CUDA LibTorch with "
+                 "-DGEMKIT_USE_NCCL=ON) -- use gloo");
+#endif
+  Distributed d;
+  d.rank_ = o.rank;
+  d.world_size_ = o.world_size;
+  d.local_rank_ = o.local_rank;
+  if (o.world_size == 1) return d;
+
+  const std::string where = kWhere + " (rank " + std::to_string(o.rank) + " of " + std::to_string(o.world_size) +
+                            ", " + o.master_addr + ":" + std::to_string(o.master_port) + ")";
+  auto impl = std::make_unique<Impl>();
+  impl->timeout = o.timeout;
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = static_cast<std::uint16_t>(o.master_port);
+    so.isServer = o.rank == 0;
+    so.numWorkers = static_cast<std::size_t>(o.world_size);
+    so.waitWorkers = true;
+    so.timeout = o.timeout;
+    impl->store = c10::make_intrusive<c10d::TCPStore>(o.master_addr, so);
+
+    auto go = c10d::ProcessGroupGloo::Options::create(o.timeout);
+    // Same choice as torch.distributed: GLOO_SOCKET_IFNAME when given; a loopback master means
+    // a single-host run (bind to loopback); otherwise this host's address.
+    if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname && *ifname)
+      go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+    else if (is_loopback(o.master_addr))
+      go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    else
+      go->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    impl->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(
+        c10::make_intrusive<c10d::PrefixStore>("gloo", impl->store), o.rank, o.world_size, go);
+    d.backend_ = "gloo";
+#ifdef USE_C10D_NCCL
+    if (o.backend == "nccl" || (o.backend == "auto" && torch::cuda::is_available())) {
+      auto no = c10d::ProcessGroupNCCL::Options::create();
+      no->timeout = o.timeout;
+      impl->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+          c10::make_intrusive<c10d::PrefixStore>("nccl", impl->store), o.rank, o.world_size, no);
+      d.backend_ = "nccl";
+    }
+#endif
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail(where, std::string("rendezvous failed: ") + e.what());
+  }
+  d.impl_ = std::move(impl);
+  return d;
+}
+
+void Distributed::average_gradients(const std::vector<at::Tensor>& params) {
+  if (!enabled()) return;
+  torch::NoGradGuard no_grad;
+  // One flat buffer per (device, dtype): one collective per group instead of one per tensor.
+  std::map<std::tuple<int, int, int>, std::vector<at::Tensor>> groups;
+  for (const auto& p : params) {
+    const at::Tensor& g = p.grad();
+    if (!g.defined()) continue;
+    if (g.is_sparse()) fail(kWhere, "sparse gradients are not supported");
+    const auto key = std::make_tuple(static_cast<int>(g.device().type()), static_cast<int>(g.device().index()),
+                                     static_cast<int>(g.scalar_type()));
+    groups[key].push_back(g);
+  }
+  try {
+    for (auto& [key, grads] : groups) {
+      std::vector<at::Tensor> flat_parts;
+      flat_parts.reserve(grads.size());
+      for (const auto& g : grads) flat_parts.push_back(g.reshape({-1}));
+      at::Tensor flat = torch::cat(flat_parts);
+      impl_->allreduce_sum(flat);
+      flat.div_(static_cast<double>(world_size_));
+      int64_t offset = 0;
+      for (auto& g : grads) {
+        const int64_t n = g.numel();
+        g.copy_(flat.narrow(0, offset, n).view_as(g));
+        offset += n;
+      }
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail(kWhere + " (rank " + std::to_string(rank_) + ")", std::string("gradient all-reduce failed: ") + e.what());
+  }
+}
+
+void Distributed::broadcast_parameters(const std::vector<at::Tensor>& params, int root) {
+  if (!enabled()) return;
+  if (root < 0 || root >= world_size_) fail(kWhere, "broadcast root " + std::to_string(root) + " out of range");
+  torch::NoGradGuard no_grad;
+  try {
+    for (const auto& p : params) {
+      // Broadcast into a contiguous buffer and copy back: the parameter keeps its identity
+      // (optimizers hold it) and may be a non-contiguous view.
+      at::Tensor buf = p.detach().contiguous();
+      impl_->broadcast(buf, root);
+      if (buf.data_ptr() != p.data_ptr()) p.detach().copy_(buf);
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail(kWhere + " (rank " + std::to_string(rank_) + ")", std::string("parameter broadcast failed: ") + e.what());
+  }
+}
+
+double Distributed::all_reduce_sum(double value) {
+  if (!enabled()) return value;
+  at::Tensor t = torch::full({1}, value, torch::kFloat64);
+  try {
+    impl_->allreduce_sum(t);
+  } catch (const std::exception& e) {
+    fail(kWhere + " (rank " + std::to_string(rank_) + ")", std::string("all-reduce failed: ") + e.what());
+  }
+  return t.item<double>();
+}
+
+double Distributed::all_reduce_mean(double value) {
+  if (!enabled()) return value;
+  return all_reduce_sum(value) / world_size_;
+}
+
+void Distributed::barrier() {
+  if (!enabled()) return;
+  try {
+    impl_->gloo->barrier()->wait(impl_->timeout);
+  } catch (const std::exception& e) {
+    fail(kWhere + " (rank " + std::to_string(rank_) + ")", std::string("barrier failed: ") + e.what());
+  }
+}
+
+}  // namespace gemkit
