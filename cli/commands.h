@@ -9,6 +9,8 @@ void add_recipes_commands(CLI::App& app);    // cmd_recipes.cpp: recipes ls | sh
 void add_tokenizer_commands(CLI::App& app);  // cmd_tokenizer.cpp: tokenizer train | encode
 void add_model_commands(CLI::App& app);      // cmd_model.cpp: model info | init
 void add_generate_command(CLI::App& app);    // cmd_generate.cpp: generate
+void add_eval_command(CLI::App& app);        // cmd_eval.cpp: eval
+void add_plot_command(CLI::App& app);        // cmd_plot.cpp: plot
 void add_data_commands(CLI::App& app);       // cmd_data.cpp: data suite build | validate
 
 }  // namespace gemkit::cli

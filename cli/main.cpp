@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
   gemkit::cli::add_tokenizer_commands(app);
   gemkit::cli::add_model_commands(app);
   gemkit::cli::add_generate_command(app);
+  gemkit::cli::add_eval_command(app);
+  gemkit::cli::add_plot_command(app);
   gemkit::cli::add_data_commands(app);
   try {
     check_command_names(app, argc, argv);

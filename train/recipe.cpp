@@ -61,6 +61,18 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"generation.top_k", T::Int, "40", 0, 1000000000, "", "sample among the k most likely tokens; 0: all"},
       {"generation.top_p", T::Float, "0.95", 0.0, 1.0, "", "nucleus sampling mass; 1: off"},
       {"generation.seed", T::Int, "0", 0, kMaxInt, "", "random seed of the sampler"},
+      // eval: `gemkit eval` (eval/evaluate.h): perplexity per domain, task scores, bootstrap intervals.
+      {"eval.tasks", T::String, std::nullopt, -kInf, kInf, "", "suite or domain folder, or comma-separated task JSONL files"},
+      {"eval.corpus", T::String, std::nullopt, -kInf, kInf, "", "suite or domain folder, or comma-separated corpus JSONL files, for perplexity"},
+      {"eval.split", T::String, "test", -kInf, kInf, "train|validation|test", "split of the tasks and the corpus"},
+      {"eval.out", T::String, std::nullopt, -kInf, kInf, "", "report JSON path (markdown next to it); default out/eval/<model>.json"},
+      {"eval.batch_size", T::Int, "8", 1, 100000, "", "rows per forward pass (padded to the longest)"},
+      {"eval.seq_len", T::Int, "512", 2, 1048576, "", "longest row in tokens; capped at max_position_embeddings"},
+      {"eval.max_items", T::Int, "0", 0, kMaxInt, "", "items per task, the first ones (quick runs); 0: all"},
+      {"eval.max_documents", T::Int, "0", 0, kMaxInt, "", "documents per corpus file for perplexity; 0: all"},
+      {"eval.bootstrap_resamples", T::Int, "1000", 1, 1000000, "", "bootstrap resamples per figure"},
+      {"eval.confidence", T::Float, "0.95", 0.5, 0.999, "", "confidence level of the percentile intervals"},
+      {"eval.seed", T::Int, "1234", 0, kMaxInt, "", "seed of the bootstrap resampling"},
   };
   return schema;
 }

@@ -1,0 +1,100 @@
+#include "eval/perplexity.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "eval/progress.h"
+#include "eval/scorer.h"
+
+namespace gemkit::eval {
+
+std::vector<ScoreRequest> document_windows(const std::vector<int32_t>& ids, int64_t seq_len) {
+  if (seq_len < 2) fail("eval.seq_len", "must be at least 2");
+  std::vector<ScoreRequest> rows;
+  const size_t step = size_t(seq_len - 1);
+  for (size_t start = 0; start + 1 < ids.size(); start += step) {
+    const size_t end = std::min(ids.size(), start + size_t(seq_len));
+    ScoreRequest r;
+    r.context.assign(ids.begin() + std::ptrdiff_t(start), ids.begin() + std::ptrdiff_t(start + 1));
+    r.continuation.assign(ids.begin() + std::ptrdiff_t(start + 1), ids.begin() + std::ptrdiff_t(end));
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+double perplexity_of(const std::vector<DocumentNll>& docs, const std::vector<size_t>& idx) {
+  double nll = 0;
+  int64_t tokens = 0;
+  for (size_t i : idx) {
+    nll += docs[i].nll;
+    tokens += docs[i].tokens;
+  }
+  return tokens > 0 ? std::exp(nll / double(tokens)) : std::nan("");
+}
+
+std::vector<DocumentNll> document_nlls(const Scorer& scorer, const std::vector<std::vector<int32_t>>& docs,
+                                       int64_t seq_len, const std::string& label) {
+  std::vector<ScoreRequest> rows;
+  std::vector<size_t> owner;
+  for (size_t d = 0; d < docs.size(); ++d)
+    for (ScoreRequest& r : document_windows(docs[d], seq_len)) {
+      rows.push_back(std::move(r));
+      owner.push_back(d);
+    }
+  Progress progress(label, int64_t(rows.size()), "rows");
+  const std::vector<ContinuationScore> scores = scorer.score(rows, [&](int64_t n) { progress.update(n); });
+  progress.finish();
+  std::vector<DocumentNll> out(docs.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    out[owner[i]].nll -= scores[i].logprob;
+    out[owner[i]].tokens += scores[i].tokens;
+  }
+  return out;
+}
+
+Result perplexity_result(const std::string& domain, const std::vector<DocumentNll>& docs,
+                         const BootstrapOptions& boot) {
+  Result r;
+  r.kind = "perplexity";
+  r.key = domain;
+  r.domain = domain;
+  r.method = "token_nll";
+  r.primary = "perplexity";
+  r.items = int64_t(docs.size());
+  r.figures.push_back({"perplexity", bootstrap(docs.size(), [&](const std::vector<size_t>& idx) {
+                         return perplexity_of(docs, idx);
+                       }, boot)});
+  int64_t tokens = 0, bytes = 0;
+  double nll = 0;
+  for (const DocumentNll& d : docs) {
+    tokens += d.tokens;
+    bytes += d.bytes;
+    nll += d.nll;
+  }
+  if (bytes > 0)
+    r.figures.push_back({"bits_per_byte", bootstrap(docs.size(), [&](const std::vector<size_t>& idx) {
+                           double n = 0, b = 0;
+                           for (size_t i : idx) {
+                             n += docs[i].nll;
+                             b += double(docs[i].bytes);
+                           }
+                           return b > 0 ? n / (b * std::log(2.0)) : std::nan("");
+                         }, boot)});
+  r.stats["tokens"] = double(tokens);
+  r.stats["bytes"] = double(bytes);
+  r.stats["mean_nll"] = tokens > 0 ? nll / double(tokens) : std::nan("");
+  return r;
+}
+
+Result evaluate_perplexity(const Scorer& scorer, const Tokenizer& tok, const Corpus& corpus, int64_t seq_len,
+                           const BootstrapOptions& boot) {
+  std::vector<std::vector<int32_t>> docs;
+  docs.reserve(corpus.documents.size());
+  for (const Document& d : corpus.documents) docs.push_back(tok.encode(d.text, /*add_special=*/true));
+  std::vector<DocumentNll> nlls = document_nlls(scorer, docs, seq_len, "perplexity " + corpus.domain);
+  for (size_t i = 0; i < nlls.size(); ++i) nlls[i].bytes = int64_t(corpus.documents[i].text.size());
+  Result r = perplexity_result(corpus.domain, nlls, boot);
+  return r;
+}
+
+}  // namespace gemkit::eval

@@ -1,0 +1,149 @@
+#include "eval/scorer.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "core/error.h"
+
+namespace gemkit::eval {
+namespace {
+
+// Longest first: the largest batch runs first, so running out of memory happens at once.
+std::vector<size_t> order_by_length(const std::vector<size_t>& lengths) {
+  std::vector<size_t> order(lengths.size());
+  std::iota(order.begin(), order.end(), size_t(0));
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return lengths[a] > lengths[b]; });
+  return order;
+}
+
+}  // namespace
+
+Scorer::Scorer(Transformer model, int64_t batch_size, int64_t max_length, int64_t pad_id)
+    : model_(std::move(model)), batch_size_(batch_size), max_length_(max_length), pad_id_(pad_id) {
+  if (batch_size_ < 1) fail("eval.batch_size", "must be at least 1");
+  if (max_length_ < 2) fail("eval.seq_len", "must be at least 2");
+  model_->eval();
+}
+
+std::vector<ContinuationScore> Scorer::score(const std::vector<ScoreRequest>& requests,
+                                             const ProgressFn& progress) const {
+  if (model_->config().head != Head::CausalLM)
+    fail("eval", "scoring continuations needs a causal language model, got " + model_->config().architecture);
+  torch::NoGradGuard no_grad;
+  const torch::Device device = model_->device();
+  std::vector<ContinuationScore> out(requests.size());
+
+  // The row of each request: context cut on the left so that the row fits.
+  std::vector<std::vector<int32_t>> rows(requests.size());
+  std::vector<size_t> scored_from(requests.size()), lengths(requests.size());
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const ScoreRequest& r = requests[i];
+    if (r.context.empty()) fail("eval::Scorer", "request " + std::to_string(i) + " has no context token");
+    std::vector<int32_t> cont = r.continuation;
+    if (int64_t(cont.size()) > max_length_ - 1) cont.resize(size_t(max_length_ - 1));
+    const size_t keep_ctx = std::min(r.context.size(), size_t(max_length_) - cont.size());
+    out[i].truncated = keep_ctx < r.context.size() || cont.size() < r.continuation.size();
+    rows[i].assign(r.context.end() - std::ptrdiff_t(keep_ctx), r.context.end());
+    rows[i].insert(rows[i].end(), cont.begin(), cont.end());
+    scored_from[i] = keep_ctx;
+    lengths[i] = rows[i].size();
+  }
+
+  const std::vector<size_t> order = order_by_length(lengths);
+  int64_t done = 0;
+  for (size_t b0 = 0; b0 < order.size(); b0 += size_t(batch_size_)) {
+    const size_t b1 = std::min(order.size(), b0 + size_t(batch_size_));
+    const int64_t B = int64_t(b1 - b0), T = int64_t(lengths[order[b0]]);
+    std::vector<int64_t> ids(size_t(B * T), pad_id_), mask(size_t(B * T), 0), target(size_t(B * T), 0);
+    std::vector<uint8_t> scored(size_t(B * T), 0);
+    for (int64_t r = 0; r < B; ++r) {
+      const size_t i = order[b0 + size_t(r)];
+      for (size_t t = 0; t < rows[i].size(); ++t) {
+        ids[size_t(r * T) + t] = rows[i][t];
+        mask[size_t(r * T) + t] = 1;
+        // Position t predicts token t + 1; the scored tokens start at scored_from.
+        if (t + 1 < rows[i].size() && t + 1 >= scored_from[i]) {
+          scored[size_t(r * T) + t] = 1;
+          target[size_t(r * T) + t] = rows[i][t + 1];
+        }
+      }
+    }
+    auto opts = torch::TensorOptions().dtype(torch::kInt64);
+    torch::Tensor input = torch::from_blob(ids.data(), {B, T}, opts).to(device);
+    ForwardOptions fo;
+    fo.attention_mask = torch::from_blob(mask.data(), {B, T}, opts).to(device);
+    torch::Tensor logits = model_->forward(input, fo).logits;  // [B, T, V]
+    torch::Tensor sel = torch::from_blob(scored.data(), {B, T}, torch::kUInt8).to(device).to(torch::kBool);
+    torch::Tensor tgt = torch::from_blob(target.data(), {B, T}, opts).to(device);
+    // Only the scored positions go through log_softmax, in at least fp32.
+    torch::Tensor picked = logits.index({sel});
+    if (picked.scalar_type() != torch::kDouble) picked = picked.to(torch::kFloat);
+    torch::Tensor lp = picked.log_softmax(-1).gather(1, tgt.index({sel}).unsqueeze(1)).squeeze(1);
+    // Per-row sums: the scored positions of row r are contiguous in index order.
+    torch::Tensor counts = sel.sum(1).to(torch::kCPU);
+    torch::Tensor lp_cpu = lp.to(torch::kCPU).to(torch::kDouble).contiguous();
+    const double* lpp = lp_cpu.data_ptr<double>();
+    int64_t offset = 0;
+    for (int64_t r = 0; r < B; ++r) {
+      const size_t i = order[b0 + size_t(r)];
+      const int64_t n = counts[r].item<int64_t>();
+      double s = 0;
+      for (int64_t k = 0; k < n; ++k) s += lpp[offset + k];
+      offset += n;
+      out[i].logprob = s;
+      out[i].tokens = n;
+    }
+    done += B;
+    if (progress) progress(done);
+  }
+  return out;
+}
+
+std::vector<std::vector<float>> Scorer::class_logits(const std::vector<std::vector<int32_t>>& inputs,
+                                                     const ProgressFn& progress) const {
+  if (model_->config().head != Head::SequenceClassification)
+    fail("eval", "classification-head scoring needs a *ForSequenceClassification model, got " +
+                     model_->config().architecture);
+  torch::NoGradGuard no_grad;
+  const torch::Device device = model_->device();
+  std::vector<std::vector<int32_t>> rows(inputs.size());
+  std::vector<size_t> lengths(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].empty()) fail("eval::Scorer", "input " + std::to_string(i) + " has no tokens");
+    rows[i] = inputs[i];
+    if (int64_t(rows[i].size()) > max_length_) {
+      const int32_t last = rows[i].back();
+      rows[i].resize(size_t(max_length_));
+      rows[i].back() = last;
+    }
+    lengths[i] = rows[i].size();
+  }
+  std::vector<std::vector<float>> out(inputs.size());
+  const std::vector<size_t> order = order_by_length(lengths);
+  int64_t done = 0;
+  for (size_t b0 = 0; b0 < order.size(); b0 += size_t(batch_size_)) {
+    const size_t b1 = std::min(order.size(), b0 + size_t(batch_size_));
+    const int64_t B = int64_t(b1 - b0), T = int64_t(lengths[order[b0]]);
+    std::vector<int64_t> ids(size_t(B * T), pad_id_), mask(size_t(B * T), 0);
+    for (int64_t r = 0; r < B; ++r) {
+      const auto& row = rows[order[b0 + size_t(r)]];
+      for (size_t t = 0; t < row.size(); ++t) {
+        ids[size_t(r * T) + t] = row[t];
+        mask[size_t(r * T) + t] = 1;
+      }
+    }
+    auto opts = torch::TensorOptions().dtype(torch::kInt64);
+    ForwardOptions fo;
+    fo.attention_mask = torch::from_blob(mask.data(), {B, T}, opts).to(device);
+    torch::Tensor logits =
+        model_->forward(torch::from_blob(ids.data(), {B, T}, opts).to(device), fo).logits.to(torch::kCPU).to(torch::kFloat).contiguous();
+    const int64_t C = logits.size(1);
+    const float* p = logits.data_ptr<float>();
+    for (int64_t r = 0; r < B; ++r) out[order[b0 + size_t(r)]].assign(p + r * C, p + (r + 1) * C);
+    done += B;
+    if (progress) progress(done);
+  }
+  return out;
+}
+
+}  // namespace gemkit::eval

@@ -1,0 +1,50 @@
+// Batched forward passes for evaluation: log-likelihoods of continuations (causal LMs) and
+// classification-head logits. Requests are sorted by length and padded on the right to the
+// longest in each batch, with the attention mask marking real tokens, so a score does not
+// depend on the batch it was computed in (up to float rounding). Runs under NoGradGuard with
+// the model in eval mode.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "eval/requests.h"
+#include "model/transformer.h"
+
+namespace gemkit::eval {
+
+struct ContinuationScore {
+  double logprob = 0;      // sum of log p(token | everything before it) over the continuation
+  int64_t tokens = 0;      // continuation tokens scored
+  bool truncated = false;  // the context was cut on the left to fit max_length
+};
+
+// Called with the number of requests finished so far.
+using ProgressFn = std::function<void(int64_t)>;
+
+class Scorer {
+ public:
+  // max_length: the longest row (context + continuation); longer requests keep their
+  // continuation and lose context from the left. pad_id fills padding (never attended to).
+  Scorer(Transformer model, int64_t batch_size, int64_t max_length, int64_t pad_id = 0);
+
+  // Needs a causal LM head.
+  std::vector<ContinuationScore> score(const std::vector<ScoreRequest>& requests,
+                                       const ProgressFn& progress = {}) const;
+
+  // Needs a sequence-classification head: [requests][num_labels] logits. Inputs longer than
+  // max_length keep their first max_length - 1 tokens and their last token (BERT's [SEP]).
+  std::vector<std::vector<float>> class_logits(const std::vector<std::vector<int32_t>>& inputs,
+                                               const ProgressFn& progress = {}) const;
+
+  const Transformer& model() const { return model_; }
+  int64_t max_length() const { return max_length_; }
+
+ private:
+  mutable Transformer model_;  // forward() is not const in libtorch; scoring changes no state
+  int64_t batch_size_, max_length_, pad_id_;
+};
+
+}  // namespace gemkit::eval
