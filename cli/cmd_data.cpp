@@ -1,4 +1,5 @@
-// gemkit data suite build | validate: the eight-domain suite (DATA.md). The builder is
+// gemkit data suite build | validate: the eight-domain suite (DATA.md); gemkit data prepare:
+// token shards (data/prepare.h). The builder is
 // data/suite/build_suite.py, standard-library Python, so that text extraction needs nothing
 // beyond python3; this command runs it in a child process with the user's arguments.
 #include <spawn.h>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/file_io.h"
+#include "data/prepare.h"
 
 extern char** environ;
 
@@ -64,6 +67,33 @@ void add_data_commands(CLI::App& app) {
   CLI::App* check = suite->add_subcommand("validate", "check splits, leakage, labels and checksums (DIR [--partial])");
   check->allow_extras();
   check->callback([check] { run_suite("validate", check->remaining()); });
+
+  // data prepare: text / JSONL -> HDF5 token shard (data/prepare.h). Encoding runs in this
+  // process: our tokenizers are torch-free code of our own and need no libsentencepiece.
+  auto prep = std::make_shared<PrepareOptions>();
+  CLI::App* prepare = data->add_subcommand(
+      "prepare", "tokenize text files or JSONL into an HDF5 token shard for the loaders");
+  prepare->add_option("--tokenizer", prep->tokenizer, "checkpoint folder or tokenizer file")->required();
+  prepare->add_option("--out", prep->out, "the shard to write (.h5, written atomically)")->required();
+  prepare->add_option("--split", prep->split,
+                      "train|validation|test: keep only records of this split (default: from the file names)");
+  prepare->add_option("--domain", prep->domain, "domain of documents without a \"domain\" field");
+  prepare->add_option("--source", prep->source, "source name stored in the shard");
+  prepare->add_option("--licence", prep->licence, "licence stored in the shard");
+  prepare->add_option("--manifest", prep->manifest,
+                      "suite manifest.json: source and licence of the domains, task label lists");
+  prepare->add_option("--task", prep->task, "domain/task of the manifest whose label list fixes label ids");
+  prepare->add_option("--labels", prep->labels, "label names in id order (comma separated)")->delimiter(',');
+  prepare->add_option("--threads", prep->threads, "encoding threads")->capture_default_str();
+  prepare->add_flag("!--quiet", prep->progress, "no progress lines");
+  prepare->add_option("INPUT", prep->inputs, ".jsonl (one document per line) or text files (one document each)")
+      ->required();
+  prepare->callback([prep] {
+    const PrepareStats st = prepare_token_shard(*prep);
+    std::printf("wrote %s: %lld documents, %lld tokens (%lld skipped), %.1f MB of text in %.2f s (%.2f MB/s)\n",
+                prep->out.c_str(), (long long)st.docs, (long long)st.tokens, (long long)st.skipped,
+                double(st.bytes) / 1e6, st.seconds, st.mb_per_s());
+  });
 }
 
 }  // namespace gemkit::cli

@@ -11,6 +11,7 @@ void add_model_commands(CLI::App& app);      // cmd_model.cpp: model info | init
 void add_generate_command(CLI::App& app);    // cmd_generate.cpp: generate
 void add_eval_command(CLI::App& app);        // cmd_eval.cpp: eval
 void add_plot_command(CLI::App& app);        // cmd_plot.cpp: plot
-void add_data_commands(CLI::App& app);       // cmd_data.cpp: data suite build | validate
+void add_data_commands(CLI::App& app);       // cmd_data.cpp: data suite build | validate, data prepare
+void add_train_command(CLI::App& app);       // cmd_train.cpp: train
 
 }  // namespace gemkit::cli

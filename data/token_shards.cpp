@@ -1,0 +1,399 @@
+#include "data/token_shards.h"
+
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <type_traits>
+
+#include "core/error.h"
+#include "core/file_io.h"
+
+static_assert(std::is_same<hid_t, int64_t>::value, "HDF5 >= 1.10: hid_t is int64_t");
+
+namespace gemkit {
+
+namespace {
+
+// HDF5 prints its own error stack to stderr by default; gemkit reports its own messages.
+void silence_hdf5() {
+  static bool done = [] {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    return true;
+  }();
+  (void)done;
+}
+
+// Closes an HDF5 handle of any kind when it goes out of scope.
+struct Handle {
+  hid_t id = -1;
+  herr_t (*close)(hid_t) = nullptr;
+  Handle(hid_t i, herr_t (*c)(hid_t)) : id(i), close(c) {}
+  ~Handle() {
+    if (id >= 0 && close) close(id);
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  operator hid_t() const { return id; }
+};
+
+// ---- writing ----
+
+void check(herr_t status, const std::string& where, const std::string& what) {
+  if (status < 0) fail(where, what);
+}
+
+hid_t string_type() {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  return t;
+}
+
+void write_string_attr(hid_t obj, const char* name, const std::string& value, const std::string& where) {
+  Handle type(string_type(), H5Tclose);
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle attr(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  const char* p = value.c_str();
+  check(attr < 0 ? -1 : H5Awrite(attr, type, &p), where, std::string("cannot write attribute ") + name);
+}
+
+void write_strings_attr(hid_t obj, const char* name, const std::vector<std::string>& values,
+                        const std::string& where) {
+  Handle type(string_type(), H5Tclose);
+  hsize_t n = values.size();
+  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  Handle attr(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  std::vector<const char*> ptrs;
+  for (const auto& v : values) ptrs.push_back(v.c_str());
+  check(attr < 0 ? -1 : (n ? H5Awrite(attr, type, ptrs.data()) : 0), where,
+        std::string("cannot write attribute ") + name);
+}
+
+template <typename T>
+hid_t native_type() {
+  return std::is_same<T, int64_t>::value ? H5T_NATIVE_INT64 : H5T_NATIVE_INT32;
+}
+template <typename T>
+hid_t file_type() {
+  return std::is_same<T, int64_t>::value ? H5T_STD_I64LE : H5T_STD_I32LE;
+}
+
+template <typename T>
+void write_int_attr(hid_t obj, const char* name, T value, const std::string& where) {
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  Handle attr(H5Acreate2(obj, name, file_type<T>(), space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  check(attr < 0 ? -1 : H5Awrite(attr, native_type<T>(), &value), where,
+        std::string("cannot write attribute ") + name);
+}
+
+template <typename T>
+void write_dataset(hid_t file, const char* name, const std::vector<T>& values, hsize_t chunk,
+                   const std::string& where) {
+  hsize_t n = values.size();
+  // Unlimited maximum size: a fixed-size dataset may not have chunks larger than itself, and
+  // small shards (tests, validation splits) keep the same 64K-element chunking as large ones.
+  hsize_t max = H5S_UNLIMITED;
+  Handle space(H5Screate_simple(1, &n, &max), H5Sclose);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  check(H5Pset_chunk(dcpl, 1, &chunk), where, std::string("cannot chunk ") + name);
+  Handle ds(H5Dcreate2(file, name, file_type<T>(), space, H5P_DEFAULT, dcpl, H5P_DEFAULT), H5Dclose);
+  if (ds < 0) fail(where, std::string("cannot create dataset /") + name);
+  if (n > 0)
+    check(H5Dwrite(ds, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), where,
+          std::string("cannot write dataset /") + name);
+}
+
+// ---- reading ----
+
+bool has_attr(hid_t obj, const char* name) { return H5Aexists(obj, name) > 0; }
+
+std::string read_string_attr(hid_t obj, const char* name, const std::string& where) {
+  if (!has_attr(obj, name)) fail(where, std::string("missing attribute ") + name);
+  Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  Handle ftype(H5Aget_type(attr), H5Tclose);
+  if (H5Tget_class(ftype) != H5T_STRING) fail(where, std::string("attribute ") + name + " is not a string");
+  Handle type(string_type(), H5Tclose);
+  char* p = nullptr;
+  check(H5Aread(attr, type, &p), where, std::string("cannot read attribute ") + name);
+  std::string value = p ? p : "";
+  H5free_memory(p);
+  return value;
+}
+
+std::vector<std::string> read_strings_attr(hid_t obj, const char* name, const std::string& where) {
+  if (!has_attr(obj, name)) fail(where, std::string("missing attribute ") + name);
+  Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  Handle space(H5Aget_space(attr), H5Sclose);
+  hssize_t n = H5Sget_simple_extent_npoints(space);
+  if (n < 0) fail(where, std::string("bad attribute ") + name);
+  std::vector<char*> ptrs(static_cast<size_t>(n), nullptr);
+  Handle type(string_type(), H5Tclose);
+  if (n > 0) check(H5Aread(attr, type, ptrs.data()), where, std::string("cannot read attribute ") + name);
+  std::vector<std::string> out;
+  for (char* p : ptrs) {
+    out.emplace_back(p ? p : "");
+    H5free_memory(p);
+  }
+  return out;
+}
+
+template <typename T>
+T read_int_attr(hid_t obj, const char* name, const std::string& where) {
+  if (!has_attr(obj, name)) fail(where, std::string("missing attribute ") + name);
+  Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  T value{};
+  check(H5Aread(attr, native_type<T>(), &value), where, std::string("cannot read attribute ") + name);
+  return value;
+}
+
+// Opens /name, checks it is a 1-D integer dataset of `bytes`-wide elements, returns its length.
+hid_t open_dataset(hid_t file, const char* name, size_t bytes, hid_t dapl, int64_t& length,
+                   const std::string& where) {
+  const std::string ds_where = where + ": /" + name;
+  if (H5Lexists(file, name, H5P_DEFAULT) <= 0) fail(ds_where, "missing dataset");
+  hid_t ds = H5Dopen2(file, name, dapl);
+  if (ds < 0) fail(ds_where, "cannot open dataset");
+  Handle type(H5Dget_type(ds), H5Tclose);
+  Handle space(H5Dget_space(ds), H5Sclose);
+  if (H5Tget_class(type) != H5T_INTEGER || H5Tget_size(type) != bytes ||
+      H5Sget_simple_extent_ndims(space) != 1) {
+    H5Dclose(ds);
+    fail(ds_where, "expected a 1-D int" + std::to_string(bytes * 8) + " dataset");
+  }
+  hsize_t n = 0;
+  H5Sget_simple_extent_dims(space, &n, nullptr);
+  length = int64_t(n);
+  return ds;
+}
+
+template <typename T>
+std::vector<T> read_whole(hid_t file, const char* name, int64_t expected, const std::string& where) {
+  int64_t n = 0;
+  Handle ds(open_dataset(file, name, sizeof(T), H5P_DEFAULT, n, where), H5Dclose);
+  if (expected >= 0 && n != expected)
+    fail(where + ": /" + name, "has " + std::to_string(n) + " entries, expected " + std::to_string(expected));
+  std::vector<T> out(static_cast<size_t>(n));
+  if (n > 0)
+    check(H5Dread(ds, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
+          where + ": /" + name, "read failed");
+  return out;
+}
+
+}  // namespace
+
+void ShardData::add_document(const std::vector<int32_t>& ids, int32_t domain, int32_t label) {
+  tokens.insert(tokens.end(), ids.begin(), ids.end());
+  doc_offsets.push_back(int64_t(tokens.size()));
+  doc_domain.push_back(domain);
+  doc_label.push_back(label);
+}
+
+void write_token_shard(const std::string& path, ShardData data) {
+  silence_hdf5();
+  ShardInfo& info = data.info;
+  const size_t n_docs = data.doc_domain.size();
+  if (data.doc_offsets.size() != n_docs + 1 || data.doc_label.size() != n_docs)
+    fail(path, "doc_offsets / doc_domain / doc_label sizes disagree");
+  if (data.doc_offsets.front() != 0 || data.doc_offsets.back() != int64_t(data.tokens.size()))
+    fail(path, "doc_offsets must start at 0 and end at the token count");
+  for (size_t i = 0; i < n_docs; ++i) {
+    if (data.doc_offsets[i + 1] < data.doc_offsets[i]) fail(path, "doc_offsets not monotone");
+    if (data.doc_domain[i] < 0 || size_t(data.doc_domain[i]) >= info.domain_names.size())
+      fail(path, "document " + std::to_string(i) + ": domain id " + std::to_string(data.doc_domain[i]) +
+                     " has no name in domain_names");
+    if (data.doc_label[i] < -1 || (data.doc_label[i] >= 0 && size_t(data.doc_label[i]) >= info.label_names.size()))
+      fail(path, "document " + std::to_string(i) + ": label id " + std::to_string(data.doc_label[i]) +
+                     " has no name in label_names");
+  }
+  for (int32_t id : data.tokens)
+    if (id < 0 || (info.vocab_size > 0 && id >= info.vocab_size))
+      fail(path, "token id " + std::to_string(id) + " outside the vocabulary of " +
+                     std::to_string(info.vocab_size));
+  info.format_version = kTokenShardFormatVersion;
+  info.n_docs = int64_t(n_docs);
+  info.n_tokens = int64_t(data.tokens.size());
+
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  try {
+    Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    if (file < 0) fail(tmp, "cannot create HDF5 file");
+    write_dataset(file, "tokens", data.tokens, hsize_t(kTokenShardChunk), tmp);
+    write_dataset(file, "doc_offsets", data.doc_offsets, 8192, tmp);
+    write_dataset(file, "doc_domain", data.doc_domain, 16384, tmp);
+    write_dataset(file, "doc_label", data.doc_label, 16384, tmp);
+    write_string_attr(file, "format", "gemkit-token-shard", tmp);
+    write_int_attr<int32_t>(file, "format_version", info.format_version, tmp);
+    write_string_attr(file, "tokenizer_kind", info.tokenizer_kind, tmp);
+    write_string_attr(file, "tokenizer_path", info.tokenizer_path, tmp);
+    write_string_attr(file, "tokenizer_hash", info.tokenizer_hash, tmp);
+    write_int_attr<int64_t>(file, "tokenizer_vocab_size", info.vocab_size, tmp);
+    write_int_attr<int32_t>(file, "tokenizer_bos_id", info.bos_id, tmp);
+    write_int_attr<int32_t>(file, "tokenizer_eos_id", info.eos_id, tmp);
+    write_int_attr<int32_t>(file, "tokenizer_pad_id", info.pad_id, tmp);
+    write_int_attr<int32_t>(file, "tokenizer_unk_id", info.unk_id, tmp);
+    write_int_attr<int32_t>(file, "tokenizer_cls_id", info.cls_id, tmp);
+    write_int_attr<int32_t>(file, "tokenizer_sep_id", info.sep_id, tmp);
+    write_int_attr<int32_t>(file, "tokenizer_mask_id", info.mask_id, tmp);
+    write_int_attr<int32_t>(file, "tokenizer_add_bos", info.add_bos ? 1 : 0, tmp);
+    write_int_attr<int32_t>(file, "tokenizer_add_eos", info.add_eos ? 1 : 0, tmp);
+    write_string_attr(file, "source", info.source, tmp);
+    write_string_attr(file, "licence", info.licence, tmp);
+    write_string_attr(file, "split", info.split, tmp);
+    write_strings_attr(file, "domain_names", info.domain_names, tmp);
+    write_strings_attr(file, "label_names", info.label_names, tmp);
+    write_int_attr<int64_t>(file, "n_docs", info.n_docs, tmp);
+    write_int_attr<int64_t>(file, "n_tokens", info.n_tokens, tmp);
+    check(H5Fflush(file, H5F_SCOPE_GLOBAL), tmp, "flush failed");
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    fail(path, "cannot rename the temporary shard into place");
+  }
+}
+
+TokenShard::TokenShard(const std::string& path, size_t chunk_cache_bytes) : path_(path) {
+  silence_hdf5();
+  if (!file_exists(path)) fail(path, "no such token shard");
+  if (H5Fis_hdf5(path.c_str()) <= 0) fail(path, "not an HDF5 file");
+  file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file_ < 0) fail(path, "cannot open HDF5 file");
+  try {
+    if (!has_attr(file_, "format_version") || !has_attr(file_, "format"))
+      fail(path, "not a gemkit token shard (no format / format_version attribute)");
+    if (read_string_attr(file_, "format", path) != "gemkit-token-shard")
+      fail(path, "format attribute is not gemkit-token-shard");
+    info_.format_version = read_int_attr<int32_t>(file_, "format_version", path);
+    if (info_.format_version != kTokenShardFormatVersion)
+      fail(path, "format_version " + std::to_string(info_.format_version) + " is not supported (expected " +
+                     std::to_string(kTokenShardFormatVersion) + "); re-run gemkit data prepare");
+    info_.tokenizer_kind = read_string_attr(file_, "tokenizer_kind", path);
+    info_.tokenizer_path = read_string_attr(file_, "tokenizer_path", path);
+    info_.tokenizer_hash = read_string_attr(file_, "tokenizer_hash", path);
+    info_.vocab_size = read_int_attr<int64_t>(file_, "tokenizer_vocab_size", path);
+    info_.bos_id = read_int_attr<int32_t>(file_, "tokenizer_bos_id", path);
+    info_.eos_id = read_int_attr<int32_t>(file_, "tokenizer_eos_id", path);
+    info_.pad_id = read_int_attr<int32_t>(file_, "tokenizer_pad_id", path);
+    info_.unk_id = read_int_attr<int32_t>(file_, "tokenizer_unk_id", path);
+    info_.cls_id = read_int_attr<int32_t>(file_, "tokenizer_cls_id", path);
+    info_.sep_id = read_int_attr<int32_t>(file_, "tokenizer_sep_id", path);
+    info_.mask_id = read_int_attr<int32_t>(file_, "tokenizer_mask_id", path);
+    info_.add_bos = read_int_attr<int32_t>(file_, "tokenizer_add_bos", path) != 0;
+    info_.add_eos = read_int_attr<int32_t>(file_, "tokenizer_add_eos", path) != 0;
+    info_.source = read_string_attr(file_, "source", path);
+    info_.licence = read_string_attr(file_, "licence", path);
+    info_.split = read_string_attr(file_, "split", path);
+    info_.domain_names = read_strings_attr(file_, "domain_names", path);
+    info_.label_names = read_strings_attr(file_, "label_names", path);
+
+    // A chunk cache that holds many 256 KB chunks: without it every random read of a document
+    // goes back to the file (HDF5's default cache is 1 MB, toolchain.md).
+    Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+    check(H5Pset_chunk_cache(dapl, 12421, chunk_cache_bytes, 1.0), path, "cannot set the chunk cache");
+    int64_t n_tokens = 0;
+    tokens_ = open_dataset(file_, "tokens", sizeof(int32_t), dapl, n_tokens, path);
+    doc_offsets_ = read_whole<int64_t>(file_, "doc_offsets", -1, path);
+    if (doc_offsets_.empty()) fail(path + ": /doc_offsets", "empty (needs n_docs + 1 entries, starting with 0)");
+    const int64_t n_docs = int64_t(doc_offsets_.size()) - 1;
+    doc_domain_ = read_whole<int32_t>(file_, "doc_domain", n_docs, path);
+    doc_label_ = read_whole<int32_t>(file_, "doc_label", n_docs, path);
+    if (doc_offsets_.front() != 0) fail(path + ": /doc_offsets", "must start at 0");
+    for (int64_t i = 0; i < n_docs; ++i)
+      if (doc_offsets_[size_t(i) + 1] < doc_offsets_[size_t(i)])
+        fail(path + ": /doc_offsets", "not monotone at document " + std::to_string(i));
+    if (doc_offsets_.back() != n_tokens)
+      fail(path + ": /doc_offsets", "ends at " + std::to_string(doc_offsets_.back()) +
+                                        " but /tokens has " + std::to_string(n_tokens) + " entries");
+    for (int64_t i = 0; i < n_docs; ++i) {
+      int32_t d = doc_domain_[size_t(i)], l = doc_label_[size_t(i)];
+      if (d < 0 || size_t(d) >= info_.domain_names.size())
+        fail(path + ": /doc_domain", "document " + std::to_string(i) + " has domain id " +
+                                         std::to_string(d) + " outside domain_names");
+      if (l < -1 || (l >= 0 && size_t(l) >= info_.label_names.size()))
+        fail(path + ": /doc_label", "document " + std::to_string(i) + " has label id " +
+                                        std::to_string(l) + " outside label_names");
+    }
+    info_.n_docs = n_docs;
+    info_.n_tokens = n_tokens;
+    if (has_attr(file_, "n_tokens") && read_int_attr<int64_t>(file_, "n_tokens", path) != n_tokens)
+      fail(path, "attribute n_tokens disagrees with /tokens");
+  } catch (...) {
+    if (tokens_ >= 0) H5Dclose(tokens_);
+    H5Fclose(file_);
+    throw;
+  }
+}
+
+TokenShard::~TokenShard() {
+  if (tokens_ >= 0) H5Dclose(tokens_);
+  if (file_ >= 0) H5Fclose(file_);
+}
+
+TokenShard::TokenShard(TokenShard&& o) noexcept
+    : path_(std::move(o.path_)),
+      info_(std::move(o.info_)),
+      doc_offsets_(std::move(o.doc_offsets_)),
+      doc_domain_(std::move(o.doc_domain_)),
+      doc_label_(std::move(o.doc_label_)),
+      file_(o.file_),
+      tokens_(o.tokens_) {
+  o.file_ = o.tokens_ = -1;
+}
+
+TokenShard& TokenShard::operator=(TokenShard&& o) noexcept {
+  if (this != &o) {
+    if (tokens_ >= 0) H5Dclose(tokens_);
+    if (file_ >= 0) H5Fclose(file_);
+    path_ = std::move(o.path_);
+    info_ = std::move(o.info_);
+    doc_offsets_ = std::move(o.doc_offsets_);
+    doc_domain_ = std::move(o.doc_domain_);
+    doc_label_ = std::move(o.doc_label_);
+    file_ = o.file_;
+    tokens_ = o.tokens_;
+    o.file_ = o.tokens_ = -1;
+  }
+  return *this;
+}
+
+int64_t TokenShard::doc_length(int64_t doc) const {
+  if (doc < 0 || doc >= n_docs()) fail(path_, "document " + std::to_string(doc) + " out of range");
+  return doc_offsets_[size_t(doc) + 1] - doc_offsets_[size_t(doc)];
+}
+
+void TokenShard::read_tokens(int64_t begin, int64_t count, std::vector<int32_t>& out) const {
+  if (begin < 0 || count < 0 || begin + count > n_tokens())
+    fail(path_ + ": /tokens", "read of [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
+                                  ") outside " + std::to_string(n_tokens()) + " tokens");
+  if (count == 0) return;
+  const size_t at = out.size();
+  out.resize(at + size_t(count));
+  hsize_t start = hsize_t(begin), n = hsize_t(count);
+  Handle file_space(H5Dget_space(tokens_), H5Sclose);
+  H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, nullptr, &n, nullptr);
+  Handle mem_space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  if (H5Dread(tokens_, H5T_NATIVE_INT32, mem_space, file_space, H5P_DEFAULT, out.data() + at) < 0) {
+    out.resize(at);
+    fail(path_ + ": /tokens", "read failed");
+  }
+}
+
+std::vector<int32_t> TokenShard::read_document(int64_t doc) const {
+  std::vector<int32_t> out;
+  read_tokens(doc_offsets_.at(size_t(doc)), doc_length(doc), out);
+  return out;
+}
+
+std::string tokenizer_identity_file(const std::string& path) {
+  if (!is_directory(path)) return path;
+  for (const char* name : {"tokenizer.json", "tokenizer.model", "vocab.txt"}) {
+    std::string f = path + "/" + name;
+    if (file_exists(f)) return f;
+  }
+  fail(path, "no tokenizer.json, tokenizer.model or vocab.txt in this folder");
+}
+
+}  // namespace gemkit
