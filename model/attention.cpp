@@ -20,7 +20,9 @@ static double lowest_finite(torch::ScalarType dtype) {
 torch::Tensor build_attention_mask(const torch::Tensor& query_positions,
                                    const torch::Tensor& key_positions,
                                    const torch::Tensor& key_valid, bool causal,
-                                   torch::ScalarType dtype) {
+                                   torch::ScalarType dtype,
+                                   const torch::Tensor& query_segments,
+                                   const torch::Tensor& key_segments) {
   const int64_t B = query_positions.size(0), T = query_positions.size(1);
   const int64_t S = key_positions.size(1);
   torch::Tensor allowed;
@@ -29,6 +31,8 @@ torch::Tensor build_attention_mask(const torch::Tensor& query_positions,
   else
     allowed = torch::ones({B, T, S}, query_positions.options().dtype(torch::kBool));
   if (causal) allowed = allowed & (key_positions.unsqueeze(1) <= query_positions.unsqueeze(2));
+  if (query_segments.defined())
+    allowed = allowed & (key_segments.unsqueeze(1) == query_segments.unsqueeze(2));
   auto opts = torch::TensorOptions().dtype(dtype).device(query_positions.device());
   auto lowest = torch::full({}, lowest_finite(dtype), opts);
   return torch::where(allowed, torch::zeros({}, opts), lowest).unsqueeze(1);
@@ -60,13 +64,22 @@ torch::Tensor multi_head_attention(const torch::Tensor& q, const torch::Tensor& 
   values = repeat_kv(values, n_rep);
 
   torch::Tensor out;
-  const bool plain = !ctx.kv && !ctx.token_valid.defined();
+  const bool plain = !ctx.kv && !ctx.token_valid.defined() && !ctx.segments.defined();
   if (plain) {
     // Full sequence, no padding: the library's own masking (fast kernels in LibTorch 2.x).
     out = compat::scaled_dot_product_attention(q, keys, values, c10::nullopt, ctx.causal);
   } else {
-    auto mask = build_attention_mask(ctx.positions, key_positions, key_valid, ctx.causal,
-                                     q.scalar_type());
+    torch::Tensor mask;
+    if (ctx.segments.defined()) {
+      // Packed documents: positions restart in each segment, so order comes from the token
+      // index (keys are these same tokens: no cache with segments).
+      auto index = torch::arange(T, ctx.positions.options()).unsqueeze(0).expand({B, T});
+      mask = build_attention_mask(index, index, key_valid, ctx.causal, q.scalar_type(),
+                                  ctx.segments, ctx.segments);
+    } else {
+      mask = build_attention_mask(ctx.positions, key_positions, key_valid, ctx.causal,
+                                  q.scalar_type());
+    }
     out = compat::scaled_dot_product_attention(q, keys, values, mask, false);
   }
   return out.transpose(1, 2).reshape({B, T, heads * D});

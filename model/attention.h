@@ -21,17 +21,21 @@ struct BlockContext {
   torch::Tensor positions;    // [B, T] int64 absolute positions of these tokens, ascending
   torch::Tensor cos, sin;     // [B, T, head_dim] RoPE tables for `positions` (decoder only)
   torch::Tensor token_valid;  // [B, T] bool, false for padding; undefined: all tokens are real
+  torch::Tensor segments;     // [B, T] int64 packed-document ids (select them too); undefined: one
   bool causal = true;         // decoder: a token sees earlier positions; encoder: all tokens
   LayerKV* kv = nullptr;      // this block's cache slot, or none (no incremental decoding)
   int64_t layer_index = -1;   // which block this is (for wrappers' bookkeeping and errors)
 };
 
 // Additive mask [B, 1, T, S]: 0 where query t may see key s (key real, and for causal
-// attention key position <= query position), the lowest finite value elsewhere.
+// attention key position <= query position, and with segments given, the same segment), the
+// lowest finite value elsewhere.
 torch::Tensor build_attention_mask(const torch::Tensor& query_positions,
                                    const torch::Tensor& key_positions,
                                    const torch::Tensor& key_valid, bool causal,
-                                   torch::ScalarType dtype);
+                                   torch::ScalarType dtype,
+                                   const torch::Tensor& query_segments = {},
+                                   const torch::Tensor& key_segments = {});
 
 // q [B, heads, T, d]; k, v [B, kv_heads, T, d] for the current tokens (RoPE already applied).
 // Appends k, v to ctx.kv when set and attends over everything cached. Returns [B, T, heads*d].

@@ -175,10 +175,25 @@ std::set<std::string> TransformerImpl::ignorable_checkpoint_tensors() const {
 // ---------------------------------------------------------------------------------------------
 // Forward: embeddings -> blocks -> head. Data flows top to bottom.
 
+// Packed documents: the position of each token within its segment (segments are contiguous).
+static torch::Tensor positions_in_segments(const torch::Tensor& segments) {
+  const int64_t B = segments.size(0), T = segments.size(1);
+  auto index = torch::arange(T, segments.options()).unsqueeze(0).expand({B, T});
+  auto starts = torch::ones({B, T}, segments.options().dtype(torch::kBool));
+  if (T > 1) starts.narrow(1, 1, T - 1).copy_(segments.narrow(1, 1, T - 1) != segments.narrow(1, 0, T - 1));
+  auto segment_start = std::get<0>(torch::where(starts, index, torch::zeros_like(index)).cummax(1));
+  return index - segment_start;
+}
+
 ModelOutput TransformerImpl::forward(const torch::Tensor& input_ids, const ForwardOptions& options) {
   if (input_ids.dim() != 2) fail("Transformer::forward", "input_ids must be [batch, seq]");
   if (options.attention_mask.defined() && options.attention_mask.sizes() != input_ids.sizes())
     fail("Transformer::forward", "attention_mask must have the shape of input_ids");
+  if (options.segment_ids.defined()) {
+    if (options.segment_ids.sizes() != input_ids.sizes())
+      fail("Transformer::forward", "segment_ids must have the shape of input_ids");
+    if (options.cache) fail("Transformer::forward", "segment_ids (packed documents) cannot be used with a KV cache");
+  }
   return config_.family == Family::Decoder ? forward_decoder(input_ids, options)
                                            : forward_encoder(input_ids, options);
 }
@@ -211,8 +226,11 @@ ModelOutput TransformerImpl::forward_decoder(const torch::Tensor& input_ids,
     valid = options.attention_mask.to(torch::kBool);
     ctx.token_valid = valid;
   }
+  if (options.segment_ids.defined()) ctx.segments = options.segment_ids.to(torch::kInt64);
   if (options.position_ids.defined()) {
     ctx.positions = options.position_ids.to(torch::kInt64);
+  } else if (ctx.segments.defined()) {
+    ctx.positions = positions_in_segments(ctx.segments);
   } else if (valid.defined()) {
     ctx.positions = (valid.to(torch::kInt64).cumsum(1) - 1).clamp_min(0);
   } else {
@@ -264,9 +282,10 @@ ModelOutput TransformerImpl::forward_encoder(const torch::Tensor& input_ids,
 
   BlockContext ctx;
   ctx.causal = false;
-  ctx.positions = options.position_ids.defined()
-                      ? options.position_ids.to(torch::kInt64)
-                      : torch::arange(T, id_opts).unsqueeze(0).expand({B, T});
+  if (options.segment_ids.defined()) ctx.segments = options.segment_ids.to(torch::kInt64);
+  ctx.positions = options.position_ids.defined() ? options.position_ids.to(torch::kInt64)
+                  : ctx.segments.defined()      ? positions_in_segments(ctx.segments)
+                                                : torch::arange(T, id_opts).unsqueeze(0).expand({B, T});
   if (options.attention_mask.defined()) ctx.token_valid = options.attention_mask.to(torch::kBool);
   auto token_types = options.token_type_ids.defined() ? options.token_type_ids.to(torch::kInt64)
                                                       : torch::zeros({B, T}, id_opts);

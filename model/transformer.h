@@ -40,6 +40,11 @@ struct ForwardOptions {
   // (cumsum(attention_mask) - 1 + cache positions; left padding works as in HF generate);
   // encoder positions are 0..T-1 (BERT).
   torch::Tensor position_ids;
+  // [B, T] integer segment of each token for packed documents (TokenBatch::segment_ids, -1 for
+  // padding): attention stays within a segment (and is causal in the decoder), and when
+  // position_ids is undefined positions restart at 0 in each segment, so a packed row gives
+  // each document the result it would get alone. Not with a KV cache. Undefined: one segment.
+  torch::Tensor segment_ids;
   // Decoder only: attend over the cache and append these tokens to it.
   KVCache* cache = nullptr;
   // CausalLM: compute logits for the last position only ([B, 1, V]); generation needs no more.

@@ -655,21 +655,26 @@ TEST(Speed, PrepareAndRandomDocumentReads) {
   std::printf("[ speed ] prepare: %.2f MB of text, %lld tokens in %.2f s: %.2f MB/s (%d threads)\n",
               double(st.bytes) / 1e6, (long long)st.tokens, st.seconds, st.mb_per_s(), p.threads);
 
-  TokenShard s(p.out);
-  uint64_t x = 12345;
-  std::vector<int32_t> buf;
-  int64_t tokens = 0;
-  const int reads = 20000;
-  const auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < reads; ++i) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
-    const int64_t doc = int64_t((x >> 33) % uint64_t(s.n_docs()));
-    buf.clear();
-    s.read_tokens(s.doc_offsets()[size_t(doc)], s.doc_length(doc), buf);
-    tokens += int64_t(buf.size());
+  // Random whole-document reads, with the reader's chunk cache and without one (every read
+  // goes back to the file; the OS page cache still holds it).
+  for (size_t cache : {size_t(64) << 20, size_t(0)}) {
+    TokenShard s(p.out, cache);
+    uint64_t x = 12345;
+    std::vector<int32_t> buf;
+    int64_t tokens = 0;
+    const int reads = 20000;
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < reads; ++i) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      const int64_t doc = int64_t((x >> 33) % uint64_t(s.n_docs()));
+      buf.clear();
+      s.read_tokens(s.doc_offsets()[size_t(doc)], s.doc_length(doc), buf);
+      tokens += int64_t(buf.size());
+    }
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("[ speed ] random document reads, chunk cache %zu MB: %d in %.3f s = %.1f us/read, %.1f M tokens/s "
+                "(%lld docs, %lld tokens)\n",
+                cache >> 20, reads, sec, 1e6 * sec / reads, double(tokens) / sec / 1e6, (long long)s.n_docs(),
+                (long long)s.n_tokens());
   }
-  const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("[ speed ] random document reads: %d in %.3f s = %.1f us/read, %.1f M tokens/s (%lld docs, %lld tokens)\n",
-              reads, sec, 1e6 * sec / reads, double(tokens) / sec / 1e6, (long long)s.n_docs(),
-              (long long)s.n_tokens());
 }
