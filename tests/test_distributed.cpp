@@ -105,6 +105,16 @@ std::string check_collectives(Distributed& dist) {
   if (!torch::equal(a.grad(), torch::ones({5}, torch::kFloat32))) return "average_gradients float32";
   if (!torch::equal(b.grad(), torch::full({2, 2}, 2.0, torch::kFloat64))) return "average_gradients float64";
   if (!torch::allclose(c.grad(), torch::arange(4, torch::kFloat32) * 1.5)) return "average_gradients float32 (second tensor of the group)";
+  // Gradients that exist on one rank only (an unused expert elsewhere), or on none.
+  torch::Tensor d = torch::zeros({3}, torch::kFloat32).set_requires_grad(true);
+  torch::Tensor e = torch::zeros({2}, torch::kFloat32).set_requires_grad(true);
+  if (r == 1) d.mutable_grad() = torch::full({3}, 4.0, torch::kFloat32);
+  a.mutable_grad() = torch::full({5}, 2.0 * r, torch::kFloat32);
+  dist.average_gradients({a, d, e});
+  if (!d.grad().defined() || !torch::equal(d.grad(), torch::full({3}, 2.0, torch::kFloat32)))
+    return "average_gradients with a gradient on one rank only";
+  if (e.grad().defined()) return "average_gradients invented a gradient no rank had";
+  if (!torch::equal(a.grad(), torch::ones({5}, torch::kFloat32))) return "average_gradients mixed group";
   dist.barrier();
   return "";
 }

@@ -174,29 +174,52 @@ Distributed Distributed::create(const DistributedOptions& o) {
 void Distributed::average_gradients(const std::vector<at::Tensor>& params) {
   if (!enabled()) return;
   torch::NoGradGuard no_grad;
-  // One flat buffer per (device, dtype): one collective per group instead of one per tensor.
-  std::map<std::tuple<int, int, int>, std::vector<at::Tensor>> groups;
+  // One flat buffer per (device, dtype) of the parameters -- the same groups on every rank,
+  // since every rank runs the same model -- so one collective per group, not per tensor.
+  // A parameter that trains but got no gradient on this rank (a routed expert no local token
+  // chose) contributes zeros, so the buffers line up across ranks. Each buffer ends with one
+  // "had a gradient" flag per parameter; when no rank had one, the gradient stays undefined,
+  // as in a single process (the optimizer then skips it).
+  struct Group {
+    std::vector<at::Tensor> params;
+  };
+  std::map<std::tuple<int, int, int>, Group> groups;
   for (const auto& p : params) {
-    const at::Tensor& g = p.grad();
-    if (!g.defined()) continue;
-    if (g.is_sparse()) fail(kWhere, "sparse gradients are not supported");
-    const auto key = std::make_tuple(static_cast<int>(g.device().type()), static_cast<int>(g.device().index()),
-                                     static_cast<int>(g.scalar_type()));
-    groups[key].push_back(g);
+    if (!p.requires_grad()) continue;
+    if (p.grad().defined() && p.grad().is_sparse()) fail(kWhere, "sparse gradients are not supported");
+    const auto key = std::make_tuple(static_cast<int>(p.device().type()), static_cast<int>(p.device().index()),
+                                     static_cast<int>(p.scalar_type()));
+    groups[key].params.push_back(p);
   }
   try {
-    for (auto& [key, grads] : groups) {
-      std::vector<at::Tensor> flat_parts;
-      flat_parts.reserve(grads.size());
-      for (const auto& g : grads) flat_parts.push_back(g.reshape({-1}));
-      at::Tensor flat = torch::cat(flat_parts);
+    for (auto& [key, group] : groups) {
+      const auto& ps = group.params;
+      const auto options = ps.front().options().requires_grad(false);
+      std::vector<at::Tensor> parts;
+      parts.reserve(ps.size() + 1);
+      std::vector<double> had(ps.size());
+      for (size_t i = 0; i < ps.size(); ++i) {
+        const at::Tensor& g = ps[i].grad();
+        had[i] = g.defined() ? 1.0 : 0.0;
+        parts.push_back(g.defined() ? g.reshape({-1}) : torch::zeros({ps[i].numel()}, options));
+      }
+      parts.push_back(torch::tensor(had, torch::kFloat64).to(options));
+      at::Tensor flat = torch::cat(parts);
       impl_->allreduce_sum(flat);
+      const at::Tensor flags = flat.narrow(0, flat.numel() - static_cast<int64_t>(ps.size()), ps.size())
+                                   .to(torch::kCPU, torch::kFloat64);
       flat.div_(static_cast<double>(world_size_));
       int64_t offset = 0;
-      for (auto& g : grads) {
-        const int64_t n = g.numel();
-        g.copy_(flat.narrow(0, offset, n).view_as(g));
+      for (size_t i = 0; i < ps.size(); ++i) {
+        at::Tensor p = ps[i];
+        const int64_t n = p.numel();
+        const at::Tensor avg = flat.narrow(0, offset, n).view(p.sizes());
         offset += n;
+        if (flags[static_cast<int64_t>(i)].item<double>() == 0) continue;  // no rank had a gradient
+        if (p.grad().defined())
+          p.mutable_grad().copy_(avg);
+        else
+          p.mutable_grad() = avg.clone();
       }
     }
   } catch (const Error&) {

@@ -69,9 +69,10 @@ class Distributed {
   const std::string& backend() const { return backend_; }
 
   // Averages the .grad() of `params` over ranks in place (flatten, sum-allreduce, divide,
-  // unflatten; one buffer per dtype/device). Parameters without a gradient (undefined .grad(),
-  // e.g. frozen ones) are skipped -- the same set must be skipped on every rank, which holds
-  // when all ranks run the same model.
+  // unflatten; one buffer per dtype/device). Every rank must pass the same parameters in the
+  // same order (the same model). Parameters with requires_grad false are skipped. A trainable
+  // parameter without a gradient on this rank (unused in its forward, e.g. an expert no local
+  // token was routed to) counts as zeros; if no rank has a gradient for it, it stays undefined.
   void average_gradients(const std::vector<at::Tensor>& params);
   // Overwrites `params` (data, not grads) on every rank with root's values.
   void broadcast_parameters(const std::vector<at::Tensor>& params, int root = 0);
