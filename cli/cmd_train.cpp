@@ -1,0 +1,165 @@
+// gemkit train RECIPE [key=value ...] [--out RUN_DIR] [--resume] [--device cpu|cuda]:
+// fine-tunes model.path, or pretrains a model.init.* architecture from random weights, on the
+// token shards of train.data. Everything the run produces goes to RUN_DIR (README "Training").
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/file_io.h"
+#include "core/torch_compat.h"
+#include "data/loader.h"
+#include "data/tokenizer.h"
+#include "model/checkpoint.h"
+#include "train/batch_stream.h"
+#include "train/checkpointing.h"
+#include "train/distributed.h"
+#include "train/model_init.h"
+#include "train/recipe.h"
+#include "train/trainer.h"
+
+namespace gemkit::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct TrainArgs {
+  std::string recipe, out, device;
+  std::vector<std::string> overrides;
+  bool resume = false;
+};
+
+BatchKind batch_kind(Head head) {
+  switch (head) {
+    case Head::CausalLM: return BatchKind::CausalLM;
+    case Head::MaskedLM: return BatchKind::MaskedLM;
+    case Head::SequenceClassification: return BatchKind::Classification;
+    case Head::None: break;
+  }
+  fail("model", "a model without a head cannot be trained (no loss)");
+}
+
+// The model to train: model.path's checkpoint, or random weights for model.init.* with the
+// tokenizer of train.tokenizer. Returns the folder whose tokenizer files checkpoints carry.
+std::string make_model(const Recipe& r, const torch::Device& device, Transformer& model) {
+  if (r.has("model.path")) {
+    model = load_pretrained(r.get_string("model.path"), device).model;
+    return r.get_string("model.path");
+  }
+  if (!r.has("train.tokenizer"))
+    fail("model.path", "not set: give a checkpoint to fine-tune, or train.tokenizer (and model.init.*) to "
+                       "train a model from random weights");
+  const std::string tok_path = r.get_string("train.tokenizer");
+  std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
+  const ModelConfig config = model_init_config(r, *tok);
+  torch::manual_seed(uint64_t(r.get_int("model.init.seed")));
+  model = Transformer(config);
+  model->to(device);
+  return is_directory(tok_path) ? tok_path : fs::path(tok_path).parent_path().string();
+}
+
+std::vector<TokenBatch> validation_batches(const Recipe& r, const LoaderOptions& train_options) {
+  std::vector<TokenBatch> batches;
+  if (!r.has("train.validation")) return batches;
+  const std::string shard = r.get_string("train.validation");
+  const int64_t limit = r.get_int("train.eval_max_batches");
+  if (train_options.kind == BatchKind::CausalLM) {
+    batches = sequential_batches(shard, train_options);
+  } else {
+    // Masked LM and classification need their own row format: one unshuffled pass.
+    LoaderOptions o = train_options;
+    o.shuffle = false;
+    Loader loader({{shard, 1.0}}, o);
+    while (loader.epoch() < 1.0 && batches.size() < 100000) batches.push_back(loader.next());
+  }
+  if (limit > 0 && int64_t(batches.size()) > limit) batches.resize(size_t(limit));
+  return batches;
+}
+
+void train(const TrainArgs& a) {
+  Recipe r = Recipe::load(a.recipe);
+  for (const std::string& o : a.overrides) r.apply_override(o);
+  if (!a.device.empty()) r.set("model.device", a.device, "--device");
+  r.resolve();
+  if (!r.has("train.data")) fail(a.recipe, "train.data: not set (token shards to train on)");
+
+  Distributed dist = Distributed::from_env();
+  if (dist.enabled())
+    fail("WORLD_SIZE", "gemkit train runs in one process for now: the data-parallel checkpoint would need "
+                       "every rank's loader position (the Trainer's gradient averaging is in place)");
+
+  const std::string run_dir = a.out.empty() ? "out/train/" + fs::path(a.recipe).stem().string() : a.out;
+  if (!a.resume && !list_checkpoints(run_dir).empty())
+    fail(run_dir, "already holds checkpoints of a run; pass --resume to continue it or choose another --out");
+  fs::create_directories(run_dir);
+  r.save((fs::path(run_dir) / "resolved_recipe.toml").string());
+
+  const torch::Device device = compat::parse_device(r.get_string("model.device"));
+  Transformer model{nullptr};
+  const std::string tokenizer_source = make_model(r, device, model);
+
+  // Data: the shards of train.data mixed by train.data_weights.
+  const std::vector<std::string>& shards = r.get_strings("train.data");
+  std::vector<double> weights(shards.size(), 1.0);
+  if (r.has("train.data_weights")) {
+    const std::vector<std::string>& w = r.get_strings("train.data_weights");
+    if (w.size() != shards.size())
+      fail("train.data_weights", "expected one weight per train.data shard (" + std::to_string(shards.size()) +
+                                     "), got " + std::to_string(w.size()));
+    for (size_t i = 0; i < w.size(); ++i) {
+      char* end = nullptr;
+      weights[i] = std::strtod(w[i].c_str(), &end);
+      if (end == w[i].c_str() || *end || !(weights[i] > 0)) fail("train.data_weights", "expected positive numbers, got " + w[i]);
+    }
+  }
+  std::vector<SourceSpec> sources;
+  for (size_t i = 0; i < shards.size(); ++i) sources.push_back({shards[i], weights[i]});
+  LoaderOptions lo = loader_options_for_shard(shards[0], batch_kind(model->config().head));
+  lo.batch_size = r.get_int("train.batch_size");
+  lo.seq_len = r.get_int("train.seq_len");
+  lo.seed = uint64_t(r.get_int("train.seed"));
+  if (lo.seq_len > model->config().max_position_embeddings && model->config().family == Family::Encoder)
+    fail("train.seq_len", "longer than the model's max_position_embeddings (" +
+                              std::to_string(model->config().max_position_embeddings) + ")");
+  Loader loader(sources, lo);
+  LoaderStream stream(loader);
+
+  TrainerOptions options = trainer_options_from_recipe(r);
+  options.run_dir = run_dir;
+  options.device = device;
+  options.recipe_toml = r.to_toml();
+  options.tokenizer_source = tokenizer_source;
+  Trainer trainer(model, stream, options);
+  trainer.set_validation(validation_batches(r, lo));
+
+  int64_t params = 0, trainable = 0;
+  for (const auto& p : model->parameters()) {
+    params += p.numel();
+    if (p.requires_grad()) trainable += p.numel();
+  }
+  std::printf("training %s (%lld parameters, %lld trainable) on %zu shard(s), %lld steps planned -> %s\n",
+              model->config().architecture.c_str(), (long long)params, (long long)trainable, shards.size(),
+              (long long)trainer.planned_steps(), run_dir.c_str());
+  if (a.resume && !trainer.resume()) std::printf("no checkpoint in %s yet: starting from step 0\n", run_dir.c_str());
+  trainer.run();
+  std::printf("done: %lld steps, %lld tokens; checkpoints in %s (latest: %s)\n", (long long)trainer.steps_done(),
+              (long long)trainer.tokens_seen(), run_dir.c_str(), latest_checkpoint(run_dir).value_or("none").c_str());
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto a = std::make_shared<TrainArgs>();
+  CLI::App* cmd = app.add_subcommand("train", "train a model from a recipe (fine-tuning or pretraining)");
+  cmd->add_option("recipe", a->recipe, "recipe TOML file (recipes/train/*.toml)")->required();
+  cmd->add_option("overrides", a->overrides, "recipe overrides: key.path=value, or ~key.path to remove a key");
+  cmd->add_option("--out,-o", a->out, "run folder (default: out/train/<recipe name>)");
+  cmd->add_flag("--resume", a->resume, "continue from the run folder's newest checkpoint");
+  cmd->add_option("--device", a->device, "cpu, cuda or cuda:N (recipe key model.device)");
+  cmd->callback([a] { train(*a); });
+}
+
+}  // namespace gemkit::cli

@@ -1,0 +1,51 @@
+// Extra loss terms: anything added to the head's loss (GEM router load balance and z-loss,
+// distillation, EWC). The trainer computes loss = task_loss + sum_i weight_i * fn_i(context)
+// for every micro-batch and logs each term's unweighted value per step (metrics.jsonl key
+// "loss/<name>").
+//
+//   trainer.add_loss_term({"router_z", 1e-3, [&](const StepContext& c) { return router.z_loss(); }});
+//
+// A term returns a scalar tensor on the model's device. It may return an undefined tensor to
+// say "nothing this micro-batch" (counted as 0). The weight is a plain field so that adaptive
+// schemes (AKP's lambda updates) can change it between steps through Trainer::loss_term(name).
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <random>
+#include <string>
+
+#include "data/batch.h"
+#include "model/transformer.h"
+
+namespace gemkit {
+
+// The tensors of one micro-batch (train/batch_tensors.h builds them from a TokenBatch).
+struct BatchTensors {
+  torch::Tensor input_ids;       // [B, T] int64
+  torch::Tensor labels;          // [B, T] int64, kIgnoreIndex where no loss is taken
+  torch::Tensor attention_mask;  // [B, T] int64
+  torch::Tensor segment_ids;     // [B, T] int64, -1 on padding; undefined when the loader packs nothing
+  torch::Tensor class_labels;    // [B] int64 (classification), else undefined
+  torch::Tensor domain_ids;      // [B] int64
+  torch::Tensor source_ids;      // [B] int64
+};
+
+struct StepContext {
+  Transformer& model;
+  const ModelOutput& output;     // the forward pass of this micro-batch
+  const TokenBatch& batch;       // as the loader produced it
+  const BatchTensors& tensors;   // the same, on the model's device
+  int64_t step;                  // optimizer step being computed (0-based)
+  int64_t micro_step;            // index of the micro-batch within the step
+  std::mt19937_64& rng;          // the trainer's RNG: saved in checkpoints, so resumes replay it
+};
+
+struct LossTerm {
+  std::string name;
+  double weight = 1.0;
+  std::function<torch::Tensor(const StepContext&)> fn;
+};
+
+}  // namespace gemkit

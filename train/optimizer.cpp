@@ -1,0 +1,94 @@
+#include "train/optimizer.h"
+
+#include "core/error.h"
+#include "model/safetensors.h"
+#include "model/state_dict.h"
+
+namespace gemkit {
+
+bool param_decays(const std::string& name, const torch::Tensor& p, const std::vector<std::string>& no_decay) {
+  if (p.dim() < 2) return false;
+  for (const std::string& pattern : no_decay)
+    if (!pattern.empty() && name.find(pattern) != std::string::npos) return false;
+  return true;
+}
+
+Optimizer make_optimizer(const NamedParams& params, const OptimizerOptions& o) {
+  Optimizer opt;
+  for (const auto& [name, p] : params) {
+    if (!p.requires_grad()) continue;
+    (param_decays(name, p, o.no_decay) ? opt.decay : opt.no_decay).emplace_back(name, p);
+  }
+  if (opt.decay.empty() && opt.no_decay.empty())
+    fail("optimizer", "no trainable parameters (every parameter has requires_grad false)");
+  auto group = [&](const NamedParams& named, double wd) {
+    std::vector<torch::Tensor> ps;
+    for (const auto& np : named) ps.push_back(np.second);
+    auto options = std::make_unique<torch::optim::AdamWOptions>(o.lr);
+    options->betas({o.beta1, o.beta2}).eps(o.eps).weight_decay(wd);
+    return torch::optim::OptimizerParamGroup(ps, std::move(options));
+  };
+  // Both groups always exist (possibly empty) so group indices mean the same in every run.
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.push_back(group(opt.decay, o.weight_decay));
+  groups.push_back(group(opt.no_decay, 0.0));
+  opt.adamw = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(o.lr));
+  return opt;
+}
+
+void Optimizer::set_lr(double lr) {
+  for (auto& g : adamw->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+}
+
+namespace {
+
+template <typename F>
+void for_each_named(const Optimizer& o, F f) {
+  for (const NamedParams* group : {&o.decay, &o.no_decay})
+    for (const auto& [name, p] : *group) f(name, p);
+}
+
+}  // namespace
+
+void Optimizer::save_state(const std::string& path, std::map<std::string, int64_t>& steps) const {
+  SafetensorsWriter writer;
+  auto& state = adamw->state();
+  for_each_named(*this, [&](const std::string& name, const torch::Tensor& p) {
+    auto it = state.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    if (it == state.end()) return;  // never updated yet: no state, as in a fresh AdamW
+    const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+    steps[name] = s.step();
+    for (const auto& [suffix, t] : {std::pair<const char*, torch::Tensor>{".exp_avg", s.exp_avg()},
+                                    {".exp_avg_sq", s.exp_avg_sq()}}) {
+      torch::Tensor c = t.detach().to(torch::kCPU).contiguous();
+      writer.add(name + suffix, to_safetensors_dtype(c.scalar_type(), name + suffix), c.sizes().vec(),
+                 c.data_ptr(), size_t(c.nbytes()), std::make_shared<torch::Tensor>(c));
+    }
+  });
+  writer.write(path);
+}
+
+void Optimizer::load_state(const std::string& path, const std::map<std::string, int64_t>& steps) {
+  SafetensorsSet file = SafetensorsSet::open(path);
+  auto& state = adamw->state();
+  state.clear();
+  for_each_named(*this, [&](const std::string& name, const torch::Tensor& p) {
+    auto step = steps.find(name);
+    if (step == steps.end()) return;  // had no state when saved
+    auto tensor = [&](const std::string& key) {
+      const TensorView* v = file.find(key);
+      if (!v) fail(path, "optimizer state for parameter " + name + " is missing (" + key + ")");
+      torch::Tensor t = to_tensor(*v);
+      if (t.sizes() != p.sizes()) fail(path, key + ": shape " + shape_text(t.sizes().vec()) +
+                                                 " does not match the parameter's " + shape_text(p.sizes().vec()));
+      return t.to(p.device(), p.scalar_type());
+    };
+    auto s = std::make_unique<torch::optim::AdamWParamState>();
+    s->step(step->second);
+    s->exp_avg(tensor(name + ".exp_avg"));
+    s->exp_avg_sq(tensor(name + ".exp_avg_sq"));
+    state[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(s);
+  });
+}
+
+}  // namespace gemkit
