@@ -153,17 +153,6 @@ void Trainer::build_optimizer() {
 // One optimizer step.
 namespace {
 
-// ForwardOptions::segment_ids (packed documents attend only within their own) is being added
-// to the transformer; pass it where the field exists, so this file builds before and after.
-template <typename O, typename = void>
-struct HasSegmentIds : std::false_type {};
-template <typename O>
-struct HasSegmentIds<O, std::void_t<decltype(std::declval<O&>().segment_ids)>> : std::true_type {};
-template <typename O>
-void set_segment_ids(O& options, const torch::Tensor& segment_ids) {
-  if constexpr (HasSegmentIds<O>::value) options.segment_ids = segment_ids;
-}
-
 bool finite(double x) { return std::isfinite(x); }
 
 double mean(const std::deque<double>& v) {
@@ -213,7 +202,7 @@ StepRecord Trainer::step() {
     const BatchTensors t = batch_to_tensors(batch, options_.device);
     ForwardOptions forward;
     forward.attention_mask = t.attention_mask;
-    set_segment_ids(forward, t.segment_ids);
+    forward.segment_ids = t.segment_ids;  // packed documents attend only within their own
     const ModelOutput output = model_->forward(t.input_ids, forward);
 
     torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(options_.device));
@@ -356,7 +345,7 @@ double Trainer::validate() {
     const BatchTensors t = batch_to_tensors(batch, options_.device);
     ForwardOptions forward;
     forward.attention_mask = t.attention_mask;
-    set_segment_ids(forward, t.segment_ids);
+    forward.segment_ids = t.segment_ids;
     const ModelOutput output = model_->forward(t.input_ids, forward);
     const torch::Tensor& labels = head == Head::SequenceClassification ? t.class_labels : t.labels;
     sum += model_->loss(output, labels).item<double>() * double(n);
