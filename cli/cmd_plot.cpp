@@ -1,5 +1,6 @@
 // gemkit plot: line charts (SVG) of a training run's metrics.jsonl, one panel per metric;
 // a metric's validation counterpart (val_<name>) shares its panel.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -41,7 +42,14 @@ void run_plot(const PlotArgs& a) {
         fail("--metrics " + name, "not in " + path + " (it has " + have + ")");
       }
   } else {
-    for (const std::string& name : m.order)  // val_x goes with x when both are there
+    // The usual training figures first (JSON objects come back with sorted keys), then the
+    // rest; val_x goes into x's panel when both are there.
+    std::vector<std::string> names;
+    for (const char* n : {"loss", "lr", "grad_norm", "tokens_per_s"})
+      if (m.series.count(n)) names.push_back(n);
+    for (const std::string& n : m.order)
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+    for (const std::string& name : names)
       if (!(name.rfind("val_", 0) == 0 && m.series.count(name.substr(4)))) wanted.push_back(name);
   }
   std::vector<eval::PlotPanel> panels;
