@@ -270,11 +270,11 @@ PrepareStats prepare_token_shard(const PrepareOptions& o) {
   const int threads = std::max(1, o.threads);
   std::vector<std::vector<int32_t>> encoded(std::min(n, block * size_t(threads)));
   auto last_report = Clock::now();
-  auto report = [&](bool final) {
+  auto report = [&] {
     double s = std::chrono::duration<double>(Clock::now() - start).count();
-    std::fprintf(stderr, "data prepare: %lld docs, %lld tokens, %.1f MB of text, %.2f MB/s%s\n",
+    std::fprintf(stderr, "data prepare: %lld docs, %lld tokens, %.1f MB of text, %.2f MB/s\n",
                  (long long)stats.docs, (long long)stats.tokens, double(stats.bytes) / 1e6,
-                 s > 0 ? double(stats.bytes) / 1e6 / s : 0.0, final ? " (done)" : "");
+                 s > 0 ? double(stats.bytes) / 1e6 / s : 0.0);
   };
   for (size_t begin = 0; begin < n; begin += encoded.size()) {
     const size_t count = std::min(encoded.size(), n - begin);
@@ -300,7 +300,7 @@ PrepareStats prepare_token_shard(const PrepareOptions& o) {
       encoded[i].clear();
     }
     if (o.progress && Clock::now() - last_report > std::chrono::seconds(2)) {
-      report(false);
+      report();
       last_report = Clock::now();
     }
   }
@@ -308,7 +308,6 @@ PrepareStats prepare_token_shard(const PrepareOptions& o) {
   if (stats.docs == 0) fail("data prepare", "no documents (all inputs empty or of another split)");
   write_token_shard(o.out, std::move(shard));
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (o.progress) report(true);
   return stats;
 }
 

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -300,6 +301,19 @@ TEST(Prepare, TokenizesRecordsWithIdentityAndProvenance) {
   for (int64_t d = 0; d < osi.n_docs(); ++d) labelled += osi.doc_label(d) >= 0;
   EXPECT_EQ(labelled, osi.n_docs());
   EXPECT_EQ(osi.n_docs(), 145);
+
+  // Reproducible: the same input gives the same bytes, whatever the thread count.
+  PrepareOptions p;
+  p.tokenizer = fx().tokenizer;
+  p.inputs = {kMini + "/law/train.jsonl"};
+  p.manifest = kMini + "/manifest.json";
+  p.progress = false;
+  p.threads = 1;
+  p.out = fx().dir + "/law_1thread.h5";
+  prepare_token_shard(p);
+  std::ifstream a(fx().law, std::ios::binary), b(p.out, std::ios::binary);
+  EXPECT_TRUE(std::equal(std::istreambuf_iterator<char>(a), std::istreambuf_iterator<char>(),
+                         std::istreambuf_iterator<char>(b), std::istreambuf_iterator<char>()));
 }
 
 TEST(Prepare, HeldOutSplitsStayHeldOut) {
