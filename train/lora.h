@@ -87,6 +87,12 @@ class LoraLayer : public LinearHook {
 class LoraAdapters {
  public:
   LoraAdapters() = default;
+  // Move-only: the object tracks the merged state of the hooks it owns; two copies would
+  // each merge the same delta into the weights.
+  LoraAdapters(LoraAdapters&&) = default;
+  LoraAdapters& operator=(LoraAdapters&&) = default;
+  LoraAdapters(const LoraAdapters&) = delete;
+  LoraAdapters& operator=(const LoraAdapters&) = delete;
   // Selects the layers, creates and hooks one LoraLayer each, and (freeze_base) freezes
   // every base parameter. Throws gemkit::Error for invalid options, a pattern that matches
   // nothing, or a layer that already carries a LoRA adapter.
