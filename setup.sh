@@ -4,6 +4,7 @@
 #   ./setup.sh quickstart   install + build + a short end-to-end demo on the bundled text
 #   ./setup.sh test         install + build + run the whole test suite (ctest)
 #   ./setup.sh build        install + build only
+#   ./setup.sh base         install + build + reproduce the bundled base model (checkpoints/gemkit-base)
 #
 # Idempotent: packages already present are not reinstalled; the build is incremental.
 # Environment: BUILD_DIR (default build), JOBS (default nproc), Torch_DIR (a CUDA LibTorch 2.x).
@@ -65,6 +66,21 @@ quickstart() {
   echo "== done: tokenizer, checkpoint and resolved recipes are in ${out#"$ROOT"/}"
 }
 
+# The bundled base model, reproduced from nothing: the general corpus of the suite, a tokenizer,
+# token shards, then pretraining (recipes/train/base_pretrain.toml; about 25 minutes on 2 cores).
+base() {
+  local gemkit="$BUILD_DIR/cli/gemkit"
+  "$gemkit" data suite build --domains general --out out/suite
+  "$gemkit" tokenizer train --recipe recipes/tokenizer/base_spm_bpe.toml
+  for split in train validation; do
+    "$gemkit" data prepare --tokenizer out/tokenizers/base_spm_bpe --split $split \
+      --manifest out/suite/general/manifest.json \
+      --out out/data/base/general.$split.h5 out/suite/general/$split.jsonl
+  done
+  "$gemkit" train recipes/train/base_pretrain.toml --out out/train/base_pretrain ${RESUME:+--resume}
+  echo "base model: out/train/base_pretrain/$(cat out/train/base_pretrain/best 2>/dev/null || echo latest)"
+}
+
 fetch_test_data() {
   bash "$ROOT/tests/fetch_test_data.sh" "$BUILD_DIR/testdata"
 }
@@ -78,6 +94,8 @@ case "$cmd" in
     cd "$BUILD_DIR" && OMP_NUM_THREADS=1 ctest --output-on-failure -j "$JOBS" ;;
   quickstart)
     install_missing; build; quickstart ;;
+  base)
+    install_missing; build; base ;;
   *)
     sed -n '2,11p' "$0"; exit 2 ;;
 esac

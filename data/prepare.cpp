@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -306,6 +307,8 @@ PrepareStats prepare_token_shard(const PrepareOptions& o) {
   }
   records.clear();
   if (stats.docs == 0) fail("data prepare", "no documents (all inputs empty or of another split)");
+  const std::filesystem::path parent = std::filesystem::path(o.out).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);  // as every gemkit output
   write_token_shard(o.out, std::move(shard));
   stats.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return stats;

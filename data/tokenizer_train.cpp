@@ -8,7 +8,10 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <fstream>
 #include <sstream>
+
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/file_io.h"
@@ -30,6 +33,34 @@ std::string self_dir() {
   std::string p(buf, static_cast<size_t>(n));
   const size_t slash = p.find_last_of('/');
   return slash == std::string::npos ? std::string() : p.substr(0, slash);
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// SentencePiece reads plain text, one sentence per line; the suite's corpora are JSONL. The
+// "text" field of every record is written, line by line, into a temporary text file.
+std::string jsonl_to_text(const std::string& jsonl, const std::string& text_path) {
+  std::ifstream in(jsonl);
+  if (!in) fail(jsonl, "cannot open for reading");
+  std::ofstream out(text_path, std::ios::binary | std::ios::trunc);
+  if (!out) fail(text_path, "cannot create");
+  std::string line;
+  for (int64_t n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json record;
+    try {
+      record = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      fail(jsonl + ":" + std::to_string(n), std::string("invalid JSON: ") + e.what());
+    }
+    if (!record.is_object() || !record.contains("text") || !record["text"].is_string())
+      fail(jsonl + ":" + std::to_string(n), "field \"text\": expected a string");
+    out << record["text"].get<std::string>() << '\n';
+  }
+  if (!out.flush()) fail(text_path, "write failed");
+  return text_path;
 }
 
 std::string join(const std::vector<std::string>& v, const char* what) {
@@ -110,10 +141,27 @@ SentencePieceTrainResult train_sentencepiece(const SentencePieceTrainOptions& o)
     fail(kWhere, "normalization_rule: expected identity, nmt_nfkc, nfkc, nmt_nfkc_cf or nfkc_cf, got \"" +
                      o.normalization_rule + "\"");
 
+  // JSONL inputs become temporary text files beside the model, removed when training ends.
+  std::vector<std::string> inputs, temporaries;
+  for (size_t i = 0; i < o.input_files.size(); ++i) {
+    if (!ends_with(o.input_files[i], ".jsonl")) {
+      inputs.push_back(o.input_files[i]);
+      continue;
+    }
+    temporaries.push_back(o.model_prefix + ".input" + std::to_string(i) + ".txt");
+    inputs.push_back(jsonl_to_text(o.input_files[i], temporaries.back()));
+  }
+  struct RemoveTemporaries {
+    const std::vector<std::string>& paths;
+    ~RemoveTemporaries() {
+      for (const std::string& p : paths) ::unlink(p.c_str());
+    }
+  } remove_temporaries{temporaries};
+
   const std::string exe = find_spm_train_executable(o.trainer_path);
   std::vector<std::string> args = {
       exe,
-      "--input=" + join(o.input_files, "input_files"),
+      "--input=" + join(inputs, "input_files"),
       "--model_prefix=" + o.model_prefix,
       "--vocab_size=" + std::to_string(o.vocab_size),
       "--model_type=" + o.model_type,

@@ -10,7 +10,7 @@
 namespace gemkit {
 
 struct SentencePieceTrainOptions {
-  std::vector<std::string> input_files;  // plain text, one sentence per line
+  std::vector<std::string> input_files;  // plain text (one sentence per line) or JSONL ("text" fields)
   std::string model_prefix;              // writes <prefix>.model and <prefix>.vocab
   int32_t vocab_size = 8000;
   std::string model_type = "unigram";    // "unigram" or "bpe"

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "core/file_io.h"
+
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -507,6 +509,27 @@ TEST(SentencePieceTraining, TrainsLoadsAndRejectsTruncatedModels) {
     same += m1.pieces[i].piece == m2.pieces[i].piece && m1.pieces[i].score == m2.pieces[i].score &&
             m1.pieces[i].type == m2.pieces[i].type;
   EXPECT_EQ(same, m1.pieces.size());
+
+  // JSONL input (the suite's corpora): the "text" field of each record is the training text, so
+  // the same lines as JSONL train the same model; a record without text names file and line.
+  const std::string jsonl = temp_path("corpus.jsonl");
+  {
+    std::ofstream out(jsonl);
+    for (const auto& l : make_corpus(1500)) out << nlohmann::json{{"id", "x"}, {"text", l}}.dump() << "\n";
+  }
+  SentencePieceTrainOptions oj = o;
+  oj.input_files = {jsonl};
+  oj.model_prefix = temp_path("spm_jsonl");
+  const auto rj = train_sentencepiece(oj);
+  const auto mj = SentencePieceModel::load(rj.model_path);
+  ASSERT_EQ(mj.pieces.size(), m1.pieces.size());
+  for (size_t i = 0; i < mj.pieces.size(); ++i) EXPECT_EQ(mj.pieces[i].piece, m1.pieces[i].piece) << i;
+  EXPECT_FALSE(file_exists(oj.model_prefix + ".input0.txt"));  // the temporary text is removed
+  write_file(jsonl, "{\"text\": \"fine\"}\n{\"id\": 3}\n");
+  const std::string ej = error_of([&] { train_sentencepiece(oj); });
+  EXPECT_NE(ej.find(jsonl + ":2"), std::string::npos) << ej;
+  EXPECT_NE(ej.find("\"text\""), std::string::npos) << ej;
+  for (const auto& f : {jsonl, rj.model_path, rj.vocab_path}) std::remove(f.c_str());
 
   // Truncated model file: the error names the file and the protobuf field.
   const std::string bytes = slurp(r.model_path);
