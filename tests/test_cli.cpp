@@ -271,3 +271,21 @@ TEST(Cli, DataSuiteValidateRunsTheSuiteChecks) {
   expect_clean_failure(bad, "data suite validate: found problems");
   EXPECT_NE(bad.out.find("/nonexistent/suite/manifest.json missing"), std::string::npos) << describe(bad);
 }
+
+TEST(Cli, DataSuiteBuildWritesTokenShardsForATokenizer) {
+  // The mini law domain from the pinned sources (fetched into the cache when missing), then one
+  // shard per split for the fixture's tokenizer; a second run gives byte-identical shards.
+  const std::string out = work_dir() + "/suite." + std::to_string(getpid());
+  const std::string cmd = "data suite build --mini --domains law --out '" + out + "' --tokenizer '" + fixture() + "/tok'";
+  Result r = gemkit(cmd);
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const std::string shard = out + "/law/shards/train.h5";
+  for (const char* split : {"train", "validation", "test"})
+    EXPECT_TRUE(fs::exists(out + "/law/shards/" + split + ".h5")) << split << "\n" << describe(r);
+  const std::string first = slurp(shard);
+  ASSERT_EQ(gemkit(cmd + " --force").code, 0);
+  EXPECT_EQ(slurp(shard), first);
+  expect_clean_failure(gemkit("data suite build --mini --domains law --out '" + out + "' --tokenizer /nonexistent/tok"),
+                       "/nonexistent/tok");
+  fs::remove_all(out);
+}
