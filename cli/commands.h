@@ -12,6 +12,7 @@ void add_generate_command(CLI::App& app);    // cmd_generate.cpp: generate
 void add_eval_command(CLI::App& app);        // cmd_eval.cpp: eval
 void add_plot_command(CLI::App& app);        // cmd_plot.cpp: plot
 void add_data_commands(CLI::App& app);       // cmd_data.cpp: data suite build | validate, data prepare
+void add_compare_command(CLI::App& app);     // cmd_compare.cpp: compare eval reports
 void add_train_command(CLI::App& app);       // cmd_train.cpp: train
 
 }  // namespace gemkit::cli

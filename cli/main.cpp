@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
   gemkit::cli::add_eval_command(app);
   gemkit::cli::add_plot_command(app);
   gemkit::cli::add_data_commands(app);
+  gemkit::cli::add_compare_command(app);
   gemkit::cli::add_train_command(app);
   try {
     check_command_names(app, argc, argv);
