@@ -117,9 +117,7 @@ struct LoaderCore {
     const int64_t doc = s.order[size_t(s.cursor)];
     if (s.framed_doc != doc) {
       s.framed.clear();
-      if (options.bos_id >= 0) s.framed.push_back(options.bos_id);
-      s.shard.read_tokens(s.shard.doc_offsets()[size_t(doc)], s.shard.doc_length(doc), s.framed);
-      if (options.eos_id >= 0) s.framed.push_back(options.eos_id);
+      DocumentFraming{options.bos_id, options.eos_id}.append(s.shard, doc, s.framed);
       s.framed_doc = doc;
     }
     return s.framed;
@@ -273,6 +271,23 @@ static void validate_options(const LoaderOptions& o, const std::string& where) {
   }
 }
 
+void DocumentFraming::append(const std::vector<int32_t>& ids, std::vector<int32_t>& out) const {
+  if (bos_id >= 0) out.push_back(bos_id);
+  out.insert(out.end(), ids.begin(), ids.end());
+  if (eos_id >= 0) out.push_back(eos_id);
+}
+
+void DocumentFraming::append(const TokenShard& shard, int64_t doc, std::vector<int32_t>& out) const {
+  if (bos_id >= 0) out.push_back(bos_id);
+  shard.read_tokens(shard.doc_offsets()[size_t(doc)], shard.doc_length(doc), out);
+  if (eos_id >= 0) out.push_back(eos_id);
+}
+
+DocumentFraming document_framing(const SpecialTokens& sp) {
+  if (sp.cls >= 0 && sp.sep >= 0) return {sp.cls, sp.sep};  // BERT: [CLS] text [SEP]
+  return {sp.add_bos ? sp.bos : -1, sp.eos};
+}
+
 LoaderOptions loader_options_for_shard(const std::string& shard, BatchKind kind) {
   TokenShard s(shard);
   const ShardInfo& info = s.info();
@@ -281,13 +296,15 @@ LoaderOptions loader_options_for_shard(const std::string& shard, BatchKind kind)
   o.vocab_size = info.vocab_size;
   o.pad_id = info.pad_id;
   o.mask_id = info.mask_id;
-  if (info.cls_id >= 0 && info.sep_id >= 0) {  // BERT: [CLS] text [SEP]
-    o.bos_id = info.cls_id;
-    o.eos_id = info.sep_id;
-  } else {  // decoder: bos when the tokenizer prepends one (Llama), eos always when it has one
-    o.bos_id = info.add_bos ? info.bos_id : -1;
-    o.eos_id = info.eos_id;
-  }
+  SpecialTokens sp;  // the shard stores its tokenizer's special tokens
+  sp.bos = info.bos_id;
+  sp.eos = info.eos_id;
+  sp.cls = info.cls_id;
+  sp.sep = info.sep_id;
+  sp.add_bos = info.add_bos;
+  const DocumentFraming framing = document_framing(sp);
+  o.bos_id = framing.bos_id;
+  o.eos_id = framing.eos_id;
   return o;
 }
 

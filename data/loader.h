@@ -34,8 +34,26 @@
 #include <vector>
 
 #include "data/batch.h"
+#include "data/tokenizer.h"
 
 namespace gemkit {
+
+class TokenShard;
+
+// The ids around every document, [bos_id] tokens [eos_id] (an id < 0: none). Loaders and
+// evaluation frame documents alike, so that held-out perplexity scores what training taught
+// (the eos included: where a document ends).
+struct DocumentFraming {
+  int32_t bos_id = -1, eos_id = -1;
+
+  // Appends the framed ids / the framed document `doc` of `shard` to out.
+  void append(const std::vector<int32_t>& ids, std::vector<int32_t>& out) const;
+  void append(const TokenShard& shard, int64_t doc, std::vector<int32_t>& out) const;
+};
+
+// The framing for a tokenizer's special tokens: WordPiece (BERT) [CLS] ... [SEP]; decoders
+// their bos when the tokenizer prepends one (Llama) and their eos when they have one.
+DocumentFraming document_framing(const SpecialTokens& special);
 
 struct SourceSpec {
   std::string path;     // an HDF5 token shard (gemkit data prepare)
@@ -57,8 +75,7 @@ struct LoaderOptions {
 };
 
 // Options with the special ids of the shard's tokenizer (stored in the shard's attributes):
-// decoder tokenizers frame documents with their bos (if any) and eos; WordPiece (BERT) with
-// [CLS] ... [SEP] and masks with [MASK]. The rest are LoaderOptions defaults.
+// bos_id/eos_id from document_framing, [MASK] for masking. The rest are LoaderOptions defaults.
 LoaderOptions loader_options_for_shard(const std::string& shard, BatchKind kind);
 
 class Loader {

@@ -37,7 +37,7 @@ Report run_evaluation(const EvalOptions& o) {
   // Inputs first: a malformed task file fails before the model is loaded.
   const std::vector<Task> tasks = o.tasks.empty() ? std::vector<Task>{} : load_tasks(o.tasks, o.split, o.max_items);
   const std::vector<Corpus> corpora =
-      o.corpus.empty() ? std::vector<Corpus>{} : load_corpora(o.corpus, o.split, o.max_documents);
+      o.corpus.empty() ? std::vector<Corpus>{} : load_corpora(o.corpus, o.split, o.max_documents, o.model_path);
 
   const torch::Device device = compat::parse_device(o.device);
   Pretrained pre = load_pretrained(o.model_path, device);

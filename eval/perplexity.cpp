@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "data/loader.h"
 #include "eval/progress.h"
 #include "eval/scorer.h"
 
@@ -88,13 +89,17 @@ Result perplexity_result(const std::string& domain, const std::vector<DocumentNl
 
 Result evaluate_perplexity(const Scorer& scorer, const Tokenizer& tok, const Corpus& corpus, int64_t seq_len,
                            const BootstrapOptions& boot) {
-  std::vector<std::vector<int32_t>> docs;
-  docs.reserve(corpus.documents.size());
-  for (const Document& d : corpus.documents) docs.push_back(tok.encode(d.text, /*add_special=*/true));
+  const bool shard = !corpus.tokenizer_hash.empty();  // ids already framed, no text
+  const DocumentFraming framing = document_framing(tok.special());
+  std::vector<std::vector<int32_t>> docs(corpus.documents.size());
+  for (size_t i = 0; i < docs.size(); ++i) {
+    if (shard) docs[i] = corpus.documents[i].ids;
+    else framing.append(tok.encode(corpus.documents[i].text, /*add_special=*/false), docs[i]);
+  }
   std::vector<DocumentNll> nlls = document_nlls(scorer, docs, seq_len, "perplexity " + corpus.domain);
-  for (size_t i = 0; i < nlls.size(); ++i) nlls[i].bytes = int64_t(corpus.documents[i].text.size());
-  Result r = perplexity_result(corpus.domain, nlls, boot);
-  return r;
+  if (!shard)
+    for (size_t i = 0; i < nlls.size(); ++i) nlls[i].bytes = int64_t(corpus.documents[i].text.size());
+  return perplexity_result(corpus.domain, nlls, boot);
 }
 
 }  // namespace gemkit::eval

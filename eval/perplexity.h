@@ -1,13 +1,18 @@
 // Token-level perplexity of a causal LM on held-out documents: exp(mean NLL over scored
 // tokens), with a bootstrap interval over documents, and bits per UTF-8 byte (comparable
-// across tokenizers).
+// across tokenizers; only where the text is known: token shards carry no text, so their
+// results have no bits_per_byte).
 //
-// Packing: each document is tokenized with the model's tokenizer (BOS included when the
-// tokenizer adds one) and cut into rows of at most seq_len tokens that overlap by one token,
-// so every token except the document's first is scored exactly once, and the first token of a
-// row is context only. A row never holds two documents: the transformer's attention mask has no
-// segment boundaries, so documents packed into one row would attend to each other. Rows are
-// sorted by length before batching, which keeps the padding small.
+// Documents are framed as the training loader frames them (data/loader.h: bos when the
+// tokenizer prepends one, eos), so text and token shards of the same documents score the same
+// and the eos (where a document ends) is scored too. Each document is cut into windows of at
+// most seq_len tokens that overlap by one token, so every token except the document's first is
+// scored exactly once, and the first token of a window is context only. Each window is its
+// own row; rows are sorted by length before batching, which keeps the padding small. Packing
+// several documents per row as segments (ForwardOptions::segment_ids) scores the same but was
+// measured slower on CPU: masked attention costs the square of the row length, so a short
+// document in a long packed row pays for attention over the whole row, which is more than the
+// little padding that length-sorted batching leaves.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -22,7 +27,7 @@ namespace gemkit::eval {
 
 class Scorer;
 
-// Rows of one tokenized document: context = the row's first token, continuation = the rest.
+// Windows of one tokenized document: context = the window's first token, continuation = the rest.
 std::vector<ScoreRequest> document_windows(const std::vector<int32_t>& ids, int64_t seq_len);
 
 struct DocumentNll {
@@ -34,11 +39,12 @@ struct DocumentNll {
 // perplexity = exp(sum nll / sum tokens) over the given documents (a bootstrap sample).
 double perplexity_of(const std::vector<DocumentNll>& docs, const std::vector<size_t>& idx);
 
-// Per-document NLL of already tokenized documents (also the entry point for token shards).
+// Per-document NLL of already tokenized (and framed) documents.
 std::vector<DocumentNll> document_nlls(const Scorer& scorer, const std::vector<std::vector<int32_t>>& docs,
                                        int64_t seq_len, const std::string& label);
 
-// Result "perplexity" for one corpus: figures perplexity and bits_per_byte.
+// Result "perplexity" for one corpus (text, or token ids from a shard: Corpus::tokenizer_hash):
+// figures perplexity and, for text, bits_per_byte.
 Result evaluate_perplexity(const Scorer& scorer, const Tokenizer& tok, const Corpus& corpus, int64_t seq_len,
                            const BootstrapOptions& boot);
 

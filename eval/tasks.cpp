@@ -1,5 +1,7 @@
 #include "eval/tasks.h"
 
+#include "eval/shard_corpus.h"
+
 #include <algorithm>
 #include <functional>
 #include <filesystem>
@@ -236,7 +238,8 @@ Corpus read_corpus_file(const std::string& path, int64_t max_documents) {
   return c;
 }
 
-std::vector<Corpus> load_corpora(const std::string& spec, const std::string& split, int64_t max_documents) {
+std::vector<Corpus> load_corpora(const std::string& spec, const std::string& split, int64_t max_documents,
+                                 const std::string& model_path) {
   std::vector<std::string> files;
   if (fs::is_directory(spec)) {
     const fs::path root(spec);
@@ -258,7 +261,13 @@ std::vector<Corpus> load_corpora(const std::string& spec, const std::string& spl
   }
   if (files.empty()) fail(spec, "no corpus files found for split " + split);
   std::vector<Corpus> out;
-  for (const std::string& f : files) out.push_back(read_corpus_file(f, max_documents));
+  for (const std::string& f : files) {
+    if (!is_token_shard_path(f)) {
+      out.push_back(read_corpus_file(f, max_documents));
+      continue;
+    }
+    for (Corpus& c : read_shard_corpora(f, model_path, max_documents)) out.push_back(std::move(c));
+  }
   return out;
 }
 

@@ -53,11 +53,13 @@ std::vector<Task> load_tasks(const std::string& spec, const std::string& split, 
 struct Document {
   std::string id;
   std::string text;
+  std::vector<int32_t> ids;  // token shards: the framed token ids (no text)
 };
 
 struct Corpus {
-  std::string domain;  // from the record's "domain" field, else the folder name
+  std::string domain;  // from the record's "domain" field (shards: domain_names), else the folder name
   std::string path;
+  std::string tokenizer_hash;  // token shards: the tokenizer of Document::ids; empty: text
   std::vector<Document> documents;
 };
 
@@ -65,8 +67,10 @@ struct Corpus {
 Corpus read_corpus_file(const std::string& path, int64_t max_documents = 0);
 
 // `spec`: a suite folder (every domain's <split>.jsonl, in manifest order when there is one),
-// a domain folder, or comma-separated corpus files.
-std::vector<Corpus> load_corpora(const std::string& spec, const std::string& split, int64_t max_documents = 0);
+// a domain folder, or comma-separated corpus files: JSONL, or .h5 token shards (one Corpus per
+// domain; eval/shard_corpus.h), which are checked against the tokenizer of `model_path`.
+std::vector<Corpus> load_corpora(const std::string& spec, const std::string& split, int64_t max_documents = 0,
+                                 const std::string& model_path = "");
 
 // Reads `path` and calls `line_fn(json, line_number)` per non-empty line; parse errors name
 // file and line.

@@ -14,6 +14,9 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "core/sha256.h"
+#include "data/prepare.h"
+#include "data/token_shards.h"
 #include "data/tokenizer.h"
 #include "data/tokenizer_train.h"
 #include "eval/bootstrap.h"
@@ -25,6 +28,7 @@
 #include "eval/report.h"
 #include "eval/run_metrics.h"
 #include "eval/scorer.h"
+#include "eval/shard_corpus.h"
 #include "eval/svg_plot.h"
 #include "eval/tasks.h"
 #include "model/checkpoint.h"
@@ -299,6 +303,97 @@ TEST(Perplexity, EqualsExpOfMeanNllOfADirectForward) {
   const auto both = document_nlls(scorer, {doc, doc2}, 64, "test");
   EXPECT_NEAR(both[0].nll, nll[0].nll, 1e-9);
   EXPECT_NEAR(both[1].nll, document_nlls(scorer, {doc2}, 64, "test")[0].nll, 1e-9);
+}
+
+// A per-domain JSONL corpus of the mini suite's first documents (cut short, to stay quick).
+static std::string short_corpus(const std::string& domain, size_t docs) {
+  std::string out;
+  for_each_jsonl(std::string(GEMKIT_SOURCE_DIR) + "/data/mini/" + domain + "/test.jsonl",
+                 [&](const nlohmann::json& j, int64_t line) {
+                   if (size_t(line) > docs) return;
+                   nlohmann::json r = j;
+                   r["text"] = j["text"].get<std::string>().substr(0, 150 + 40 * size_t(line));
+                   out += r.dump() + "\n";
+                 });
+  const std::string path = work_dir() + "/shard_corpus/" + domain + "/test.jsonl";
+  write(path, out);
+  return path;
+}
+
+TEST(Perplexity, TokenShardScoresAsTheJsonlOfTheSameDocuments) {
+  const std::string model_dir = work_dir() + "/shard_model";
+  Transformer m = tiny_model(load_tokenizer(tokenizer_dir() + "/tokenizer.model")->vocab_size(), torch::kFloat);
+  SaveOptions so;
+  so.tokenizer_source = tokenizer_dir();
+  save_pretrained(m, {}, model_dir, so);
+  const std::string general = short_corpus("general", 5), law = short_corpus("law", 4);
+  PrepareOptions po;
+  po.tokenizer = model_dir;
+  po.out = work_dir() + "/shard_corpus/test.h5";
+  po.inputs = {general, law};
+  po.split = "test";
+  po.progress = false;
+  prepare_token_shard(po);
+
+  EvalOptions o;
+  o.model_path = model_dir;
+  o.seq_len = 48;  // documents span several windows
+  o.batch_size = 3;
+  o.bootstrap.resamples = 50;
+  o.corpus = general + "," + law;
+  const Report text = run_evaluation(o);
+  o.corpus = po.out;
+  const Report shard = run_evaluation(o);
+  ASSERT_EQ(text.results.size(), 2u);
+  ASSERT_EQ(shard.results.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const Result &t = text.results[i], &s = shard.results[i];
+    EXPECT_EQ(s.domain, t.domain);
+    EXPECT_EQ(s.items, t.items);
+    EXPECT_EQ(s.stats.at("tokens"), t.stats.at("tokens"));
+    const double pt = t.figure("perplexity")->ci.value, ps = s.figure("perplexity")->ci.value;
+    EXPECT_NEAR(ps, pt, 1e-9 * pt) << t.domain;
+    // Bits per byte needs the text: the JSONL has it (NLL in bits over UTF-8 bytes), the shard not.
+    ASSERT_NE(t.figure("bits_per_byte"), nullptr);
+    EXPECT_NEAR(t.figure("bits_per_byte")->ci.value,
+                t.stats.at("mean_nll") * t.stats.at("tokens") / (t.stats.at("bytes") * std::log(2.0)), 1e-12);
+    EXPECT_EQ(s.figure("bits_per_byte"), nullptr);
+    EXPECT_EQ(s.stats.at("bytes"), 0);
+  }
+  // Framing as the loader's: Llama-style bos + text + eos, so the eos is scored too.
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(model_dir);
+  const auto corpora = load_corpora(po.out, "test", 0, model_dir);
+  ASSERT_EQ(corpora.size(), 2u);
+  const std::string first_text = read_corpus_file(general).documents[0].text;
+  std::vector<int32_t> expected = tok->encode(first_text, /*add_special=*/false);
+  if (tok->special().add_bos) expected.insert(expected.begin(), tok->special().bos);
+  expected.push_back(tok->special().eos);
+  EXPECT_EQ(corpora[0].documents[0].ids, expected);
+  EXPECT_EQ(load_corpora(po.out, "test", 2, model_dir)[1].documents.size(), 2u);  // max_documents per domain
+}
+
+TEST(Perplexity, TokenShardOfAnotherTokenizerIsRefused) {
+  const std::string model_dir = work_dir() + "/shard_model_other";
+  Transformer m = tiny_model(load_tokenizer(tokenizer_dir() + "/tokenizer.model")->vocab_size(), torch::kFloat);
+  SaveOptions so;
+  so.tokenizer_source = tokenizer_dir();
+  save_pretrained(m, {}, model_dir, so);
+  ShardData d;
+  d.info.tokenizer_kind = "sentencepiece-bpe";
+  d.info.tokenizer_path = "other/tokenizer.model";
+  d.info.tokenizer_hash = "sha256:" + std::string(64, '0');
+  d.info.vocab_size = 400;
+  d.info.split = "test";
+  d.info.domain_names = {"general"};
+  d.add_document({5, 6, 7}, 0);
+  const std::string shard = work_dir() + "/other_tokenizer.h5";
+  write_token_shard(shard, d);
+  EvalOptions o;
+  o.model_path = model_dir;
+  o.corpus = shard;
+  const std::string model_hash = "sha256:" + sha256_file(tokenizer_identity_file(model_dir));
+  expect_error([&] { run_evaluation(o); },
+               {shard, "other/tokenizer.model", d.info.tokenizer_hash, model_hash, "tokenizer.model"});
 }
 
 TEST(MultipleChoice, PicksTheOptionWithTheHighestLogLikelihood) {
