@@ -1,7 +1,11 @@
 // gemkit train RECIPE [key=value ...] [--out RUN_DIR] [--resume] [--device cpu|cuda]:
 // fine-tunes model.path, or pretrains a model.init.* architecture from random weights, on the
 // token shards of train.data. Everything the run produces goes to RUN_DIR (README "Training").
+// train.mode = "lora" trains low-rank adapters on the frozen model (train/lora_training.h).
+// Data parallel with torchrun's variables (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): every
+// rank runs this same command; rank 0 writes the run folder (train/trainer.h).
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -17,6 +21,7 @@
 #include "train/batch_stream.h"
 #include "train/checkpointing.h"
 #include "train/distributed.h"
+#include "train/lora_training.h"
 #include "train/model_init.h"
 #include "train/recipe.h"
 #include "train/trainer.h"
@@ -86,16 +91,26 @@ void train(const TrainArgs& a) {
   r.resolve();
   if (!r.has("train.data")) fail(a.recipe, "train.data: not set (token shards to train on)");
 
-  Distributed dist = Distributed::from_env();
-  if (dist.enabled())
-    fail("WORLD_SIZE", "gemkit train runs in one process for now: the data-parallel checkpoint would need "
-                       "every rank's loader position (the Trainer's gradient averaging is in place)");
+  const TrainMode mode = parse_train_mode(r.get_string("train.mode"), "train.mode");
+  if (mode != TrainMode::Lora && r.get_bool("train.lora_merge_on_save"))
+    fail("train.lora_merge_on_save", "only applies to train.mode = \"lora\"");
 
+  // Every rank checks its arguments before the rendezvous, so a bad recipe fails fast on
+  // each of them rather than leaving the others waiting for the store's timeout.
+  const char* world_env = std::getenv("WORLD_SIZE");
+  const int64_t world_hint = world_env ? std::atoll(world_env) : 1;
+  if (world_hint > 1 && r.get_int("train.batch_size") % world_hint != 0)
+    fail("train.batch_size", std::to_string(r.get_int("train.batch_size")) + " is not divisible by WORLD_SIZE " +
+                                 std::to_string(world_hint) + ": every rank trains on batch_size / WORLD_SIZE rows "
+                                 "of the combined batch");
   const std::string run_dir = a.out.empty() ? "out/train/" + fs::path(a.recipe).stem().string() : a.out;
   if (!a.resume && !list_checkpoints(run_dir).empty())
     fail(run_dir, "already holds checkpoints of a run; pass --resume to continue it or choose another --out");
+
+  Distributed dist = Distributed::from_env();
+  const bool main_rank = dist.is_main();
   fs::create_directories(run_dir);
-  r.save((fs::path(run_dir) / "resolved_recipe.toml").string());
+  if (main_rank) r.save((fs::path(run_dir) / "resolved_recipe.toml").string());
 
   const torch::Device device = compat::parse_device(r.get_string("model.device"));
   Transformer model{nullptr};
@@ -124,6 +139,8 @@ void train(const TrainArgs& a) {
   if (lo.seq_len > model->config().max_position_embeddings && model->config().family == Family::Encoder)
     fail("train.seq_len", "longer than the model's max_position_embeddings (" +
                               std::to_string(model->config().max_position_embeddings) + ")");
+  // Data parallel: every rank reads the same combined batches (train.batch_size rows) and the
+  // trainer gives each rank its rows, so the loader position in a checkpoint is everyone's.
   Loader loader(sources, lo);
   LoaderStream stream(loader);
 
@@ -132,21 +149,47 @@ void train(const TrainArgs& a) {
   options.device = device;
   options.recipe_toml = r.to_toml();
   options.tokenizer_source = tokenizer_source;
+  options.distributed = &dist;
+  options.console = main_rank;
   Trainer trainer(model, stream, options);
   trainer.set_validation(validation_batches(r, lo));
+
+  // LoRA: adapters on the frozen base (the trainer froze it); they are the added parameters,
+  // so extra.safetensors carries them and resume is exact.
+  const std::string base_model = r.has("model.path") ? r.get_string("model.path") : tokenizer_source;
+  LoraAdapters adapters;
+  if (mode == TrainMode::Lora) {
+    adapters = LoraAdapters::attach(model, lora_options_from_recipe(r));
+    trainer.add_parameters(adapters.named_parameters());
+    add_lora_checkpointing(trainer, adapters, model, base_model);
+  }
 
   int64_t params = 0, trainable = 0;
   for (const auto& p : model->parameters()) {
     params += p.numel();
     if (p.requires_grad()) trainable += p.numel();
   }
-  std::printf("training %s (%lld parameters, %lld trainable) on %zu shard(s), %lld steps planned -> %s\n",
-              model->config().architecture.c_str(), (long long)params, (long long)trainable, shards.size(),
-              (long long)trainer.planned_steps(), run_dir.c_str());
-  if (a.resume && !trainer.resume()) std::printf("no checkpoint in %s yet: starting from step 0\n", run_dir.c_str());
+  for (const torch::Tensor& p : adapters.parameters()) trainable += p.numel();
+  if (main_rank) {
+    std::printf("training %s (%lld parameters, %lld trainable) on %zu shard(s), %lld steps planned -> %s\n",
+                model->config().architecture.c_str(), (long long)params, (long long)trainable, shards.size(),
+                (long long)trainer.planned_steps(), run_dir.c_str());
+    if (dist.enabled())
+      std::printf("data parallel: %d ranks of %lld rows each (%s)\n", dist.world_size(),
+                  (long long)(lo.batch_size / dist.world_size()), dist.backend().c_str());
+  }
+  if (a.resume && !trainer.resume() && main_rank)
+    std::printf("no checkpoint in %s yet: starting from step 0\n", run_dir.c_str());
   trainer.run();
-  std::printf("done: %lld steps, %lld tokens; checkpoints in %s (latest: %s)\n", (long long)trainer.steps_done(),
-              (long long)trainer.tokens_seen(), run_dir.c_str(), latest_checkpoint(run_dir).value_or("none").c_str());
+  if (mode == TrainMode::Lora && main_rank) {
+    write_final_lora(adapters, model, run_dir, base_model, tokenizer_source, r.get_bool("train.lora_merge_on_save"));
+    std::printf("adapter: %s/adapter%s\n", run_dir.c_str(),
+                r.get_bool("train.lora_merge_on_save") ? (" (merged checkpoint: " + run_dir + "/merged)").c_str() : "");
+  }
+  dist.barrier();  // the other ranks exit after rank 0's last files
+  if (main_rank)
+    std::printf("done: %lld steps, %lld tokens; checkpoints in %s (latest: %s)\n", (long long)trainer.steps_done(),
+                (long long)trainer.tokens_seen(), run_dir.c_str(), latest_checkpoint(run_dir).value_or("none").c_str());
 }
 
 }  // namespace

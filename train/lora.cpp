@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 #include <regex>
 #include <set>
 
@@ -109,6 +110,13 @@ torch::Tensor LoraLayer::adjust_output(const torch::Tensor& x, const torch::Tens
     in = x * (keep.to(x.device(), x.scalar_type()) / (1.0 - dropout));
   }
   return y + delta(in);
+}
+
+torch::Tensor LoraLayer::generator_state() const { return generator_.get_state().clone(); }
+
+void LoraLayer::set_generator_state(const torch::Tensor& state) {
+  std::lock_guard<std::mutex> lock(generator_.mutex());
+  generator_.set_state(state.to(torch::kCPU, torch::kUInt8).contiguous());
 }
 
 LoraAdapters LoraAdapters::attach(Transformer& model, const LoraOptions& options) {
@@ -242,6 +250,30 @@ void LoraAdapters::detach() {
   if (!attached_) return;
   for (auto& e : entries_) e.linear->remove_hook(e.hook);
   attached_ = false;
+}
+
+std::map<std::string, torch::Tensor> LoraAdapters::generator_states() const {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& e : entries_) out[e.path] = e.hook->generator_state();
+  return out;
+}
+
+void LoraAdapters::set_generator_states(const std::map<std::string, torch::Tensor>& states,
+                                        const std::string& where) {
+  for (const auto& e : entries_)
+    if (!states.count(e.path)) fail(where, "no dropout generator state for " + e.path);
+  for (const auto& [path, state] : states) {
+    bool known = false;
+    for (const auto& e : entries_) known = known || e.path == path;
+    if (!known) fail(where, "dropout generator state for " + path + ", which has no adapter");
+  }
+  for (auto& e : entries_) {
+    try {
+      e.hook->set_generator_state(states.at(e.path));
+    } catch (const c10::Error& err) {
+      fail(where, e.path + ": invalid dropout generator state (" + err.what_without_backtrace() + ")");
+    }
+  }
 }
 
 void LoraAdapters::to(const torch::Device& device) {

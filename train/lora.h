@@ -79,6 +79,11 @@ class LoraLayer : public LinearHook {
   // When false (merged, or switched off for a teacher pass), adjust_output returns y.
   bool active = true;
 
+  // The dropout generator's state (CPU generator bytes): a training checkpoint saves it so
+  // that a resumed run draws the same dropout masks as an uninterrupted one.
+  torch::Tensor generator_state() const;
+  void set_generator_state(const torch::Tensor& state);
+
  private:
   LinearImpl* linear_;  // the layer this hook sits on (for its training flag); not owned
   torch::Generator generator_;
@@ -130,6 +135,12 @@ class LoraAdapters {
   // merged (PEFT's merge_and_unload). The base parameters' requires_grad is not restored.
   void detach();
   bool attached() const { return attached_; }
+
+  // Dropout generator states by module path (LoraLayer::generator_state), and back. Strict:
+  // a missing or unexpected path is a gemkit::Error naming `where`; nothing is set unless
+  // every path matches.
+  std::map<std::string, torch::Tensor> generator_states() const;
+  void set_generator_states(const std::map<std::string, torch::Tensor>& states, const std::string& where);
 
   // Moves the adapter tensors in place (the same tensor objects: an optimizer built on
   // parameters() keeps working).

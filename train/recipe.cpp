@@ -78,7 +78,7 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"train.data_weights", T::StringList, std::nullopt, -kInf, kInf, "", "relative share of rows per train.data shard; default: equal"},
       {"train.validation", T::String, std::nullopt, -kInf, kInf, "", "held-out token shard for val_loss; default: none"},
       {"train.tokenizer", T::String, std::nullopt, -kInf, kInf, "", "tokenizer of a randomly initialised model (when model.path is not set)"},
-      {"train.mode", T::String, "full", -kInf, kInf, "full|frozen", "full: every weight trains; frozen: only added modules train"},
+      {"train.mode", T::String, "full", -kInf, kInf, "full|frozen|lora", "full: every weight trains; frozen: only added modules train; lora: low-rank adapters (lora.*) on a frozen base"},
       {"train.batch_size", T::Int, "8", 1, 1000000, "", "rows per micro-batch"},
       {"train.seq_len", T::Int, "256", 2, 1048576, "", "tokens per row"},
       {"train.grad_accum", T::Int, "1", 1, 100000, "", "micro-batches per optimizer step"},
@@ -106,6 +106,14 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"train.outlier_zscore", T::Float, "6.0", 0.0, kInf, "", "skip a step whose loss or grad norm is this many sd above the window"},
       {"train.log_every", T::Int, "10", 1, kMaxInt, "", "steps between console lines when stdout is not a terminal"},
       {"train.seed", T::Int, "0", 0, kMaxInt, "", "seed of data order, masking and the trainer's RNG"},
+      {"train.lora_merge_on_save", T::Bool, "false", -kInf, kInf, "", "lora mode: also write RUN/merged, a Hugging Face checkpoint with the adapters folded in"},
+      // lora: adapters of train.mode = "lora" (train/lora.h; written as PEFT adapter folders).
+      {"lora.rank", T::Int, "8", 1, 65536, "", "adapter rank r"},
+      {"lora.alpha", T::Float, "16", 1e-9, 1e9, "", "scale numerator: scale = alpha / r (alpha / sqrt(r) with rslora)"},
+      {"lora.rslora", T::Bool, "false", -kInf, kInf, "", "rank-stabilised scale alpha / sqrt(r)"},
+      {"lora.dropout", T::Float, "0", 0.0, 0.999, "", "dropout on the adapter input while training"},
+      {"lora.target_modules", T::StringList, "q_proj,v_proj", -kInf, kInf, "", "module names, \"re:<regex>\" or \"all-linear\" (PEFT's rules)"},
+      {"lora.seed", T::Int, "0", 0, kMaxInt, "", "seed of the adapter initialisation and dropout masks"},
   };
   return schema;
 }

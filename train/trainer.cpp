@@ -26,7 +26,8 @@ constexpr int kStateVersion = 1;
 TrainMode parse_train_mode(const std::string& name, const std::string& where) {
   if (name == "full") return TrainMode::Full;
   if (name == "frozen") return TrainMode::FrozenBase;
-  fail(where, "unknown training mode '" + name + "'; expected full or frozen");
+  if (name == "lora") return TrainMode::Lora;
+  fail(where, "unknown training mode '" + name + "'; expected full, frozen or lora");
 }
 
 TrainerOptions trainer_options_from_recipe(const Recipe& r) {
@@ -87,7 +88,7 @@ Trainer::Trainer(Transformer model, BatchStream& stream, TrainerOptions options)
   rng_.seed(o.seed);
   model_->to(o.device);
   model_->train();
-  if (o.mode == TrainMode::FrozenBase)
+  if (o.mode == TrainMode::FrozenBase || o.mode == TrainMode::Lora)
     for (auto& p : model_->parameters()) p.set_requires_grad(false);
   fs::create_directories(o.run_dir);
   start_ = std::chrono::steady_clock::now();
@@ -116,6 +117,8 @@ LossTerm& Trainer::loss_term(const std::string& name) {
   fail("Trainer::loss_term", "no loss term named " + name);
 }
 
+void Trainer::add_checkpoint_hook(CheckpointHook hook) { checkpoint_hooks_.push_back(std::move(hook)); }
+
 void Trainer::set_validation(std::vector<TokenBatch> batches) { validation_ = std::move(batches); }
 
 void Trainer::add_evaluator(std::function<std::map<std::string, double>(Transformer&, int64_t)> fn) {
@@ -123,6 +126,22 @@ void Trainer::add_evaluator(std::function<std::map<std::string, double>(Transfor
 }
 
 bool Trainer::is_main() const { return !options_.distributed || options_.distributed->is_main(); }
+
+bool Trainer::data_parallel() const { return options_.distributed && options_.distributed->enabled(); }
+
+// Every rank starts the first step of a session from rank 0's weights (fresh init or resume);
+// optimizer moments are zero or read from the same checkpoint on every rank, so identical
+// gradients keep the ranks identical from here on.
+void Trainer::sync_parameters() {
+  if (parameters_synced_) return;
+  parameters_synced_ = true;
+  if (!data_parallel()) return;
+  std::vector<torch::Tensor> params;
+  for (const auto& p : model_->parameters()) params.push_back(p);
+  for (const auto& [name, p] : added_) params.push_back(p);
+  torch::NoGradGuard no_grad;
+  options_.distributed->broadcast_parameters(params, 0);
+}
 
 // The optimizer is built lazily (first step or resume) so that add_parameters can come after
 // construction; the trainable set is fixed from then on.
@@ -167,10 +186,30 @@ double stddev(const std::deque<double>& v, double m) {
   return std::sqrt(s / double(v.size()));
 }
 
+// Rows [begin, end) of a batch (a data-parallel rank's share of the combined batch).
+TokenBatch slice_rows(const TokenBatch& b, int64_t begin, int64_t end) {
+  TokenBatch out;
+  out.rows = end - begin;
+  out.seq_len = b.seq_len;
+  auto cut = [&](const std::vector<int32_t>& v, int64_t width) {
+    if (v.empty()) return std::vector<int32_t>();
+    return std::vector<int32_t>(v.begin() + begin * width, v.begin() + end * width);
+  };
+  out.input_ids = cut(b.input_ids, b.seq_len);
+  out.labels = cut(b.labels, b.seq_len);
+  out.attention_mask = cut(b.attention_mask, b.seq_len);
+  out.segment_ids = cut(b.segment_ids, b.seq_len);
+  out.domain_ids = cut(b.domain_ids, 1);
+  out.source_ids = cut(b.source_ids, 1);
+  out.class_labels = cut(b.class_labels, 1);
+  return out;
+}
+
 }  // namespace
 
 StepRecord Trainer::step() {
   build_optimizer();
+  sync_parameters();
   const auto t0 = std::chrono::steady_clock::now();
   const Head head = model_->config().head;
   const int64_t k = options_.grad_accum;
@@ -183,14 +222,27 @@ StepRecord Trainer::step() {
 
   // 2. The micro-batches, and how many loss targets each carries: the head's loss is a mean
   //    over targets, so micro-batch i's share of the step's loss is n_i / N.
+  //    Data parallel: the stream yields the combined micro-batch on every rank; this rank keeps
+  //    its rows. N (and the token count) are those of the combined batches: every rank sees
+  //    them whole, so the global counts need no all-reduce.
+  const int world = data_parallel() ? options_.distributed->world_size() : 1;
+  const int rank = data_parallel() ? options_.distributed->rank() : 0;
   std::vector<TokenBatch> micro(static_cast<size_t>(k));
-  std::vector<int64_t> targets(static_cast<size_t>(k));
-  int64_t total_targets = 0;
+  std::vector<int64_t> targets(static_cast<size_t>(k));  // this rank's rows
+  int64_t total_targets = 0;                              // all ranks' rows
   for (int64_t i = 0; i < k; ++i) {
-    micro[size_t(i)] = stream_.next();
-    targets[size_t(i)] = loss_target_count(micro[size_t(i)], head);
-    total_targets += targets[size_t(i)];
-    r.tokens += micro[size_t(i)].tokens();
+    TokenBatch combined = stream_.next();
+    r.tokens += combined.tokens();
+    total_targets += loss_target_count(combined, head);
+    if (world > 1) {
+      if (combined.rows % world != 0)
+        fail("train.batch_size", "a batch of " + std::to_string(combined.rows) + " rows cannot be split evenly over " +
+                                     std::to_string(world) + " ranks (WORLD_SIZE); use a multiple of it");
+      const int64_t per_rank = combined.rows / world;
+      combined = slice_rows(combined, rank * per_rank, (rank + 1) * per_rank);
+    }
+    targets[size_t(i)] = loss_target_count(combined, head);
+    micro[size_t(i)] = std::move(combined);
   }
   last_seq_len_ = micro[0].seq_len;
   for (const LossTerm& term : terms_) r.terms[term.name] = 0;
@@ -209,11 +261,17 @@ StepRecord Trainer::step() {
     if (targets[size_t(i)] > 0) {
       const torch::Tensor& labels = head == Head::SequenceClassification ? t.class_labels : t.labels;
       const torch::Tensor task = model_->loss(output, labels);
+      // Single process: sum_i mean_i * n_i / N is the mean over all N targets of the step.
+      // Data parallel: with the GLOBAL N, sum over ranks and micro-batches of mean * n / N is
+      // that same mean, i.e. the ranks' losses must be SUMMED; average_gradients divides the
+      // summed gradient by W, so each rank scales its task loss by W (exact in real arithmetic
+      // whatever the ranks' target counts; floating point differs only in summation order).
       const double share = double(targets[size_t(i)]) / double(total_targets);
-      loss = loss + task * share;
+      loss = loss + task * (share * double(world));
       r.task_loss += task.item<double>() * share;
     }
-    // Extra terms are means over their micro-batch: each contributes 1/k of the step.
+    // Extra terms are means over their micro-batch: each contributes 1/k of the step (and,
+    // data parallel, the mean over ranks: average_gradients divides by W, unscaled here).
     const StepContext context{model_, output, batch, t, step_, i, rng_};
     for (const LossTerm& term : terms_) {
       const torch::Tensor value = term.fn(context);
@@ -221,7 +279,14 @@ StepRecord Trainer::step() {
       loss = loss + value * (term.weight / double(k));
       r.terms[term.name] += value.item<double>() / double(k);
     }
-    loss.backward();
+    // A micro-batch (or a rank's share of it) without loss targets and without extra terms
+    // has nothing to differentiate; its gradient is zero (average_gradients counts it so).
+    if (loss.requires_grad()) loss.backward();
+  }
+  if (data_parallel()) {
+    // The step's loss as one process on the combined batches reports it.
+    r.task_loss = options_.distributed->all_reduce_sum(r.task_loss);
+    for (auto& [name, value] : r.terms) value = options_.distributed->all_reduce_mean(value);
   }
   r.loss = r.task_loss;
   for (const LossTerm& term : terms_) r.loss += term.weight * r.terms[term.name];
@@ -230,10 +295,7 @@ StepRecord Trainer::step() {
   // 4. Data parallel: every rank ends with the gradient of the combined batch.
   std::vector<torch::Tensor> params;
   for (const auto& np : trainable_) params.push_back(np.second);
-  if (options_.distributed && options_.distributed->enabled()) {
-    options_.distributed->average_gradients(params);
-    r.loss = options_.distributed->all_reduce_mean(r.loss);
-  }
+  if (data_parallel()) options_.distributed->average_gradients(params);
 
   // 5. Global gradient norm, and whether this step's update is applied.
   std::vector<torch::Tensor> norms;
@@ -278,7 +340,7 @@ StepRecord Trainer::step() {
   if (eval_due) eval = run_evaluators();
   log_step(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), eval);
   if (nonfinite && consecutive_nonfinite_ >= options_.max_consecutive_nonfinite) {
-    if (options_.console) console_.finish();
+    if (options_.console && is_main()) console_.finish();
     fail("training", std::to_string(consecutive_nonfinite_) + " consecutive steps with a " + r.skip_reason +
                          " (last at step " + std::to_string(step_) +
                          "); stopping. Lower train.lr, raise train.warmup_steps or check the data; "
@@ -418,7 +480,12 @@ void Trainer::log_step(const StepRecord& r, double seconds, const std::map<std::
 
 std::string Trainer::save_checkpoint() {
   build_optimizer();
-  if (!is_main()) return "";
+  // Data parallel: rank 0 writes, the others wait for it at a barrier, so no rank runs ahead
+  // (or resumes) while the checkpoint is incomplete. The ranks' states are identical.
+  if (!is_main()) {
+    options_.distributed->barrier();
+    return "";
+  }
   // The best metric is decided before writing, so the saved state already knows it.
   if (!options_.best_metric.empty() && last_eval_step_ == step_) {
     auto it = last_eval_.find(options_.best_metric);
@@ -456,6 +523,8 @@ std::string Trainer::save_checkpoint() {
                              file_exists(metrics_path) ? read_text_file(metrics_path) : "");
     if (!options_.recipe_toml.empty())
       write_text_file_atomic((fs::path(tmp) / "resolved_recipe.toml").string(), options_.recipe_toml);
+    for (const CheckpointHook& hook : checkpoint_hooks_)
+      if (hook.save) hook.save(tmp);
 
     json state;
     state["format"] = kStateFormat;
@@ -492,6 +561,7 @@ std::string Trainer::save_checkpoint() {
   prune_checkpoints(options_.run_dir, options_.keep_last,
                     best_step_ >= 0 ? std::set<int64_t>{best_step_} : std::set<int64_t>{});
   if (options_.console) console_.message("checkpoint " + folder);
+  if (data_parallel()) options_.distributed->barrier();
   return folder;
 }
 
@@ -559,6 +629,8 @@ void Trainer::resume_from(const std::string& folder) {
     restore_cuda_rng_state_hex(rng.at("torch_cuda").get<std::string>(), state_path);
     restore_mt19937_state_text(rng_, rng.at("trainer").get<std::string>(), state_path);
     stream_.restore(state.at("loader").get<std::string>());
+    for (const CheckpointHook& hook : checkpoint_hooks_)
+      if (hook.restore) hook.restore(folder);
   } catch (const json::exception& e) {
     fail(state_path, std::string("missing or invalid field: ") + e.what());
   }

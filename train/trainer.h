@@ -21,8 +21,14 @@
 //
 // Trainable parameters come from the mode: Full trains every model parameter plus the added
 // ones; FrozenBase sets requires_grad false on the model's own parameters and trains only the
-// added ones (adapters, routers). LoRA: attach the adapters (train/lora.h), then
-// add_parameters(adapters.named_parameters()) with mode FrozenBase.
+// added ones (adapters, routers). Lora is FrozenBase for the trainer: the caller attaches the
+// adapters (train/lora.h, train/lora_training.h) and add_parameters(adapters.named_parameters()).
+//
+// Data parallel (options.distributed enabled, W ranks): every rank reads the SAME stream, whose
+// batches are the combined batch of B rows, and trains on its own contiguous rows
+// [r*B/W, (r+1)*B/W) (B must be divisible by W). The loader position is therefore identical on
+// every rank and rank 0's checkpoint serves all of them; step 3's loss weights use the global
+// target counts of the combined micro-batches, so the averaged gradient is the combined batch's.
 #pragma once
 #include <torch/torch.h>
 
@@ -50,8 +56,18 @@ namespace gemkit {
 class Distributed;
 class Recipe;
 
-enum class TrainMode { Full, FrozenBase };
-TrainMode parse_train_mode(const std::string& name, const std::string& where);  // "full" | "frozen"
+enum class TrainMode { Full, FrozenBase, Lora };
+// "full" | "frozen" | "lora"
+TrainMode parse_train_mode(const std::string& name, const std::string& where);
+
+// Files of the caller's own in each checkpoint (e.g. LoRA: the PEFT adapter folder and the
+// dropout generators). save(folder) runs while the checkpoint is written, inside its temporary
+// folder, so the files are part of the atomic checkpoint; restore(folder) runs at resume, after
+// the weights. Only rank 0 saves; every rank restores.
+struct CheckpointHook {
+  std::function<void(const std::string& folder)> save;
+  std::function<void(const std::string& folder)> restore;
+};
 
 struct TrainerOptions {
   std::string run_dir;  // checkpoints, metrics.jsonl; created when missing
@@ -121,6 +137,7 @@ class Trainer {
   // saved in each checkpoint's extra.safetensors under these names.
   void add_parameters(const std::map<std::string, torch::Tensor>& named);
   void add_loss_term(LossTerm term);
+  void add_checkpoint_hook(CheckpointHook hook);
   LossTerm& loss_term(const std::string& name);  // throws for an unknown name
   // A fixed held-out set: its target-weighted mean loss is logged as "val_loss".
   void set_validation(std::vector<TokenBatch> batches);
@@ -155,6 +172,8 @@ class Trainer {
  private:
   void build_optimizer();
   bool is_main() const;
+  bool data_parallel() const;
+  void sync_parameters();
   bool is_outlier(double loss, double grad_norm, std::string& reason) const;
   std::map<std::string, double> run_evaluators();
   void log_step(const StepRecord& r, double step_seconds, const std::map<std::string, double>& extra);
@@ -169,6 +188,8 @@ class Trainer {
   Optimizer optimizer_;
   bool optimizer_built_ = false;
   std::vector<LossTerm> terms_;
+  std::vector<CheckpointHook> checkpoint_hooks_;
+  bool parameters_synced_ = false;  // broadcast from rank 0 before the first step
   std::vector<TokenBatch> validation_;
   std::vector<std::function<std::map<std::string, double>(Transformer&, int64_t)>> evaluators_;
   std::mt19937_64 rng_;
