@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gemkit set-up: installs what is missing (Debian bookworm, apt), builds, and runs a job.
 #
-#   ./setup.sh quickstart   install + build + a short end-to-end demo on the bundled text
+#   ./setup.sh quickstart   install + build + fine-tune the bundled base on one domain, evaluate, compare
 #   ./setup.sh test         install + build + run the whole test suite (ctest)
 #   ./setup.sh build        install + build only
 #   ./setup.sh base         install + build + reproduce the bundled base model (checkpoints/gemkit-base)
@@ -47,23 +47,31 @@ build() {
   cmake --build "$BUILD_DIR" -j "$JOBS"
 }
 
-# Tokenizer -> tiny model -> info -> generation, on the bundled text, in well under a minute.
-# Each step is one gemkit command driven by a recipe in recipes/; outputs go to out/quickstart.
+# The main job on the bundled defaults: fine-tune the bundled base model (checkpoints/gemkit-base)
+# on one domain of the bundled mini suite and measure what it gained there and what it lost
+# elsewhere. Every step is one gemkit command; outputs go to out/quickstart. A few minutes on 2 cores.
 quickstart() {
-  local gemkit="$BUILD_DIR/cli/gemkit" out="$ROOT/out/quickstart"
-  echo "== 1/4 train a SentencePiece BPE tokenizer on data/mini/general (Moby-Dick, public domain)"
-  "$gemkit" tokenizer train --recipe recipes/tokenizer/general_spm_bpe.toml --out "$out/tokenizer"
-  echo "== 2/4 create a tiny Llama-layout model with random weights"
-  "$gemkit" model init --recipe recipes/models/tiny_llama.toml --tokenizer "$out/tokenizer" \
-    --out "$out/tiny_llama" --overwrite
-  echo "== 3/4 describe it"
-  "$gemkit" model info "$out/tiny_llama"
-  echo "== 4/4 generate"
-  echo "   NOTE: this model is UNTRAINED (random weights), so its continuation is random pieces of"
-  echo "   the vocabulary, not English. The quickstart shows the tools working end to end;"
-  echo "   training and fine-tuning come in later versions of gemkit."
-  "$gemkit" generate --recipe recipes/generate/sample.toml --model "$out/tiny_llama"
-  echo "== done: tokenizer, checkpoint and resolved recipes are in ${out#"$ROOT"/}"
+  local gemkit="$BUILD_DIR/cli/gemkit" base=checkpoints/gemkit-base out=out/quickstart
+  local eval_args=(--corpus data/mini --tasks data/mini --split test --max-items 40)
+  mkdir -p "$out"
+  echo "== 1/5 the base model"
+  "$gemkit" model info "$base"
+  echo "== 2/5 token shards of the mini law corpus (SPDX licence texts) with the base model's tokenizer"
+  for split in train validation; do
+    "$gemkit" data prepare --quiet --tokenizer "$base" --split $split --out "$out/law.$split.h5" \
+      data/mini/law/$split.jsonl
+  done
+  echo "== 3/5 evaluate the base model on every domain (perplexity, tasks)"
+  "$gemkit" eval --model "$base" "${eval_args[@]}" --out "$out/eval_base.json" >/dev/null
+  echo "== 4/5 fine-tune it on law (recipes/train/quickstart_law.toml)"
+  rm -rf "$out/law_finetune"
+  "$gemkit" train recipes/train/quickstart_law.toml --out "$out/law_finetune"
+  local tuned="$out/law_finetune/$(cat "$out/law_finetune/latest")"
+  echo "== 5/5 evaluate the fine-tuned model and compare"
+  "$gemkit" eval --model "$tuned" "${eval_args[@]}" --out "$out/eval_finetuned.json" >/dev/null
+  "$gemkit" compare "$out/eval_base.json" "$out/eval_finetuned.json" --target law \
+    --labels base,fine-tuned --out "$out/comparison.json"
+  echo "== done: reports, run folder and resolved recipe are in $out"
 }
 
 # The bundled base model, reproduced from nothing: the general corpus of the suite, a tokenizer,
