@@ -118,8 +118,9 @@ void read_template(const json& root, SpecialTokens& sp, const std::function<int3
   (void)id_of;
 }
 
-std::unique_ptr<Tokenizer> bpe_from_json(const json& root, const json& model, const std::string& path) {
-  ByteLevelBpeConfig c;
+// model.vocab {token: id} -> tokens indexed by id (shared by BPE and WordPiece).
+std::vector<std::string> read_vocab(const json& model, const std::string& path) {
+  std::vector<std::string> tokens;
   const json* vocab = member(model, "vocab");
   if (!vocab || !vocab->is_object())
     fail(path, "model.vocab: expected an object {token: id}, got " +
@@ -128,9 +129,15 @@ std::unique_ptr<Tokenizer> bpe_from_json(const json& root, const json& model, co
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > (1 << 26))
       fail(path, "model.vocab[\"" + tok + "\"]: expected a non-negative integer id");
     const auto i = id.get<size_t>();
-    if (i >= c.vocab.size()) c.vocab.resize(i + 1);
-    c.vocab[i] = tok;
+    if (i >= tokens.size()) tokens.resize(i + 1);
+    tokens[i] = tok;
   }
+  return tokens;
+}
+
+std::unique_ptr<Tokenizer> bpe_from_json(const json& root, const json& model, const std::string& path) {
+  ByteLevelBpeConfig c;
+  c.vocab = read_vocab(model, path);
   const json* merges = member(model, "merges");
   if (!merges || !merges->is_array()) fail(path, "model.merges: expected an array");
   c.merges.reserve(merges->size());
@@ -209,17 +216,7 @@ std::unique_ptr<Tokenizer> bpe_from_json(const json& root, const json& model, co
 
 std::unique_ptr<Tokenizer> wordpiece_from_json(const json& root, const json& model, const std::string& path) {
   WordPieceConfig c;
-  const json* vocab = member(model, "vocab");
-  if (!vocab || !vocab->is_object())
-    fail(path, "model.vocab: expected an object {token: id}, got " +
-                   std::string(vocab ? vocab->type_name() : "nothing"));
-  for (auto& [tok, id] : vocab->items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > (1 << 26))
-      fail(path, "model.vocab[\"" + tok + "\"]: expected a non-negative integer id");
-    const auto i = id.get<size_t>();
-    if (i >= c.vocab.size()) c.vocab.resize(i + 1);
-    c.vocab[i] = tok;
-  }
+  c.vocab = read_vocab(model, path);
   if (const json* p = member(model, "continuing_subword_prefix"); p && p->is_string())
     c.continuing_prefix = p->get<std::string>();
   if (const json* m = member(model, "max_input_chars_per_word"); m && m->is_number_integer())
