@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Training speed, gemkit against an equivalent Python torch 1.13 loop, side by side in one run:
 # the same Llama configurations (about 15M and 50M parameters), batch 8 x seq 256, AdamW,
-# random tokens, fp32, one intra-op thread (OpenBLAS runs its own threads; toolchain.md).
+# random tokens, fp32, one intra-op thread and OpenBLAS on every core (toolchain.md). OpenBLAS reads
+# OMP_NUM_THREADS when OPENBLAS_NUM_THREADS is unset, so both are set explicitly.
 #
 #   bench/train_bench.sh [BUILD_DIR] [STEPS]      (after ./setup.sh build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
 STEPS=${2:-10}
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$(nproc --all)}  # before OMP_NUM_THREADS: nproc honours it
 export OMP_NUM_THREADS=1
 results=$(mktemp)
 for size in 15m 50m; do
