@@ -1,6 +1,8 @@
 // The torch bridge and checkpoint folders: strict loading, dtype-preserving round trips
 // (F32, F16, BF16, single file and sharded), config.json and tokenizer files.
 #include <gtest/gtest.h>
+
+#include "tests/test_util.h"
 #include <unistd.h>
 
 #include <filesystem>
@@ -22,26 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<std::string>& created_folders() {
-  static std::vector<std::string> folders;
-  return folders;
-}
-
-// Removes every folder the tests created once all tests have run.
-struct RemoveTempFolders : ::testing::Environment {
-  void TearDown() override {
-    for (const auto& dir : created_folders()) fs::remove_all(dir);
-  }
-};
-const auto* const kRemoveTempFolders = ::testing::AddGlobalTestEnvironment(new RemoveTempFolders);
-
-std::string temp_folder(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "gemkit_ckpt_" + std::to_string(::getpid()) + "_" + name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  created_folders().push_back(dir);
-  return dir;
-}
+std::string temp_folder(const std::string& name) { return test::temp_folder("ckpt", name); }
 
 void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 

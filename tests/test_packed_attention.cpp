@@ -1,6 +1,8 @@
 // Packed documents (ForwardOptions::segment_ids): a row [docA docB pad] gives each document the
 // logits and the gradients it gets when run alone, in the decoder and in the encoder.
 #include <gtest/gtest.h>
+
+#include "tests/test_util.h"
 #include <torch/torch.h>
 
 #include "core/error.h"
@@ -11,18 +13,8 @@ using namespace gemkit;
 namespace {
 
 ModelConfig decoder_config() {
-  ModelConfig c;
-  c.family = Family::Decoder;
-  c.head = Head::CausalLM;
-  c.vocab_size = 50;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.max_position_embeddings = 64;
+  ModelConfig c = test::tiny_decoder_config();
   c.attention_bias = true;
-  c.hidden_act = "silu";
   return c;
 }
 

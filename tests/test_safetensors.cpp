@@ -1,6 +1,8 @@
 // safetensors reader/writer: round trips, byte-by-byte malformed files, sharded indexes,
 // and parity with an independent Python (stdlib + torch) implementation of the spec.
 #include <gtest/gtest.h>
+
+#include "tests/test_util.h"
 #include <unistd.h>
 
 #include <cstdint>
@@ -22,27 +24,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh, empty folder per test.
-std::vector<std::string>& created_folders() {
-  static std::vector<std::string> folders;
-  return folders;
-}
-
-// Removes every folder the tests created once all tests have run.
-struct RemoveTempFolders : ::testing::Environment {
-  void TearDown() override {
-    for (const auto& dir : created_folders()) fs::remove_all(dir);
-  }
-};
-const auto* const kRemoveTempFolders = ::testing::AddGlobalTestEnvironment(new RemoveTempFolders);
-
-std::string temp_folder(const std::string& name) {
-  const std::string dir = ::testing::TempDir() + "gemkit_st_" + std::to_string(::getpid()) + "_" + name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  created_folders().push_back(dir);
-  return dir;
-}
+std::string temp_folder(const std::string& name) { return test::temp_folder("st", name); }
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);

@@ -2,6 +2,8 @@
 // against the full forward, and generation. Tiny random models: every test runs in
 // milliseconds. Numerical agreement with an independent reference is test_parity.
 #include <gtest/gtest.h>
+
+#include "tests/test_util.h"
 #include <torch/torch.h>
 
 #include <set>
@@ -15,20 +17,11 @@
 using namespace gemkit;
 
 static ModelConfig decoder_config(bool bias = true, bool tied = false, int64_t kv_heads = 2) {
-  ModelConfig c;
-  c.family = Family::Decoder;
-  c.head = Head::CausalLM;
-  c.vocab_size = 50;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
+  ModelConfig c = test::tiny_decoder_config();
   c.num_key_value_heads = kv_heads;
-  c.max_position_embeddings = 64;
   c.attention_bias = bias;
   c.tie_word_embeddings = tied;
   c.rope_theta = 10000.0;
-  c.hidden_act = "silu";
   return c;
 }
 

@@ -1,0 +1,57 @@
+// Helpers shared by the test programs: temporary folders removed after the run, and the tiny
+// decoder configuration the model tests start from. Each test program is one translation unit,
+// so the inline registration below runs once per program.
+#pragma once
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "model/model_config.h"
+
+namespace gemkit::test {
+
+inline std::vector<std::string>& created_folders() {
+  static std::vector<std::string> folders;
+  return folders;
+}
+
+// Removes every folder temp_folder() created, once all tests have run.
+struct RemoveTempFolders : ::testing::Environment {
+  void TearDown() override {
+    for (const auto& dir : created_folders()) std::filesystem::remove_all(dir);
+  }
+};
+inline const auto* const kRemoveTempFolders = ::testing::AddGlobalTestEnvironment(new RemoveTempFolders);
+
+// A fresh, empty folder: <gtest temp dir>/gemkit_<prefix>_<pid>_<name>.
+inline std::string temp_folder(const std::string& prefix, const std::string& name) {
+  const std::string dir =
+      ::testing::TempDir() + "gemkit_" + prefix + "_" + std::to_string(::getpid()) + "_" + name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  created_folders().push_back(dir);
+  return dir;
+}
+
+// Llama layout, 2 blocks of width 32, 4 query heads over 2 key/value heads, vocabulary 50.
+inline ModelConfig tiny_decoder_config() {
+  ModelConfig c;
+  c.family = Family::Decoder;
+  c.head = Head::CausalLM;
+  c.architecture = "LlamaForCausalLM";
+  c.model_type = "llama";
+  c.vocab_size = 50;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.max_position_embeddings = 64;
+  c.hidden_act = "silu";
+  return c;
+}
+
+}  // namespace gemkit::test
