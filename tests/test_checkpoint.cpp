@@ -28,17 +28,7 @@ std::string temp_folder(const std::string& name) { return test::temp_folder("ckp
 
 void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    for (const auto& part : parts)
-      EXPECT_NE(message.find(part), std::string::npos) << "message: " << message << "\nmissing: " << part;
-    return;
-  }
-  ADD_FAILURE() << "expected a gemkit::Error";
-}
+using test::expect_error;
 
 // A tiny module with Hugging Face style nested names, a bias-free linear and an integer
 // buffer, standing in for the transformer.

@@ -4,6 +4,8 @@
 // training on the combined batches. Children are killed when they overrun a deadline, and
 // the store has a timeout, so nothing hangs.
 #include <gtest/gtest.h>
+
+#include "tests/test_util.h"
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -170,21 +172,7 @@ class WorkerEnvironment : public ::testing::Environment {
 [[maybe_unused]] ::testing::Environment* const kWorkerEnvironment =
     ::testing::AddGlobalTestEnvironment(new WorkerEnvironment);
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return 0;
-  }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+using test::free_port;
 
 // Saves and restores environment variables around a test.
 struct EnvGuard {
@@ -206,15 +194,7 @@ struct EnvGuard {
   }
 };
 
-template <class F>
-void expect_error(F f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected a gemkit::Error";
-  } catch (const Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-  }
-}
+using test::expect_error;
 
 }  // namespace
 

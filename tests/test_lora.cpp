@@ -3,6 +3,8 @@
 // computation, dropout, export -> load round trips, and an independent reading of the
 // exported files by Python (stdlib + torch, no peft/safetensors packages).
 #include <gtest/gtest.h>
+
+#include "tests/test_util.h"
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -62,15 +64,7 @@ struct TempDir {
   ~TempDir() { fs::remove_all(path); }
 };
 
-template <class F>
-void expect_error(F f, const std::vector<std::string>& parts) {
-  try {
-    f();
-    ADD_FAILURE() << "expected a gemkit::Error";
-  } catch (const Error& e) {
-    for (const auto& p : parts) EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
-  }
-}
+using test::expect_error;
 
 }  // namespace
 

@@ -43,18 +43,7 @@ std::string raw_file(const std::string& path, const std::string& header, size_t 
   return path;
 }
 
-// Runs `f`, expecting a gemkit::Error whose message contains every one of `parts`.
-void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
-  try {
-    f();
-  } catch (const Error& e) {
-    const std::string message = e.what();
-    for (const auto& part : parts)
-      EXPECT_NE(message.find(part), std::string::npos) << "message: " << message << "\nmissing: " << part;
-    return;
-  }
-  ADD_FAILURE() << "expected a gemkit::Error";
-}
+using test::expect_error;
 
 void expect_file_error(const std::string& path, const std::vector<std::string>& parts) {
   std::vector<std::string> all = parts;

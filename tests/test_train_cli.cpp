@@ -7,6 +7,8 @@
 // the binary and shared by the test processes (ctest runs each test in its own), under a lock.
 // Every child process runs under a deadline and is killed when it overruns it.
 #include <gtest/gtest.h>
+
+#include "tests/test_util.h"
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
@@ -234,21 +236,7 @@ std::map<std::string, torch::Tensor> read_tensors(const std::string& path) {
   return out;
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return 0;
-  }
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
+using gemkit::test::free_port;
 
 }  // namespace
 

@@ -2,13 +2,18 @@
 // decoder configuration the model tests start from. Each test program is one translation unit,
 // so the inline registration below runs once per program.
 #pragma once
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "model/model_config.h"
 
 namespace gemkit::test {
@@ -52,6 +57,36 @@ inline ModelConfig tiny_decoder_config() {
   c.max_position_embeddings = 64;
   c.hidden_act = "silu";
   return c;
+}
+
+// Runs `f`, expecting a gemkit::Error whose message contains every one of `parts`.
+inline void expect_error(const std::function<void()>& f, const std::vector<std::string>& parts) {
+  try {
+    f();
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    for (const auto& part : parts)
+      EXPECT_NE(message.find(part), std::string::npos) << "message: " << message << "\nmissing: " << part;
+    return;
+  }
+  ADD_FAILURE() << "expected a gemkit::Error";
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago (0 if none could be bound).
+inline int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return 0;
+  }
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
 }
 
 }  // namespace gemkit::test
