@@ -18,6 +18,7 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "model/checkpoint.h"
+#include "routing/gem_training.h"
 #include "train/batch_stream.h"
 #include "train/checkpointing.h"
 #include "train/distributed.h"
@@ -164,12 +165,22 @@ void train(const TrainArgs& a) {
     add_lora_checkpointing(trainer, adapters, model, base_model);
   }
 
+  // GEM routing (dtr.*, scar.*): modules on the model, trained with it (routing/gem_training.h).
+  std::unique_ptr<GemModules> gem;
+  const GemConfig gem_config = gem_config_from_recipe(r);
+  if (gem_config.any()) {
+    gem = std::make_unique<GemModules>(model, gem_config);
+    add_gem_training(trainer, *gem, r, source_domains(shards));
+  }
+
   int64_t params = 0, trainable = 0;
   for (const auto& p : model->parameters()) {
     params += p.numel();
     if (p.requires_grad()) trainable += p.numel();
   }
   for (const torch::Tensor& p : adapters.parameters()) trainable += p.numel();
+  if (gem)
+    for (const auto& [name, p] : gem->named_parameters()) trainable += p.numel();
   if (main_rank) {
     std::printf("training %s (%lld parameters, %lld trainable) on %zu shard(s), %lld steps planned -> %s\n",
                 model->config().architecture.c_str(), (long long)params, (long long)trainable, shards.size(),

@@ -13,6 +13,7 @@
 #include "eval/scorer.h"
 #include "eval/tasks.h"
 #include "model/checkpoint.h"
+#include "routing/gem_modules.h"
 
 namespace gemkit::eval {
 namespace {
@@ -41,6 +42,9 @@ Report run_evaluation(const EvalOptions& o) {
 
   const torch::Device device = compat::parse_device(o.device);
   Pretrained pre = load_pretrained(o.model_path, device);
+  // A routed checkpoint (gem.json) runs with its token router and experts, by the inference
+  // rules: DTR's threshold, SCAR's variable-k routing.
+  std::unique_ptr<GemModules> gem = load_gem_modules(pre.model, o.model_path);
   const ModelConfig& cfg = pre.config;
   std::unique_ptr<Tokenizer> tok = load_tokenizer(o.model_path);
   const int64_t seq_len = std::min(o.seq_len, cfg.max_position_embeddings);
@@ -62,6 +66,7 @@ Report run_evaluation(const EvalOptions& o) {
                   {"max_position_embeddings", cfg.max_position_embeddings},
                   {"parameters", params},
                   {"dtype", cfg.torch_dtype}};
+  if (gem) report.model["routing"] = gem_config_to_json(gem->config());
   report.tokenizer = {{"kind", tok->kind()}, {"vocab_size", tok->vocab_size()}};
   report.settings = {{"split", o.split},
                      {"tasks", o.tasks},
@@ -87,7 +92,10 @@ Report run_evaluation(const EvalOptions& o) {
                                        "perplexity needs a causal LM, the model is " + cfg.architecture));
       continue;
     }
+    if (gem) gem->metrics();  // reset the routing figures
     report.results.push_back(evaluate_perplexity(scorer, *tok, c, seq_len, o.bootstrap));
+    if (gem)
+      for (const auto& [key, value] : gem->metrics()) report.results.back().stats[key] = value;
   }
   for (const Task& t : tasks) {
     const int64_t n = int64_t(t.items.size());

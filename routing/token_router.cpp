@@ -98,9 +98,12 @@ torch::Tensor TokenRouter::forward(const torch::Tensor& h, const BlockContext& c
   stats_.processed_tokens = selected.sum().item<int64_t>();
   if (stats_.real_tokens > 0) {
     const double real = static_cast<double>(stats_.real_tokens);
+    const int64_t agree = ((by_threshold == top_k) & valid).sum().item<int64_t>();
     stats_.realised_capacity = static_cast<double>(stats_.processed_tokens) / real;
-    stats_.predictor_accuracy =
-        static_cast<double>(((by_threshold == top_k) & valid).sum().item<int64_t>()) / real;
+    stats_.predictor_accuracy = static_cast<double>(agree) / real;
+    totals_.real_tokens += stats_.real_tokens;
+    totals_.processed_tokens += stats_.processed_tokens;
+    totals_.predictor_agree += agree;
   }
   if (training && stats_.real_tokens > 0) {
     // The spec's "stop-gradient copy of the logit": the auxiliary BCE is computed on a logit

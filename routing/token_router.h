@@ -58,6 +58,14 @@ struct TokenRouterStats {
   double predictor_accuracy = 0.0;
 };
 
+// Counts summed over every forward since reset_totals() (the metrics of a training step with
+// several micro-batches, or of a whole evaluation corpus).
+struct TokenRouterTotals {
+  int64_t real_tokens = 0, processed_tokens = 0, predictor_agree = 0;
+  double realised_capacity() const { return real_tokens ? double(processed_tokens) / double(real_tokens) : 0.0; }
+  double predictor_accuracy() const { return real_tokens ? double(predictor_agree) / double(real_tokens) : 0.0; }
+};
+
 class TokenRouter : public Block {
  public:
   // base: the Transformer's base_block(layer_index), a DecoderBlock. The router's parameters
@@ -75,6 +83,8 @@ class TokenRouter : public Block {
   void set_capacity(double capacity);  // (0, 1]
   void set_step(int64_t step) { set_capacity(annealed_capacity(options_, step)); }
   const TokenRouterStats& stats() const { return stats_; }
+  const TokenRouterTotals& totals() const { return totals_; }
+  void reset_totals() { totals_ = TokenRouterTotals{}; }
   // [B, T] bool: which tokens the last forward processed.
   const torch::Tensor& last_selection() const { return last_selection_; }
 
@@ -90,6 +100,7 @@ class TokenRouter : public Block {
   TokenRouterOptions options_;
   double capacity_;
   TokenRouterStats stats_;
+  TokenRouterTotals totals_;
   torch::Tensor last_selection_;
 };
 

@@ -114,6 +114,31 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"lora.dropout", T::Float, "0", 0.0, 0.999, "", "dropout on the adapter input while training"},
       {"lora.target_modules", T::StringList, "q_proj,v_proj", -kInf, kInf, "", "module names, \"re:<regex>\" or \"all-linear\" (PEFT's rules)"},
       {"lora.seed", T::Int, "0", 0, kMaxInt, "", "seed of the adapter initialisation and dropout masks"},
+      // dtr: Dynamic Token Router (routing/token_router.h; design/gem-method.md section 2).
+      {"dtr.enabled", T::Bool, "false", -kInf, kInf, "", "route tokens around whole blocks (Mixture-of-Depths, causal)"},
+      {"dtr.blocks", T::StringList, std::nullopt, -kInf, kInf, "", "routed block indices; default: every other block, never the first or last"},
+      {"dtr.capacity", T::Float, "0.5", 1e-6, 1.0, "", "training: share of each sequence's tokens a routed block processes (top-k)"},
+      {"dtr.threshold", T::Float, "0.5", 1e-6, 0.999999, "", "inference: a token is processed when its gate exceeds this"},
+      {"dtr.initial_bias", T::Float, "3.0", -100, 100, "", "router bias at start (gate sigmoid(3) = 0.95: close to the dense model)"},
+      {"dtr.attention_only", T::Bool, "false", -kInf, kInf, "", "route attention only; the MLP runs on every token"},
+      {"dtr.anneal_steps", T::Int, "0", 0, kMaxInt, "", "capacity goes from 1.0 to dtr.capacity over this many steps"},
+      {"dtr.aux_weight", T::Float, "0.01", 0.0, 1e6, "", "weight of the causal predictor's binary cross-entropy"},
+      // scar: Sparse Cross-Attention Router (routing/scar.h; design/gem-method.md section 3).
+      {"scar.enabled", T::Bool, "false", -kInf, kInf, "", "domain experts (low-rank adapters) chosen per token by a cross-attention router"},
+      {"scar.experts", T::StringList, std::nullopt, -kInf, kInf, "", "domain expert names (domain names of the token shards, e.g. law)"},
+      {"scar.general_expert", T::Bool, "true", -kInf, kInf, "", "expert 0 \"general\": the untouched base path"},
+      {"scar.blocks", T::StringList, std::nullopt, -kInf, kInf, "", "routed block indices; default: every block"},
+      {"scar.target_modules", T::StringList, "q_proj,v_proj,gate_proj,up_proj,down_proj", -kInf, kInf, "", "linears of each routed block that get expert adapters"},
+      {"scar.rank", T::Int, "8", 1, 65536, "", "expert adapter rank r"},
+      {"scar.alpha", T::Float, "16", 1e-9, 1e9, "", "expert adapter scale numerator (scale = alpha / r)"},
+      {"scar.router_dim", T::Int, "64", 1, 65536, "", "router query/key dimension d_r"},
+      {"scar.temperature", T::Float, "1.0", 1e-6, 1e6, "", "router softmax temperature"},
+      {"scar.mass", T::Float, "0.65", 1e-6, 1.0, "", "tau: experts are added by descending probability until their mass reaches this"},
+      {"scar.max_experts", T::Int, "2", 1, 1024, "", "k_max: most experts per token"},
+      {"scar.balance_weight", T::Float, "0.01", 0.0, 1e6, "", "weight of the load-balance loss"},
+      {"scar.z_weight", T::Float, "1e-3", 0.0, 1e6, "", "weight of the router z-loss"},
+      {"scar.supervision_weight", T::Float, "0.1", 0.0, 1e6, "", "weight of the domain-supervision loss (sequences with a known domain)"},
+      {"scar.seed", T::Int, "0", 0, kMaxInt, "", "seed of the router and expert initialisation"},
   };
   return schema;
 }

@@ -118,6 +118,7 @@ LossTerm& Trainer::loss_term(const std::string& name) {
 }
 
 void Trainer::add_checkpoint_hook(CheckpointHook hook) { checkpoint_hooks_.push_back(std::move(hook)); }
+void Trainer::add_step_hook(StepHook hook) { step_hooks_.push_back(std::move(hook)); }
 
 void Trainer::set_validation(std::vector<TokenBatch> batches) { validation_ = std::move(batches); }
 
@@ -248,6 +249,8 @@ StepRecord Trainer::step() {
   for (const LossTerm& term : terms_) r.terms[term.name] = 0;
 
   // 3. Forward and backward of each micro-batch; gradients accumulate in .grad().
+  for (const StepHook& hook : step_hooks_)
+    if (hook.before) hook.before(step_);
   optimizer_.adamw->zero_grad();
   for (int64_t i = 0; i < k; ++i) {
     const TokenBatch& batch = micro[size_t(i)];
@@ -338,7 +341,10 @@ StepRecord Trainer::step() {
                         (checkpoint_due && (!validation_.empty() || !evaluators_.empty()));
   std::map<std::string, double> eval;
   if (eval_due) eval = run_evaluators();
-  log_step(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), eval);
+  std::map<std::string, double> figures;
+  for (const StepHook& hook : step_hooks_)
+    if (hook.after) figures.merge(hook.after(r.step));
+  log_step(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), eval, figures);
   if (nonfinite && consecutive_nonfinite_ >= options_.max_consecutive_nonfinite) {
     if (options_.console && is_main()) console_.finish();
     fail("training", std::to_string(consecutive_nonfinite_) + " consecutive steps with a " + r.skip_reason +
@@ -430,7 +436,8 @@ std::map<std::string, double> Trainer::run_evaluators() {
 // ---------------------------------------------------------------------------------------------
 // Reporting.
 
-void Trainer::log_step(const StepRecord& r, double seconds, const std::map<std::string, double>& eval) {
+void Trainer::log_step(const StepRecord& r, double seconds, const std::map<std::string, double>& eval,
+                       const std::map<std::string, double>& figures) {
   if (!is_main()) return;
   const double session = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double tokens_per_s = seconds > 0 ? double(r.tokens) / seconds : 0;
@@ -455,6 +462,7 @@ void Trainer::log_step(const StepRecord& r, double seconds, const std::map<std::
   line["elapsed_s"] = elapsed_before_ + session;
   line["skipped"] = r.skipped;
   if (r.skipped) line["skip_reason"] = r.skip_reason;
+  for (const auto& [key, value] : figures) line[key] = number(value);
   for (const auto& [key, value] : eval) line[key] = number(value);
   if (!log_) log_ = std::make_unique<MetricsLog>((fs::path(options_.run_dir) / "metrics.jsonl").string(), r.step > 0);
   log_->write(line.dump());

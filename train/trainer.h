@@ -69,6 +69,14 @@ struct CheckpointHook {
   std::function<void(const std::string& folder)> restore;
 };
 
+// Code that runs at every optimizer step (GEM: capacity annealing, router statistics, the
+// forgetting-budget controller). `before` runs before the step's forward passes; `after` runs
+// after the update, and the figures it returns go on that step's metrics line.
+struct StepHook {
+  std::function<void(int64_t step)> before;
+  std::function<std::map<std::string, double>(int64_t step)> after;
+};
+
 struct TrainerOptions {
   std::string run_dir;  // checkpoints, metrics.jsonl; created when missing
   TrainMode mode = TrainMode::Full;
@@ -138,6 +146,7 @@ class Trainer {
   void add_parameters(const std::map<std::string, torch::Tensor>& named);
   void add_loss_term(LossTerm term);
   void add_checkpoint_hook(CheckpointHook hook);
+  void add_step_hook(StepHook hook);
   LossTerm& loss_term(const std::string& name);  // throws for an unknown name
   // A fixed held-out set: its target-weighted mean loss is logged as "val_loss".
   void set_validation(std::vector<TokenBatch> batches);
@@ -176,7 +185,9 @@ class Trainer {
   void sync_parameters();
   bool is_outlier(double loss, double grad_norm, std::string& reason) const;
   std::map<std::string, double> run_evaluators();
-  void log_step(const StepRecord& r, double step_seconds, const std::map<std::string, double>& extra);
+  // `eval`: validation figures (also printed); `figures`: the step hooks' (log only).
+  void log_step(const StepRecord& r, double step_seconds, const std::map<std::string, double>& eval,
+                const std::map<std::string, double>& figures);
   void after_checkpoint(int64_t step, const std::map<std::string, double>& metrics);
 
   Transformer model_;
@@ -189,6 +200,7 @@ class Trainer {
   bool optimizer_built_ = false;
   std::vector<LossTerm> terms_;
   std::vector<CheckpointHook> checkpoint_hooks_;
+  std::vector<StepHook> step_hooks_;
   bool parameters_synced_ = false;  // broadcast from rank 0 before the first step
   std::vector<TokenBatch> validation_;
   std::vector<std::function<std::map<std::string, double>(Transformer&, int64_t)>> evaluators_;
