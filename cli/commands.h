@@ -14,5 +14,6 @@ void add_plot_command(CLI::App& app);        // cmd_plot.cpp: plot
 void add_data_commands(CLI::App& app);       // cmd_data.cpp: data suite build | validate, data prepare
 void add_compare_command(CLI::App& app);     // cmd_compare.cpp: compare eval reports
 void add_train_command(CLI::App& app);       // cmd_train.cpp: train
+void add_ablate_command(CLI::App& app);      // cmd_ablate.cpp: ablate (methods x grid x seeds, report)
 
 }  // namespace gemkit::cli

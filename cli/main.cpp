@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   gemkit::cli::add_data_commands(app);
   gemkit::cli::add_compare_command(app);
   gemkit::cli::add_train_command(app);
+  gemkit::cli::add_ablate_command(app);
   try {
     check_command_names(app, argc, argv);
     app.parse(argc, argv);  // subcommand callbacks run inside parse

@@ -12,37 +12,73 @@ namespace {
 
 using json = nlohmann::json;
 
-constexpr const char* kGeneral = "general";
 constexpr const char* kNotADomain = "cross";  // the eight-way domain-identification task
 
-// Perplexity per domain from a report's "perplexity" results.
-std::map<std::string, double> perplexities(const LabelledReport& r) {
-  std::map<std::string, double> out;
-  if (!r.report.contains("results") || !r.report["results"].is_array())
+std::string where(const LabelledReport& r, const std::string& field) { return "report " + r.label + ": " + field; }
+
+// A number, or null (the report writes non-finite figures as null): NaN.
+double number_at(const json& j, const char* key, const LabelledReport& r, const std::string& field) {
+  if (!j.is_object() || !j.contains(key)) fail(where(r, field), "missing");
+  const json& v = j[key];
+  if (v.is_null()) return NAN;
+  if (!v.is_number()) fail(where(r, field), std::string("expected a number, got ") + v.type_name());
+  return v.get<double>();
+}
+
+}  // namespace
+
+DomainFigures domain_figures(const LabelledReport& r) {
+  DomainFigures out;
+  if (!r.report.is_object() || !r.report.contains("results") || !r.report["results"].is_array())
     fail("report " + r.label, "\"results\": expected an array (is this a gemkit eval JSON?)");
-  for (const json& res : r.report["results"]) {
-    if (res.value("kind", "") != "perplexity" || res.contains("skipped")) continue;
-    const json& f = res.at("figures");
-    if (f.contains("perplexity")) out[res.value("domain", "")] = f["perplexity"].at("value").get<double>();
+  const json& results = r.report["results"];
+  for (size_t i = 0; i < results.size(); ++i) {
+    const json& res = results[i];
+    const std::string at = "results[" + std::to_string(i) + "]";
+    if (!res.is_object() || !res.contains("kind") || !res["kind"].is_string())
+      fail(where(r, at), "expected an object with a string \"kind\"");
+    if (res["kind"] != "perplexity" || res.contains("skipped")) continue;
+    if (!res.contains("domain") || !res["domain"].is_string()) fail(where(r, at + ".domain"), "expected a string");
+    if (!res.contains("figures") || !res["figures"].is_object()) fail(where(r, at + ".figures"), "expected an object");
+    const json& f = res["figures"];
+    if (f.contains("perplexity"))
+      out.perplexity[res["domain"].get<std::string>()] =
+          number_at(f["perplexity"], "value", r, at + ".figures.perplexity.value");
   }
-  return out;
-}
-
-std::map<std::string, double> domain_scores(const LabelledReport& r) {
-  std::map<std::string, double> out;
   if (!r.report.contains("domain_scores")) return out;
+  if (!r.report["domain_scores"].is_object()) fail(where(r, "domain_scores"), "expected an object");
   for (const auto& [domain, v] : r.report["domain_scores"].items())
-    if (domain != kNotADomain) out[domain] = v.at("score").get<double>();
+    if (domain != kNotADomain) out.score[domain] = number_at(v, "score", r, "domain_scores." + domain + ".score");
   return out;
 }
 
-double mean_except(const std::map<std::string, double>& scores, const std::string& target) {
+double score_off_target(const std::map<std::string, double>& scores, const std::string& target) {
   double sum = 0;
   int n = 0;
   for (const auto& [d, s] : scores)
     if (d != target) sum += s, ++n;
   return n ? sum / n : NAN;
 }
+
+SectionSix section_six(const DomainFigures& base, const DomainFigures& m, const std::string& target) {
+  const auto at = [](const std::map<std::string, double>& v, const std::string& k) { return v.count(k) ? v.at(k) : NAN; };
+  SectionSix s;
+  s.domain_gain = (at(base.perplexity, target) - at(m.perplexity, target)) / at(base.perplexity, target);
+  s.general_drift = at(m.perplexity, kGeneralDomain) / at(base.perplexity, kGeneralDomain) - 1;
+  s.S_target = at(m.score, target);
+  s.S_other = score_off_target(m.score, target);
+  s.DSI = s.S_target / s.S_other;
+  const double s0_other = score_off_target(base.score, target);
+  s.GG = (s0_other - s.S_other) / s0_other;
+  return s;
+}
+
+double forgetting_reduction(double drift, double reference_drift) {
+  if (!std::isfinite(drift) || !std::isfinite(reference_drift) || reference_drift == 0) return NAN;
+  return 1 - drift / reference_drift;
+}
+
+namespace {
 
 std::string fmt(double v, const char* f = "%.2f") {
   if (!std::isfinite(v)) return "n/a";
@@ -59,16 +95,17 @@ json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr
 
 Comparison compare_reports(const std::vector<LabelledReport>& reports, const std::string& target) {
   if (reports.size() < 2) fail("eval compare", "expected a base report and at least one adapted report");
-  std::vector<std::map<std::string, double>> ppl, score;
+  std::vector<DomainFigures> figures;
+  std::vector<std::map<std::string, double>> ppl;
   for (const LabelledReport& r : reports) {
-    ppl.push_back(perplexities(r));
-    score.push_back(domain_scores(r));
+    figures.push_back(domain_figures(r));
+    ppl.push_back(figures.back().perplexity);
   }
   std::set<std::string> domains;
   for (const auto& p : ppl)
     for (const auto& [d, v] : p) domains.insert(d);
-  for (const auto& s : score)
-    for (const auto& [d, v] : s) domains.insert(d);
+  for (const DomainFigures& f : figures)
+    for (const auto& [d, v] : f.score) domains.insert(d);
   if (!domains.count(target))
     fail("eval compare", "target domain \"" + target + "\" is in none of the reports");
 
@@ -92,20 +129,16 @@ Comparison compare_reports(const std::vector<LabelledReport>& reports, const std
     md += "\n";
   }
 
-  const auto at = [](const std::map<std::string, double>& m, const std::string& k) {
-    return m.count(k) ? m.at(k) : NAN;
-  };
-  const double s0_other = mean_except(score[0], target);
   md += "\nSummary (gem-method.md section 6)\n\n| model | domain gain | general drift | forgetting reduction | "
         "S(m,t) | S(m,~t) | DSI | GG |\n|---|---|---|---|---|---|---|---|\n";
   double first_drift = NAN;
   for (size_t i = 0; i < reports.size(); ++i) {
-    const double gain = i ? (at(ppl[0], target) - at(ppl[i], target)) / at(ppl[0], target) : 0.0;
-    const double drift = i ? at(ppl[i], kGeneral) / at(ppl[0], kGeneral) - 1 : 0.0;
+    const SectionSix six = section_six(figures[0], figures[i], target);
+    // The base against itself: no gain, no drift (also where its perplexity is missing).
+    const double gain = i ? six.domain_gain : 0.0, drift = i ? six.general_drift : 0.0;
     if (i == 1) first_drift = drift;
-    const double reduction = i > 1 && first_drift != 0 ? 1 - drift / first_drift : NAN;
-    const double s_t = at(score[i], target), s_other = mean_except(score[i], target);
-    const double dsi = s_t / s_other, gg = (s0_other - s_other) / s0_other;
+    const double reduction = i > 1 ? forgetting_reduction(drift, first_drift) : NAN;
+    const double s_t = six.S_target, s_other = six.S_other, dsi = six.DSI, gg = six.GG;
     md += "| " + reports[i].label + " | " + pct(gain) + " | " + pct(drift) + " | " +
           (i > 1 ? pct(reduction) : "") + " | " + fmt(s_t, "%.3f") + " | " + fmt(s_other, "%.3f") + " | " +
           fmt(dsi, "%.3f") + " | " + pct(gg) + " |\n";

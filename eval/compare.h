@@ -8,7 +8,11 @@
 //                  ("cross", the domain-identification task, is not a domain and is left out)
 //   DSI(m,t)       S(m,t) / S(m,~t)
 //   GG(m,t)        (S(m0,~t) - S(m,~t)) / S(m0,~t)
+//
+// The pieces (domain_figures, section_six, forgetting_reduction) serve the other report
+// metrics too: eval/transfer.h (CDTR), eval/sequential.h, eval/ablation_report.h.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,6 +24,31 @@ struct LabelledReport {
   std::string label;    // e.g. "base", "fine-tuned"
   nlohmann::json report;  // a `gemkit eval` JSON report
 };
+
+inline constexpr const char* kGeneralDomain = "general";
+
+// What section 6 reads of one report, by domain.
+struct DomainFigures {
+  std::map<std::string, double> perplexity;  // the "perplexity" results (skipped ones left out)
+  std::map<std::string, double> score;       // S(m,d) from "domain_scores" ("cross" left out)
+};
+
+// Throws gemkit::Error naming the report, the result and the field when the content is missing
+// or malformed ("report base: results[2]: figures.perplexity.value: expected a number").
+DomainFigures domain_figures(const LabelledReport& r);
+
+// S(m,~t): the mean of `score` over the domains other than `target` (NaN when there are none).
+double score_off_target(const std::map<std::string, double>& score, const std::string& target);
+
+// The section-6 figures of model m against the base m0 for target domain t. NaN where a figure
+// is missing from a report (or, for the base itself, is a ratio of zeros).
+struct SectionSix {
+  double domain_gain, general_drift, S_target, S_other, DSI, GG;
+};
+SectionSix section_six(const DomainFigures& base, const DomainFigures& m, const std::string& target);
+
+// 1 - drift / reference_drift (NaN when reference_drift is 0 or either is not finite).
+double forgetting_reduction(double drift, double reference_drift);
 
 struct Comparison {
   nlohmann::json json;   // per-domain perplexities and scores, per-run summary metrics

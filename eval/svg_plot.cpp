@@ -19,6 +19,25 @@ std::string num(double v) {
   return buf;
 }
 
+// The document's opening: size, white background and the title (when not empty) at the top.
+std::string svg_open(double width, double height, const std::string& title) {
+  std::string s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+  s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width) + "\" height=\"" + num(height) +
+       "\" viewBox=\"0 0 " + num(width) + " " + num(height) + "\" font-family=\"sans-serif\" font-size=\"11\">\n";
+  s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+  if (!title.empty())
+    s += "<text x=\"" + num(width / 2.0) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" + xml_escape(title) +
+         "</text>\n";
+  return s;
+}
+
+std::string svg_line(double x1, double y1, double x2, double y2, const std::string& stroke) {
+  return "<line x1=\"" + num(x1) + "\" y1=\"" + num(y1) + "\" x2=\"" + num(x2) + "\" y2=\"" + num(y2) + "\" stroke=\"" +
+         stroke + "\"/>\n";
+}
+
+double at_or_nan(const std::vector<double>& v, size_t i) { return i < v.size() ? v[i] : NAN; }
+
 }  // namespace
 
 std::vector<double> nice_ticks(double lo, double hi, int target) {
@@ -70,15 +89,7 @@ std::string render_svg(const std::vector<PlotPanel>& panels, const PlotOptions& 
   const double left = 80, right = 170, top_title = o.title.empty() ? 10 : 40, panel_gap = 20;
   const double plot_w = o.width - left - right, panel_h = o.panel_height;
   const double height = top_title + double(panels.size()) * (panel_h + panel_gap) + 10;
-  std::string s;
-  s += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
-  s += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + std::to_string(o.width) + "\" height=\"" +
-       num(height) + "\" viewBox=\"0 0 " + std::to_string(o.width) + " " + num(height) +
-       "\" font-family=\"sans-serif\" font-size=\"11\">\n";
-  s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  if (!o.title.empty())
-    s += "<text x=\"" + num(o.width / 2.0) + "\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">" +
-         xml_escape(o.title) + "</text>\n";
+  std::string s = svg_open(o.width, height, o.title);
 
   for (size_t p = 0; p < panels.size(); ++p) {
     const PlotPanel& panel = panels[p];
@@ -93,6 +104,10 @@ std::string render_svg(const std::vector<PlotPanel>& panels, const PlotOptions& 
         xmax = std::max(xmax, ser.x[i]);
         ymin = std::min(ymin, ty(ser.y[i]));
         ymax = std::max(ymax, ty(ser.y[i]));
+        for (double b : {at_or_nan(ser.x_low, i), at_or_nan(ser.x_high, i)})
+          if (std::isfinite(b)) xmin = std::min(xmin, b), xmax = std::max(xmax, b);
+        for (double b : {at_or_nan(ser.y_low, i), at_or_nan(ser.y_high, i)})
+          if (std::isfinite(b) && !(panel.log_y && b <= 0)) ymin = std::min(ymin, ty(b)), ymax = std::max(ymax, ty(b));
       }
     s += "<g>\n<text x=\"" + num(px + pw / 2) + "\" y=\"" + num(y0 + 14) +
          "\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">" + xml_escape(panel.title) + "</text>\n";
@@ -139,7 +154,7 @@ std::string render_svg(const std::vector<PlotPanel>& panels, const PlotOptions& 
     s += "<text transform=\"translate(" + num(px - 58) + "," + num(py + ph / 2) +
          ") rotate(-90)\" text-anchor=\"middle\">" + xml_escape(panel.y_label + (panel.log_y ? " (log)" : "")) +
          "</text>\n";
-    // Lines (a single point is drawn as a dot), clipped to the plot area by construction.
+    // Lines (a single point is drawn as a dot) or markers, with error bars, clipped to the plot area by construction.
     for (size_t k = 0; k < panel.series.size(); ++k) {
       const PlotSeries& ser = panel.series[k];
       const char* colour = kColours[k % (sizeof kColours / sizeof kColours[0])];
@@ -147,13 +162,20 @@ std::string render_svg(const std::vector<PlotPanel>& panels, const PlotOptions& 
       size_t n = 0;
       for (size_t i = 0; i < ser.x.size() && i < ser.y.size(); ++i) {
         if (!std::isfinite(ser.x[i]) || !std::isfinite(ser.y[i]) || (panel.log_y && ser.y[i] <= 0)) continue;
-        pts += (n++ ? " " : "") + num(sx(ser.x[i])) + "," + num(sy(ty(ser.y[i])));
+        const double x = sx(ser.x[i]), y = sy(ty(ser.y[i]));
+        pts += (n++ ? " " : "") + num(x) + "," + num(y);
+        const double xl = at_or_nan(ser.x_low, i), xh = at_or_nan(ser.x_high, i);
+        const double yl = at_or_nan(ser.y_low, i), yh = at_or_nan(ser.y_high, i);
+        if (std::isfinite(xl) && std::isfinite(xh)) s += svg_line(sx(xl), y, sx(xh), y, colour);
+        if (std::isfinite(yl) && std::isfinite(yh) && !(panel.log_y && (yl <= 0 || yh <= 0)))
+          s += svg_line(x, sy(ty(yl)), x, sy(ty(yh)), colour);
+        if (ser.markers) s += "<circle cx=\"" + num(x) + "\" cy=\"" + num(y) + "\" r=\"4\" fill=\"" + colour + "\"/>\n";
       }
-      if (n == 1) {
+      if (n == 1 && !ser.markers) {
         const size_t comma = pts.find(',');
         s += "<circle cx=\"" + pts.substr(0, comma) + "\" cy=\"" + pts.substr(comma + 1) + "\" r=\"3\" fill=\"" +
              colour + "\"/>\n";
-      } else if (n > 1) {
+      } else if (n > 1 && !ser.markers) {
         s += "<polyline fill=\"none\" stroke=\"" + std::string(colour) + "\" stroke-width=\"1.5\" points=\"" + pts +
              "\"/>\n";
       }
@@ -167,6 +189,108 @@ std::string render_svg(const std::vector<PlotPanel>& panels, const PlotOptions& 
   }
   s += "</svg>\n";
   return s;
+}
+
+std::string render_bars_svg(const std::vector<BarPanel>& panels, const PlotOptions& o) {
+  if (panels.empty()) fail("svg_plot", "nothing to plot");
+  const double left = 80, right = 30, top_title = o.title.empty() ? 10 : 40, panel_gap = 20, label_h = 70;
+  const double pw = o.width - left - right, panel_h = o.panel_height + label_h;
+  const double height = top_title + double(panels.size()) * (panel_h + panel_gap) + 10;
+  std::string s = svg_open(o.width, height, o.title);
+  for (size_t p = 0; p < panels.size(); ++p) {
+    const BarPanel& panel = panels[p];
+    const double y0 = top_title + double(p) * (panel_h + panel_gap);
+    const double px = left, py = y0 + 22, ph = panel_h - 22 - label_h;
+    double lo = 0, hi = 0;
+    for (size_t i = 0; i < panel.values.size(); ++i)
+      for (double v : {panel.values[i], at_or_nan(panel.low, i), at_or_nan(panel.high, i)})
+        if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v);
+    if (hi == lo) hi = lo + 1;
+    const double pad = (hi - lo) * 0.05;
+    hi += pad;
+    if (lo < 0) lo -= pad;
+    auto sy = [&](double v) { return py + ph - (v - lo) / (hi - lo) * ph; };
+    s += "<g>\n<text x=\"" + num(px + pw / 2) + "\" y=\"" + num(y0 + 14) +
+         "\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">" + xml_escape(panel.title) + "</text>\n";
+    for (double t : nice_ticks(lo, hi, 5)) {
+      s += svg_line(px, sy(t), px + pw, sy(t), "#e4e4e4");
+      s += "<text x=\"" + num(px - 7) + "\" y=\"" + num(sy(t) + 4) + "\" text-anchor=\"end\">" + xml_escape(tick_label(t)) +
+           "</text>\n";
+    }
+    s += "<rect x=\"" + num(px) + "\" y=\"" + num(py) + "\" width=\"" + num(pw) + "\" height=\"" + num(ph) +
+         "\" fill=\"none\" stroke=\"#444\"/>\n";
+    s += svg_line(px, sy(0), px + pw, sy(0), "#444");
+    s += "<text transform=\"translate(" + num(px - 58) + "," + num(py + ph / 2) + ") rotate(-90)\" text-anchor=\"middle\">" +
+         xml_escape(panel.y_label) + "</text>\n";
+    const double slot = pw / double(std::max<size_t>(1, panel.labels.size()));
+    for (size_t i = 0; i < panel.labels.size(); ++i) {
+      const double cx = px + slot * (double(i) + 0.5), bw = std::min(60.0, slot * 0.6);
+      const double v = at_or_nan(panel.values, i);
+      const char* colour = kColours[i % (sizeof kColours / sizeof kColours[0])];
+      if (std::isfinite(v)) {
+        s += "<rect x=\"" + num(cx - bw / 2) + "\" y=\"" + num(std::min(sy(v), sy(0))) + "\" width=\"" + num(bw) +
+             "\" height=\"" + num(std::fabs(sy(v) - sy(0))) + "\" fill=\"" + colour + "\"/>\n";
+        const double l = at_or_nan(panel.low, i), h = at_or_nan(panel.high, i);
+        if (std::isfinite(l) && std::isfinite(h)) {
+          s += svg_line(cx, sy(l), cx, sy(h), "#000");
+          s += svg_line(cx - 5, sy(l), cx + 5, sy(l), "#000");
+          s += svg_line(cx - 5, sy(h), cx + 5, sy(h), "#000");
+        }
+      } else {
+        s += "<text x=\"" + num(cx) + "\" y=\"" + num(sy(0) - 4) + "\" text-anchor=\"middle\" fill=\"#888\">n/a</text>\n";
+      }
+      s += "<text transform=\"translate(" + num(cx) + "," + num(py + ph + 14) +
+           ") rotate(-25)\" text-anchor=\"end\">" + xml_escape(panel.labels[i]) + "</text>\n";
+    }
+    s += "</g>\n";
+  }
+  return s + "</svg>\n";
+}
+
+std::string render_heatmap_svg(const Heatmap& h) {
+  if (h.rows.empty() || h.columns.empty()) fail("svg_plot", "heatmap: nothing to plot");
+  size_t longest = 0;
+  for (const std::string& r : h.rows) longest = std::max(longest, r.size());
+  const double cell_w = 76, cell_h = 28, left = 20 + 6.5 * double(longest), top = (h.title.empty() ? 10 : 40) + 80;
+  const double width = std::max(400.0, left + cell_w * double(h.columns.size()) + 20);
+  const double height = top + cell_h * double(h.rows.size()) + (h.note.empty() ? 16 : 36);
+  double scale = 0;
+  for (const auto& row : h.values)
+    for (double v : row)
+      if (std::isfinite(v)) scale = std::max(scale, std::fabs(v));
+  std::string s = svg_open(width, height, h.title);
+  for (size_t c = 0; c < h.columns.size(); ++c)
+    s += "<text transform=\"translate(" + num(left + cell_w * (double(c) + 0.5)) + "," + num(top - 6) +
+         ") rotate(-40)\">" + xml_escape(h.columns[c]) + "</text>\n";
+  for (size_t r = 0; r < h.rows.size(); ++r) {
+    const double y = top + cell_h * double(r);
+    s += "<text x=\"" + num(left - 6) + "\" y=\"" + num(y + cell_h / 2 + 4) + "\" text-anchor=\"end\">" +
+         xml_escape(h.rows[r]) + "</text>\n";
+    for (size_t c = 0; c < h.columns.size(); ++c) {
+      const double v = r < h.values.size() ? at_or_nan(h.values[r], c) : NAN;
+      std::string fill = "#dddddd", text = "n/a";
+      if (std::isfinite(v)) {
+        // White at 0, towards Okabe-Ito vermillion (above 0) or blue (below 0).
+        const double t = scale > 0 ? std::fabs(v) / scale : 0;
+        const int rgb[2][3] = {{0, 114, 178}, {213, 94, 0}};
+        const int* target = rgb[v > 0];
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "#%02x%02x%02x", int(255 + t * (target[0] - 255)), int(255 + t * (target[1] - 255)),
+                      int(255 + t * (target[2] - 255)));
+        fill = buf;
+        std::snprintf(buf, sizeof buf, h.percent ? "%+.1f%%" : "%.3g", h.percent ? 100 * v : v);
+        text = buf;
+      }
+      const double x = left + cell_w * double(c);
+      s += "<rect x=\"" + num(x) + "\" y=\"" + num(y) + "\" width=\"" + num(cell_w) + "\" height=\"" + num(cell_h) +
+           "\" fill=\"" + fill + "\" stroke=\"white\"/>\n";
+      s += "<text x=\"" + num(x + cell_w / 2) + "\" y=\"" + num(y + cell_h / 2 + 4) + "\" text-anchor=\"middle\">" +
+           xml_escape(text) + "</text>\n";
+    }
+  }
+  if (!h.note.empty())
+    s += "<text x=\"10\" y=\"" + num(height - 12) + "\" fill=\"#444\">" + xml_escape(h.note) + "</text>\n";
+  return s + "</svg>\n";
 }
 
 }  // namespace gemkit::eval

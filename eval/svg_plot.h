@@ -1,5 +1,7 @@
-// Line charts as SVG, written by hand (no plotting library): panels stacked vertically, each
-// with axes, "nice" ticks (1/2/5 x 10^k), tick labels, axis titles and a legend. Torch-free.
+// Charts as SVG, written by hand (no plotting library): line charts (panels stacked vertically,
+// each with axes, "nice" ticks (1/2/5 x 10^k), tick labels, axis titles and a legend; optionally
+// markers with error bars, a scatter plot), bar charts with interval whiskers, and heatmaps.
+// Torch-free.
 #pragma once
 #include <string>
 #include <vector>
@@ -9,6 +11,9 @@ namespace gemkit::eval {
 struct PlotSeries {
   std::string name;
   std::vector<double> x, y;  // same length; non-finite points are skipped
+  bool markers = false;      // a dot per point and no line (scatter)
+  // Optional error bars, each empty or as long as x: interval bounds per point (non-finite: none).
+  std::vector<double> x_low{}, x_high{}, y_low{}, y_high{};
 };
 
 struct PlotPanel {
@@ -33,5 +38,26 @@ std::string tick_label(double v);
 std::string xml_escape(const std::string& s);
 
 std::string render_svg(const std::vector<PlotPanel>& panels, const PlotOptions& options = {});
+
+// One bar per label, with an optional interval whisker (low/high empty or one per label;
+// non-finite bounds: none). Bars start at 0; panels are stacked like render_svg's.
+struct BarPanel {
+  std::string title;
+  std::string y_label;
+  std::vector<std::string> labels;
+  std::vector<double> values, low, high;  // non-finite values: no bar ("n/a")
+};
+std::string render_bars_svg(const std::vector<BarPanel>& panels, const PlotOptions& options = {});
+
+// A matrix of values as coloured cells (blue below 0, white at 0, red above; scaled by the
+// largest magnitude), each cell labelled with its value; non-finite cells are grey, "n/a".
+struct Heatmap {
+  std::string title;
+  std::vector<std::string> rows, columns;
+  std::vector<std::vector<double>> values;  // [row][column]
+  bool percent = false;                     // cell text as 100 x value with "%"
+  std::string note;                         // a line under the matrix
+};
+std::string render_heatmap_svg(const Heatmap& heatmap);
 
 }  // namespace gemkit::eval

@@ -1,0 +1,388 @@
+// gemkit ablate RECIPE [RECIPE ...] [--grid key=v1,v2 ...] [--seeds N] --eval-corpus DIR
+//   [--eval-tasks DIR] [--split S] [--max-items N] [--target DOMAIN] --out DIR [--jobs N]:
+// trains every recipe (a method: its file stem) on every cell of the override grid with seeds
+// 0..N-1, each run in OUT/runs/<method>[__key=value...]__seed<s> by `gemkit train ... --resume`
+// in a child process of this binary, evaluates each final checkpoint and the recipes' base model
+// with `gemkit eval`, and writes the report (eval/ablation_report.h). A run whose folder holds
+// DONE is skipped; an interrupted one continues from its last checkpoint; a failing one is
+// reported (RUN/log.txt) and the others go on.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <cctype>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/file_io.h"
+#include "data/token_shards.h"
+#include "eval/ablation_report.h"
+#include "eval/run_metrics.h"
+#include "train/recipe.h"
+
+extern char** environ;
+
+namespace gemkit::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+struct AblateArgs {
+  std::vector<std::string> recipes, grid;
+  int64_t seeds = 3, max_items = 0, jobs = 1;
+  std::string corpus, tasks, split = "test", target, out;
+};
+
+struct PlannedRun {
+  eval::AblationRun run;
+  std::string recipe, dir;
+  std::vector<std::string> overrides;  // grid cell, seed (and the LoRA merge)
+  bool lora = false;                   // evaluate RUN/merged rather than the latest checkpoint
+};
+
+std::string read_json_text(const std::string& path, json& out) {
+  try {
+    out = json::parse(read_text_file(path));
+    return "";
+  } catch (const std::exception& e) {
+    return path + ": " + e.what();
+  }
+}
+
+// A value as part of a folder name: path separators and odd characters become '_'.
+std::string name_part(const std::string& s) {
+  std::string out;
+  for (char c : s) out += (std::isalnum(static_cast<unsigned char>(c)) || std::string("=.-+_").find(c) != std::string::npos) ? c : '_';
+  return out;
+}
+
+// Runs `gemkit ARGS...` (this binary) with stdout and stderr appended to `log`; the exit status
+// (128 + signal when killed).
+int run_child(const std::vector<std::string>& args, const std::string& log) {
+  {
+    std::ofstream header(log, std::ios::app);
+    header << "$ gemkit";
+    for (const std::string& a : args) header << " " << a;
+    header << "\n";
+  }
+  std::vector<std::string> argv_strings{"gemkit"};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& s : argv_strings) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) fail("/proc/self/exe", std::string("cannot start a child process: ") + std::strerror(rc));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) fail("gemkit ablate", "waitpid failed");
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// The last `n` lines of a log, indented, for the console.
+std::string log_tail(const std::string& path, size_t n) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  std::string out;
+  for (size_t i = lines.size() > n ? lines.size() - n : 0; i < lines.size(); ++i) out += "    " + lines[i] + "\n";
+  return out;
+}
+
+class Ablation {
+ public:
+  explicit Ablation(const AblateArgs& a) : a_(a) {}
+
+  void run() {
+    plan();
+    evaluate_base();
+    std::atomic<size_t> next{0};
+    const auto worker = [&] {
+      for (size_t i = next++; i < runs_.size(); i = next++) execute(i);
+    };
+    std::vector<std::thread> threads;
+    for (int64_t t = 1; t < std::min<int64_t>(a_.jobs, int64_t(runs_.size())); ++t) threads.emplace_back(worker);
+    worker();
+    for (std::thread& t : threads) t.join();
+    report();
+  }
+
+ private:
+  const AblateArgs& a_;
+  eval::AblationPlan plan_;
+  std::vector<PlannedRun> runs_;
+  std::string base_model_;
+  std::mutex print_;
+
+  fs::path out(const std::string& rel) const { return fs::path(a_.out) / rel; }
+
+  // Recipes, grid and seeds into runs; every recipe and override is checked before anything runs.
+  void plan() {
+    if (a_.seeds < 1) fail("--seeds", "expected at least 1");
+    if (a_.jobs < 1) fail("--jobs", "expected at least 1");
+    for (const std::string& g : a_.grid) {
+      const size_t eq = g.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == g.size())
+        fail("--grid " + g, "expected key=value1,value2,...");
+      const std::string key = g.substr(0, eq);
+      if (key == "train.seed") fail("--grid " + g, "train.seed is set by --seeds (0..N-1)");
+      for (const auto& [k, v] : plan_.grid)
+        if (k == key) fail("--grid " + g, "the key " + key + " is given twice");
+      std::vector<std::string> values;
+      std::stringstream ss(g.substr(eq + 1));
+      for (std::string v; std::getline(ss, v, ',');)
+        if (!v.empty()) values.push_back(v);
+      if (values.empty()) fail("--grid " + g, "expected at least one value after '='");
+      plan_.grid.emplace_back(key, values);
+    }
+    const std::vector<eval::GridCell> cells = eval::grid_cells(plan_.grid);
+    for (const std::string& recipe : a_.recipes) {
+      const std::string method = fs::path(recipe).stem().string();
+      for (const std::string& m : plan_.methods)
+        if (m == method) fail(recipe, "two recipes named " + method + ": the file stem names the method");
+      plan_.methods.push_back(method);
+      std::string target = a_.target;
+      for (const auto& cell : cells) {
+        Recipe r = Recipe::load(recipe);
+        std::vector<std::string> overrides;
+        for (const auto& [k, v] : cell) overrides.push_back(k + "=" + v);
+        for (const std::string& o : overrides) r.apply_override(o, "--grid");
+        r.resolve();
+        if (!r.has("train.data")) fail(recipe, "train.data: not set (token shards to train on)");
+        if (!r.has("model.path"))
+          fail(recipe, "model.path: not set; ablate compares methods that adapt one base model (model.path)");
+        if (base_model_.empty()) base_model_ = r.get_string("model.path");
+        if (r.get_string("model.path") != base_model_)
+          fail(recipe, "model.path is " + r.get_string("model.path") + ", the first recipe's is " + base_model_ +
+                           ": every method must adapt the same base model");
+        if (target.empty()) target = shard_domain(recipe, r.get_strings("train.data").front());
+        const bool lora = r.get_string("train.mode") == "lora";
+        // LoRA checkpoints hold the unchanged base; the merged folder is the adapted model.
+        if (lora) overrides.push_back("train.lora_merge_on_save=true");
+        for (int64_t s = 0; s < a_.seeds; ++s) {
+          PlannedRun p;
+          p.recipe = recipe;
+          p.lora = lora;
+          p.run.method = method;
+          p.run.cell = cell;
+          p.run.seed = s;
+          p.run.target = target;
+          p.run.name = method;
+          for (const auto& [k, v] : cell) p.run.name += "__" + name_part(k) + "=" + name_part(v);
+          p.run.name += "__seed" + std::to_string(s);
+          p.dir = out("runs/" + p.run.name).string();
+          p.overrides = overrides;
+          p.overrides.push_back("train.seed=" + std::to_string(s));
+          runs_.push_back(std::move(p));
+        }
+      }
+    }
+    plan_.seeds = a_.seeds;
+    plan_.settings = {{"recipes", a_.recipes},     {"base_model", base_model_}, {"eval_corpus", a_.corpus},
+                      {"eval_tasks", a_.tasks},    {"split", a_.split},         {"max_items", a_.max_items},
+                      {"target", a_.target}};
+    fs::create_directories(out("runs"));
+    std::printf("ablation: %zu method(s) x %zu grid cell(s) x %lld seed(s) = %zu runs -> %s\n", plan_.methods.size(),
+                cells.size(), (long long)a_.seeds, runs_.size(), a_.out.c_str());
+  }
+
+  // The one domain of the documents of a recipe's first training shard.
+  std::string shard_domain(const std::string& recipe, const std::string& shard) const {
+    std::set<std::string> domains;
+    try {
+      const TokenShard s(shard);
+      for (int64_t d = 0; d < s.n_docs(); ++d) domains.insert(s.info().domain_names.at(size_t(s.doc_domain(d))));
+    } catch (const Error& e) {
+      fail(recipe, std::string("cannot read the target domain from train.data (") + e.what() + "); give --target");
+    }
+    if (domains.size() != 1)
+      fail(recipe, "the documents of train.data " + shard + " belong to " + std::to_string(domains.size()) +
+                       " domains, so the target domain is unclear; give --target");
+    return *domains.begin();
+  }
+
+  std::vector<std::string> eval_args(const std::string& model, const std::string& report) const {
+    std::vector<std::string> args{"eval", "--model", model, "--corpus", a_.corpus, "--split", a_.split,
+                                  "--max-items", std::to_string(a_.max_items), "--out", report};
+    if (!a_.tasks.empty()) args.insert(args.end(), {"--tasks", a_.tasks});
+    return args;
+  }
+
+  // Whether `report_path` is a report of `model` with this invocation's evaluation settings.
+  bool evaluated_already(const std::string& report_path, const std::string& model) const {
+    json r;
+    if (!fs::exists(report_path) || !read_json_text(report_path, r).empty() || !r.is_object()) return false;
+    const json s = r.value("settings", json::object());
+    return r.value("model", json::object()).value("path", "") == model && s.value("corpus", "") == a_.corpus &&
+           s.value("tasks", "") == a_.tasks && s.value("split", "") == a_.split &&
+           s.value("max_items", int64_t(-1)) == a_.max_items;
+  }
+
+  void evaluate_base() {
+    const std::string report = out("base_eval.json").string(), log = out("base_eval.log").string();
+    if (evaluated_already(report, base_model_)) {
+      std::printf("base model %s: evaluated already (%s)\n", base_model_.c_str(), report.c_str());
+      return;
+    }
+    std::printf("base model %s: evaluating ...", base_model_.c_str());
+    std::fflush(stdout);
+    const auto t0 = std::chrono::steady_clock::now();
+    const int code = run_child(eval_args(base_model_, report), log);
+    if (code != 0) {
+      std::printf(" failed\n%s", log_tail(log, 8).c_str());
+      fail(base_model_, "evaluating the base model failed (exit " + std::to_string(code) + "; log: " + log + ")");
+    }
+    std::printf(" done (%.0f s)\n",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+
+  // One step of run i with a progress line: "[3/12] name: training ... done (212 s)".
+  bool step(size_t i, const char* what, const std::vector<std::string>& args, std::string& error) {
+    PlannedRun& p = runs_[i];
+    const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs_.size()) + "] " + p.run.name + ": " + what + " ...";
+    const bool serial = a_.jobs == 1;
+    if (serial) {
+      std::lock_guard<std::mutex> lock(print_);
+      std::printf("%s", prefix.c_str());
+      std::fflush(stdout);
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string log = p.dir + "/log.txt";
+    const int code = run_child(args, log);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    char tail[128];
+    if (code == 0) std::snprintf(tail, sizeof tail, " done (%.0f s)\n", s);
+    else std::snprintf(tail, sizeof tail, " failed (exit %d after %.0f s; log: %s)\n", code, s, log.c_str());
+    {
+      std::lock_guard<std::mutex> lock(print_);
+      std::printf("%s%s%s", serial ? "" : prefix.c_str(), tail, code ? log_tail(log, 6).c_str() : "");
+      std::fflush(stdout);
+    }
+    if (code != 0) error = std::string(what) + " failed (exit " + std::to_string(code) + "; log: " + log + ")";
+    return code == 0;
+  }
+
+  void execute(size_t i) {
+    PlannedRun& p = runs_[i];
+    const std::string done = p.dir + "/DONE", report = p.dir + "/eval.json";
+    fs::create_directories(p.dir);
+    std::string error;
+    bool trained = false;
+    if (fs::exists(done)) {
+      std::string why;
+      const std::string model = evaluation_model(p, why);
+      if (why.empty() && evaluated_already(report, model)) {
+        std::lock_guard<std::mutex> lock(print_);
+        std::printf("[%zu/%zu] %s: skipped (done)\n", i + 1, runs_.size(), p.run.name.c_str());
+        std::fflush(stdout);
+        finish(p, "");
+        return;
+      }
+      trained = why.empty();  // evaluation settings changed: evaluate again
+      fs::remove(done);
+    }
+    std::vector<std::string> train{"train", p.recipe};
+    train.insert(train.end(), p.overrides.begin(), p.overrides.end());
+    train.insert(train.end(), {"--out", p.dir, "--resume"});
+    if (!trained && !step(i, "training", train, error)) return finish(p, error);
+    const std::string model = evaluation_model(p, error);
+    if (!error.empty() || !step(i, "evaluating", eval_args(model, report), error)) return finish(p, error);
+    write_text_file_atomic(done, json({{"checkpoint", model}, {"eval", report}}).dump() + "\n");
+    finish(p, "");
+  }
+
+  // The adapted model to evaluate: RUN/merged for LoRA, else RUN/<contents of RUN/latest>.
+  std::string evaluation_model(const PlannedRun& p, std::string& error) const {
+    if (p.lora) return p.dir + "/merged";
+    const std::string latest = p.dir + "/latest";
+    if (!fs::exists(latest)) {
+      error = "no checkpoint: " + latest + " is missing";
+      return "";
+    }
+    std::string name = read_text_file(latest);
+    while (!name.empty() && std::isspace(static_cast<unsigned char>(name.back()))) name.pop_back();
+    return p.dir + "/" + name;
+  }
+
+  // Collects the run's outputs for the report.
+  void finish(PlannedRun& p, const std::string& error) {
+    p.run.error = error;
+    p.run.ok = error.empty();
+    if (!p.run.ok) return;
+    if (const std::string e = read_json_text(p.dir + "/eval.json", p.run.eval); !e.empty()) {
+      p.run.ok = false;
+      p.run.error = e;
+      return;
+    }
+    const std::string metrics = p.dir + "/metrics.jsonl";
+    if (fs::exists(metrics)) p.run.training = eval::training_figures(eval::read_run_metrics(metrics));
+  }
+
+  void report() {
+    json base;
+    if (const std::string e = read_json_text(out("base_eval.json").string(), base); !e.empty()) fail("base model", e);
+    std::vector<eval::AblationRun> runs;
+    std::vector<std::string> failed;
+    for (const PlannedRun& p : runs_) {
+      runs.push_back(p.run);
+      if (!p.run.ok) failed.push_back(p.run.name);
+    }
+    const eval::AblationReport r = eval::ablation_report(plan_, base, runs);
+    eval::write_ablation_report(r, a_.out);
+    std::printf("\n%s\nwrote %s/report.md, report.csv, report.json", r.markdown.c_str(), a_.out.c_str());
+    for (const auto& [file, svg] : r.plots) std::printf(", %s", file.c_str());
+    std::printf("\n");
+    if (!failed.empty()) {
+      std::string names;
+      for (const std::string& n : failed) names += (names.empty() ? "" : ", ") + n;
+      fail(a_.out, std::to_string(failed.size()) + " of " + std::to_string(runs_.size()) + " runs failed: " + names +
+                       " (logs: " + a_.out + "/runs/<run>/log.txt)");
+    }
+  }
+};
+
+}  // namespace
+
+void add_ablate_command(CLI::App& app) {
+  auto a = std::make_shared<AblateArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "ablate", "train recipes over a grid of overrides and seeds, evaluate every run and the base model, report");
+  cmd->add_option("recipes", a->recipes, "training recipes, one per method; the first is the baseline (plain fine-tuning)")
+      ->required();
+  cmd->add_option("--grid", a->grid, "key=value1,value2: recipe override values to cross (repeatable; values without commas)")
+      ->allow_extra_args(false);
+  cmd->add_option("--seeds", a->seeds, "seeds 0..N-1 per method and grid cell (train.seed)")->capture_default_str();
+  cmd->add_option("--eval-corpus", a->corpus, "held-out corpus for perplexity (suite or domain folder, or files)")
+      ->required();
+  cmd->add_option("--eval-tasks", a->tasks, "tasks for S(m,d) (suite or domain folder, or files)");
+  cmd->add_option("--split", a->split, "evaluation split")->capture_default_str();
+  cmd->add_option("--max-items", a->max_items, "items per task (0: all)")->capture_default_str();
+  cmd->add_option("--target", a->target, "target domain of every recipe (default: the domain of its train.data shard)");
+  cmd->add_option("--out,-o", a->out, "ablation folder: runs/, base_eval.json, report.*")->required();
+  cmd->add_option("--jobs,-j", a->jobs, "runs in parallel")->capture_default_str();
+  cmd->callback([a] { Ablation(*a).run(); });
+}
+
+}  // namespace gemkit::cli

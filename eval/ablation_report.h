@@ -1,0 +1,85 @@
+// The report of `gemkit ablate` (gem-method.md section 7): training methods (recipes) crossed
+// with a grid of recipe overrides, each over several seeds, all evaluated on the same suite
+// against the same base model. Torch-free.
+//
+// One row per method and grid cell, each figure the mean over the cell's seeds with a 95%
+// interval over seeds (Student t: mean +- t(0.975, n-1) sd / sqrt(n); none with one seed), and
+// an item-level bootstrap 95% interval of that mean where the eval reports keep per-item
+// results (eval/item_bootstrap.h):
+//   target_ppl, domain_gain         perplexity on the run's target domain and its relative fall
+//   general_ppl, general_drift      perplexity on "general" and its relative rise (forgetting)
+//   forgetting_reduction            1 - drift / drift of the first method (plain fine-tuning) in
+//                                   the same grid cell with the same seed
+//   S_target, S_other, DSI, GG      task scores (macro-F1 / accuracy) on and off the target
+//   CDTR, CDTR_ppl                  cross-domain transfer (eval/transfer.h), mean over the seeds
+//                                   where it is defined
+//   tokens_per_s                    mean training throughput (metrics.jsonl "tokens_per_s")
+//   train/<key>                     final value of every "dtr/", "scar/", "akp/" metric logged
+//
+// Files (write_ablation_report): report.json, report.csv, report.md, and SVG plots:
+// drift_vs_gain.svg (general drift against domain gain, one point per row with interval bars),
+// transfer_heatmap.svg (the perplexity-form transfer matrix, when rows have several target
+// domains) and routing_stats.svg (bar charts of the train/ statistics, when there are any).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/bootstrap.h"
+#include "eval/run_metrics.h"
+
+namespace gemkit::eval {
+
+// A grid cell: (key, value) per --grid key, in --grid order.
+using GridCell = std::vector<std::pair<std::string, std::string>>;
+using Grid = std::vector<std::pair<std::string, std::vector<std::string>>>;  // key -> values
+
+// Every combination of the grid's values, the first key varying slowest ({{}} for no grid).
+std::vector<GridCell> grid_cells(const Grid& grid);
+
+// One training run of the grid: a method, a grid cell, a seed.
+struct AblationRun {
+  std::string name;    // run folder name: <method>[__key=value...]__seed<s>
+  std::string method;  // the recipe's file stem
+  GridCell cell;
+  int64_t seed = 0;
+  std::string target;         // the domain the run adapts to
+  bool ok = false;            // trained and evaluated
+  std::string error;          // why not, when !ok
+  nlohmann::json eval;        // its `gemkit eval` report (when ok)
+  std::map<std::string, double> training;  // "tokens_per_s" (mean) and final "dtr/..", "scar/..", "akp/.."
+};
+
+struct AblationPlan {
+  std::vector<std::string> methods;  // recipe stems in command-line order; the first is the baseline
+  Grid grid;
+  int64_t seeds = 1;
+  nlohmann::json settings;  // recorded as is (eval corpus, tasks, split, max items, command)
+};
+
+// tokens_per_s: the mean over the run's steps; dtr/, scar/, akp/ metrics: their last value.
+std::map<std::string, double> training_figures(const RunMetrics& metrics);
+
+// mean +- t(0.975, n-1) * sd / sqrt(n) over the finite values (NaN bounds for fewer than two;
+// NaN value for none).
+Interval seed_interval(const std::vector<double>& values);
+
+struct AblationReport {
+  nlohmann::json json;
+  std::string markdown, csv;
+  std::map<std::string, std::string> plots;  // file name -> SVG
+};
+
+// `base_eval`: the base model's `gemkit eval` report; `runs`: every run, failed ones included.
+// Throws gemkit::Error naming the report at fault when one is malformed.
+AblationReport ablation_report(const AblationPlan& plan, const nlohmann::json& base_eval,
+                               const std::vector<AblationRun>& runs, const BootstrapOptions& options = {});
+
+// Writes report.json, report.csv, report.md and the plots into `out_dir`, atomically.
+void write_ablation_report(const AblationReport& report, const std::string& out_dir);
+
+}  // namespace gemkit::eval

@@ -1,0 +1,54 @@
+// Item-level bootstrap intervals for figures that combine several `gemkit eval` reports (CDTR,
+// the sequential-domain metrics, the ablation report's gains and drifts). Torch-free.
+//
+// A report keeps per-item results when every evaluated result carries "per_item":
+//   perplexity:                       {"nll": [summed NLL per document], "tokens": [scored tokens per document]}
+//   multiple_choice, classification:  {"gold": [label index per item], "pred": [predicted index per item],
+//                                      "num_classes": K (macro_f1 only)}
+// A resample draws, for every result (task or perplexity corpus) separately, as many items as
+// it has with replacement, with the same indices for every report, so that differences between
+// models are paired; each report's figures are then recomputed (perplexity exp(sum nll / sum
+// tokens), the task's primary figure from gold and pred, S(m,d) their mean per domain).
+//
+// `gemkit eval` does not write "per_item" yet: then available() is false, reason() says so,
+// and intervals have NaN bounds.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/bootstrap.h"
+#include "eval/compare.h"
+
+namespace gemkit::eval {
+
+class ItemBootstrap {
+ public:
+  // `reports`: the models' reports on the same test items. Malformed per-item results are
+  // errors naming the report and the result; missing or mismatched ones make it unavailable.
+  explicit ItemBootstrap(const std::vector<LabelledReport>& reports, const BootstrapOptions& options = {});
+
+  bool available() const { return reason_.empty(); }
+  const std::string& reason() const { return reason_; }  // why not, when unavailable
+
+  // value: metric(the reports' own figures, in order); low, high: percentile bounds of the
+  // metric over the resamples (those where it is not finite are left out; NaN when none is
+  // finite or the bootstrap is unavailable).
+  Interval interval(const std::function<double(const std::vector<DomainFigures>&)>& metric) const;
+
+ private:
+  std::string reason_;
+  double confidence_ = 0.95;
+  std::vector<DomainFigures> full_;
+  std::vector<std::vector<DomainFigures>> draws_;  // [resample][report]
+};
+
+// {"value", "low", "high"}, non-finite numbers as null.
+nlohmann::json interval_json(const Interval& i);
+// "v [low, high]" with printf format `f` for each number ("n/a" for non-finite; the bracket
+// is left out when both bounds are); `percent` prints 100 x the numbers with a sign and "%".
+std::string interval_text(const Interval& i, const char* f = "%.3f", bool percent = false);
+
+}  // namespace gemkit::eval

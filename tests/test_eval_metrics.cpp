@@ -1,0 +1,233 @@
+// eval/transfer, eval/sequential and eval/item_bootstrap: the cross-domain transfer matrix with
+// CDTR, the continual-learning metrics of sequential domains and item-level bootstrap
+// intervals, from hand-built reports. Every number below is computed by hand in the comments;
+// the values are dyadic fractions, so the checks are exact.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <string>
+
+#include "eval/item_bootstrap.h"
+#include "eval/sequential.h"
+#include "eval/transfer.h"
+#include "tests/test_util.h"
+
+using namespace gemkit;
+using namespace gemkit::eval;
+using json = nlohmann::json;
+using gemkit::test::expect_error;
+
+namespace {
+
+// A `gemkit eval` report with the given perplexities and S(m,d) (domain_scores).
+json report(const std::map<std::string, double>& ppl, const std::map<std::string, double>& scores) {
+  json r;
+  r["results"] = json::array();
+  for (const auto& [d, v] : ppl)
+    r["results"].push_back({{"kind", "perplexity"}, {"key", d}, {"domain", d}, {"primary", "perplexity"},
+                            {"figures", {{"perplexity", {{"value", v}, {"low", v}, {"high", v}}}}}});
+  r["domain_scores"] = json::object();
+  for (const auto& [d, v] : scores) r["domain_scores"][d] = {{"score", v}, {"tasks", 1}};
+  r["domain_scores"]["cross"] = {{"score", 0.875}, {"tasks", 1}};  // not a domain: never enters
+  return r;
+}
+
+double value(const json& j) { return j.at("value").get<double>(); }
+
+}  // namespace
+
+// base m0:   S law 0.25, finance 0.25, general 0.5, stem 0.125; PPL law 100, finance 80, general 50
+// m_law:     S law 0.75, finance 0.375, general 0.375, stem 0.3125; PPL law 75, finance 70, general 62.5
+//   dS(m_law, .) = law +0.5, finance +0.125, general -0.125, stem +0.1875
+//   CDTR(law) = mean(0.125/0.5, -0.125/0.5, 0.1875/0.5) = mean(0.25, -0.25, 0.375) = 0.125
+//   PPL change = law 75/100-1 = -0.25, finance 70/80-1 = -0.125, general 62.5/50-1 = +0.25
+//   CDTR_ppl(law): gains law 0.25, finance 0.125, general -0.25 -> mean(0.5, -1) = -0.25
+// m_fin:     S finance 0.2578125 (dS = 0.0078125 < 0.01) -> CDTR undefined
+//            PPL finance 60 (gain 0.25), law 110 (gain -0.1), general 50 (gain 0) -> CDTR_ppl mean(-0.4, 0)
+// m_stem:    no task score for stem -> CDTR undefined ("no task score")
+TEST(EvalTransfer, MatrixAndCdtrByHand) {
+  const LabelledReport base{"base", report({{"law", 100}, {"finance", 80}, {"general", 50}},
+                                           {{"law", 0.25}, {"finance", 0.25}, {"general", 0.5}, {"stem", 0.125}})};
+  const LabelledReport m_law{"m_law", report({{"law", 75}, {"finance", 70}, {"general", 62.5}},
+                                             {{"law", 0.75}, {"finance", 0.375}, {"general", 0.375}, {"stem", 0.3125}})};
+  const LabelledReport m_fin{"m_fin", report({{"law", 110}, {"finance", 60}, {"general", 50}},
+                                             {{"law", 0.25}, {"finance", 0.2578125}, {"general", 0.5}, {"stem", 0.125}})};
+  const LabelledReport m_stem{"m_stem", report({{"law", 100}, {"finance", 80}, {"general", 50}},
+                                               {{"law", 0.25}, {"finance", 0.25}, {"general", 0.5}})};
+  const TransferMatrix m = transfer_matrix(base, {{"law", m_law}, {"finance", m_fin}, {"stem", m_stem}});
+  ASSERT_EQ(m.domains, (std::vector<std::string>{"finance", "general", "law", "stem"}));  // "cross" left out
+  EXPECT_FALSE(m.item_intervals);
+  EXPECT_NE(m.item_intervals_note.find("keeps no per-item results"), std::string::npos) << m.item_intervals_note;
+
+  // Row m_law: dS and the perplexity change per domain (finance, general, law, stem).
+  const double ds[] = {0.125, -0.125, 0.5, 0.1875}, dp[] = {-0.125, 0.25, -0.25};
+  for (size_t k = 0; k < 4; ++k) EXPECT_EQ(m.score_delta[0][k].value, ds[k]) << m.domains[k];
+  for (size_t k = 0; k < 3; ++k) EXPECT_EQ(m.ppl_change[0][k].value, dp[k]) << m.domains[k];
+  EXPECT_TRUE(std::isnan(m.ppl_change[0][3].value));  // no stem perplexity
+  EXPECT_TRUE(std::isnan(m.score_delta[0][0].low));   // no item-level bounds
+  EXPECT_EQ(m.cdtr[0].value, 0.125);
+  EXPECT_TRUE(m.cdtr_why[0].empty());
+  EXPECT_EQ(m.cdtr_ppl[0].value, -0.25);
+
+  // m_fin: on-target gain 0.0078125 is below 0.01.
+  EXPECT_TRUE(std::isnan(m.cdtr[1].value));
+  EXPECT_NE(m.cdtr_why[1].find("on-target gain 0.0078 is below 0.01"), std::string::npos) << m.cdtr_why[1];
+  EXPECT_NEAR(m.cdtr_ppl[1].value, -0.2, 1e-12);  // mean(-0.1/0.25, 0/0.25)
+  // m_stem: stem has no score in m_stem; its perplexity is missing everywhere.
+  EXPECT_NE(m.cdtr_why[2].find("no task score for the source domain stem"), std::string::npos) << m.cdtr_why[2];
+  EXPECT_NE(m.cdtr_ppl_why[2].find("no perplexity for the source domain stem"), std::string::npos);
+
+  const json j = to_json(m);
+  EXPECT_EQ(value(j["rows"][0]["cdtr"]), 0.125);
+  EXPECT_TRUE(j["rows"][0]["cdtr"]["low"].is_null());
+  EXPECT_TRUE(j["rows"][1]["cdtr"].is_null());
+  EXPECT_NE(j["rows"][1]["cdtr_undefined"].get<std::string>().find("below 0.01"), std::string::npos);
+  EXPECT_EQ(value(j["rows"][0]["score_delta"]["stem"]), 0.1875);
+  EXPECT_FALSE(j["item_intervals"].get<bool>());
+  const std::string md = to_markdown(m);
+  EXPECT_NE(md.find("| m_law (law) | +0.125 | -0.125 | **+0.500** | +0.188 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("undefined: on-target gain"), std::string::npos) << md;
+}
+
+// Stages law -> finance -> stem. R (rows: after stage i, row 0 the base; columns law, finance, stem):
+//   0 base     0.25   0.25   0.25
+//   1 law      0.75   0.375  0.25
+//   2 finance  0.5    0.875  0.375
+//   3 stem     0.625  0.5    0.75
+// ACC = (0.625 + 0.5 + 0.75) / 3 = 0.625
+// BWT = ((R3law - R1law) + (R3fin - R2fin)) / 2 = ((0.625 - 0.75) + (0.5 - 0.875)) / 2 = -0.25
+// FWT = ((R1fin - R0fin) + (R2stem - R0stem)) / 2 = ((0.375 - 0.25) + (0.375 - 0.25)) / 2 = 0.125
+// forgetting law = max(0.75, 0.5) - 0.625 = 0.125; finance = max(0.375, 0.875) - 0.5 = 0.375; mean 0.25
+// Perplexity (law, finance, stem): base 100 100 100, law 50 100 100, finance 75 50 100, stem 75 75 50
+//   -> gains (1 - PPL/100): row 1 0.5 0 0; row 2 0.25 0.5 0; row 3 0.25 0.25 0.5
+//   ACC = 1/3 (0.25 + 0.25 + 0.5) = 1/3; BWT = ((0.25 - 0.5) + (0.25 - 0.5)) / 2 = -0.25; FWT = 0
+//   forgetting law = 0.5 - 0.25, finance = 0.5 - 0.25 -> 0.25
+TEST(EvalSequential, ThreeStagesByHand) {
+  const std::vector<std::vector<double>> R = {
+      {0.25, 0.25, 0.25}, {0.75, 0.375, 0.25}, {0.5, 0.875, 0.375}, {0.625, 0.5, 0.75}};
+  const SequentialMetrics m = sequential_metrics(R);
+  EXPECT_EQ(m.acc, 0.625);
+  EXPECT_EQ(m.bwt, -0.25);
+  EXPECT_EQ(m.fwt, 0.125);
+  EXPECT_EQ(m.forgetting, 0.25);
+  EXPECT_EQ(m.forgetting_per_domain, (std::vector<double>{0.125, 0.375}));
+
+  const auto stage = [&](const std::string& label, size_t i, const std::map<std::string, double>& ppl) {
+    return LabelledReport{label, report(ppl, {{"law", R[i][0]}, {"finance", R[i][1]}, {"stem", R[i][2]}})};
+  };
+  const LabelledReport base = stage("base", 0, {{"law", 100}, {"finance", 100}, {"stem", 100}});
+  const SequentialReport r = sequential_report(
+      base, {{"law", stage("after_law", 1, {{"law", 50}, {"finance", 100}, {"stem", 100}})},
+             {"finance", stage("after_finance", 2, {{"law", 75}, {"finance", 50}, {"stem", 100}})},
+             {"stem", stage("after_stem", 3, {{"law", 75}, {"finance", 75}, {"stem", 50}})}});
+  EXPECT_EQ(r.domains, (std::vector<std::string>{"law", "finance", "stem"}));
+  EXPECT_EQ(r.rows, (std::vector<std::string>{"base", "after_law", "after_finance", "after_stem"}));
+  for (size_t i = 0; i < 4; ++i)
+    for (size_t j = 0; j < 3; ++j) EXPECT_EQ(r.score.matrix[i][j].value, R[i][j]) << i << "," << j;
+  EXPECT_EQ(r.score.acc.value, 0.625);
+  EXPECT_EQ(r.score.bwt.value, -0.25);
+  EXPECT_EQ(r.score.fwt.value, 0.125);
+  EXPECT_EQ(r.score.forgetting.value, 0.25);
+  EXPECT_EQ(r.ppl_gain.matrix[2][1].value, 0.5);
+  EXPECT_EQ(r.ppl_gain.matrix[0][0].value, 0.0);
+  EXPECT_DOUBLE_EQ(r.ppl_gain.acc.value, 1.0 / 3);
+  EXPECT_EQ(r.ppl_gain.bwt.value, -0.25);
+  EXPECT_EQ(r.ppl_gain.fwt.value, 0.0);
+  EXPECT_EQ(r.ppl_gain.forgetting.value, 0.25);
+
+  const json j = to_json(r);
+  EXPECT_EQ(value(j["score"]["ACC"]), 0.625);
+  EXPECT_EQ(value(j["score"]["forgetting_per_domain"]["finance"]), 0.375);
+  EXPECT_FALSE(j["score"]["forgetting_per_domain"].contains("stem"));  // the last domain is never forgotten
+  EXPECT_NE(to_markdown(r).find("| 0.625 | -0.250 | +0.125 | 0.250 |"), std::string::npos) << to_markdown(r);
+
+  // One stage: ACC only.
+  const SequentialMetrics one = sequential_metrics({{0.25}, {0.5}});
+  EXPECT_EQ(one.acc, 0.5);
+  EXPECT_TRUE(std::isnan(one.bwt) && std::isnan(one.fwt) && std::isnan(one.forgetting));
+  expect_error([] { sequential_metrics({{0.25, 0.5}, {0.5}}); }, {"row 0 has 2 values", "expected one per stage (1)"});
+}
+
+// Per-item results: items are resampled, intervals bracket the value, draws are reproducible.
+TEST(EvalItemBootstrap, IntervalsFromPerItemResults) {
+  // Documents' NLL sums and token counts; classification gold/pred per item.
+  const auto with_items = [](double nll_scale, std::vector<int> pred) {
+    json r = report({}, {});
+    r["results"] = json::array();
+    json ppl = {{"kind", "perplexity"}, {"key", "law"}, {"domain", "law"}, {"primary", "perplexity"}};
+    ppl["per_item"] = {{"nll", json::array()}, {"tokens", json::array()}};
+    double nll = 0, tokens = 0;
+    for (int d = 0; d < 8; ++d) {
+      ppl["per_item"]["nll"].push_back(nll_scale * (10 + d));
+      ppl["per_item"]["tokens"].push_back(5 + d);
+      nll += nll_scale * (10 + d), tokens += 5 + d;
+    }
+    ppl["figures"]["perplexity"]["value"] = std::exp(nll / tokens);
+    r["results"].push_back(ppl);
+    const std::vector<int> gold = {0, 1, 0, 1, 0, 1, 0, 1};
+    int correct = 0;
+    for (size_t i = 0; i < gold.size(); ++i) correct += gold[i] == pred[i];
+    r["results"].push_back({{"kind", "multiple_choice"}, {"key", "law/mc"}, {"domain", "law"}, {"primary", "accuracy"},
+                            {"figures", {{"accuracy", {{"value", correct / 8.0}}}}},
+                            {"per_item", {{"gold", gold}, {"pred", pred}}}});
+    r["domain_scores"] = {{"law", {{"score", correct / 8.0}, {"tasks", 1}}}};
+    return r;
+  };
+  const LabelledReport base{"base", with_items(1.0, {1, 1, 1, 1, 0, 0, 0, 0})};    // accuracy 0.5
+  const LabelledReport tuned{"tuned", with_items(0.5, {0, 1, 0, 1, 0, 1, 1, 0})};  // accuracy 0.75
+  const ItemBootstrap boot({base, tuned}, {200, 7, 0.95});
+  ASSERT_TRUE(boot.available()) << boot.reason();
+  const Interval gain = boot.interval([](const std::vector<DomainFigures>& f) {
+    return (f[0].perplexity.at("law") - f[1].perplexity.at("law")) / f[0].perplexity.at("law");
+  });
+  EXPECT_GT(gain.value, 0);
+  EXPECT_LE(gain.low, gain.value);
+  EXPECT_GE(gain.high, gain.value);
+  const Interval ds = boot.interval([](const std::vector<DomainFigures>& f) { return f[1].score.at("law") - f[0].score.at("law"); });
+  EXPECT_EQ(ds.value, 0.25);
+  EXPECT_LT(ds.low, ds.high);
+  const ItemBootstrap again({base, tuned}, {200, 7, 0.95});
+  EXPECT_EQ(again.interval([](const std::vector<DomainFigures>& f) { return f[1].score.at("law"); }).low,
+            boot.interval([](const std::vector<DomainFigures>& f) { return f[1].score.at("law"); }).low);
+
+  // Through the transfer matrix: item-level intervals appear in its JSON.
+  const json j = to_json(transfer_matrix(base, {{"law", tuned}}, {200, 7, 0.95}));
+  EXPECT_TRUE(j["item_intervals"].get<bool>());
+  EXPECT_TRUE(j["rows"][0]["score_delta"]["law"]["low"].is_number()) << j.dump(1);
+
+  // Different items: no intervals, and why.
+  LabelledReport other = tuned;
+  other.report["results"][1]["per_item"]["gold"][0] = 1;
+  const ItemBootstrap mismatch({base, other});
+  EXPECT_FALSE(mismatch.available());
+  EXPECT_NE(mismatch.reason().find("differ in the items of \"law/mc\""), std::string::npos) << mismatch.reason();
+  // Malformed per-item results are errors.
+  LabelledReport broken = tuned;
+  broken.report["results"][0]["per_item"]["nll"] = "x";
+  expect_error([&] { ItemBootstrap({base, broken}); }, {"report tuned", "results[0].per_item.nll", "expected an array"});
+}
+
+TEST(EvalMetrics, MalformedReportsAreClearErrors) {
+  const LabelledReport good{"base", report({{"law", 10}}, {{"law", 0.5}})};
+  const auto broken = [&](const std::function<void(json&)>& edit) {
+    LabelledReport r{"m_law", good.report};
+    edit(r.report);
+    return r;
+  };
+  expect_error([&] { transfer_matrix(good, {{"law", broken([](json& r) { r.erase("results"); })}}); },
+               {"report m_law", "\"results\": expected an array"});
+  expect_error(
+      [&] {
+        transfer_matrix(good, {{"law", broken([](json& r) { r["results"][0]["figures"]["perplexity"]["value"] = "7"; })}});
+      },
+      {"report m_law: results[0].figures.perplexity.value", "expected a number, got string"});
+  expect_error([&] { transfer_matrix(good, {{"law", broken([](json& r) { r["results"][0].erase("kind"); })}}); },
+               {"report m_law: results[0]", "\"kind\""});
+  expect_error(
+      [&] { sequential_report(good, {{"law", broken([](json& r) { r["domain_scores"]["law"].erase("score"); })}}); },
+      {"report m_law: domain_scores.law.score", "missing"});
+  expect_error([&] { sequential_report(good, {{"law", broken([](json& r) { r["domain_scores"] = 3; })}}); },
+               {"report m_law: domain_scores", "expected an object"});
+  expect_error([&] { transfer_matrix(good, {}); }, {"at least one adapted model"});
+}
