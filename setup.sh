@@ -47,31 +47,38 @@ build() {
   cmake --build "$BUILD_DIR" -j "$JOBS"
 }
 
-# The main job on the bundled defaults: fine-tune the bundled base model (checkpoints/gemkit-base)
-# on one domain of the bundled mini suite and measure what it gained there and what it lost
-# elsewhere. Every step is one gemkit command; outputs go to out/quickstart. A few minutes on 2 cores.
+# The main job on the bundled defaults: adapt the bundled base model (checkpoints/gemkit-base) to
+# one domain of the bundled mini suite twice, by plain fine-tuning and by GEM (design/gem-method.md),
+# and measure what each gained there and lost elsewhere. Every step is one gemkit command; outputs
+# go to out/quickstart. About five minutes on 2 cores.
 quickstart() {
   local gemkit="$BUILD_DIR/cli/gemkit" base=checkpoints/gemkit-base out=out/quickstart
   local eval_args=(--corpus data/mini --tasks data/mini --split test --max-items 40)
   mkdir -p "$out"
-  echo "== 1/5 the base model"
+  echo "== 1/6 the base model"
   "$gemkit" model info "$base"
-  echo "== 2/5 token shards of the mini law corpus (SPDX licence texts) with the base model's tokenizer"
-  for split in train validation; do
-    "$gemkit" data prepare --quiet --tokenizer "$base" --split $split --out "$out/law.$split.h5" \
-      data/mini/law/$split.jsonl
+  echo "== 2/6 token shards with the base model's tokenizer: mini law (SPDX licence texts) and general (replay)"
+  for domain in law general; do
+    for split in train validation; do
+      "$gemkit" data prepare --quiet --tokenizer "$base" --split $split --out "$out/$domain.$split.h5" \
+        data/mini/$domain/$split.jsonl
+    done
   done
-  echo "== 3/5 evaluate the base model on every domain (perplexity, tasks)"
+  echo "== 3/6 evaluate the base model on every domain (perplexity, tasks)"
   "$gemkit" eval --model "$base" "${eval_args[@]}" --out "$out/eval_base.json" >/dev/null
-  echo "== 4/5 fine-tune it on law (recipes/train/quickstart_law.toml)"
-  rm -rf "$out/law_finetune"
-  "$gemkit" train recipes/train/quickstart_law.toml --out "$out/law_finetune"
-  local tuned="$out/law_finetune/$(cat "$out/law_finetune/latest")"
-  echo "== 5/5 evaluate the fine-tuned model and compare"
-  "$gemkit" eval --model "$tuned" "${eval_args[@]}" --out "$out/eval_finetuned.json" >/dev/null
-  "$gemkit" compare "$out/eval_base.json" "$out/eval_finetuned.json" --target law \
-    --labels base,fine-tuned --out "$out/comparison.json"
-  echo "== done: reports, run folder and resolved recipe are in $out"
+  echo "== 4/6 plain fine-tuning on law (recipes/quickstart/law_finetune.toml)"
+  rm -rf "$out/law_finetune" "$out/law_gem"
+  "$gemkit" train recipes/quickstart/law_finetune.toml --out "$out/law_finetune"
+  echo "== 5/6 GEM on law: SCAR expert, token router, replay, distillation, forgetting budget (recipes/quickstart/law_gem.toml)"
+  "$gemkit" train recipes/quickstart/law_gem.toml --out "$out/law_gem"
+  echo "== 6/6 evaluate both on every domain and compare"
+  "$gemkit" eval --model "$out/law_finetune/$(cat "$out/law_finetune/latest")" "${eval_args[@]}" \
+    --out "$out/eval_finetune.json" >/dev/null
+  "$gemkit" eval --model "$out/law_gem/$(cat "$out/law_gem/latest")" "${eval_args[@]}" \
+    --out "$out/eval_gem.json" >/dev/null
+  "$gemkit" compare "$out/eval_base.json" "$out/eval_finetune.json" "$out/eval_gem.json" --target law \
+    --labels base,fine-tuned,gem --out "$out/comparison.json"
+  echo "== done: reports, run folders and resolved recipes are in $out"
 }
 
 # The bundled base model, reproduced from nothing: the general corpus of the suite, a tokenizer,

@@ -18,6 +18,7 @@
 #include "data/loader.h"
 #include "data/tokenizer.h"
 #include "model/checkpoint.h"
+#include "preservation/akp_training.h"
 #include "routing/gem_training.h"
 #include "train/batch_stream.h"
 #include "train/checkpointing.h"
@@ -172,6 +173,15 @@ void train(const TrainArgs& a) {
     gem = std::make_unique<GemModules>(model, gem_config);
     add_gem_training(trainer, *gem, r, source_domains(shards));
   }
+  // Knowledge preservation (akp.*): distillation, EWC / L2-SP, forgetting budget.
+  AkpInputs akp;
+  akp.model = model;
+  akp.mode = mode;
+  akp.gem = gem.get();
+  akp.lora = &adapters;
+  akp.domains = source_domains(shards);
+  akp.loader = lo;
+  const std::shared_ptr<void> akp_state = add_akp_training(trainer, r, akp);
 
   int64_t params = 0, trainable = 0;
   for (const auto& p : model->parameters()) {

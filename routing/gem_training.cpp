@@ -82,7 +82,7 @@ void add_gem_training(Trainer& trainer, GemModules& gem, const Recipe& r, const 
   auto cached = std::make_shared<ScarLosses>();
   auto accuracy = std::make_shared<std::pair<double, int64_t>>(0.0, 0);  // correct rows, rows
   if (Scar* scar = gem.scar()) {
-    auto balance = [scar, cached, accuracy, &domains](const StepContext& c) {
+    auto balance = [scar, cached, accuracy, domains](const StepContext& c) {
       std::vector<int64_t> experts;
       for (const std::string& d : row_domains(c.batch, domains)) experts.push_back(d.empty() ? -1 : scar->expert_index(d));
       auto row_expert = torch::tensor(experts, torch::kInt64).to(c.tensors.input_ids.device());
@@ -98,7 +98,10 @@ void add_gem_training(Trainer& trainer, GemModules& gem, const Recipe& r, const 
   }
 
   StepHook hook;
-  hook.before = [&gem](int64_t step) { gem.set_step(step); };
+  hook.before = [&gem](int64_t step) {
+    gem.set_step(step);
+    gem.metrics();  // drop what forwards outside training (validation, budget checks) counted
+  };
   hook.after = [&gem, accuracy](int64_t) {
     auto m = gem.metrics();
     if (accuracy->second > 0) m["scar/domain_accuracy"] = accuracy->first / double(accuracy->second);

@@ -139,6 +139,21 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"scar.z_weight", T::Float, "1e-3", 0.0, 1e6, "", "weight of the router z-loss"},
       {"scar.supervision_weight", T::Float, "0.1", 0.0, 1e6, "", "weight of the domain-supervision loss (sequences with a known domain)"},
       {"scar.seed", T::Int, "0", 0, kMaxInt, "", "seed of the router and expert initialisation"},
+      // akp: adaptive knowledge preservation (preservation/akp_training.h; design/gem-method.md section 4).
+      // Replay is data mixing: put a general shard in train.data with its share in train.data_weights.
+      {"akp.kd_weight", T::Float, "0", 0.0, 1e6, "", "lambda_kd: distillation from the model before fine-tuning; 0: off"},
+      {"akp.temperature", T::Float, "2.0", 1e-3, 1e3, "", "distillation temperature T (the loss is scaled by T^2)"},
+      {"akp.kd_domain_weight", T::String, "router", -kInf, kInf, "router|all|none", "distillation weight of domain tokens: SCAR's P(general), 1, or 0 (replay tokens always 1)"},
+      {"akp.ewc_weight", T::Float, "0", 0.0, 1e12, "", "lambda_ewc: EWC with the base's diagonal Fisher; 0: off"},
+      {"akp.fisher_data", T::String, std::nullopt, -kInf, kInf, "", "general token shard for the Fisher"},
+      {"akp.fisher_sequences", T::Int, "64", 1, kMaxInt, "", "sequences the Fisher is averaged over"},
+      {"akp.fisher_seed", T::Int, "0", 0, kMaxInt, "", "seed of the labels sampled from the model (true Fisher)"},
+      {"akp.fisher_cache", T::String, "out/cache/fisher", -kInf, kInf, "", "folder of cached Fisher files (keyed by model, data and options)"},
+      {"akp.l2sp_weight", T::Float, "0", 0.0, 1e12, "", "L2-SP: 1/2 |theta - theta*|^2 (the EWC penalty with F = 1); 0: off"},
+      {"akp.budget", T::Float, "0", 0.0, 10.0, "", "forgetting budget: allowed relative rise of the general loss; 0: fixed lambdas"},
+      {"akp.budget_every", T::Int, "50", 1, kMaxInt, "", "steps between general-loss measurements"},
+      {"akp.budget_data", T::String, std::nullopt, -kInf, kInf, "", "held-out general token shard the budget is measured on"},
+      {"akp.budget_batches", T::Int, "4", 1, kMaxInt, "", "batches of akp.budget_data per measurement"},
   };
   return schema;
 }

@@ -339,11 +339,12 @@ StepRecord Trainer::step() {
   const bool checkpoint_due = options_.checkpoint_every > 0 && step_ % options_.checkpoint_every == 0;
   const bool eval_due = (options_.eval_every > 0 && step_ % options_.eval_every == 0) ||
                         (checkpoint_due && (!validation_.empty() || !evaluators_.empty()));
-  std::map<std::string, double> eval;
-  if (eval_due) eval = run_evaluators();
+  // The hooks first: their figures describe the step's own forward passes, not validation's.
   std::map<std::string, double> figures;
   for (const StepHook& hook : step_hooks_)
     if (hook.after) figures.merge(hook.after(r.step));
+  std::map<std::string, double> eval;
+  if (eval_due) eval = run_evaluators();
   log_step(r, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), eval, figures);
   if (nonfinite && consecutive_nonfinite_ >= options_.max_consecutive_nonfinite) {
     if (options_.console && is_main()) console_.finish();
