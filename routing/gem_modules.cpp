@@ -41,7 +41,8 @@ json gem_config_to_json(const GemConfig& c) {
   if (c.dtr) {
     const auto& o = c.dtr_options;
     j["dtr"] = {{"blocks", c.dtr_blocks},       {"capacity", o.capacity},         {"threshold", o.threshold},
-                {"initial_bias", o.initial_bias}, {"attention_only", o.attention_only}, {"anneal_steps", o.anneal_steps}};
+                {"initial_bias", o.initial_bias}, {"attention_only", o.attention_only}, {"anneal_steps", o.anneal_steps},
+                {"seed", o.seed}};
   }
   if (c.scar) {
     const auto& o = c.scar_options;
@@ -77,6 +78,7 @@ GemConfig gem_config_from_json(const json& j, const std::string& where) {
     o.initial_bias = field(d, "initial_bias", o.initial_bias, w);
     o.attention_only = field(d, "attention_only", o.attention_only, w);
     o.anneal_steps = field(d, "anneal_steps", o.anneal_steps, w);
+    o.seed = field(d, "seed", o.seed, w);
   }
   if (j.contains("scar")) {
     const json& s = j["scar"];

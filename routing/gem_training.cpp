@@ -33,6 +33,7 @@ GemConfig gem_config_from_recipe(const Recipe& r) {
     o.initial_bias = r.get_float("dtr.initial_bias");
     o.attention_only = r.get_bool("dtr.attention_only");
     o.anneal_steps = r.get_int("dtr.anneal_steps");
+    o.seed = uint64_t(r.get_int("dtr.seed"));
   }
   c.scar = r.get_bool("scar.enabled");
   if (c.scar) {

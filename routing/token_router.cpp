@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "core/error.h"
 
 namespace gemkit {
@@ -38,7 +40,8 @@ TokenRouter::TokenRouter(BlockPtr base, int64_t layer_index, const ModelConfig& 
   validate(options_);
   // Same init scale as the model's linears (normal, std 0.02): small enough that the bias sets
   // the starting gate, large enough that tokens are not tied for top-k at step 0.
-  weight = register_parameter("weight", torch::randn({config.hidden_size}) * 0.02);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(options_.seed * 1000003ULL + uint64_t(layer_index));
+  weight = register_parameter("weight", at::randn({config.hidden_size}, gen) * 0.02);
   bias = register_parameter("bias", torch::full({}, options_.initial_bias));
 }
 

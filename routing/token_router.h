@@ -37,6 +37,9 @@ struct TokenRouterOptions {
   bool attention_only = false;
   // Capacity annealing from 1.0 to `capacity` over this many steps (0: no annealing).
   int64_t anneal_steps = 0;
+  // The router weights are drawn from a generator of their own, seeded from this and the block
+  // index (LibTorch's global generator starts from a random seed).
+  uint64_t seed = 0;
 };
 
 // Throws gemkit::Error "TokenRouterOptions.<field>: ..." for out-of-range values.

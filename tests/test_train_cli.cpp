@@ -312,6 +312,79 @@ TEST(TrainCli, ResumeWithLargerBudgetMatchesUninterruptedRunBitForBit) {
   fs::remove(recipe);
 }
 
+// GEM (routing/gem_training.h, preservation/akp_training.h): a frozen base with a SCAR expert
+// for commonsense beside the general path, the token router on block 1 (of 2), general replay, distillation, EWC with a cached Fisher and the forgetting budget. The run
+// logs every part's figures, stops and resumes bit for bit, and its checkpoint evaluates as a
+// routed model.
+TEST(TrainCli, GemRunLogsRoutingAndPreservationAndResumesExactly) {
+  const std::string fix = fixture();
+  const std::string cache = unique("gem_fisher");
+  const std::string extra =
+      "mode = \"frozen\"\ndata_weights = [\"3\", \"1\"]\n"
+      "[scar]\nenabled = true\nexperts = [\"commonsense\"]\nrank = 4\nrouter_dim = 16\n"
+      "[dtr]\nenabled = true\nblocks = [\"1\"]\ncapacity = 0.5\nanneal_steps = 2\n"
+      "[akp]\nkd_weight = 1.0\newc_weight = 10.0\nfisher_data = \"" + fix + "/validation.h5\"\nfisher_sequences = 4\n"
+      "fisher_cache = \"" + cache + "\"\nbudget = 0.01\nbudget_every = 2\nbudget_data = \"" + fix + "/validation.h5\"\n"
+      "budget_batches = 1\n";
+  std::string recipe = write_recipe("gem", extra);
+  {
+    // Two sources: the commonsense shard (the domain) and the general one (replay).
+    std::string text = slurp(recipe);
+    const std::string from = "data = [\"" + fix + "/train.h5\"]";
+    text.replace(text.find(from), from.size(), "data = [\"" + fix + "/short_docs.h5\", \"" + fix + "/train.h5\"]");
+    std::ofstream(recipe) << text;
+  }
+  const std::string part = unique("gem_part"), whole = unique("gem_whole");
+  fs::remove_all(part);
+  fs::remove_all(whole);
+  Result r = run_gemkit({"train", recipe, "--out", whole});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_NE(r.out.find("fisher"), std::string::npos) << r.out;
+  r = run_gemkit({"train", recipe, "--out", part, "train.max_steps=3"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_NE(r.out.find("fisher: read"), std::string::npos) << "the second run reads the Fisher from the cache:\n" << r.out;
+  r = run_gemkit({"train", recipe, "--out", part, "--resume"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+
+  const auto a = losses(read_metrics(part)), b = losses(read_metrics(whole));
+  ASSERT_EQ(b.size(), 6u);
+  for (const auto& [step, loss] : b) EXPECT_EQ(a.at(step), loss) << "step " << step;
+  const auto metrics = read_metrics(whole);
+  const json& last = [&]() -> const json& {
+    for (auto it = metrics.rbegin(); it != metrics.rend(); ++it)
+      if (it->contains("loss")) return *it;
+    return metrics.back();
+  }();
+  for (const char* key : {"loss/kd", "loss/ewc", "loss/dtr_aux", "loss/scar_balance", "loss/scar_z",
+                          "loss/scar_supervision", "dtr/realised_capacity", "dtr/predictor_accuracy",
+                          "dtr/flops_saved", "scar/experts_per_token", "scar/entropy", "scar/load/general",
+                          "scar/load/commonsense", "scar/domain_accuracy", "akp/scale", "akp/lambda_kd",
+                          "akp/lambda_ewc"})
+    EXPECT_TRUE(last.contains(key)) << key << " missing in " << last.dump();
+  // The penalty is zero before the experts move (B = 0 at step 0) and positive after.
+  EXPECT_EQ(metrics.front().at("loss/ewc").get<double>(), 0.0);
+  EXPECT_GT(last.at("loss/ewc").get<double>(), 0.0);
+  EXPECT_GT(last.at("loss/kd").get<double>(), 0.0);
+  EXPECT_NEAR(last.at("dtr/realised_capacity").get<double>(), 0.5, 0.05);  // annealed to 0.5
+  bool measured = false;
+  for (const json& m : metrics) measured = measured || m.contains("akp/rise");
+  EXPECT_TRUE(measured) << "the forgetting budget was never measured";
+
+  const std::string ckpt = whole + "/step-0000006";
+  EXPECT_TRUE(fs::exists(ckpt + "/gem.json"));
+  EXPECT_TRUE(fs::exists(ckpt + "/akp_state.json"));
+  // The base weights are untouched (frozen), the routing lives in extra.safetensors.
+  EXPECT_EQ(slurp(ckpt + "/model.safetensors"), slurp(fix + "/model/model.safetensors"));
+  r = run_gemkit({"eval", "--model", ckpt, "--corpus", "data/mini/general/validation.jsonl", "--split", "validation",
+                  "--out", unique("gem_eval") + ".json"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const json report = json::parse(slurp(unique("gem_eval") + ".json"));
+  EXPECT_TRUE(report.at("model").contains("routing"));
+  EXPECT_TRUE(report.at("results").at(0).at("stats").contains("scar/load/general")) << report.dump();
+  for (const std::string& dir : {part, whole, cache}) fs::remove_all(dir);
+  fs::remove(recipe);
+}
+
 TEST(TrainCli, BadRecipeAndMissingShardAreCleanErrors) {
   const std::string run = unique("bad");
   const std::string typo = unique("typo") + ".toml";

@@ -122,6 +122,7 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"dtr.initial_bias", T::Float, "3.0", -100, 100, "", "router bias at start (gate sigmoid(3) = 0.95: close to the dense model)"},
       {"dtr.attention_only", T::Bool, "false", -kInf, kInf, "", "route attention only; the MLP runs on every token"},
       {"dtr.anneal_steps", T::Int, "0", 0, kMaxInt, "", "capacity goes from 1.0 to dtr.capacity over this many steps"},
+      {"dtr.seed", T::Int, "0", 0, kMaxInt, "", "seed of the router initialisation"},
       {"dtr.aux_weight", T::Float, "0.01", 0.0, 1e6, "", "weight of the causal predictor's binary cross-entropy"},
       // scar: Sparse Cross-Attention Router (routing/scar.h; design/gem-method.md section 3).
       {"scar.enabled", T::Bool, "false", -kInf, kInf, "", "domain experts (low-rank adapters) chosen per token by a cross-attention router"},
