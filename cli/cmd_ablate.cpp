@@ -1,5 +1,5 @@
 // gemkit ablate RECIPE [RECIPE ...] [--grid key=v1,v2 ...] [--seeds N] --eval-corpus DIR
-//   [--eval-tasks DIR] [--split S] [--max-items N] [--target DOMAIN] --out DIR [--jobs N]:
+//   [--eval-tasks DIR] [--split S] [--max-items N] [--max-documents N] [--target DOMAIN] --out DIR [--jobs N]:
 // trains every recipe (a method: its file stem) on every cell of the override grid with seeds
 // 0..N-1, each run in OUT/runs/<method>[__key=value...]__seed<s> by `gemkit train ... --resume`
 // in a child process of this binary, evaluates each final checkpoint and the recipes' base model
@@ -46,7 +46,7 @@ using json = nlohmann::json;
 
 struct AblateArgs {
   std::vector<std::string> recipes, grid;
-  int64_t seeds = 3, max_items = 0, jobs = 1;
+  int64_t seeds = 3, max_items = 0, max_documents = 0, jobs = 1;
   std::string corpus, tasks, split = "test", target, out;
 };
 
@@ -200,9 +200,10 @@ class Ablation {
       }
     }
     plan_.seeds = a_.seeds;
-    plan_.settings = {{"recipes", a_.recipes},     {"base_model", base_model_}, {"eval_corpus", a_.corpus},
-                      {"eval_tasks", a_.tasks},    {"split", a_.split},         {"max_items", a_.max_items},
-                      {"target", a_.target}};
+    plan_.settings = {{"recipes", a_.recipes},        {"base_model", base_model_},
+                      {"eval_corpus", a_.corpus},     {"eval_tasks", a_.tasks},
+                      {"split", a_.split},            {"max_items", a_.max_items},
+                      {"max_documents", a_.max_documents}, {"target", a_.target}};
     fs::create_directories(out("runs"));
     std::printf("ablation: %zu method(s) x %zu grid cell(s) x %lld seed(s) = %zu runs -> %s\n", plan_.methods.size(),
                 cells.size(), (long long)a_.seeds, runs_.size(), a_.out.c_str());
@@ -225,7 +226,8 @@ class Ablation {
 
   std::vector<std::string> eval_args(const std::string& model, const std::string& report) const {
     std::vector<std::string> args{"eval", "--model", model, "--corpus", a_.corpus, "--split", a_.split,
-                                  "--max-items", std::to_string(a_.max_items), "--out", report};
+                                  "--max-items", std::to_string(a_.max_items), "--out", report,
+                                  "eval.max_documents=" + std::to_string(a_.max_documents)};
     if (!a_.tasks.empty()) args.insert(args.end(), {"--tasks", a_.tasks});
     return args;
   }
@@ -237,7 +239,8 @@ class Ablation {
     const json s = r.value("settings", json::object());
     return r.value("model", json::object()).value("path", "") == model && s.value("corpus", "") == a_.corpus &&
            s.value("tasks", "") == a_.tasks && s.value("split", "") == a_.split &&
-           s.value("max_items", int64_t(-1)) == a_.max_items;
+           s.value("max_items", int64_t(-1)) == a_.max_items &&
+           s.value("max_documents", int64_t(-1)) == a_.max_documents;
   }
 
   void evaluate_base() {
@@ -379,6 +382,8 @@ void add_ablate_command(CLI::App& app) {
   cmd->add_option("--eval-tasks", a->tasks, "tasks for S(m,d) (suite or domain folder, or files)");
   cmd->add_option("--split", a->split, "evaluation split")->capture_default_str();
   cmd->add_option("--max-items", a->max_items, "items per task (0: all)")->capture_default_str();
+  cmd->add_option("--max-documents", a->max_documents, "documents per domain corpus for perplexity (0: all)")
+      ->capture_default_str();
   cmd->add_option("--target", a->target, "target domain of every recipe (default: the domain of its train.data shard)");
   cmd->add_option("--out,-o", a->out, "ablation folder: runs/, base_eval.json, report.*")->required();
   cmd->add_option("--jobs,-j", a->jobs, "runs in parallel")->capture_default_str();

@@ -12,6 +12,7 @@
 #include "core/torch_compat.h"
 #include "data/tokenizer.h"
 #include "model/checkpoint.h"
+#include "routing/gem_modules.h"
 #include "model/generate.h"
 
 namespace gemkit::cli {
@@ -53,6 +54,8 @@ void generate_text(const Recipe& r) {
   if (config.family != Family::Decoder || config.head != Head::CausalLM)
     fail(folder, "generate needs a causal language model (LlamaForCausalLM, Qwen2ForCausalLM), got " +
                      config.architecture);
+  // A routed checkpoint (gem.json) generates with its token router and experts.
+  std::unique_ptr<GemModules> gem = load_gem_modules(pretrained.model, folder);
   pretrained.model->eval();
   std::unique_ptr<Tokenizer> tok = load_tokenizer(folder);
 

@@ -56,6 +56,7 @@ Result classification_result(const Task& task, const std::string& method, const 
   r.items = int64_t(gold.size());
   r.baselines = task.baselines;
   const int32_t classes = int32_t(task.labels.size());
+  r.per_item = {{"gold", gold}, {"pred", pred}, {"num_classes", classes}};
   r.figures.push_back({"macro_f1", bootstrap(gold.size(), [&](const std::vector<size_t>& idx) {
                          return macro_f1(gold, pred, classes, idx);
                        }, boot)});

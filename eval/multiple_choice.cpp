@@ -61,6 +61,7 @@ Result evaluate_multiple_choice(const Scorer& scorer, const Tokenizer& tok, cons
   r.primary = "accuracy";
   r.items = int64_t(task.items.size());
   r.baselines = task.baselines;
+  r.per_item = {{"gold", gold}, {"pred", pred}};
   r.figures.push_back({"accuracy", bootstrap(gold.size(), [&](const std::vector<size_t>& idx) {
                          return accuracy(gold, pred, idx);
                        }, boot)});

@@ -83,6 +83,11 @@ Result perplexity_result(const std::string& domain, const std::vector<DocumentNl
                          }, boot)});
   r.stats["tokens"] = double(tokens);
   r.stats["bytes"] = double(bytes);
+  r.per_item = {{"nll", nlohmann::json::array()}, {"tokens", nlohmann::json::array()}};
+  for (const DocumentNll& d : docs) {
+    r.per_item["nll"].push_back(d.nll);
+    r.per_item["tokens"].push_back(d.tokens);
+  }
   r.stats["mean_nll"] = tokens > 0 ? nll / double(tokens) : std::nan("");
   return r;
 }

@@ -80,6 +80,7 @@ nlohmann::json to_json(const Report& report) {
     o["stats"] = nlohmann::json::object();
     for (const auto& [k, v] : r.stats) o["stats"][k] = json_number(v);
     o["baselines"] = r.baselines;
+    if (!r.per_item.is_null()) o["per_item"] = r.per_item;
     j["results"].push_back(o);
   }
   j["domain_scores"] = nlohmann::json::object();

@@ -35,6 +35,10 @@ struct Result {
   std::string primary;               // the figure that enters S(m, d): the task's metric
   std::map<std::string, double> stats;  // extra counts (tokens, bytes, truncated, ...)
   nlohmann::json baselines;          // from the suite manifest; null when absent
+  // Per test item, for paired item-level bootstraps across reports (eval/item_bootstrap.h):
+  // perplexity {"nll": [...], "tokens": [...]} per document; tasks {"gold": [...], "pred": [...],
+  // "num_classes": K}. Null when skipped.
+  nlohmann::json per_item;
   std::string skipped;               // non-empty: not evaluated, and why
 
   const Figure* figure(const std::string& name) const;
