@@ -25,6 +25,7 @@ void run_eval(const Recipe& r) {
   o.seq_len = r.get_int("eval.seq_len");
   o.max_items = r.get_int("eval.max_items");
   o.max_documents = r.get_int("eval.max_documents");
+  o.dtr_rule = r.get_string("eval.dtr_rule");
   o.bootstrap.resamples = r.get_int("eval.bootstrap_resamples");
   o.bootstrap.seed = uint64_t(r.get_int("eval.seed"));
   o.bootstrap.confidence = r.get_float("eval.confidence");
@@ -57,6 +58,7 @@ void add_eval_command(CLI::App& app) {
   recipe->flag("--max-items", "eval.max_items", "items per task (0: all)");
   recipe->flag("--batch-size", "eval.batch_size", "rows per forward pass");
   recipe->flag("--device", "model.device", "cpu or cuda");
+  recipe->flag("--dtr-rule", "eval.dtr_rule", "token router rule of a routed checkpoint: threshold or top-k");
   cmd->callback([recipe] { run_eval(recipe->resolve()); });
 }
 

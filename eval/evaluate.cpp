@@ -66,7 +66,12 @@ Report run_evaluation(const EvalOptions& o) {
                   {"max_position_embeddings", cfg.max_position_embeddings},
                   {"parameters", params},
                   {"dtype", cfg.torch_dtype}};
-  if (gem) report.model["routing"] = gem_config_to_json(gem->config());
+  if (gem) {
+    report.model["routing"] = gem_config_to_json(gem->config());
+    report.model["routing"]["dtr_rule"] = o.dtr_rule;
+    if (TokenRouters* dtr = gem->dtr())
+      for (auto& r : (*dtr)->routers()) r->set_top_k_at_inference(o.dtr_rule == "top-k");
+  }
   report.tokenizer = {{"kind", tok->kind()}, {"vocab_size", tok->vocab_size()}};
   report.settings = {{"split", o.split},
                      {"tasks", o.tasks},

@@ -21,6 +21,9 @@ struct EvalOptions {
   int64_t max_items = 0;        // per task; 0: all
   int64_t max_documents = 0;    // per corpus file; 0: all
   BootstrapOptions bootstrap;
+  // Routed checkpoints: the token router's rule, "threshold" (causal, what decoding runs) or
+  // "top-k" (the training rule at the trained capacity; shows what causality costs).
+  std::string dtr_rule = "threshold";
 };
 
 // Tasks or figures the model cannot produce (perplexity or multiple choice with an encoder,

@@ -93,7 +93,7 @@ torch::Tensor TokenRouter::forward(const torch::Tensor& h, const BlockContext& c
   auto g = torch::sigmoid(r);
   auto top_k = top_k_selection(r.detach(), valid);
   auto by_threshold = (g.detach() > options_.threshold) & valid;
-  auto selected = training ? top_k : by_threshold;
+  auto selected = training || top_k_at_inference_ ? top_k : by_threshold;
 
   // Statistics (and the auxiliary loss) before the block runs.
   stats_ = TokenRouterStats{};

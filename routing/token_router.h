@@ -85,6 +85,9 @@ class TokenRouter : public Block {
   double capacity() const { return capacity_; }
   void set_capacity(double capacity);  // (0, 1]
   void set_step(int64_t step) { set_capacity(annealed_capacity(options_, step)); }
+  // Inference rule: the threshold (default, causal) or top-k at the current capacity (looks at
+  // the whole sequence: for measuring what the causal rule costs, not for decoding).
+  void set_top_k_at_inference(bool top_k) { top_k_at_inference_ = top_k; }
   const TokenRouterStats& stats() const { return stats_; }
   const TokenRouterTotals& totals() const { return totals_; }
   void reset_totals() { totals_ = TokenRouterTotals{}; }
@@ -102,6 +105,7 @@ class TokenRouter : public Block {
   double eps_;
   TokenRouterOptions options_;
   double capacity_;
+  bool top_k_at_inference_ = false;
   TokenRouterStats stats_;
   TokenRouterTotals totals_;
   torch::Tensor last_selection_;

@@ -310,3 +310,21 @@ TEST(TokenRouter, BadOptionsAreNamed) {
   enc.architecture = "BertForMaskedLM";
   EXPECT_THROW(TokenRouter(nullptr, 0, enc, TokenRouterOptions{}), Error);
 }
+
+TEST(TokenRouter, TopKAtInferenceUsesTheTrainingRuleInEvalMode) {
+  torch::manual_seed(11);
+  auto c = config4();
+  Transformer m(c);
+  TokenRouterOptions o;
+  o.capacity = 0.25;
+  TokenRouters routers(m, std::vector<int64_t>{1}, o);
+  m->eval();
+  torch::NoGradGuard no_grad;
+  auto router = routers->routers().front();
+  auto h = torch::randn({2, 12, c.hidden_size});
+  router->forward(h, context_for(c, 2, 12));
+  EXPECT_EQ(router->stats().processed_tokens, 24);  // initial gate 0.95: every token passes the threshold
+  router->set_top_k_at_inference(true);
+  router->forward(h, context_for(c, 2, 12));
+  EXPECT_EQ(router->stats().processed_tokens, 6);  // ceil(0.25 * 12) per sequence
+}
