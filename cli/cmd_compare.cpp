@@ -12,14 +12,31 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "eval/compare.h"
+#include "eval/sequential.h"
+#include "eval/transfer.h"
 
 namespace gemkit::cli {
 namespace {
 
+using eval::SequentialReport;
+using eval::TransferMatrix;
+using eval::TransferSource;
+
 struct CompareArgs {
-  std::vector<std::string> reports, labels;
+  std::vector<std::string> reports, labels, sequential, transfer;
   std::string target, out;
 };
+
+// The reports after the base, each paired with the domain it was adapted to (in order).
+std::vector<TransferSource> sources(const std::vector<LabelledReport>& reports, const std::vector<std::string>& domains,
+                                    const char* flag) {
+  if (domains.size() != reports.size() - 1)
+    fail(flag, "expected one domain per adapted report (" + std::to_string(reports.size() - 1) + "), got " +
+                   std::to_string(domains.size()));
+  std::vector<TransferSource> out;
+  for (size_t i = 0; i < domains.size(); ++i) out.push_back({domains[i], reports[i + 1]});
+  return out;
+}
 
 void compare(const CompareArgs& a) {
   if (!a.labels.empty() && a.labels.size() != a.reports.size())
@@ -36,12 +53,28 @@ void compare(const CompareArgs& a) {
     }
     reports.push_back(std::move(r));
   }
-  const Comparison c = compare_reports(reports, a.target);
-  std::printf("%s", c.markdown.c_str());
+  if (int(!a.target.empty()) + int(!a.sequential.empty()) + int(!a.transfer.empty()) != 1)
+    fail("gemkit compare", "give exactly one of --target, --sequential or --transfer");
+  nlohmann::json json;
+  std::string markdown;
+  if (!a.target.empty()) {
+    const Comparison c = compare_reports(reports, a.target);
+    json = c.json;
+    markdown = c.markdown;
+  } else if (!a.sequential.empty()) {
+    const SequentialReport r = eval::sequential_report(reports[0], sources(reports, a.sequential, "--sequential"));
+    json = eval::to_json(r);
+    markdown = eval::to_markdown(r);
+  } else {
+    const TransferMatrix m = eval::transfer_matrix(reports[0], sources(reports, a.transfer, "--transfer"));
+    json = eval::to_json(m);
+    markdown = eval::to_markdown(m);
+  }
+  std::printf("%s", markdown.c_str());
   if (!a.out.empty()) {
-    write_text_file_atomic(a.out, c.json.dump(2) + "\n");
+    write_text_file_atomic(a.out, json.dump(2) + "\n");
     const std::string md = std::filesystem::path(a.out).replace_extension(".md").string();
-    write_text_file_atomic(md, c.markdown);
+    write_text_file_atomic(md, markdown);
     std::printf("\nwrote %s and %s\n", a.out.c_str(), md.c_str());
   }
 }
@@ -51,9 +84,15 @@ void compare(const CompareArgs& a) {
 void add_compare_command(CLI::App& app) {
   auto args = std::make_shared<CompareArgs>();
   CLI::App* cmd = app.add_subcommand(
-      "compare", "compare `gemkit eval` reports: the base model first, then models adapted to --target");
+      "compare", "compare `gemkit eval` reports: the base model first, then adapted models: to one --target "
+                 "domain, to one domain each (--transfer: matrix and CDTR), or in turn (--sequential: ACC/BWT/FWT)");
   cmd->add_option("reports", args->reports, "eval JSON reports: BASE ADAPTED [ADAPTED ...]")->required()->expected(2, -1);
-  cmd->add_option("--target", args->target, "the domain the models were adapted to")->required();
+  cmd->add_option("--target", args->target, "the domain every adapted model was adapted to");
+  cmd->add_option("--transfer", args->transfer, "the domain of each adapted report, in order (transfer matrix, CDTR)")
+      ->delimiter(',');
+  cmd->add_option("--sequential", args->sequential,
+                  "the domains of the stages, in order: report i is the model after stage i (ACC, BWT, FWT, forgetting)")
+      ->delimiter(',');
   cmd->add_option("--labels", args->labels, "a label per report (comma separated; default: file names)")
       ->delimiter(',');
   cmd->add_option("--out", args->out, "also write the comparison as JSON (and markdown beside it)");

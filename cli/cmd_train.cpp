@@ -181,7 +181,7 @@ void train(const TrainArgs& a) {
   akp.lora = &adapters;
   akp.domains = source_domains(shards);
   akp.loader = lo;
-  const std::shared_ptr<void> akp_state = add_akp_training(trainer, r, akp);
+  const std::shared_ptr<AkpRun> akp_run = add_akp_training(trainer, r, akp);
 
   int64_t params = 0, trainable = 0;
   for (const auto& p : model->parameters()) {
@@ -207,6 +207,7 @@ void train(const TrainArgs& a) {
     std::printf("adapter: %s/adapter%s\n", run_dir.c_str(),
                 r.get_bool("train.lora_merge_on_save") ? (" (merged checkpoint: " + run_dir + "/merged)").c_str() : "");
   }
+  if (main_rank) akp_run->finish(run_dir);
   dist.barrier();  // the other ranks exit after rank 0's last files
   if (main_rank)
     std::printf("done: %lld steps, %lld tokens; checkpoints in %s (latest: %s)\n", (long long)trainer.steps_done(),

@@ -20,7 +20,9 @@
 namespace gemkit {
 namespace {
 
-struct AkpState {
+struct AkpState : AkpRun {
+  AkpInputs inputs;
+  const Recipe* recipe = nullptr;
   std::unique_ptr<Teacher> teacher;
   std::unique_ptr<WeightAnchor> ewc, l2sp;
   std::unique_ptr<ForgettingBudget> budget;
@@ -28,6 +30,8 @@ struct AkpState {
   double base_general_loss = 0;
   double last_general_loss = 0, last_rise = 0;
   double kd_weight = 0, ewc_weight = 0;
+
+  void finish(const std::string& run_dir) override;
 };
 
 // The weights the penalties look at: every trained model weight (full mode), or the effective
@@ -76,12 +80,32 @@ std::vector<TokenBatch> held_out(const std::string& shard, const LoaderOptions& 
 
 }  // namespace
 
+void AkpState::finish(const std::string& run_dir) {
+  if (!ewc || inputs.mode != TrainMode::Full) return;
+  const Recipe& r = *recipe;
+  const std::string shard = r.get_strings("train.data").front();
+  FisherOptions fo;
+  fo.max_sequences = r.get_int("akp.fisher_sequences");
+  fo.seed = uint64_t(r.get_int("akp.fisher_seed"));
+  auto fisher = compute_fisher(inputs.model, held_out(shard, inputs.loader, 0), fo);
+  NamedParams current;
+  for (const std::string& name : ewc->names()) current.push_back({name, inputs.model->named_parameters()[name]});
+  WeightAnchor next = *ewc;
+  next.consolidate(current, fisher, r.get_float("akp.ewc_gamma"));
+  const std::string path = (std::filesystem::path(run_dir) / kEwcAnchorFile).string();
+  next.save(path);
+  std::printf("online EWC: anchor for the next stage (F <- %g F + Fisher on %s) in %s\n", r.get_float("akp.ewc_gamma"),
+              shard.c_str(), path.c_str());
+}
+
 bool akp_enabled(const Recipe& r) {
   return r.get_float("akp.kd_weight") > 0 || r.get_float("akp.ewc_weight") > 0 || r.get_float("akp.l2sp_weight") > 0;
 }
 
-std::shared_ptr<void> add_akp_training(Trainer& trainer, const Recipe& r, const AkpInputs& in) {
+std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, const AkpInputs& in) {
   auto s = std::make_shared<AkpState>();
+  s->inputs = in;
+  s->recipe = &r;
   if (!akp_enabled(r)) return s;
   const bool frozen_base = in.mode != TrainMode::Full;
   const torch::Device device = in.model->device();
@@ -140,7 +164,19 @@ std::shared_ptr<void> add_akp_training(Trainer& trainer, const Recipe& r, const 
     NamedParams anchor_params;
     for (const auto& [name, t] : current)
       anchor_params.push_back({name, frozen_base ? torch::zeros_like(t) : t.detach()});
-    if (s->ewc_weight > 0) {
+    if (s->ewc_weight > 0 && r.has("akp.ewc_previous")) {
+      // A later stage of sequential domains: the previous stage's consolidated anchor.
+      if (frozen_base) fail("akp.ewc_previous", "online EWC over stages needs train.mode = \"full\"");
+      s->ewc = std::make_unique<WeightAnchor>(WeightAnchor::load(r.get_string("akp.ewc_previous")));
+      s->ewc->to(device);
+      AkpState* state = s.get();
+      AkpInputs inputs = in;
+      trainer.add_loss_term({"ewc", s->ewc_weight, [state, inputs](const StepContext&) {
+        NamedParams now;
+        for (const std::string& name : state->ewc->names()) now.push_back({name, inputs.model->named_parameters()[name]});
+        return state->ewc->penalty(now);
+      }});
+    } else if (s->ewc_weight > 0) {
       if (!r.has("akp.fisher_data")) fail("akp.fisher_data", "not set: EWC needs general data for the Fisher (a token shard)");
       const std::string shard = r.get_string("akp.fisher_data");
       FisherOptions fo;

@@ -14,6 +14,10 @@
 //    akp.fisher_data, computed once and cached under akp.fisher_cache. L_L2SP ("l2sp"): F = 1.
 //    With a frozen base the penalty applies to the effective weight change of the adapters
 //    (LoRA: scale B A; SCAR: each domain expert's scale B_e A_e).
+//    Online EWC for sequential domains (full mode): a run with akp.ewc_weight > 0 ends by writing
+//    RUN/ewc_anchor.safetensors: F <- gamma * F + F_new, F_new the Fisher of the adapted model on
+//    this stage's domain (the first train.data shard), theta* <- the adapted weights. The next
+//    stage starts from this run's checkpoint with akp.ewc_previous = that file.
 //  - The forgetting budget (akp.budget > 0): every akp.budget_every steps the loss on a fixed
 //    held-out general set (akp.budget_data) is compared with the base's; s (the multiplier of
 //    lambda_kd and lambda_ewc) is raised when the rise exceeds the budget and lowered when well
@@ -33,6 +37,7 @@
 namespace gemkit {
 
 inline constexpr const char* kAkpStateFile = "akp_state.json";
+inline constexpr const char* kEwcAnchorFile = "ewc_anchor.safetensors";
 
 struct AkpInputs {
   Transformer model{nullptr};
@@ -46,8 +51,16 @@ struct AkpInputs {
 // True when any akp.* term or the budget is enabled.
 bool akp_enabled(const Recipe& recipe);
 
-// Adds the enabled terms and hooks. Returns an object that must outlive the trainer's run
-// (it owns the teacher, the anchors and the controller).
-std::shared_ptr<void> add_akp_training(Trainer& trainer, const Recipe& recipe, const AkpInputs& inputs);
+// What add_akp_training set up: it owns the teacher, the anchors and the controller, and must
+// outlive the trainer's run.
+class AkpRun {
+ public:
+  virtual ~AkpRun() = default;
+  // After the last step (rank 0): online EWC's consolidated anchor for the next stage.
+  virtual void finish(const std::string& run_dir) = 0;
+};
+
+// Adds the enabled terms and hooks.
+std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& recipe, const AkpInputs& inputs);
 
 }  // namespace gemkit

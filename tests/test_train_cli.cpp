@@ -385,6 +385,39 @@ TEST(TrainCli, GemRunLogsRoutingAndPreservationAndResumesExactly) {
   fs::remove(recipe);
 }
 
+// Online EWC over two sequential stages (preservation/akp_training.h): stage 1 ends by writing
+// its consolidated anchor; stage 2 starts from stage 1's checkpoint with that anchor, so its
+// penalty is exactly zero before the first update and positive after.
+TEST(TrainCli, OnlineEwcCarriesTheAnchorToTheNextStage) {
+  const std::string fix = fixture();
+  const std::string cache = unique("ewc_cache"), stage1 = unique("ewc_stage1"), stage2 = unique("ewc_stage2");
+  for (const std::string& d : {cache, stage1, stage2}) fs::remove_all(d);
+  const std::string recipe = write_recipe("ewc", "[akp]\newc_weight = 100.0\nfisher_data = \"" + fix +
+                                                      "/validation.h5\"\nfisher_sequences = 4\nfisher_cache = \"" + cache +
+                                                      "\"\newc_gamma = 0.5\n");
+  Result r = run_gemkit({"train", recipe, "--out", stage1, "train.max_steps=3"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  ASSERT_TRUE(fs::exists(stage1 + "/ewc_anchor.safetensors")) << r.out;
+  r = run_gemkit({"train", recipe, "--out", stage2, "model.path=" + stage1 + "/step-0000003",
+                  "akp.ewc_previous=" + stage1 + "/ewc_anchor.safetensors", "train.max_steps=3"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const auto metrics = read_metrics(stage2);
+  std::vector<double> ewc;
+  for (const json& m : metrics)
+    if (m.contains("loss/ewc")) ewc.push_back(m.at("loss/ewc").get<double>());
+  ASSERT_EQ(ewc.size(), 3u);
+  EXPECT_EQ(ewc[0], 0.0);
+  EXPECT_GT(ewc[2], 0.0);
+  // The anchor of stage 2 is stage 1's importance halved plus the new Fisher: larger than half.
+  const auto a1 = read_tensors(stage1 + "/ewc_anchor.safetensors"), a2 = read_tensors(stage2 + "/ewc_anchor.safetensors");
+  const std::string name = "importance.model.layers.0.mlp.down_proj.weight";
+  ASSERT_TRUE(a1.count(name) && a2.count(name));
+  EXPECT_TRUE((a2.at(name) >= 0.5 * a1.at(name) - 1e-12).all().item<bool>());
+  EXPECT_GT((a2.at(name) - 0.5 * a1.at(name)).sum().item<double>(), 0.0);
+  for (const std::string& d : {cache, stage1, stage2}) fs::remove_all(d);
+  fs::remove(recipe);
+}
+
 TEST(TrainCli, BadRecipeAndMissingShardAreCleanErrors) {
   const std::string run = unique("bad");
   const std::string typo = unique("typo") + ".toml";

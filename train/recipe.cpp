@@ -151,6 +151,8 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"akp.fisher_sequences", T::Int, "64", 1, kMaxInt, "", "sequences the Fisher is averaged over"},
       {"akp.fisher_seed", T::Int, "0", 0, kMaxInt, "", "seed of the labels sampled from the model (true Fisher)"},
       {"akp.fisher_cache", T::String, "out/cache/fisher", -kInf, kInf, "", "folder of cached Fisher files (keyed by model, data and options)"},
+      {"akp.ewc_previous", T::String, std::nullopt, -kInf, kInf, "", "online EWC, a later stage: the previous stage's RUN/ewc_anchor.safetensors"},
+      {"akp.ewc_gamma", T::Float, "1.0", 0.0, 1.0, "", "online EWC: F <- gamma F + F_new at the end of a stage"},
       {"akp.l2sp_weight", T::Float, "0", 0.0, 1e12, "", "L2-SP: 1/2 |theta - theta*|^2 (the EWC penalty with F = 1); 0: off"},
       {"akp.budget", T::Float, "0", 0.0, 10.0, "", "forgetting budget: allowed relative rise of the general loss; 0: fixed lambdas"},
       {"akp.budget_every", T::Int, "50", 1, kMaxInt, "", "steps between general-loss measurements"},
