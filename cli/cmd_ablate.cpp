@@ -8,6 +8,7 @@
 // reported (RUN/log.txt) and the others go on.
 #include <fcntl.h>
 #include <spawn.h>
+#include <algorithm>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -199,6 +200,10 @@ class Ablation {
         }
       }
     }
+    // Seed-major order: every method's seed 0 first, so a long grid stopped early (or a report
+    // made with a smaller --seeds) already compares all methods.
+    std::stable_sort(runs_.begin(), runs_.end(),
+                     [](const PlannedRun& a, const PlannedRun& b) { return a.run.seed < b.run.seed; });
     plan_.seeds = a_.seeds;
     plan_.settings = {{"recipes", a_.recipes},        {"base_model", base_model_},
                       {"eval_corpus", a_.corpus},     {"eval_tasks", a_.tasks},
