@@ -198,11 +198,22 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
         }
       rows.push_back(std::move(row));
     }
-  // The baseline's run of the same cell and seed, as a report index (-1: none).
+  // Each target domain's baseline: the first method (in command-line order) adapting to it, so
+  // one grid can hold several domains, each with its own plain fine-tuning.
+  std::map<std::string, std::string> baseline_for;
+  for (const std::string& m : plan.methods)
+    for (const AblationRun& r : runs)
+      if (r.method == m && !baseline_for.count(r.target)) baseline_for[r.target] = m;
+  const auto is_baseline = [&](const std::string& method, const std::string& target) {
+    auto it = baseline_for.find(target);
+    return it != baseline_for.end() && it->second == method;
+  };
+  // The baseline's run of the same target, cell and seed, as a report index (-1: none).
   const auto baseline_of = [&](const AblationRun& r) -> long {
-    if (r.method == plan.methods[0]) return -1;
+    if (is_baseline(r.method, r.target)) return -1;
     for (const AblationRun& b : runs)
-      if (b.ok && b.method == plan.methods[0] && b.cell == r.cell && b.seed == r.seed) return long(index.at(&b));
+      if (b.ok && is_baseline(b.method, r.target) && b.target == r.target && b.cell == r.cell && b.seed == r.seed)
+        return long(index.at(&b));
     return -1;
   };
 
@@ -258,6 +269,7 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
   j["gemkit_ablation"] = 1;
   j["methods"] = plan.methods;
   j["baseline"] = plan.methods[0];
+  j["baselines"] = baseline_for;  // per target domain
   j["grid"] = json::object();
   for (const auto& [k, values] : plan.grid) j["grid"][k] = values;
   j["seeds"] = plan.seeds;
@@ -308,7 +320,9 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
   const auto shown = [](const Cell& c, const MetricDef& m) { return interval_text(c.seeds, m.format, m.percent); };
   std::string md = "# Ablation report\n\nMethods: ";
   for (size_t i = 0; i < plan.methods.size(); ++i) md += (i ? ", " : "") + plan.methods[i];
-  md += " (forgetting reduction against " + plan.methods[0] + ", the first)";
+  md += " (forgetting reduction against the first method of each target domain:";
+  for (const auto& [target, method] : baseline_for) md += " " + method + " for " + target + ";";
+  md.back() = ')';
   if (!plan.grid.empty()) {
     md += "; grid:";
     for (const auto& [k, values] : plan.grid) {
@@ -331,7 +345,7 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
           (row.failed.empty() ? "" : " (" + std::to_string(row.failed.size()) + " failed)") + " | " + row.target + " |";
     for (const MetricDef& m : metric_defs()) {
       const Cell& c = row.metrics.at(m.name);
-      md += " " + (std::string(m.name) == "forgetting_reduction" && row.method == plan.methods[0] ? "reference"
+      md += " " + (std::string(m.name) == "forgetting_reduction" && is_baseline(row.method, row.target) ? "reference"
                                                                                                    : shown(c, m)) +
             " |";
     }
@@ -339,7 +353,7 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
           " |\n";
   }
   md += "\nDomain gain: relative fall of the target's perplexity; general drift: relative rise of the general "
-        "perplexity (forgetting); forgetting reduction: 1 - drift / drift of " + plan.methods[0] +
+        "perplexity (forgetting); forgetting reduction: 1 - drift / drift of the target domain's baseline"
         " (same grid cell and seed). S: mean task score (macro-F1 or accuracy); DSI = S(m,t)/S(m,~t); GG: relative "
         "loss of S off-target; CDTR: mean over t != target of dS(m,t)/dS(m,target), undefined when the on-target "
         "gain is below 0.01 (CDTR (PPL): the same with relative perplexity gains). n/a: undefined or missing.\n";
