@@ -181,6 +181,7 @@ std::map<std::string, double> GemModules::metrics() {
     m["scar/experts_per_token"] = s.experts_per_token();
     m["scar/entropy"] = s.entropy();
     for (size_t e = 0; e < scar_->expert_names().size(); ++e) m["scar/load/" + scar_->expert_names()[e]] = s.load(e);
+    if (scar_->options().general_expert && s.rows > 0) m["scar/general_sequences"] = s.row_share_first_expert();
     scar_->reset_stats();
   }
   return m;

@@ -66,7 +66,8 @@ class GemModules {
   // training capacity), "dtr/realised_capacity", "dtr/predictor_accuracy" (threshold rule vs
   // top-k membership), "dtr/flops_saved" (share of the model's matmul FLOPs per token
   // skipped, attention's T^2 term left out), "scar/experts_per_token", "scar/entropy",
-  // "scar/load/<expert>".
+  // "scar/load/<expert>" (share of routing decisions whose first choice it is),
+  // "scar/general_sequences" (share of rows whose mean routing distribution peaks at general).
   std::map<std::string, double> metrics();
 
  private:

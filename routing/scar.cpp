@@ -101,13 +101,14 @@ struct Scar::State {
     } else {
       d.routing = routers.at(block)->route(flat);
     }
-    record(d.routing);
+    record(d);
     slot = {x, d};
     decisions.push_back(d);
     return slot.second;
   }
 
-  void record(const ExpertRouting& r) {
+  void record(const Decision& d) {
+    const ExpertRouting& r = d.routing;
     torch::NoGradGuard no_grad;
     const int64_t E = r.probs.size(1);
     auto p = r.probs.detach();
@@ -116,6 +117,10 @@ struct Scar::State {
     for (int64_t e = 0; e < E; ++e) stats.first_choice[size_t(e)] += first[e].item<int64_t>();
     stats.experts_sum += r.chosen.sum().item<double>();
     stats.entropy_sum += (-(p * torch::log(p.clamp_min(1e-12))).sum()).item<double>();
+    if (d.cols > 1) {
+      stats.rows += d.rows;
+      stats.rows_first_expert += (p.view({d.rows, d.cols, E}).mean(1).argmax(1) == 0).sum().item<int64_t>();
+    }
   }
 };
 

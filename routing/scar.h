@@ -65,6 +65,10 @@ struct ScarStats {
   std::vector<int64_t> first_choice;  // per expert: decisions whose most probable expert it is
   double experts_sum = 0;             // chosen experts, summed over decisions
   double entropy_sum = 0;             // routing entropy (nats), summed
+  // Sequence level: per (row, decision) covering a whole row, whether the row's mean routing
+  // distribution (over its positions, padding included) peaks at expert 0 ("general").
+  int64_t rows = 0, rows_first_expert = 0;
+  double row_share_first_expert() const { return rows ? double(rows_first_expert) / double(rows) : 0.0; }
   double experts_per_token() const { return decisions ? experts_sum / double(decisions) : 0.0; }
   double entropy() const { return decisions ? entropy_sum / double(decisions) : 0.0; }
   double load(size_t e) const { return decisions ? double(first_choice.at(e)) / double(decisions) : 0.0; }

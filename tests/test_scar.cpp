@@ -259,6 +259,16 @@ TEST(Scar, GeneralProbabilityIsPerToken) {
   EXPECT_EQ(p.sizes(), (std::vector<int64_t>{2, 6}));
   EXPECT_GT(p.min().item<double>(), 0.0);
   EXPECT_LT(p.max().item<double>(), 1.0);
+  // Sequence-level statistics: 2 rows x 3 blocks x 2 groups; the share of rows whose mean
+  // distribution peaks at general follows the decisions' probabilities.
+  EXPECT_EQ(scar.stats().rows, 12);
+  EXPECT_GE(scar.stats().row_share_first_expert(), 0.0);
+  EXPECT_LE(scar.stats().row_share_first_expert(), 1.0);
+  scar.set_forced_expert(0);
+  scar.reset_stats();
+  m->forward(torch::randint(50, {2, 6}));
+  EXPECT_EQ(scar.stats().row_share_first_expert(), 1.0);
+  EXPECT_EQ(scar.stats().load(0), 1.0);
 }
 
 TEST(GemModules, CheckpointRoundTripRestoresTheRoutedModel) {
