@@ -308,7 +308,13 @@ ScarLosses Scar::losses(const torch::Tensor& row_expert, const torch::Tensor& va
         auto rows = labelled.nonzero().squeeze(1);
         auto target = row_expert.index_select(0, rows);
         auto p_target = mean_p.index_select(0, rows).gather(1, target.unsqueeze(1)).squeeze(1);
-        out.supervision = out.supervision - torch::log(p_target.clamp_min(1e-9)).mean();
+        // Class-balanced: each domain present weighs the same whatever its share of rows, so the
+        // replay share does not become the router's prior (75% domain rows would otherwise pull
+        // ambiguous general tokens to the domain expert).
+        auto count = torch::bincount(target, {}, E).to(p_target.scalar_type());
+        auto weight = 1.0 / count.index_select(0, target);
+        weight = weight / weight.sum();
+        out.supervision = out.supervision - (torch::log(p_target.clamp_min(1e-9)) * weight).sum();
         ++supervised_decisions;
         correct += (mean_p.detach().index_select(0, rows).argmax(1) == target).sum().item<int64_t>();
         counted += m;

@@ -24,7 +24,8 @@
 //    is e, P_e the mean router probability of e;
 //  - router z-loss: mean of logsumexp(z)^2;
 //  - domain supervision: CE(mean_i p_i, domain of the sequence) for rows with a known domain
-//    (general / replay rows are labelled "general").
+//    (general / replay rows are labelled "general"), class-balanced over the micro-batch: every
+//    domain present weighs the same, so the replay share does not set the router's prior.
 #pragma once
 #include <torch/torch.h>
 

@@ -245,6 +245,15 @@ TEST(Scar, LossesFollowTheirDefinitions) {
   EXPECT_NEAR(l.z.item<double>(), z, 1e-4);
   EXPECT_NEAR(l.supervision.item<double>(), sup, 1e-5);
   EXPECT_EQ(l.supervised_rows, 1);
+  // Two rows of one domain and none of another: the balanced mean is the plain mean. Rows of
+  // two domains: each domain's rows weigh half in all.
+  ScarLosses both = scar.losses(torch::tensor({1, 0}, torch::kInt64), torch::ones({B, T}, torch::kBool));
+  double sup2 = 0;
+  for (const auto& x : {attn_in->x, mlp_in->x}) {
+    auto mean_p = router->route(x.reshape({-1, 32})).probs.view({B, T, E}).mean(1);
+    sup2 += -(0.5 * std::log(mean_p[0][1].item<double>()) + 0.5 * std::log(mean_p[1][0].item<double>())) / 2;
+  }
+  EXPECT_NEAR(both.supervision.item<double>(), sup2, 1e-5);
   // Without labels there is no supervision.
   EXPECT_EQ(scar.losses(torch::tensor({-1, -1}, torch::kInt64), {}).supervision.item<double>(), 0.0);
 }
