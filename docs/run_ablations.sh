@@ -1,0 +1,17 @@
+#!/bin/bash
+# The two ablation grids of docs/ablation.md, one after the other. Resumable: run it again and
+# finished runs are skipped, interrupted ones continue from their last checkpoint.
+# Two runs at a time with one LibTorch thread each: the fastest use of a 2-core machine
+# (docs/routing-bench.md: one intra-op thread beats two here).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+G=build/cli/gemkit
+[ -f out/suite/general/shards/test.h5 ] || $G data suite build --out out/suite --tokenizer checkpoints/gemkit-base
+export OMP_NUM_THREADS=1
+EVAL=(--eval-corpus out/suite --eval-tasks out/suite --max-items 50 --max-documents 30)
+$G ablate recipes/ablation/law/*.toml --seeds 3 "${EVAL[@]}" --jobs 2 --out out/ablation/law
+recipes=()
+for d in law healthcare finance stem conversational commonsense multilingual; do
+  recipes+=(recipes/domains/${d}_finetune.toml recipes/domains/${d}_gem.toml)
+done
+$G ablate "${recipes[@]}" --seeds 3 "${EVAL[@]}" --jobs 2 --out out/ablation/domains
