@@ -161,21 +161,23 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
     if (current.empty())
       fail("akp", "EWC / L2-SP need weights that train: full mode, LoRA adapters or SCAR experts");
     // Anchors: the base weights (deltas are measured from zero change, so theta* = 0 there).
+    // Several SCAR experts adapt the same weight: the anchor holds each name once.
     NamedParams anchor_params;
     for (const auto& [name, t] : current)
-      anchor_params.push_back({name, frozen_base ? torch::zeros_like(t) : t.detach()});
+      if (std::none_of(anchor_params.begin(), anchor_params.end(), [&](const auto& a) { return a.first == name; }))
+        anchor_params.push_back({name, frozen_base ? torch::zeros_like(t) : t.detach()});
+    // EWC and L2-SP are the same quadratic penalty with another importance.
+    const auto add_penalty = [&](const char* term, double weight, const WeightAnchor* anchor) {
+      trainer.add_loss_term({term, weight, [anchor, inputs = in, frozen_base](const StepContext&) {
+        const NamedParams now = penalised(inputs, frozen_base);
+        return frozen_base ? anchor->penalty_of_deltas(now) : anchor->penalty(now);
+      }});
+    };
     if (s->ewc_weight > 0 && r.has("akp.ewc_previous")) {
       // A later stage of sequential domains: the previous stage's consolidated anchor.
       if (frozen_base) fail("akp.ewc_previous", "online EWC over stages needs train.mode = \"full\"");
       s->ewc = std::make_unique<WeightAnchor>(WeightAnchor::load(r.get_string("akp.ewc_previous")));
       s->ewc->to(device);
-      AkpState* state = s.get();
-      AkpInputs inputs = in;
-      trainer.add_loss_term({"ewc", s->ewc_weight, [state, inputs](const StepContext&) {
-        NamedParams now;
-        for (const std::string& name : state->ewc->names()) now.push_back({name, inputs.model->named_parameters()[name]});
-        return state->ewc->penalty(now);
-      }});
     } else if (s->ewc_weight > 0) {
       if (!r.has("akp.fisher_data")) fail("akp.fisher_data", "not set: EWC needs general data for the Fisher (a token shard)");
       const std::string shard = r.get_string("akp.fisher_data");
@@ -188,29 +190,12 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
         fisher = load_or_compute_fisher(in.model, held_out(shard, in.loader, 0), {shard}, fo, r.get_string("akp.fisher_cache"));
       }
       for (auto& [name, f] : fisher) f = f.to(device);
-      // Several SCAR experts adapt the same weight: the anchor holds each name once.
-      NamedParams unique;
-      for (const auto& p : anchor_params)
-        if (std::none_of(unique.begin(), unique.end(), [&](const auto& u) { return u.first == p.first; })) unique.push_back(p);
-      s->ewc = std::make_unique<WeightAnchor>(WeightAnchor::ewc(unique, fisher));
-      AkpState* state = s.get();
-      AkpInputs inputs = in;
-      trainer.add_loss_term({"ewc", s->ewc_weight, [state, inputs, frozen_base](const StepContext&) {
-        const NamedParams now = penalised(inputs, frozen_base);
-        return frozen_base ? state->ewc->penalty_of_deltas(now) : state->ewc->penalty(now);
-      }});
+      s->ewc = std::make_unique<WeightAnchor>(WeightAnchor::ewc(anchor_params, fisher));
     }
+    if (s->ewc) add_penalty("ewc", s->ewc_weight, s->ewc.get());
     if (l2sp_weight > 0) {
-      NamedParams unique;
-      for (const auto& p : anchor_params)
-        if (std::none_of(unique.begin(), unique.end(), [&](const auto& u) { return u.first == p.first; })) unique.push_back(p);
-      s->l2sp = std::make_unique<WeightAnchor>(WeightAnchor::l2sp(unique));
-      AkpState* state = s.get();
-      AkpInputs inputs = in;
-      trainer.add_loss_term({"l2sp", l2sp_weight, [state, inputs, frozen_base](const StepContext&) {
-        const NamedParams now = penalised(inputs, frozen_base);
-        return frozen_base ? state->l2sp->penalty_of_deltas(now) : state->l2sp->penalty(now);
-      }});
+      s->l2sp = std::make_unique<WeightAnchor>(WeightAnchor::l2sp(anchor_params));
+      add_penalty("l2sp", l2sp_weight, s->l2sp.get());
     }
   }
 

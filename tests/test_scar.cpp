@@ -20,11 +20,7 @@ using namespace gemkit;
 
 namespace {
 
-ModelConfig config3() {
-  auto c = test::tiny_decoder_config();
-  c.num_hidden_layers = 3;
-  return c;
-}
+ModelConfig config3() { return test::tiny_decoder_config(3); }
 
 ScarOptions two_experts() {
   ScarOptions o;
@@ -34,6 +30,16 @@ ScarOptions two_experts() {
   o.router.router_dim = 16;
   o.seed = 3;
   return o;
+}
+
+// SCAR with two domain experts and the token router on its default blocks, gates mid-range.
+GemConfig scar_and_dtr() {
+  GemConfig g;
+  g.scar = true;
+  g.scar_options = two_experts();
+  g.dtr = true;
+  g.dtr_options.initial_bias = 0.0;
+  return g;
 }
 
 // Every expert's B random (B = 0 at start would make every expert a no-op).
@@ -137,12 +143,8 @@ TEST(Scar, DecodingWithTheCacheEqualsTheFullForwardAlsoWithTokenRouting) {
   torch::manual_seed(4);
   auto c = config3();
   Transformer m(c);
-  GemConfig g;
-  g.scar = true;
-  g.scar_options = two_experts();
-  g.dtr = true;
+  GemConfig g = scar_and_dtr();
   g.dtr_blocks = {1};
-  g.dtr_options.initial_bias = 0.0;
   GemModules gem(m, g);
   randomise_experts(*gem.scar());
   {
@@ -284,11 +286,7 @@ TEST(GemModules, CheckpointRoundTripRestoresTheRoutedModel) {
   torch::manual_seed(8);
   auto c = config3();
   Transformer m(c);
-  GemConfig g;
-  g.scar = true;
-  g.scar_options = two_experts();
-  g.dtr = true;
-  g.dtr_options.initial_bias = 0.0;
+  const GemConfig g = scar_and_dtr();
   auto ids = torch::randint(50, {1, 10});
   const std::string dir = test::temp_folder("scar", "roundtrip");
   torch::Tensor expected;

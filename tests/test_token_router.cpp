@@ -16,11 +16,7 @@ using namespace gemkit;
 
 namespace {
 
-ModelConfig config4() {
-  auto c = test::tiny_decoder_config();
-  c.num_hidden_layers = 4;
-  return c;
-}
+ModelConfig config4() { return test::tiny_decoder_config(4); }
 
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).abs().max().item<double>();

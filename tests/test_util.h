@@ -41,8 +41,9 @@ inline std::string temp_folder(const std::string& prefix, const std::string& nam
   return dir;
 }
 
-// Llama layout, 2 blocks of width 32, 4 query heads over 2 key/value heads, vocabulary 50.
-inline ModelConfig tiny_decoder_config() {
+// Llama layout, `layers` blocks (default 2) of width 32, 4 query heads over 2 key/value heads,
+// vocabulary 50.
+inline ModelConfig tiny_decoder_config(int64_t layers = 2) {
   ModelConfig c;
   c.family = Family::Decoder;
   c.head = Head::CausalLM;
@@ -51,7 +52,7 @@ inline ModelConfig tiny_decoder_config() {
   c.vocab_size = 50;
   c.hidden_size = 32;
   c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
+  c.num_hidden_layers = layers;
   c.num_attention_heads = 4;
   c.num_key_value_heads = 2;
   c.max_position_embeddings = 64;
