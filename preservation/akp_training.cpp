@@ -114,7 +114,7 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
   const double l2sp_weight = r.get_float("akp.l2sp_weight");
 
   // The teacher: the base network itself when only added modules train, else a frozen copy.
-  if (s->kd_weight > 0 || r.get_float("akp.budget") > 0) {
+  if (s->kd_weight > 0 || (r.get_float("akp.budget") > 0 && r.get_string("akp.budget_reference") == "base")) {
     if (frozen_base) {
       s->teacher = std::make_unique<Teacher>(Teacher::same_network(in.model));
     } else {
@@ -206,14 +206,21 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
     bo.every = r.get_int("akp.budget_every");
     s->budget = std::make_unique<ForgettingBudget>(bo);
     s->budget_batches = held_out(r.get_string("akp.budget_data"), in.loader, r.get_int("akp.budget_batches"));
-    {
-      // The base's general loss: the teacher is the model before adaptation.
+    // The reference loss. "start": the model being trained, as training starts. It computes the
+    // base function exactly unless DTR is attached (adapters and experts start at zero), and with
+    // DTR the gap to the base is routing's own cost, which distillation strength cannot remove:
+    // measured against the base, the controller raised lambda_kd 16x for it and starved the domain
+    // (docs/gem.md). "base": the network before adaptation (the teacher). On resume the reference
+    // comes back from the checkpoint.
+    if (r.get_string("akp.budget_reference") == "start") {
+      s->base_general_loss = mean_loss(in.model, s->budget_batches, device);
+    } else {
       Transformer teacher_model = s->teacher->model();
       BaseNetworkScope base(in.model);
       s->base_general_loss = mean_loss(s->teacher->shares_network() ? in.model : teacher_model, s->budget_batches, device);
     }
-    std::printf("forgetting budget: base general loss %.4f, budget +%.1f%%, measured every %lld steps\n",
-                s->base_general_loss, 100 * bo.budget, (long long)bo.every);
+    std::printf("forgetting budget: reference general loss %.4f (%s), budget +%.1f%%, measured every %lld steps\n",
+                s->base_general_loss, r.get_string("akp.budget_reference").c_str(), 100 * bo.budget, (long long)bo.every);
     AkpState* state = s.get();
     Transformer model = in.model;
     Trainer* tr = &trainer;
@@ -253,6 +260,9 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
            } catch (const nlohmann::json::exception& e) {
              fail(path, std::string("not valid JSON: ") + e.what());
            }
+           if (!j.contains("base_general_loss") || !j.at("base_general_loss").is_number() || !j.contains("budget"))
+             fail(path, "expected keys base_general_loss (number) and budget");
+           state->base_general_loss = j.at("base_general_loss").get<double>();
            state->budget->load_state(j.at("budget"), path);
            apply();
          }});

@@ -158,6 +158,7 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"akp.budget_every", T::Int, "50", 1, kMaxInt, "", "steps between general-loss measurements"},
       {"akp.budget_data", T::String, std::nullopt, -kInf, kInf, "", "held-out general token shard the budget is measured on"},
       {"akp.budget_batches", T::Int, "4", 1, kMaxInt, "", "batches of akp.budget_data per measurement"},
+      {"akp.budget_reference", T::String, "start", -kInf, kInf, "start|base", "loss the rise is measured against: the trained model as training starts (routers attached), or the base network"},
   };
   return schema;
 }
