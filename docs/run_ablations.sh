@@ -5,7 +5,7 @@
 # (docs/routing-bench.md: one intra-op thread beats two here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-G=build/cli/gemkit
+G=${GEMKIT:-build/cli/gemkit}  # GEMKIT: a copy of the binary, so rebuilding does not touch running grids
 [ -f out/suite/general/shards/test.h5 ] || $G data suite build --out out/suite --tokenizer checkpoints/gemkit-base
 export OMP_NUM_THREADS=1
 EVAL=(--eval-corpus out/suite --eval-tasks out/suite --max-items 50 --max-documents 30)
