@@ -19,6 +19,7 @@
 #include "data/tokenizer.h"
 #include "model/checkpoint.h"
 #include "preservation/akp_training.h"
+#include "quant/qat_training.h"
 #include "routing/gem_training.h"
 #include "train/batch_stream.h"
 #include "train/checkpointing.h"
@@ -182,6 +183,8 @@ void train(const TrainArgs& a) {
   akp.domains = source_domains(shards);
   akp.loader = lo;
   const std::shared_ptr<AkpRun> akp_run = add_akp_training(trainer, r, akp);
+  // Quantization-aware training (quant.*): fake quantization as the export will store weights.
+  const std::unique_ptr<Qat> qat = add_qat_training(trainer, r, model);
 
   int64_t params = 0, trainable = 0;
   for (const auto& p : model->parameters()) {

@@ -15,5 +15,6 @@ void add_data_commands(CLI::App& app);       // cmd_data.cpp: data suite build |
 void add_compare_command(CLI::App& app);     // cmd_compare.cpp: compare eval reports
 void add_train_command(CLI::App& app);       // cmd_train.cpp: train
 void add_ablate_command(CLI::App& app);      // cmd_ablate.cpp: ablate (methods x grid x seeds, report)
+void add_export_commands(CLI::App& app);     // cmd_export.cpp: export gguf
 
 }  // namespace gemkit::cli

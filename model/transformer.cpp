@@ -242,7 +242,9 @@ ModelOutput TransformerImpl::forward_decoder(const torch::Tensor& input_ids,
     ctx.positions = ctx.positions + cache->next_positions().unsqueeze(1);
   }
 
-  auto h = embed_tokens_(input_ids);
+  LinearHook* embedding_hook = embedding_hook_enabled_ ? embedding_hook_.get() : nullptr;
+  const torch::Tensor table = embedding_hook ? embedding_hook->transform_weight(embed_tokens_->weight) : embed_tokens_->weight;
+  auto h = embedding_hook ? torch::nn::functional::embedding(input_ids, table) : embed_tokens_(input_ids);
   std::tie(ctx.cos, ctx.sin) = rope_.tables(ctx.positions, h.scalar_type());
   h = final_norm_(run_blocks(h, ctx, cache));
   if (cache) cache->advance(valid.defined() ? valid : torch::ones({B, T}, id_opts.dtype(torch::kBool)));
@@ -251,7 +253,11 @@ ModelOutput TransformerImpl::forward_decoder(const torch::Tensor& input_ids,
   out.hidden = h;
   if (config_.head == Head::CausalLM) {
     auto x = options.last_token_logits_only ? h.narrow(1, T - 1, 1) : h;
-    out.logits = lm_head_ ? lm_head_(x) : torch::nn::functional::linear(x, embed_tokens_->weight);
+    if (lm_head_) {
+      out.logits = lm_head_(x);
+    } else {
+      out.logits = torch::nn::functional::linear(embedding_hook ? embedding_hook->transform_input(x) : x, table);
+    }
   } else if (config_.head == Head::SequenceClassification) {
     // Pool the last real token of each row (HF LlamaForSequenceClassification): from the
     // attention mask, else from pad_token_id, else the last position.
@@ -328,6 +334,7 @@ Linear TransformerImpl::linear(const std::string& path) const {
 
 void TransformerImpl::set_linear_hooks_enabled(bool enabled) {
   for (auto& item : linears_) item.second->set_hooks_enabled(enabled);
+  embedding_hook_enabled_ = enabled;
 }
 
 static void check_block_index(int64_t i, int64_t n) {

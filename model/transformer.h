@@ -80,8 +80,14 @@ class TransformerImpl : public torch::nn::Module {
   const std::vector<std::string>& linear_paths() const { return linear_paths_; }
   bool has_linear(const std::string& path) const { return linears_.count(path) > 0; }
   Linear linear(const std::string& path) const;  // throws gemkit::Error for an unknown path
-  // Turns every Linear's hooks on or off (a teacher pass through the plain base model).
+  // Turns every Linear's hooks (and the embedding hook) on or off (a teacher pass through the
+  // plain base model).
   void set_linear_hooks_enabled(bool enabled);
+  // A hook on the decoder's token embedding table (quantization-aware training): its
+  // transform_weight applies to the table for the lookup and for a tied output head, its
+  // transform_input to the tied head's input. nullptr removes it.
+  void set_embedding_hook(std::shared_ptr<LinearHook> hook) { embedding_hook_ = std::move(hook); }
+  const std::shared_ptr<LinearHook>& embedding_hook() const { return embedding_hook_; }
 
   int64_t num_blocks() const { return static_cast<int64_t>(base_blocks_.size()); }
   BlockPtr block(int64_t i) const;       // what forward runs: the wrapper when one is set
@@ -93,6 +99,8 @@ class TransformerImpl : public torch::nn::Module {
   torch::Device device() const;
 
  private:
+  std::shared_ptr<LinearHook> embedding_hook_;
+  bool embedding_hook_enabled_ = true;
   ModelOutput forward_decoder(const torch::Tensor& input_ids, const ForwardOptions& options);
   ModelOutput forward_encoder(const torch::Tensor& input_ids, const ForwardOptions& options);
   torch::Tensor run_blocks(torch::Tensor h, const BlockContext& context, KVCache* cache);

@@ -159,6 +159,13 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"akp.budget_data", T::String, std::nullopt, -kInf, kInf, "", "held-out general token shard the budget is measured on"},
       {"akp.budget_batches", T::Int, "4", 1, kMaxInt, "", "batches of akp.budget_data per measurement"},
       {"akp.budget_reference", T::String, "start", -kInf, kInf, "start|base", "loss the rise is measured against: the trained model as training starts (routers attached), or the base network"},
+      // quant: quantization-aware training (quant/qat_training.h; design/gem-method.md section 5).
+      {"quant.qat", T::Bool, "false", -kInf, kInf, "", "fake-quantize weights as the export will store them (straight-through gradient)"},
+      {"quant.policy", T::StringList, std::nullopt, -kInf, kInf, "", "\"NAME_GLOB=TYPE\" rules, first match wins (f32|f16|q8_0|q4_0); default: hybrid (attention, embeddings q8_0; MLP q4_0)"},
+      {"quant.start_step", T::Int, "0", 0, kMaxInt, "", "fake quantization starts at this optimizer step (float training before)"},
+      {"quant.activations", T::Bool, "false", -kInf, kInf, "", "also fake-quantize quantized layers' inputs to q8_0 blocks, as llama.cpp's CPU path does"},
+      {"quant.distill_weight", T::Float, "0", 0.0, 1e6, "", "lambda_q: KL from the float model's logits to the fake-quantized ones; 0: off"},
+      {"quant.temperature", T::Float, "1.0", 1e-3, 1e3, "", "temperature of L_Q"},
   };
   return schema;
 }

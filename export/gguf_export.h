@@ -1,0 +1,53 @@
+// `gemkit export gguf`: a llama-architecture decoder as a GGUF v3 file that llama.cpp runs.
+//
+// - Every tensor gets the type the QuantPolicy gives it (1-D tensors f32), packed by
+//   quant/block_quant.h: the same arithmetic as QAT's fake quantization, so the file's
+//   dequantized weights equal the fake-quantized training weights exactly.
+// - q and k rows are permuted per head from Hugging Face's rotate-halves RoPE to llama.cpp's
+//   interleaved pairs (design/formats.md); tied embeddings write no output.weight.
+// - Tokenizer metadata from the checkpoint's SentencePiece tokenizer.model (tokenizer.ggml.model
+//   "llama": tokens, scores, token types, special ids).
+// - Provenance keys gemkit.*: source, policy, merged SCAR domain, whether DTR was dropped.
+// The model passed in is what gets written: merge adapters / experts into it first.
+#pragma once
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/transformer.h"
+#include "quant/quant_policy.h"
+
+namespace gemkit {
+
+struct GgufExportOptions {
+  QuantPolicy policy;                              // empty: every tensor f32
+  std::string name;                                // general.name
+  std::string tokenizer_folder;                    // holds tokenizer.model
+  std::map<std::string, std::string> provenance;   // extra string keys, written as "gemkit.<key>"
+  bool overwrite = false;
+};
+
+struct GgufExportedTensor {
+  std::string hf_name, gguf_name;
+  std::vector<int64_t> shape;  // PyTorch order
+  QuantType type;
+  uint64_t bytes;
+};
+
+struct GgufExportReport {
+  std::vector<GgufExportedTensor> tensors;
+  uint64_t file_bytes = 0;
+  uint64_t f32_bytes = 0;  // the same tensors all in f32
+};
+
+// Throws gemkit::Error naming the model/tokenizer/field for unsupported models (not a llama
+// causal LM, rope scaling, biases) and when `path` exists without overwrite. Atomic write.
+GgufExportReport export_gguf(const Transformer& model, const GgufExportOptions& options, const std::string& path);
+
+// Hugging Face -> llama.cpp row order of a q or k weight [heads * head_dim, in] (and back).
+torch::Tensor permute_rope_rows(const torch::Tensor& w, int64_t heads);
+torch::Tensor unpermute_rope_rows(const torch::Tensor& w, int64_t heads);
+
+}  // namespace gemkit
