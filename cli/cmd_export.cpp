@@ -1,5 +1,6 @@
-// gemkit export gguf: a checkpoint (plain, LoRA-merged or routed GEM) as a GGUF file for
-// llama.cpp, every tensor in the type the quantization policy gives it.
+// gemkit export gguf | hf | peft: a checkpoint (plain, LoRA-merged or routed GEM) as a GGUF
+// file for llama.cpp (every tensor in the type the quantization policy gives it), as a dense
+// Hugging Face folder, or its SCAR experts as PEFT adapters.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -11,6 +12,8 @@
 #include "core/file_io.h"
 #include "export/dense_model.h"
 #include "export/gguf_export.h"
+#include "export/peft_experts.h"
+#include "model/checkpoint.h"
 #include "quant/qat_training.h"
 #include "train/recipe.h"
 
@@ -34,7 +37,7 @@ QuantPolicy choose_policy(const ExportArgs& a) {
     const std::string recipe_path = (fs::path(a.checkpoint) / "resolved_recipe.toml").string();
     if (file_exists(recipe_path)) {
       const Recipe r = Recipe::load(recipe_path);
-      if (r.get_bool("quant.qat")) return recipe_quant_policy(r, recipe_path);
+      if (r.has("quant.qat") && r.get_bool("quant.qat")) return recipe_quant_policy(r, recipe_path);
     }
     return QuantPolicy();
   }
@@ -73,10 +76,25 @@ void run_export_gguf(const ExportArgs& a) {
               100.0 * double(rep.file_bytes) / double(rep.f32_bytes), mb(rep.f32_bytes).c_str());
 }
 
+void run_export_hf(const ExportArgs& a) {
+  DenseModel dense = load_dense_model(a.checkpoint, a.domain);
+  for (const auto& n : dense.notes) std::printf("note: %s\n", n.c_str());
+  SaveOptions so;
+  so.tokenizer_source = a.checkpoint;
+  so.overwrite = a.force;
+  save_pretrained(dense.pre.model, dense.pre.dtypes, a.out, so);
+  std::printf("wrote %s (Hugging Face folder: config.json, model.safetensors, tokenizer)\n", a.out.c_str());
+}
+
+void run_export_peft(const ExportArgs& a) {
+  const std::string base = a.name.empty() ? "checkpoints/gemkit-base" : a.name;
+  for (const auto& f : export_scar_experts_as_peft(a.checkpoint, a.out, base, a.force)) std::printf("wrote %s\n", f.c_str());
+}
+
 }  // namespace
 
 void add_export_commands(CLI::App& app) {
-  CLI::App* exp = app.add_subcommand("export", "write a checkpoint for edge runtimes");
+  CLI::App* exp = app.add_subcommand("export", "write a checkpoint for edge runtimes and other tools (gguf, hf, peft)");
   exp->require_subcommand(1);
   auto a = std::make_shared<ExportArgs>();
   CLI::App* gguf = exp->add_subcommand("gguf", "GGUF v3 (llama architecture) for llama.cpp; SCAR expert merged, DTR dense");
@@ -89,6 +107,22 @@ void add_export_commands(CLI::App& app) {
   gguf->add_option("--name", a->name, "general.name (default: the folder name)");
   gguf->add_flag("--force", a->force, "replace an existing output file");
   gguf->callback([a] { run_export_gguf(*a); });
+
+  auto h = std::make_shared<ExportArgs>();
+  CLI::App* hf = exp->add_subcommand("hf", "dense Hugging Face folder (SCAR expert merged, DTR dropped), float weights");
+  hf->add_option("checkpoint", h->checkpoint, "checkpoint folder")->required();
+  hf->add_option("--out,-o", h->out, "output folder")->required();
+  hf->add_option("--domain", h->domain, "routed checkpoint: the SCAR expert to merge (\"general\": none)");
+  hf->add_flag("--force", h->force, "replace a checkpoint already in the folder");
+  hf->callback([h] { run_export_hf(*h); });
+
+  auto p = std::make_shared<ExportArgs>();
+  CLI::App* peft = exp->add_subcommand("peft", "each SCAR expert of a routed checkpoint as a PEFT LoRA adapter folder");
+  peft->add_option("checkpoint", p->checkpoint, "routed checkpoint folder (gem.json with SCAR)")->required();
+  peft->add_option("--out,-o", p->out, "output folder; one sub-folder per domain expert")->required();
+  peft->add_option("--base-model", p->name, "base_model_name_or_path written in adapter_config.json");
+  peft->add_flag("--force", p->force, "replace adapters already there");
+  peft->callback([p] { run_export_peft(*p); });
 }
 
 }  // namespace gemkit::cli

@@ -5,19 +5,10 @@
 #include "core/error.h"
 #include "data/sentencepiece_model.h"
 #include "export/gguf_writer.h"
-#include "export/llama_tensor_names.h"
+#include "model/gguf_model.h"
+#include "model/llama_tensor_names.h"
 
 namespace gemkit {
-
-torch::Tensor permute_rope_rows(const torch::Tensor& w, int64_t heads) {
-  const int64_t rows = w.size(0);
-  return w.reshape({heads, 2, rows / heads / 2, w.size(1)}).transpose(1, 2).reshape(w.sizes()).contiguous();
-}
-
-torch::Tensor unpermute_rope_rows(const torch::Tensor& w, int64_t heads) {
-  const int64_t rows = w.size(0);
-  return w.reshape({heads, rows / heads / 2, 2, w.size(1)}).transpose(1, 2).reshape(w.sizes()).contiguous();
-}
 
 namespace {
 

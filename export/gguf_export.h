@@ -46,8 +46,4 @@ struct GgufExportReport {
 // causal LM, rope scaling, biases) and when `path` exists without overwrite. Atomic write.
 GgufExportReport export_gguf(const Transformer& model, const GgufExportOptions& options, const std::string& path);
 
-// Hugging Face -> llama.cpp row order of a q or k weight [heads * head_dim, in] (and back).
-torch::Tensor permute_rope_rows(const torch::Tensor& w, int64_t heads);
-torch::Tensor unpermute_rope_rows(const torch::Tensor& w, int64_t heads);
-
 }  // namespace gemkit

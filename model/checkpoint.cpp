@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "model/gguf_model.h"
 
 namespace gemkit {
 
@@ -116,6 +117,8 @@ void save_pretrained(const torch::nn::Module& module, const ModelConfig& config,
 }
 
 Pretrained load_pretrained(const std::string& folder, const torch::Device& device) {
+  if (!is_directory(folder) && folder.size() > 5 && folder.compare(folder.size() - 5, 5, ".gguf") == 0)
+    return load_gguf_model(folder, device);
   if (!is_directory(folder)) fail(folder, "expected a checkpoint folder, not found");
   ModelConfig config = ModelConfig::load(join(folder, "config.json"));
   Transformer model(config);

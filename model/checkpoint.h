@@ -44,7 +44,8 @@ TensorDtypes load_weights(torch::nn::Module& module, const std::string& folder,
 void save_pretrained(const torch::nn::Module& module, const ModelConfig& config, const TensorDtypes& dtypes,
                      const std::string& folder, const SaveOptions& options = {});
 
-// config.json -> gemkit::Transformer with the checkpoint's weights, moved to `device`.
+// config.json -> gemkit::Transformer with the checkpoint's weights, moved to `device`. A path
+// ending in .gguf loads a llama GGUF file instead (model/gguf_model.h).
 Pretrained load_pretrained(const std::string& folder, const torch::Device& device = torch::kCPU);
 
 inline void save_pretrained(const Transformer& model, const TensorDtypes& dtypes, const std::string& folder,

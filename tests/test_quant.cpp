@@ -6,12 +6,14 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <random>
 
 #include "core/error.h"
 #include "export/gguf_export.h"
+#include "model/gguf_model.h"
 #include "export/gguf_writer.h"
-#include "export/llama_tensor_names.h"
+#include "model/llama_tensor_names.h"
 #include "model/checkpoint.h"
 #include "model/gguf.h"
 #include "quant/block_quant.h"
@@ -324,4 +326,35 @@ TEST(GgufWriter, ReaderSeesWhatWasWritten) {
   EXPECT_EQ(f.tensors()[1].offset % 32, 0u);
   EXPECT_EQ(std::memcmp(f.tensor_data(f.tensors()[0]), q.data(), q.size()), 0);
   expect_error([&] { w.write(dir + "/w.gguf", false); }, {"w.gguf", "exists"});
+}
+
+TEST(GgufModel, AnExportLoadsBackAsTheFakeQuantizedModel) {
+  const std::string dir = temp_folder("gemkit_quant", "import");
+  ModelConfig c = tiny_decoder_config();
+  c.hidden_size = 64;
+  c.intermediate_size = 96;
+  c.vocab_size = 4096;
+  c.tie_word_embeddings = true;
+  torch::manual_seed(11);
+  Transformer model(c);
+  GgufExportOptions o;
+  o.policy = QuantPolicy::hybrid();
+  o.tokenizer_folder = std::string(GEMKIT_SOURCE_DIR) + "/checkpoints/gemkit-base";
+  export_gguf(model, o, dir + "/m.gguf");
+  Pretrained back = load_pretrained(dir + "/m.gguf");
+  EXPECT_EQ(back.config.num_key_value_heads, 2);
+  EXPECT_TRUE(back.config.tie_word_embeddings);
+  const torch::Tensor ids = torch::randint(0, c.vocab_size, {2, 10});
+  Qat qat(model, {o.policy, false});
+  expect_identical(back.model->forward(ids).logits.detach(), model->forward(ids).logits.detach(), "loaded GGUF vs QAT forward");
+
+  // A truncated file and a foreign architecture are named errors.
+  std::ifstream in(dir + "/m.gguf", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(dir + "/cut.gguf", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  expect_error([&] { load_pretrained(dir + "/cut.gguf"); }, {"cut.gguf"});
+  GgufWriter w;
+  w.set_string("general.architecture", "gpt2");
+  w.write(dir + "/gpt2.gguf", false);
+  expect_error([&] { load_pretrained(dir + "/gpt2.gguf"); }, {"gpt2.gguf", "general.architecture", "llama"});
 }

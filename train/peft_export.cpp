@@ -29,11 +29,10 @@ json task_type_for(const ModelConfig& config) {
 
 }  // namespace
 
-void export_peft_adapter(const LoraAdapters& adapters, const Transformer& model, const std::string& folder,
-                         const PeftExportOptions& options) {
-  if (adapters.merged())
-    fail(folder, "cannot export merged LoRA adapters (their delta is in the base weights); unmerge() first");
-  if (adapters.module_paths().empty()) fail(folder, "no LoRA adapters to export");
+void write_peft_folder(const std::vector<std::pair<std::string, torch::Tensor>>& tensors, const LoraOptions& lo,
+                       const std::vector<std::string>& module_paths, const ModelConfig& model_config,
+                       const std::string& folder, const PeftExportOptions& options) {
+  if (tensors.empty()) fail(folder, "no LoRA adapters to export");
   std::error_code ec;
   if (fs::exists(folder, ec) && !fs::is_directory(folder, ec))
     fail(folder, "expected a folder for the PEFT adapter, found a file");
@@ -44,15 +43,14 @@ void export_peft_adapter(const LoraAdapters& adapters, const Transformer& model,
   fs::create_directories(folder, ec);
   if (ec) fail(folder, "cannot create the adapter folder: " + ec.message());
 
-  const LoraOptions& lo = adapters.options();
   json targets = json::array();
-  bool plain = true;
+  bool plain = !lo.target_modules.empty();
   for (const auto& p : lo.target_modules) plain = plain && is_plain_name(p);
-  for (const auto& p : plain ? lo.target_modules : adapters.module_paths()) targets.push_back(p);
+  for (const auto& p : plain ? lo.target_modules : module_paths) targets.push_back(p);
 
   json config = {
       {"peft_type", "LORA"},
-      {"task_type", options.task_type.empty() ? task_type_for(model->config()) : json(options.task_type)},
+      {"task_type", options.task_type.empty() ? task_type_for(model_config) : json(options.task_type)},
       {"base_model_name_or_path", options.base_model_name_or_path.empty()
                                       ? json(nullptr)
                                       : json(options.base_model_name_or_path)},
@@ -74,13 +72,23 @@ void export_peft_adapter(const LoraAdapters& adapters, const Transformer& model,
   };
 
   SafetensorsWriter writer;
-  for (const auto& [name, tensor] : adapters.named_parameters()) {
+  for (const auto& [name, tensor] : tensors) {
     auto stored = std::make_shared<torch::Tensor>(tensor.detach().to(torch::kCPU, torch::kFloat32).contiguous());
     writer.add(name, DType::F32, stored->sizes().vec(), stored->data_ptr(), stored->nbytes(), stored);
   }
   writer.set_metadata({{"format", "pt"}});
   writer.write(weights_path);
   write_text_file_atomic(config_path, config.dump(2) + "\n");
+}
+
+void export_peft_adapter(const LoraAdapters& adapters, const Transformer& model, const std::string& folder,
+                         const PeftExportOptions& options) {
+  if (adapters.merged())
+    fail(folder, "cannot export merged LoRA adapters (their delta is in the base weights); unmerge() first");
+  if (adapters.module_paths().empty()) fail(folder, "no LoRA adapters to export");
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& [name, tensor] : adapters.named_parameters()) tensors.push_back({name, tensor});
+  write_peft_folder(tensors, adapters.options(), adapters.module_paths(), model->config(), folder, options);
 }
 
 LoraOptions read_peft_config(const std::string& folder) {

@@ -35,6 +35,13 @@ struct PeftExportOptions {
 void export_peft_adapter(const LoraAdapters& adapters, const Transformer& model, const std::string& folder,
                          const PeftExportOptions& options = {});
 
+// The same folder from explicit tensors (PEFT names "base_model.model.<path>.lora_A.weight" /
+// ".lora_B.weight") and options: how adapters that are not a LoraAdapters set (SCAR's per-domain
+// experts) are written. Empty lo.target_modules: module_paths are written.
+void write_peft_folder(const std::vector<std::pair<std::string, torch::Tensor>>& tensors, const LoraOptions& lo,
+                       const std::vector<std::string>& module_paths, const ModelConfig& model_config,
+                       const std::string& folder, const PeftExportOptions& options);
+
 // adapter_config.json -> LoraOptions (rank, alpha, dropout, rsLoRA, target modules; a string
 // target_modules becomes one "re:" pattern, as PEFT full-matches it). Rejects what gemkit's
 // LoRA cannot represent (peft_type other than LORA, bias other than "none",

@@ -1,4 +1,4 @@
-#include "export/llama_tensor_names.h"
+#include "model/llama_tensor_names.h"
 
 #include <utility>
 

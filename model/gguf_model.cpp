@@ -1,0 +1,104 @@
+#include "model/gguf_model.h"
+
+#include <set>
+
+#include "core/error.h"
+#include "model/gguf.h"
+#include "model/llama_tensor_names.h"
+#include "quant/block_quant.h"
+
+namespace gemkit {
+
+torch::Tensor permute_rope_rows(const torch::Tensor& w, int64_t heads) {
+  return w.reshape({heads, 2, w.size(0) / heads / 2, w.size(1)}).transpose(1, 2).reshape(w.sizes()).contiguous();
+}
+
+torch::Tensor unpermute_rope_rows(const torch::Tensor& w, int64_t heads) {
+  return w.reshape({heads, w.size(0) / heads / 2, 2, w.size(1)}).transpose(1, 2).reshape(w.sizes()).contiguous();
+}
+
+namespace {
+
+int64_t required_int(const GgufFile& f, const char* key) {
+  const GgufValue* v = f.find(key);
+  if (!v) fail(f.path(), std::string(key) + ": missing (required for the llama architecture)");
+  return v->as_int();
+}
+
+ModelConfig config_of(const GgufFile& f) {
+  const std::string arch = f.get_string("general.architecture", "");
+  if (arch != "llama") fail(f.path(), "general.architecture: expected \"llama\", got \"" + arch + "\"");
+  ModelConfig c;
+  c.family = Family::Decoder;
+  c.head = Head::CausalLM;
+  c.architecture = "LlamaForCausalLM";
+  c.model_type = "llama";
+  c.hidden_size = required_int(f, "llama.embedding_length");
+  c.intermediate_size = required_int(f, "llama.feed_forward_length");
+  c.num_hidden_layers = required_int(f, "llama.block_count");
+  c.num_attention_heads = required_int(f, "llama.attention.head_count");
+  c.num_key_value_heads = f.get_int("llama.attention.head_count_kv", c.num_attention_heads);
+  c.max_position_embeddings = required_int(f, "llama.context_length");
+  if (const GgufValue* v = f.find("llama.attention.layer_norm_rms_epsilon")) c.rms_norm_eps = v->as_double();
+  if (const GgufValue* v = f.find("llama.rope.freq_base")) c.rope_theta = v->as_double();
+  const GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
+  if (!embd || embd->dims.size() != 2) fail(f.path(), "token_embd.weight: missing or not 2-D");
+  c.vocab_size = static_cast<int64_t>(embd->dims[1]);
+  c.tie_word_embeddings = f.find_tensor("output.weight") == nullptr;
+  c.hidden_act = "silu";
+  c.bos_token_id = f.get_int("tokenizer.ggml.bos_token_id", -1);
+  c.eos_token_id = f.get_int("tokenizer.ggml.eos_token_id", -1);
+  c.pad_token_id = f.get_int("tokenizer.ggml.padding_token_id", -1);
+  if (c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
+    fail(f.path(), "llama.attention.head_count: must divide llama.embedding_length");
+  const int64_t rope_dims = f.get_int("llama.rope.dimension_count", c.hidden_size / c.num_attention_heads);
+  if (rope_dims != c.hidden_size / c.num_attention_heads)
+    fail(f.path(), "llama.rope.dimension_count: partial RoPE (" + std::to_string(rope_dims) + " of " +
+                       std::to_string(c.hidden_size / c.num_attention_heads) + " head dims) is not supported");
+  return c;
+}
+
+torch::Tensor dequantized(const GgufFile& f, const GgufTensorInfo& t) {
+  const uint32_t id = t.type;
+  if (id != 0 && id != 1 && id != 2 && id != 8)
+    fail(f.path(), t.name + ": tensor type " + std::to_string(id) + " is not supported (F32, F16, Q8_0, Q4_0)");
+  const QuantType type = static_cast<QuantType>(id);
+  std::vector<int64_t> shape(t.dims.rbegin(), t.dims.rend());  // PyTorch order
+  const int64_t n = shape.back(), rows = static_cast<int64_t>(t.n_elements) / n;
+  torch::Tensor out = torch::empty(shape);
+  const size_t row_bytes = quant_row_bytes(type, n);
+  const uint8_t* src = f.tensor_data(t);
+  for (int64_t r = 0; r < rows; ++r) dequantize_row(type, src + r * row_bytes, n, out.data_ptr<float>() + r * n);
+  return out;
+}
+
+}  // namespace
+
+Pretrained load_gguf_model(const std::string& path, const torch::Device& device) {
+  const GgufFile f(path);
+  ModelConfig config = config_of(f);
+  Transformer model(config);
+  auto params = model->named_parameters();
+  std::set<std::string> loaded;
+  torch::NoGradGuard no_grad;
+  for (const GgufTensorInfo& t : f.tensors()) {
+    const std::string hf = hf_name_of_gguf(t.name);
+    if (hf.empty()) fail(path, t.name + ": not a tensor of the llama architecture this loader knows");
+    torch::Tensor* p = params.find(hf);
+    if (!p) fail(path, t.name + ": the model built from the llama.* keys has no " + hf);
+    torch::Tensor v = dequantized(f, t);
+    if (v.sizes() != p->sizes())
+      fail(path, t.name + ": shape " + c10::str(v.sizes()) + " disagrees with the llama.* keys (" + c10::str(p->sizes()) + ")");
+    if (t.name.find("attn_q.weight") != std::string::npos) v = unpermute_rope_rows(v, config.num_attention_heads);
+    if (t.name.find("attn_k.weight") != std::string::npos) v = unpermute_rope_rows(v, config.num_key_value_heads);
+    p->copy_(v);
+    loaded.insert(hf);
+  }
+  for (const auto& item : params)
+    if (!loaded.count(item.key())) fail(path, "missing tensor " + gguf_name_of_hf(item.key()) + " (" + item.key() + ")");
+  config.torch_dtype = "float32";
+  model->to(device);
+  return {std::move(config), std::move(model), {}};
+}
+
+}  // namespace gemkit

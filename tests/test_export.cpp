@@ -1,0 +1,94 @@
+// Dense exports of a routed GEM checkpoint (design/gem-method.md section 8): the SCAR expert
+// merged in float equals the routed model with every token forced to that expert; each expert
+// as a PEFT adapter equals it too; the Hugging Face folder loads back to the same model.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "export/dense_model.h"
+#include "export/peft_experts.h"
+#include "model/checkpoint.h"
+#include "model/safetensors.h"
+#include "routing/gem_modules.h"
+#include "test_util.h"
+#include "train/peft_export.h"
+
+using namespace gemkit;
+
+namespace {
+
+double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
+
+// A routed checkpoint folder (base weights, gem.json, extra.safetensors) with random experts;
+// returns the logits of `ids` with every token forced to `expert`.
+torch::Tensor write_routed_checkpoint(const std::string& dir, const torch::Tensor& ids, const std::string& expert) {
+  torch::manual_seed(21);
+  Transformer m(test::tiny_decoder_config(3));
+  m->eval();
+  save_pretrained(m, {}, dir);
+  GemConfig g;
+  g.scar = true;
+  g.scar_options.experts = {"law", "finance"};
+  g.scar_options.rank = 4;
+  g.scar_options.alpha = 8;
+  g.scar_options.router.router_dim = 16;
+  g.dtr = true;  // dropped by dense exports
+  GemModules gem(m, g);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : gem.scar()->named_parameters())
+    if (name.find("lora_B") != std::string::npos) t.normal_(0.0, 0.3);
+  gem.save_config(dir);
+  SafetensorsWriter writer;
+  for (const auto& [name, t] : gem.named_parameters()) {
+    auto c = std::make_shared<torch::Tensor>(t.detach().contiguous());
+    writer.add(name, DType::F32, c->sizes().vec(), c->data_ptr(), c->nbytes(), c);
+  }
+  writer.write(dir + "/extra.safetensors");
+  // The dense reference: DTR off (base blocks), every token to the expert.
+  for (int64_t i = 0; i < m->num_blocks(); ++i) m->set_block(i, nullptr);
+  gem.scar()->set_forced_expert(gem.scar()->expert_index(expert));
+  return m->forward(ids).logits.detach();
+}
+
+}  // namespace
+
+TEST(DenseExport, MergedExpertEqualsTheForcedExpert) {
+  const std::string dir = test::temp_folder("gemkit_export", "routed");
+  const torch::Tensor ids = torch::randint(50, {2, 9});
+  const torch::Tensor want = write_routed_checkpoint(dir, ids, "law");
+  DenseModel dense = load_dense_model(dir, "law");
+  EXPECT_EQ(dense.provenance.at("merged_domain"), "law");
+  EXPECT_EQ(dense.notes.size(), 2u);  // merged expert, DTR dense
+  torch::NoGradGuard no_grad;
+  dense.pre.model->eval();
+  const torch::Tensor got = dense.pre.model->forward(ids).logits;
+  EXPECT_LT(max_abs_diff(got, want), 1e-5);
+  // The Hugging Face folder of the dense model loads back to the same function.
+  const std::string hf = test::temp_folder("gemkit_export", "hf");
+  SaveOptions so;
+  so.overwrite = true;
+  save_pretrained(dense.pre.model, dense.pre.dtypes, hf, so);
+  Pretrained back = load_pretrained(hf);
+  back.model->eval();
+  EXPECT_LT(max_abs_diff(back.model->forward(ids).logits, got), 1e-6);
+
+  test::expect_error([&] { load_dense_model(dir, ""); }, {dir, "--domain", "law", "finance"});
+  test::expect_error([&] { load_dense_model(dir, "tax"); }, {dir, "tax"});
+}
+
+TEST(DenseExport, EachExpertAsAPeftAdapterEqualsTheForcedExpert) {
+  const std::string dir = test::temp_folder("gemkit_export", "routed_peft");
+  const torch::Tensor ids = torch::randint(50, {2, 9});
+  const torch::Tensor want = write_routed_checkpoint(dir, ids, "finance");
+  const std::string out = test::temp_folder("gemkit_export", "peft");
+  const auto folders = export_scar_experts_as_peft(dir, out, "base", false);
+  ASSERT_EQ(folders.size(), 2u);  // law, finance (not general)
+  Pretrained base = load_pretrained(dir);
+  base.model->eval();
+  LoraAdapters adapters = load_peft_adapter(base.model, out + "/finance");
+  torch::NoGradGuard no_grad;
+  EXPECT_LT(max_abs_diff(base.model->forward(ids).logits, want), 1e-5);
+  test::expect_error([&] { export_scar_experts_as_peft(dir, out, "base", false); }, {"already holds a PEFT adapter"});
+  const std::string plain = test::temp_folder("gemkit_export", "plain");
+  save_pretrained(Transformer(test::tiny_decoder_config(2)), {}, plain);
+  test::expect_error([&] { export_scar_experts_as_peft(plain, out, "base", true); }, {plain, "no SCAR experts"});
+}
