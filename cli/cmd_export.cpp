@@ -1,4 +1,4 @@
-// gemkit export gguf | hf | peft: a checkpoint (plain, LoRA-merged or routed GEM) as a GGUF
+// gemkit export gguf | torchscript | hf | peft: a checkpoint (plain, LoRA-merged or routed GEM) as a GGUF
 // file for llama.cpp (every tensor in the type the quantization policy gives it), as a dense
 // Hugging Face folder, or its SCAR experts as PEFT adapters.
 #include <cstdio>
@@ -13,6 +13,7 @@
 #include "export/dense_model.h"
 #include "export/gguf_export.h"
 #include "export/peft_experts.h"
+#include "export/torchscript_export.h"
 #include "model/checkpoint.h"
 #include "quant/qat_training.h"
 #include "train/recipe.h"
@@ -86,6 +87,15 @@ void run_export_hf(const ExportArgs& a) {
   std::printf("wrote %s (Hugging Face folder: config.json, model.safetensors, tokenizer)\n", a.out.c_str());
 }
 
+void run_export_torchscript(const ExportArgs& a) {
+  DenseModel dense = load_dense_model(a.checkpoint, a.domain);
+  for (const auto& n : dense.notes) std::printf("note: %s\n", n.c_str());
+  fs::path out(a.out);
+  if (out.has_parent_path()) fs::create_directories(out.parent_path());
+  export_torchscript(dense.pre.model, a.out, a.force);
+  std::printf("wrote %s (TorchScript: torch.jit.load(path)(input_ids) -> logits)\n", a.out.c_str());
+}
+
 void run_export_peft(const ExportArgs& a) {
   const std::string base = a.name.empty() ? "checkpoints/gemkit-base" : a.name;
   for (const auto& f : export_scar_experts_as_peft(a.checkpoint, a.out, base, a.force)) std::printf("wrote %s\n", f.c_str());
@@ -94,7 +104,7 @@ void run_export_peft(const ExportArgs& a) {
 }  // namespace
 
 void add_export_commands(CLI::App& app) {
-  CLI::App* exp = app.add_subcommand("export", "write a checkpoint for edge runtimes and other tools (gguf, hf, peft)");
+  CLI::App* exp = app.add_subcommand("export", "write a checkpoint for edge runtimes and other tools (gguf, torchscript, hf, peft)");
   exp->require_subcommand(1);
   auto a = std::make_shared<ExportArgs>();
   CLI::App* gguf = exp->add_subcommand("gguf", "GGUF v3 (llama architecture) for llama.cpp; SCAR expert merged, DTR dense");
@@ -115,6 +125,14 @@ void add_export_commands(CLI::App& app) {
   hf->add_option("--domain", h->domain, "routed checkpoint: the SCAR expert to merge (\"general\": none)");
   hf->add_flag("--force", h->force, "replace a checkpoint already in the folder");
   hf->callback([h] { run_export_hf(*h); });
+
+  auto t = std::make_shared<ExportArgs>();
+  CLI::App* ts = exp->add_subcommand("torchscript", "TorchScript module (source + parameters) for torch::jit::load / torch.jit.load");
+  ts->add_option("checkpoint", t->checkpoint, "checkpoint folder")->required();
+  ts->add_option("--out,-o", t->out, "output .pt file")->required();
+  ts->add_option("--domain", t->domain, "routed checkpoint: the SCAR expert to merge (\"general\": none)");
+  ts->add_flag("--force", t->force, "replace an existing output file");
+  ts->callback([t] { run_export_torchscript(*t); });
 
   auto p = std::make_shared<ExportArgs>();
   CLI::App* peft = exp->add_subcommand("peft", "each SCAR expert of a routed checkpoint as a PEFT LoRA adapter folder");

@@ -2,10 +2,15 @@
 // merged in float equals the routed model with every token forced to that expert; each expert
 // as a PEFT adapter equals it too; the Hugging Face folder loads back to the same model.
 #include <gtest/gtest.h>
+#include <torch/script.h>
 #include <torch/torch.h>
+
+#include <cstdlib>
+#include <fstream>
 
 #include "export/dense_model.h"
 #include "export/peft_experts.h"
+#include "export/torchscript_export.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "routing/gem_modules.h"
@@ -91,4 +96,46 @@ TEST(DenseExport, EachExpertAsAPeftAdapterEqualsTheForcedExpert) {
   const std::string plain = test::temp_folder("gemkit_export", "plain");
   save_pretrained(Transformer(test::tiny_decoder_config(2)), {}, plain);
   test::expect_error([&] { export_scar_experts_as_peft(plain, out, "base", true); }, {plain, "no SCAR experts"});
+}
+
+TEST(TorchScriptExport, BothLoadersReproduceTheForward) {
+  const std::string dir = test::temp_folder("gemkit_export", "torchscript");
+  for (int variant = 0; variant < 2; ++variant) {
+    ModelConfig c = test::tiny_decoder_config(2);
+    c.tie_word_embeddings = variant == 0;  // tied, GQA 4/2
+    c.attention_bias = variant == 1;        // untied with q/k/v biases (Qwen2-style)
+    if (variant == 1) c.num_key_value_heads = 4;
+    torch::manual_seed(40 + variant);
+    Transformer m(c);
+    m->eval();
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : m->parameters()) p.add_(torch::randn_like(p) * 0.05);  // biases and norms non-trivial
+    }
+    const std::string path = dir + "/m" + std::to_string(variant) + ".pt";
+    export_torchscript(m, path, false);
+    const torch::Tensor ids = torch::randint(c.vocab_size, {2, 13});
+    torch::NoGradGuard no_grad;
+    const torch::Tensor want = m->forward(ids).logits;
+    torch::jit::Module loaded = torch::jit::load(path);
+    const torch::Tensor got = loaded.forward({ids}).toTensor();
+    EXPECT_LT(max_abs_diff(got, want), 1e-5) << "variant " << variant;
+    // Python's loader (torch 1.13 from Debian): same logits.
+    std::ofstream(dir + "/ids.bin", std::ios::binary).write(reinterpret_cast<const char*>(ids.data_ptr<int64_t>()), ids.numel() * 8);
+    const torch::Tensor w = want.contiguous();
+    std::ofstream(dir + "/want.bin", std::ios::binary).write(reinterpret_cast<const char*>(w.data_ptr<float>()), w.numel() * 4);
+    const std::string script =
+        "import sys, torch\n"
+        "m = torch.jit.load(sys.argv[1])\n"
+        "ids = torch.frombuffer(bytearray(open(sys.argv[2], 'rb').read()), dtype=torch.int64).view(2, 13)\n"
+        "want = torch.frombuffer(bytearray(open(sys.argv[3], 'rb').read()), dtype=torch.float32).view(2, 13, -1)\n"
+        "d = (m(ids) - want).abs().max().item()\n"
+        "print('max abs diff', d)\n"
+        "sys.exit(0 if d < 1e-5 else 1)\n";
+    std::ofstream(dir + "/check.py") << script;
+    const std::string cmd = std::string(GEMKIT_TORCH_PYTHON) + " " + dir + "/check.py " + path + " " + dir + "/ids.bin " + dir + "/want.bin";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  test::expect_error([&] { export_torchscript(Transformer(test::tiny_decoder_config(2)), dir + "/m0.pt", false); },
+                     {"m0.pt", "exists"});
 }

@@ -1,0 +1,24 @@
+#!/bin/bash
+# QAT vs post-training quantization on law (docs/quantization.md): the float fine-tuned model
+# (recipes/domains/law_finetune.toml, seed 0: the ablation grid's a01 run) and the same recipe
+# with QAT (recipes/quant/law_qat.toml), each exported to GGUF and evaluated as exported files.
+# Usage: docs/quant_compare.sh FLOAT_CHECKPOINT QAT_CHECKPOINT [OUT]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+G=${GEMKIT:-build/cli/gemkit}
+FLOAT=${1:?float checkpoint}
+QAT=${2:?QAT checkpoint}
+OUT=${3:-out/quant/compare}
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=1
+$G export gguf "$FLOAT" -o "$OUT/float-f32.gguf" -q f32 --force
+$G export gguf "$FLOAT" -o "$OUT/float-ptq-hybrid.gguf" -q hybrid --force
+$G export gguf "$FLOAT" -o "$OUT/float-ptq-q4_0.gguf" -q q4_0 --force
+$G export gguf "$QAT" -o "$OUT/qat-f32.gguf" -q f32 --force
+$G export gguf "$QAT" -o "$OUT/qat-hybrid.gguf" -q recipe --force
+for m in float-f32 float-ptq-hybrid float-ptq-q4_0 qat-f32 qat-hybrid; do
+  $G eval -m "$OUT/$m.gguf" --corpus out/suite/law,out/suite/general --tasks out/suite/law --split test \
+    --max-items 100 eval.max_documents=100 --out "$OUT/$m.json" > "$OUT/$m.log" 2>&1
+  echo "$m: $(grep -E 'token_nll|accuracy \*|macro_f1 \*' "$OUT/$m.log" | awk -F'|' '{printf "%s %s=%s; ", $3, $5, $6}')"
+done
+ls -l "$OUT"/*.gguf
