@@ -135,7 +135,7 @@ std::vector<std::string> read_vocab(const json& model, const std::string& path) 
   return tokens;
 }
 
-std::unique_ptr<Tokenizer> bpe_from_json(const json& root, const json& model, const std::string& path) {
+ByteLevelBpeConfig bpe_config_from_json(const json& root, const json& model, const std::string& path) {
   ByteLevelBpeConfig c;
   c.vocab = read_vocab(model, path);
   const json* merges = member(model, "merges");
@@ -211,7 +211,11 @@ std::unique_ptr<Tokenizer> bpe_from_json(const json& root, const json& model, co
   c.special.add_eos = get_bool(cfg, "add_eos_token", !last.empty());
   if (c.special.bos < 0) c.special.add_bos = false;
   if (c.special.eos < 0) c.special.add_eos = false;
-  return std::make_unique<ByteLevelBpeTokenizer>(std::move(c), path);
+  return c;
+}
+
+std::unique_ptr<Tokenizer> bpe_from_json(const json& root, const json& model, const std::string& path) {
+  return std::make_unique<ByteLevelBpeTokenizer>(bpe_config_from_json(root, model, path), path);
 }
 
 std::unique_ptr<Tokenizer> wordpiece_from_json(const json& root, const json& model, const std::string& path) {
@@ -286,6 +290,16 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path) {
   if (t == "WordPiece") return wordpiece_from_json(root, *model, path);
   fail(path, "model.type: expected \"BPE\" (byte-level) or \"WordPiece\", got \"" + t + "\"" +
                  (t == "Unigram" ? " (load the SentencePiece tokenizer.model instead)" : ""));
+}
+
+ByteLevelBpeConfig load_byte_level_bpe_config(const std::string& path) {
+  const json root = parse_json_file(path);
+  const json* model = member(root, "model");
+  if (!model || !model->is_object()) fail(path, "model: expected an object, got nothing");
+  const json* type = member(*model, "type");
+  if (!(type && type->is_string() && type->get<std::string>() == "BPE") && !(!type && member(*model, "merges")))
+    fail(path, "model.type: expected \"BPE\" (byte-level)");
+  return bpe_config_from_json(root, *model, path);
 }
 
 std::unique_ptr<Tokenizer> load_sentencepiece_model(const std::string& path) {

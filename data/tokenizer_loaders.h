@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "data/bpe_tokenizer.h"
 #include "data/tokenizer.h"
 
 namespace gemkit {
@@ -16,6 +17,9 @@ std::unique_ptr<Tokenizer> load_hf_tokenizer_json(const std::string& path);
 // True when tokenizer.json describes a SentencePiece-style BPE (Metaspace, byte_fallback)
 // that we read from tokenizer.model instead.
 bool hf_tokenizer_json_is_sentencepiece(const std::string& path);
+// The vocabulary, merges, added tokens, pre-tokenizer and special ids of a byte-level BPE
+// tokenizer.json (what an exporter writes as GGUF tokenizer.ggml.* metadata).
+ByteLevelBpeConfig load_byte_level_bpe_config(const std::string& path);
 // SentencePiece tokenizer.model.
 std::unique_ptr<Tokenizer> load_sentencepiece_model(const std::string& path);
 // BERT vocab.txt (lower-casing, as bert-base-uncased; pass lowercase=false for cased vocabs).

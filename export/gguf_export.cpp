@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "data/sentencepiece_model.h"
+#include "data/tokenizer_loaders.h"
 #include "export/gguf_writer.h"
 #include "model/gguf_model.h"
 #include "model/llama_tensor_names.h"
@@ -24,11 +25,45 @@ void check_exportable(const ModelConfig& c) {
     fail(where, "head_dim: llama.cpp derives it as hidden_size / heads; an explicit head_dim that differs is not supported");
 }
 
+// Byte-level BPE tokenizer.json -> tokenizer.ggml.model "gpt2": tokens in id order (holes as
+// unused "[PAD<id>]" entries, as llama.cpp's converter writes them), merges "left right",
+// added tokens control (special) or user-defined, and llama.cpp's pre-tokenizer name.
+void write_bpe_tokenizer(GgufWriter& w, const std::string& path, int64_t vocab_size) {
+  const ByteLevelBpeConfig c = load_byte_level_bpe_config(path);
+  std::vector<std::string> tokens(static_cast<size_t>(vocab_size));
+  std::vector<int32_t> types(static_cast<size_t>(vocab_size), 5);  // unused until filled
+  for (size_t i = 0; i < c.vocab.size() && i < tokens.size(); ++i)
+    if (!c.vocab[i].empty()) tokens[i] = c.vocab[i], types[i] = 1;
+  for (const AddedToken& a : c.added) {
+    if (a.id < 0 || a.id >= vocab_size)
+      fail(path, "added token \"" + a.content + "\" has id " + std::to_string(a.id) + ", outside the model's vocab_size " +
+                     std::to_string(vocab_size));
+    tokens[size_t(a.id)] = a.content;
+    types[size_t(a.id)] = a.special ? 3 : 4;
+  }
+  if (c.vocab.size() > tokens.size())
+    fail(path, "has " + std::to_string(c.vocab.size()) + " tokens, the model's vocab_size is " + std::to_string(vocab_size));
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i].empty()) tokens[i] = "[PAD" + std::to_string(i) + "]";
+  std::vector<std::string> merges;
+  merges.reserve(c.merges.size());
+  for (const auto& [left, right] : c.merges) merges.push_back(left + " " + right);
+  const char* pre = c.pretokenizer == PreTokenizer::Llama3 ? "llama-bpe" : c.pretokenizer == PreTokenizer::Qwen2 ? "qwen2" : "gpt-2";
+  w.set_string("tokenizer.ggml.model", "gpt2");
+  w.set_string("tokenizer.ggml.pre", pre);
+  w.set_strings("tokenizer.ggml.tokens", tokens);
+  w.set_i32s("tokenizer.ggml.token_type", types);
+  w.set_strings("tokenizer.ggml.merges", merges);
+  if (c.special.bos >= 0) w.set_u32("tokenizer.ggml.bos_token_id", c.special.bos);
+  if (c.special.eos >= 0) w.set_u32("tokenizer.ggml.eos_token_id", c.special.eos);
+  if (c.special.unk >= 0) w.set_u32("tokenizer.ggml.unknown_token_id", c.special.unk);
+  if (c.special.pad >= 0) w.set_u32("tokenizer.ggml.padding_token_id", c.special.pad);
+  w.set_bool("tokenizer.ggml.add_bos_token", c.special.add_bos);
+  w.set_bool("tokenizer.ggml.add_eos_token", c.special.add_eos);
+}
+
 void write_spm_tokenizer(GgufWriter& w, const std::string& folder, int64_t vocab_size) {
   const std::string path = (std::filesystem::path(folder) / "tokenizer.model").string();
-  if (!std::filesystem::exists(path))
-    fail(folder, "no tokenizer.model: gguf export writes SentencePiece tokenizers (tokenizer.ggml.model \"llama\"); "
-                 "byte-level BPE tokenizer.json export is not supported yet");
   const SentencePieceModel spm = SentencePieceModel::load(path);
   if (static_cast<int64_t>(spm.pieces.size()) != vocab_size)
     fail(path, "has " + std::to_string(spm.pieces.size()) + " pieces, the model's vocab_size is " + std::to_string(vocab_size));
@@ -116,7 +151,15 @@ GgufExportReport export_gguf(const Transformer& model, const GgufExportOptions& 
   w.set_f32("llama.rope.freq_base", static_cast<float>(c.rope_theta));
   w.set_f32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
   w.set_u32("llama.vocab_size", c.vocab_size);
-  write_spm_tokenizer(w, options.tokenizer_folder, c.vocab_size);
+  // SentencePiece when the folder has tokenizer.model (also when a tokenizer.json mirrors it),
+  // else a byte-level BPE tokenizer.json.
+  const std::filesystem::path tok(options.tokenizer_folder);
+  if (std::filesystem::exists(tok / "tokenizer.model"))
+    write_spm_tokenizer(w, options.tokenizer_folder, c.vocab_size);
+  else if (std::filesystem::exists(tok / "tokenizer.json"))
+    write_bpe_tokenizer(w, (tok / "tokenizer.json").string(), c.vocab_size);
+  else
+    fail(options.tokenizer_folder, "no tokenizer.model (SentencePiece) or tokenizer.json (byte-level BPE) to write as GGUF tokenizer metadata");
   w.set_string("gemkit.quant_policy", options.policy.describe());
   for (const auto& [key, value] : options.provenance) w.set_string("gemkit." + key, value);
 

@@ -5,8 +5,9 @@
 //   dequantized weights equal the fake-quantized training weights exactly.
 // - q and k rows are permuted per head from Hugging Face's rotate-halves RoPE to llama.cpp's
 //   interleaved pairs (design/formats.md); tied embeddings write no output.weight.
-// - Tokenizer metadata from the checkpoint's SentencePiece tokenizer.model (tokenizer.ggml.model
-//   "llama": tokens, scores, token types, special ids).
+// - Tokenizer metadata: a SentencePiece tokenizer.model as tokenizer.ggml.model "llama" (tokens,
+//   scores, token types, special ids), or a byte-level BPE tokenizer.json as "gpt2" (tokens,
+//   merges, token types, llama.cpp's pre-tokenizer name).
 // - Provenance keys gemkit.*: source, policy, merged SCAR domain, whether DTR was dropped.
 // The model passed in is what gets written: merge adapters / experts into it first.
 #pragma once
@@ -24,7 +25,7 @@ namespace gemkit {
 struct GgufExportOptions {
   QuantPolicy policy;                              // empty: every tensor f32
   std::string name;                                // general.name
-  std::string tokenizer_folder;                    // holds tokenizer.model
+  std::string tokenizer_folder;                    // holds tokenizer.model or tokenizer.json
   std::map<std::string, std::string> provenance;   // extra string keys, written as "gemkit.<key>"
   bool overwrite = false;
 };

@@ -20,7 +20,9 @@
 #include "quant/fake_quant.h"
 #include "quant/qat.h"
 #include "quant/quant_policy.h"
+#include "data/tokenizer.h"
 #include "test_util.h"
+#include "tokenizer_test_util.h"
 
 using namespace gemkit;
 using namespace gemkit::test;
@@ -357,4 +359,33 @@ TEST(GgufModel, AnExportLoadsBackAsTheFakeQuantizedModel) {
   w.set_string("general.architecture", "gpt2");
   w.write(dir + "/gpt2.gguf", false);
   expect_error([&] { load_pretrained(dir + "/gpt2.gguf"); }, {"gpt2.gguf", "general.architecture", "llama"});
+}
+
+TEST(GgufExport, ByteLevelBpeTokenizerMetadataTokenizesLikeLlamaCpp) {
+  // GPT-2's vocabulary (llama.cpp's vocab file) as a tokenizer.json in a checkpoint folder; the
+  // export's tokenizer.ggml.* must reproduce llama.cpp's expected tokenizations.
+  const std::string vocab = gemkit::testing::require_testdata("ggml-vocab-gpt-2.gguf");
+  ASSERT_FALSE(vocab.empty());
+  const std::string dir = temp_folder("gemkit_quant", "bpe");
+  std::ofstream(dir + "/tokenizer.json") << gemkit::testing::bpe_json_from_gguf(vocab, "", false);
+  ModelConfig c = tiny_decoder_config();
+  c.vocab_size = 50257;
+  c.tie_word_embeddings = true;
+  GgufExportOptions o;
+  o.tokenizer_folder = dir;
+  export_gguf(Transformer(c), o, dir + "/m.gguf");
+  GgufFile src(vocab), out(dir + "/m.gguf");
+  EXPECT_EQ(out.get_string("tokenizer.ggml.model", ""), "gpt2");
+  EXPECT_EQ(out.get_string("tokenizer.ggml.pre", ""), "gpt-2");
+  const auto& a = src.get("tokenizer.ggml.tokens");
+  const auto& b = out.get("tokenizer.ggml.tokens");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_EQ(a.string_at(i), b.string_at(i)) << i;
+  EXPECT_EQ(src.get("tokenizer.ggml.merges").size(), out.get("tokenizer.ggml.merges").size());
+  const auto tok = load_tokenizer(dir + "/m.gguf");
+  size_t ok = 0;
+  const auto cases = gemkit::testing::read_vocab_cases(vocab);
+  for (const auto& cs : cases) ok += tok->encode(cs.text, false) == cs.ids;
+  EXPECT_EQ(ok, cases.size());
+  EXPECT_GE(cases.size(), 20u);
 }

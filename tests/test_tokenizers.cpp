@@ -174,39 +174,6 @@ TEST(Tokenizers, Gpt2EncoderJsonMatchesGgufCases) {
   EXPECT_EQ(tok->encode("<|endoftext|>", false), (std::vector<int32_t>{50256}));
 }
 
-// Writes a tokenizer.json equivalent to a GGUF byte-level BPE vocabulary.
-std::string bpe_json_from_gguf(const std::string& gguf_path, const std::string& regex, bool ignore_merges) {
-  GgufFile g(gguf_path);
-  nlohmann::json vocab = nlohmann::json::object();
-  const auto& toks = g.get("tokenizer.ggml.tokens");
-  const auto& types = g.get("tokenizer.ggml.token_type");
-  nlohmann::json added = nlohmann::json::array();
-  for (size_t i = 0; i < toks.size(); ++i) {
-    const std::string t(toks.string_at(i));
-    if (types.int_at(i) == 3 || types.int_at(i) == 4)
-      added.push_back({{"id", i}, {"content", t}, {"special", types.int_at(i) == 3}});
-    else
-      vocab[t] = i;
-  }
-  nlohmann::json merges = nlohmann::json::array();
-  for (auto m : g.get("tokenizer.ggml.merges").strings()) merges.push_back(std::string(m));
-  nlohmann::json pre;
-  if (regex.empty()) {
-    pre = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
-  } else {
-    pre = {{"type", "Sequence"},
-           {"pretokenizers",
-            {{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
-             {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
-  }
-  nlohmann::json root = {{"version", "1.0"},
-                         {"added_tokens", added},
-                         {"normalizer", nullptr},
-                         {"pre_tokenizer", pre},
-                         {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}, {"ignore_merges", ignore_merges}}}};
-  return root.dump();
-}
-
 TEST(Tokenizers, HfTokenizerJsonByteLevelBpe) {
   struct Case {
     const char* vocab;

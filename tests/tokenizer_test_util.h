@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/file_io.h"
+#include "model/gguf.h"
 
 namespace gemkit::testing {
 
@@ -71,6 +72,39 @@ inline std::vector<VocabCase> read_vocab_cases(const std::string& gguf_path) {
   }
   for (size_t i = 0; i < inputs.size(); ++i) cases.push_back({inputs[i], outputs[i]});
   return cases;
+}
+
+// Writes a tokenizer.json equivalent to a GGUF byte-level BPE vocabulary.
+inline std::string bpe_json_from_gguf(const std::string& gguf_path, const std::string& regex, bool ignore_merges) {
+  GgufFile g(gguf_path);
+  nlohmann::json vocab = nlohmann::json::object();
+  const auto& toks = g.get("tokenizer.ggml.tokens");
+  const auto& types = g.get("tokenizer.ggml.token_type");
+  nlohmann::json added = nlohmann::json::array();
+  for (size_t i = 0; i < toks.size(); ++i) {
+    const std::string t(toks.string_at(i));
+    if (types.int_at(i) == 3 || types.int_at(i) == 4)
+      added.push_back({{"id", i}, {"content", t}, {"special", types.int_at(i) == 3}});
+    else
+      vocab[t] = i;
+  }
+  nlohmann::json merges = nlohmann::json::array();
+  for (auto m : g.get("tokenizer.ggml.merges").strings()) merges.push_back(std::string(m));
+  nlohmann::json pre;
+  if (regex.empty()) {
+    pre = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
+  } else {
+    pre = {{"type", "Sequence"},
+           {"pretokenizers",
+            {{{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}},
+             {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+  }
+  nlohmann::json root = {{"version", "1.0"},
+                         {"added_tokens", added},
+                         {"normalizer", nullptr},
+                         {"pre_tokenizer", pre},
+                         {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}, {"ignore_merges", ignore_merges}}}};
+  return root.dump();
 }
 
 // A deterministic English-like corpus: words from GPT-2's vocabulary (encoder.json keys that
