@@ -17,8 +17,10 @@ $G export gguf "$FLOAT" -o "$OUT/float-ptq-q4_0.gguf" -q q4_0 --force
 $G export gguf "$QAT" -o "$OUT/qat-f32.gguf" -q f32 --force
 $G export gguf "$QAT" -o "$OUT/qat-hybrid.gguf" -q recipe --force
 for m in float-f32 float-ptq-hybrid float-ptq-q4_0 qat-f32 qat-hybrid; do
-  $G eval -m "$OUT/$m.gguf" --corpus out/suite/law,out/suite/general --tasks out/suite/law --split test \
-    --max-items 100 eval.max_documents=100 --out "$OUT/$m.json" > "$OUT/$m.log" 2>&1
-  echo "$m: $(grep -E 'token_nll|accuracy \*|macro_f1 \*' "$OUT/$m.log" | awk -F'|' '{printf "%s %s=%s; ", $3, $5, $6}')"
+  $G eval -m "$OUT/$m.gguf" --corpus out/suite/law --tasks out/suite/law --split test --max-items 100 \
+    eval.max_documents=100 --out "$OUT/$m.law.json" > "$OUT/$m.law.log" 2>&1
+  $G eval -m "$OUT/$m.gguf" --corpus out/suite/general --split test eval.max_documents=100 \
+    --out "$OUT/$m.general.json" > "$OUT/$m.general.log" 2>&1
+  echo "$m: $(grep -hE 'token_nll|accuracy \*|macro_f1 \*' "$OUT/$m.law.log" "$OUT/$m.general.log" | awk -F'|' '{printf "%s %s=%s; ", $3, $6, $7}')"
 done
 ls -l "$OUT"/*.gguf

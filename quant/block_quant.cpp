@@ -88,13 +88,19 @@ namespace {
 void put_fp16(uint8_t* p, uint16_t h) { p[0] = static_cast<uint8_t>(h & 0xff); p[1] = static_cast<uint8_t>(h >> 8); }
 uint16_t get_fp16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 
+// C's float -> int8_t conversion, truncating. When the block's scale is so small (largest
+// magnitude below about 4e-37) that 1/d overflows to inf, the value is not finite: C leaves
+// that undefined and llama.cpp's x86-64 build produces 0 (cvttss2si's 0x80000000, low byte 0);
+// 0 it is here too, and in the fake quantizer, so such a block dequantizes to zeros everywhere.
+int8_t to_int8(float v) { return std::isfinite(v) ? static_cast<int8_t>(v) : 0; }
+
 void quantize_block_q8_0(const float* x, uint8_t* out) {
   float amax = 0.0f;
   for (int j = 0; j < kQuantBlock; ++j) amax = std::max(amax, std::fabs(x[j]));
   const float d = amax / 127;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   put_fp16(out, fp32_to_fp16(d));
-  for (int j = 0; j < kQuantBlock; ++j) out[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(std::roundf(x[j] * id)));
+  for (int j = 0; j < kQuantBlock; ++j) out[2 + j] = static_cast<uint8_t>(to_int8(std::roundf(x[j] * id)));
 }
 
 void quantize_block_q4_0(const float* x, uint8_t* out) {
@@ -109,8 +115,8 @@ void quantize_block_q4_0(const float* x, uint8_t* out) {
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   put_fp16(out, fp32_to_fp16(d));
   for (int j = 0; j < kQuantBlock / 2; ++j) {
-    const uint8_t lo = static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>(x[j] * id + 8.5f))));
-    const uint8_t hi = static_cast<uint8_t>(std::min(15, static_cast<int>(static_cast<int8_t>(x[j + 16] * id + 8.5f))));
+    const uint8_t lo = static_cast<uint8_t>(std::min(15, static_cast<int>(to_int8(x[j] * id + 8.5f))));
+    const uint8_t hi = static_cast<uint8_t>(std::min(15, static_cast<int>(to_int8(x[j + 16] * id + 8.5f))));
     out[2 + j] = static_cast<uint8_t>(lo | (hi << 4));
   }
 }

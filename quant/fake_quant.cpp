@@ -25,7 +25,9 @@ torch::Tensor through_fp16(const torch::Tensor& x) { return x.to(torch::kHalf).t
 
 torch::Tensor q8_0(const torch::Tensor& blocks) {
   const torch::Tensor d = divide(blocks.abs().amax(1, true), 127.0);
-  const torch::Tensor q = round_half_away(blocks * reciprocal_or_zero(d));
+  const torch::Tensor scaled = blocks * reciprocal_or_zero(d);
+  // Not finite only when 1/d overflowed (a block below ~4e-37): 0, as block_quant.cpp's to_int8.
+  const torch::Tensor q = torch::where(torch::isfinite(scaled), round_half_away(scaled), torch::zeros_like(scaled));
   return q * through_fp16(d);
 }
 
@@ -33,7 +35,8 @@ torch::Tensor q4_0(const torch::Tensor& blocks) {
   // The first element of largest magnitude (argmax returns the first maximal index).
   const torch::Tensor m = blocks.gather(1, blocks.abs().argmax(1, true));
   const torch::Tensor d = divide(m, -8.0);
-  const torch::Tensor q = torch::clamp_max(torch::trunc(blocks * reciprocal_or_zero(d) + 8.5f), 15.0);
+  const torch::Tensor shifted = blocks * reciprocal_or_zero(d) + 8.5f;
+  const torch::Tensor q = torch::where(torch::isfinite(shifted), torch::clamp_max(torch::trunc(shifted), 15.0), torch::zeros_like(shifted));
   return (q - 8) * through_fp16(d);
 }
 

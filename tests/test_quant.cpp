@@ -53,6 +53,7 @@ torch::Tensor hard_rows(uint64_t seed, int64_t rows, int64_t cols) {
       case 3: row[5] = 1e3 * scale; break;                                                      // outlier
       case 4: row.narrow(0, 0, 32).mul_(1e-30); break;                                          // fp16 d underflow
       case 5: row.narrow(0, 0, 32).fill_(-2.0); break;                                          // constant negative
+      case 6: row.narrow(0, 32, 32).mul_(1e-38 / scale); break;                                 // 1/d overflows
       default: break;
     }
   }
