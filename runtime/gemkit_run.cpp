@@ -1,0 +1,189 @@
+// gemkit-run: text generation and speed measurement with gemkit's edge runtime (C API only).
+//   gemkit-run -m model.gguf -p "The court held" [-n 64] [--temp 0.8] [--top-k 40] [--top-p 0.95]
+//              [--seed 1] [-t THREADS] [-c CONTEXT]
+//   gemkit-run -m model.gguf --bench [--prompt-tokens 128] [--gen-tokens 64] [--reps 3] [-t N]
+// --bench prints one JSON line: prompt tokens/s, decode tokens/s, time to first token, peak RSS,
+// file and binary sizes, realised DTR capacity (best of --reps for speeds).
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "runtime/gemkit_runtime.h"
+
+namespace {
+
+struct Args {
+  std::string model, prompt = "The";
+  int n = 64, top_k = 40, threads = 1, context = 0, prompt_tokens = 128, gen_tokens = 64, reps = 3;
+  float temp = 0.8f, top_p = 0.95f;
+  uint64_t seed = 1;
+  bool bench = false;
+};
+
+[[noreturn]] void usage(const char* message) {
+  std::fprintf(stderr, "gemkit-run: %s\nusage: gemkit-run -m MODEL.gguf [-p PROMPT] [-n N] [--temp T] [--top-k K] "
+               "[--top-p P] [--seed S] [-t THREADS] [-c CONTEXT] [--bench [--prompt-tokens N] [--gen-tokens N] [--reps N]]\n",
+               message);
+  std::exit(2);
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) usage(("missing value after " + k).c_str());
+      return argv[++i];
+    };
+    auto number = [&]() -> double {
+      const std::string v = value();
+      char* end = nullptr;
+      const double d = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end) usage((k + ": expected a number, got \"" + v + "\"").c_str());
+      return d;
+    };
+    if (k == "-m" || k == "--model") a.model = value();
+    else if (k == "-p" || k == "--prompt") a.prompt = value();
+    else if (k == "-n") a.n = int(number());
+    else if (k == "--temp") a.temp = float(number());
+    else if (k == "--top-k") a.top_k = int(number());
+    else if (k == "--top-p") a.top_p = float(number());
+    else if (k == "--seed") a.seed = uint64_t(number());
+    else if (k == "-t" || k == "--threads") a.threads = int(number());
+    else if (k == "-c" || k == "--context") a.context = int(number());
+    else if (k == "--bench") a.bench = true;
+    else if (k == "--prompt-tokens") a.prompt_tokens = int(number());
+    else if (k == "--gen-tokens") a.gen_tokens = int(number());
+    else if (k == "--reps") a.reps = int(number());
+    else if (k == "-h" || k == "--help") usage("help");
+    else usage(("unknown option " + k).c_str());
+  }
+  if (a.model.empty()) usage("-m MODEL is required");
+  if (a.threads < 1 || a.n < 0 || a.reps < 1 || a.prompt_tokens < 1) usage("counts must be positive");
+  return a;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+long status_kb(const char* field) {  // /proc/self/status VmHWM / VmRSS in kB
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const size_t n = std::strlen(field);
+  while (std::getline(in, line))
+    if (line.compare(0, n, field) == 0) return std::atol(line.c_str() + n + 1);
+  return -1;
+}
+
+int bench(gk_model* m, const Args& a, long rss_before_kb) {
+  char err[512];
+  const int ctx = a.context > 0 ? a.context : a.prompt_tokens + a.gen_tokens + 1;
+  gk_session* s = gk_session_new(m, ctx, a.threads, err, sizeof err);
+  if (!s) return std::fprintf(stderr, "gemkit-run: %s\n", err), 1;
+  const int V = gk_vocab_size(m);
+  std::vector<int32_t> prompt(size_t(a.prompt_tokens));
+  for (int i = 0; i < a.prompt_tokens; ++i) prompt[size_t(i)] = int32_t((i * 7919 + 13) % V);  // fixed ids
+  double best_prompt = 1e30, best_decode = 1e30, best_ttft = 1e30, capacity = 1;
+  for (int r = 0; r < a.reps; ++r) {
+    gk_session_reset(s);
+    const auto t0 = std::chrono::steady_clock::now();
+    const float* logits = gk_eval(s, prompt.data(), a.prompt_tokens, err, sizeof err);
+    if (!logits) return std::fprintf(stderr, "gemkit-run: %s\n", err), 1;
+    const double t_prompt = seconds_since(t0);
+    uint64_t state = a.seed;
+    int32_t next = gk_sample(logits, V, 0, 0, 1, &state);
+    const double ttft = seconds_since(t0);
+    const auto t1 = std::chrono::steady_clock::now();
+    for (int i = 0; i < a.gen_tokens; ++i) {
+      logits = gk_eval(s, &next, 1, err, sizeof err);
+      if (!logits) return std::fprintf(stderr, "gemkit-run: %s\n", err), 1;
+      next = gk_sample(logits, V, 0, 0, 1, &state);
+    }
+    const double t_decode = seconds_since(t1);
+    best_prompt = std::min(best_prompt, t_prompt);
+    best_decode = std::min(best_decode, t_decode);
+    best_ttft = std::min(best_ttft, ttft);
+    capacity = gk_realised_capacity(s);
+  }
+  std::error_code ec;
+  const auto exe_bytes = std::filesystem::file_size("/proc/self/exe", ec);
+  std::printf("{\"runtime\": \"gemkit-run\", \"model\": \"%s\", \"kernels\": \"%s\", \"threads\": %d, \"prompt_tokens\": %d, "
+              "\"gen_tokens\": %d, \"reps\": %d, \"prompt_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"ttft_ms\": %.2f, "
+              "\"peak_rss_mb\": %.1f, \"rss_before_load_mb\": %.1f, \"file_mb\": %.2f, \"kv_cache_mb\": %.2f, "
+              "\"binary_mb\": %.2f, \"realised_capacity\": %.3f}\n",
+              a.model.c_str(), gk_kernels_name(), a.threads, a.prompt_tokens, a.gen_tokens, a.reps,
+              a.prompt_tokens / best_prompt, a.gen_tokens / best_decode, best_ttft * 1e3, status_kb("VmHWM:") / 1024.0,
+              rss_before_kb / 1024.0, std::filesystem::file_size(a.model, ec) / 1e6, 0.0,
+              ec ? 0.0 : double(exe_bytes) / 1e6, capacity);
+  gk_session_free(s);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args a = parse(argc, argv);
+  const long rss_before = status_kb("VmRSS:");
+  char err[512];
+  gk_model* m = gk_model_load(a.model.c_str(), err, sizeof err);
+  if (!m) return std::fprintf(stderr, "gemkit-run: error: %s\n", err), 1;
+  if (a.bench) {
+    const int rc = bench(m, a, rss_before);
+    gk_model_free(m);
+    return rc;
+  }
+  std::vector<int32_t> ids(a.prompt.size() + 8);
+  int32_t n = gk_tokenize(m, a.prompt.c_str(), 1, ids.data(), int32_t(ids.size()));
+  if (n < 0) return std::fprintf(stderr, "gemkit-run: prompt too long\n"), 1;
+  ids.resize(size_t(n));
+  const int ctx = a.context > 0 ? a.context : n + a.n + 1;
+  gk_session* s = gk_session_new(m, ctx, a.threads, err, sizeof err);
+  if (!s) return std::fprintf(stderr, "gemkit-run: error: %s\n", err), 1;
+  const auto t0 = std::chrono::steady_clock::now();
+  const float* logits = gk_eval(s, ids.data(), n, err, sizeof err);
+  if (!logits) return std::fprintf(stderr, "gemkit-run: error: %s\n", err), 1;
+  std::printf("%s", a.prompt.c_str());
+  std::fflush(stdout);
+  // (the prompt as typed; generated text follows what the tokenizer makes of it)
+  uint64_t state = a.seed;
+  // Decoding the prompt and the new tokens together, printing what the new ones add: a
+  // SentencePiece piece's leading space only shows after the text before it.
+  std::vector<int32_t> out(ids.begin() + (n > 0 && ids[0] == gk_bos_token(m) ? 1 : 0), ids.end());
+  std::string printed;
+  {
+    std::vector<char> buf(out.size() * 32 + 64);
+    const int32_t len = gk_detokenize(m, out.data(), int32_t(out.size()), buf.data(), int32_t(buf.size()));
+    if (len >= 0) printed.assign(buf.data(), size_t(len));
+  }
+  const size_t prompt_tokens = out.size();
+  const int32_t eos = gk_eos_token(m);
+  for (int i = 0; i < a.n; ++i) {
+    const int32_t next = gk_sample(logits, gk_vocab_size(m), a.temp, a.top_k, a.top_p, &state);
+    if (next == eos) break;
+    out.push_back(next);
+    // Print the text's new suffix (pieces can merge across tokens in SentencePiece decoding).
+    std::vector<char> buf(out.size() * 32 + 64);
+    const int32_t len = gk_detokenize(m, out.data(), int32_t(out.size()), buf.data(), int32_t(buf.size()));
+    if (len >= 0) {
+      const std::string text(buf.data(), size_t(len));
+      if (text.size() > printed.size() && text.compare(0, printed.size(), printed) == 0)
+        std::printf("%s", text.c_str() + printed.size());
+      printed = text;
+      std::fflush(stdout);
+    }
+    logits = gk_eval(s, &next, 1, err, sizeof err);
+    if (!logits) return std::fprintf(stderr, "\ngemkit-run: error: %s\n", err), 1;
+  }
+  const double secs = seconds_since(t0);
+  std::fprintf(stderr, "\n[%zu new tokens in %.2f s (prompt included), kernels %s, realised capacity %.3f]\n",
+               out.size() - prompt_tokens, secs, gk_kernels_name(), gk_realised_capacity(s));
+  gk_session_free(s);
+  gk_model_free(m);
+  return 0;
+}

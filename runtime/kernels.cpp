@@ -1,0 +1,101 @@
+#include "runtime/kernels.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace gemkit::runtime {
+
+namespace {
+
+const std::vector<float>& fp16_table() {
+  static const std::vector<float> table = [] {
+    std::vector<float> t(65536);
+    for (uint32_t i = 0; i < 65536; ++i) t[i] = fp16_to_fp32(static_cast<uint16_t>(i));
+    return t;
+  }();
+  return table;
+}
+
+float dot_q8_0(const void* w, const BlockQ8* x, int64_t n) {
+  const BlockQ8* b = static_cast<const BlockQ8*>(w);
+  float sum = 0;
+  for (int64_t i = 0; i < n / 32; ++i) {
+    int32_t s = 0;
+    for (int j = 0; j < 32; ++j) s += int32_t(b[i].qs[j]) * int32_t(x[i].qs[j]);
+    sum += float(s) * fp16_to_fp32_fast(b[i].d) * fp16_to_fp32_fast(x[i].d);
+  }
+  return sum;
+}
+
+float dot_q4_0(const void* w, const BlockQ8* x, int64_t n) {
+  const BlockQ4* b = static_cast<const BlockQ4*>(w);
+  float sum = 0;
+  for (int64_t i = 0; i < n / 32; ++i) {
+    int32_t s = 0;
+    for (int j = 0; j < 16; ++j) {
+      s += (int32_t(b[i].qs[j] & 0x0f) - 8) * int32_t(x[i].qs[j]);
+      s += (int32_t(b[i].qs[j] >> 4) - 8) * int32_t(x[i].qs[j + 16]);
+    }
+    sum += float(s) * fp16_to_fp32_fast(b[i].d) * fp16_to_fp32_fast(x[i].d);
+  }
+  return sum;
+}
+
+float dot_f16(const void* w, const float* x, int64_t n) {
+  const uint16_t* h = static_cast<const uint16_t*>(w);
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += fp16_to_fp32_fast(h[i]) * x[i];
+  return sum;
+}
+
+float dot_f32(const void* w, const float* x, int64_t n) {
+  const float* f = static_cast<const float*>(w);
+  float sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += f[i] * x[i];
+  return sum;
+}
+
+// llama.cpp's activation quantizer (quantize_row_q8_0 on x86): d = amax / 127, values rounded
+// to nearest even (the SIMD path's _mm256_round_ps), fp16 d.
+void quantize_q8(const float* x, BlockQ8* out, int64_t n) {
+  for (int64_t i = 0; i < n / 32; ++i) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[i * 32 + j]));
+    const float d = amax / 127.f;
+    const float id = amax != 0.f ? 127.f / amax : 0.f;
+    out[i].d = fp32_to_fp16(d);
+    for (int j = 0; j < 32; ++j) out[i].qs[j] = static_cast<int8_t>(std::nearbyint(x[i * 32 + j] * id));
+  }
+}
+
+const Kernels kPortable = {"portable", dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8};
+
+}  // namespace
+
+float fp16_to_fp32_fast(uint16_t h) { return fp16_table()[h]; }
+
+const Kernels& portable_kernels() { return kPortable; }
+
+bool cpu_has_avx2() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+const Kernels& kernels() {
+  static const Kernels* chosen = [] {
+    fp16_table();
+    const char* force = std::getenv("GEMKIT_RUNTIME_KERNELS");
+    if (force && std::strcmp(force, "portable") == 0) return &kPortable;
+    const Kernels* avx2 = avx2_kernels();
+    return avx2 && cpu_has_avx2() ? avx2 : &kPortable;
+  }();
+  return *chosen;
+}
+
+}  // namespace gemkit::runtime

@@ -1,0 +1,42 @@
+// Dot products of one weight row with one activation row, per storage type, as llama.cpp's CPU
+// path computes them: Q8_0 and Q4_0 weights against activations quantized to Q8_0 blocks of 32
+// (round to nearest even, fp16 scale), f16 and f32 weights against f32 activations.
+// Implementations: portable C++, AVX2 (+FMA, F16C); chosen once at run time from the CPU's
+// flags (GEMKIT_RUNTIME_KERNELS=portable forces the portable one, for tests and comparison).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "quant/block_quant.h"
+
+namespace gemkit::runtime {
+
+struct BlockQ8 {  // ggml's block_q8_0
+  uint16_t d;
+  int8_t qs[32];
+};
+struct BlockQ4 {  // ggml's block_q4_0
+  uint16_t d;
+  uint8_t qs[16];
+};
+static_assert(sizeof(BlockQ8) == 34 && sizeof(BlockQ4) == 18, "ggml block layouts");
+
+struct Kernels {
+  const char* name;
+  // n: row length (a multiple of 32 for the block types); x: the activation row in the form
+  // the weight type multiplies with (BlockQ8[n/32] for Q8_0/Q4_0, float[n] otherwise).
+  float (*dot_q8_0)(const void* w, const BlockQ8* x, int64_t n);
+  float (*dot_q4_0)(const void* w, const BlockQ8* x, int64_t n);
+  float (*dot_f16)(const void* w, const float* x, int64_t n);
+  float (*dot_f32)(const void* w, const float* x, int64_t n);
+  void (*quantize_q8)(const float* x, BlockQ8* out, int64_t n);
+};
+
+const Kernels& kernels();          // the best for this CPU (or the forced one)
+const Kernels& portable_kernels();
+const Kernels* avx2_kernels();     // nullptr when not compiled in
+bool cpu_has_avx2();
+
+float fp16_to_fp32_fast(uint16_t h);  // table lookup
+
+}  // namespace gemkit::runtime

@@ -1,0 +1,116 @@
+// AVX2 + FMA + F16C kernels (compiled with those flags; called only when the CPU has them).
+#include <immintrin.h>
+
+#include "runtime/kernels.h"
+
+namespace gemkit::runtime {
+
+namespace {
+
+inline float half(uint16_t h) { return _cvtsh_ss(h); }
+
+// Sum of 32 int8 products as 8 int32 lanes -> float lanes (ggml's mul_sum_i8_pairs_float).
+inline __m256 dot_i8_32(__m256i x, __m256i y) {
+  const __m256i ax = _mm256_sign_epi8(x, x);
+  const __m256i sy = _mm256_sign_epi8(y, x);
+  const __m256i dot16 = _mm256_maddubs_epi16(ax, sy);
+  const __m256i dot32 = _mm256_madd_epi16(dot16, _mm256_set1_epi16(1));
+  return _mm256_cvtepi32_ps(dot32);
+}
+
+inline float hsum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+float dot_q8_0(const void* w, const BlockQ8* x, int64_t n) {
+  const BlockQ8* b = static_cast<const BlockQ8*>(w);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const __m256 d = _mm256_set1_ps(half(b[i].d) * half(x[i].d));
+    const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[i].qs));
+    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
+    acc = _mm256_fmadd_ps(d, dot_i8_32(qw, qx), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_q4_0(const void* w, const BlockQ8* x, int64_t n) {
+  const BlockQ4* b = static_cast<const BlockQ4*>(w);
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i low = _mm256_set1_epi8(0x0f), eight = _mm256_set1_epi8(8);
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const __m256 d = _mm256_set1_ps(half(b[i].d) * half(x[i].d));
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[i].qs));
+    // Low nibbles are values 0..15, high nibbles 16..31 (ggml's layout).
+    const __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+    const __m256i qw = _mm256_sub_epi8(_mm256_and_si256(both, low), eight);
+    const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
+    acc = _mm256_fmadd_ps(d, dot_i8_32(qw, qx), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_f16(const void* w, const float* x, int64_t n) {
+  const uint16_t* h = static_cast<const uint16_t*>(w);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 wf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i)));
+    acc = _mm256_fmadd_ps(wf, _mm256_loadu_ps(x + i), acc);
+  }
+  float sum = hsum(acc);
+  for (; i < n; ++i) sum += half(h[i]) * x[i];
+  return sum;
+}
+
+float dot_f32(const void* w, const float* x, int64_t n) {
+  const float* f = static_cast<const float*>(w);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(f + i), _mm256_loadu_ps(x + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(f + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+  }
+  float sum = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) sum += f[i] * x[i];
+  return sum;
+}
+
+void quantize_q8(const float* x, BlockQ8* out, int64_t n) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const float* p = x + i * 32;
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    for (int k = 0; k < 4; ++k) {
+      v[k] = _mm256_loadu_ps(p + 8 * k);
+      amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
+    }
+    __m128 m = _mm_max_ps(_mm256_extractf128_ps(amax, 1), _mm256_castps256_ps128(amax));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float max_scalar = _mm_cvtss_f32(m);
+    out[i].d = _cvtss_sh(max_scalar / 127.f, 0);
+    const __m256 id = _mm256_set1_ps(max_scalar != 0.0f ? 127.f / max_scalar : 0.0f);
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k)
+      q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_ROUND_NEAREST | _MM_FROUND_NO_EXC));
+    // Pack 32 int32 -> 32 int8 in order (packs interleave 128-bit lanes: fix with a permute).
+    __m256i a = _mm256_packs_epi32(q[0], q[1]), c = _mm256_packs_epi32(q[2], q[3]);
+    __m256i bytes = _mm256_packs_epi16(a, c);
+    bytes = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[i].qs), bytes);
+  }
+}
+
+const Kernels kAvx2 = {"avx2", dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8};
+
+}  // namespace
+
+const Kernels* avx2_kernels() { return &kAvx2; }
+
+}  // namespace gemkit::runtime

@@ -1,0 +1,327 @@
+#include "runtime/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "core/error.h"
+#include "data/tokenizer_loaders.h"
+
+namespace gemkit::runtime {
+
+namespace {
+
+constexpr uint32_t kCompactVersion = 1;
+
+int64_t key_int(const GgufFile& f, const std::string& key) {
+  const GgufValue* v = f.find(key);
+  if (!v) fail(f.path(), key + ": missing");
+  return v->as_int();
+}
+
+float key_float(const GgufFile& f, const std::string& key, float fallback) {
+  const GgufValue* v = f.find(key);
+  return v ? static_cast<float>(v->as_double()) : fallback;
+}
+
+}  // namespace
+
+Model::Model(const std::string& path) : file_(path) {
+  file_bytes_ = std::filesystem::file_size(path);
+  RuntimeConfig& c = config_;
+  c.architecture = file_.get_string("general.architecture", "");
+  if (c.architecture == "gemkit") {
+    const int64_t version = file_.get_int("gemkit.format_version", -1);
+    if (version != kCompactVersion)
+      fail(path, "gemkit.format_version: this runtime reads version " + std::to_string(kCompactVersion) + ", got " +
+                     std::to_string(version) + (version > int64_t(kCompactVersion) ? " (written by a newer gemkit)" : ""));
+  } else if (c.architecture != "llama") {
+    fail(path, "general.architecture: expected \"llama\" or \"gemkit\" (compact), got \"" + c.architecture + "\"");
+  }
+  const std::string p = c.architecture + ".";
+  c.hidden = key_int(file_, p + "embedding_length");
+  c.ffn = key_int(file_, p + "feed_forward_length");
+  c.layers = key_int(file_, p + "block_count");
+  c.heads = key_int(file_, p + "attention.head_count");
+  c.kv_heads = file_.get_int(p + "attention.head_count_kv", c.heads);
+  c.context = key_int(file_, p + "context_length");
+  c.eps = key_float(file_, p + "attention.layer_norm_rms_epsilon", 1e-5f);
+  c.theta = key_float(file_, p + "rope.freq_base", 10000.f);
+  if (c.heads <= 0 || c.hidden % c.heads != 0 || c.kv_heads <= 0 || c.heads % c.kv_heads != 0 || c.layers <= 0)
+    fail(path, p + "attention.head_count / head_count_kv / block_count: inconsistent (" + std::to_string(c.heads) + ", " +
+                   std::to_string(c.kv_heads) + ", " + std::to_string(c.layers) + ")");
+  c.head_dim = c.hidden / c.heads;
+  if (file_.get_int(p + "rope.dimension_count", c.head_dim) != c.head_dim)
+    fail(path, p + "rope.dimension_count: partial RoPE is not supported");
+  c.dtr_threshold = key_float(file_, "gemkit.dtr.threshold", 0.5f);
+  c.dtr_attention_only = file_.get_bool("gemkit.dtr.attention_only", false);
+
+  std::set<std::string> used;
+  auto weight = [&](const std::string& name, int64_t rows, int64_t cols, bool required = true) -> Weight {
+    const GgufTensorInfo* t = file_.find_tensor(name);
+    if (!t) {
+      if (required) fail(path, "tensor " + name + ": missing");
+      return {};
+    }
+    used.insert(name);
+    const uint32_t id = t->type;
+    if (id != 0 && id != 1 && id != 2 && id != 8)
+      fail(path, "tensor " + name + ": type " + std::to_string(id) + " is not supported (F32, F16, Q8_0, Q4_0)");
+    Weight w;
+    w.type = static_cast<QuantType>(id);
+    w.cols = static_cast<int64_t>(t->dims[0]);
+    w.rows = t->dims.size() > 1 ? static_cast<int64_t>(t->dims[1]) : 1;
+    if (t->dims.size() > 2 || w.cols != cols || w.rows != rows)
+      fail(path, "tensor " + name + ": expected [" + std::to_string(rows) + ", " + std::to_string(cols) + "], got dims " +
+                     std::to_string(t->dims[0]) + (t->dims.size() > 1 ? "x" + std::to_string(t->dims[1]) : ""));
+    w.row_bytes = quant_row_bytes(w.type, w.cols);
+    w.data = file_.tensor_data(*t);
+    return w;
+  };
+  const int64_t H = c.hidden, KVD = c.kv_heads * c.head_dim;
+  const GgufTensorInfo* embd = file_.find_tensor("token_embd.weight");
+  if (!embd || embd->dims.size() != 2) fail(path, "tensor token_embd.weight: missing or not 2-D");
+  c.vocab = static_cast<int64_t>(embd->dims[1]);
+  token_embd_ = weight("token_embd.weight", c.vocab, H);
+  output_norm_ = weight("output_norm.weight", 1, H);
+  output_ = file_.find_tensor("output.weight") ? weight("output.weight", c.vocab, H) : token_embd_;
+  for (const Weight* w : {&output_norm_}) (void)w;
+  for (int64_t i = 0; i < c.layers; ++i) {
+    const std::string b = "blk." + std::to_string(i) + ".";
+    Layer l;
+    l.attn_norm = weight(b + "attn_norm.weight", 1, H);
+    l.q = weight(b + "attn_q.weight", H, H);
+    l.k = weight(b + "attn_k.weight", KVD, H);
+    l.v = weight(b + "attn_v.weight", KVD, H);
+    l.o = weight(b + "attn_output.weight", H, H);
+    l.ffn_norm = weight(b + "ffn_norm.weight", 1, H);
+    l.gate = weight(b + "ffn_gate.weight", c.ffn, H);
+    l.up = weight(b + "ffn_up.weight", c.ffn, H);
+    l.down = weight(b + "ffn_down.weight", H, c.ffn);
+    for (const Weight* n : {&l.attn_norm, &l.ffn_norm})
+      if (n->type != QuantType::F32) fail(path, "tensor " + b + "norm: expected f32");
+    if (c.architecture == "gemkit" && file_.find_tensor(b + "dtr_router.weight")) {
+      const Weight rw = weight(b + "dtr_router.weight", 1, H);
+      const Weight rb = weight(b + "dtr_router.bias", 1, 1);
+      if (rw.type != QuantType::F32 || rb.type != QuantType::F32) fail(path, "tensor " + b + "dtr_router.*: expected f32");
+      l.routed = true;
+      l.router_weight.assign(reinterpret_cast<const float*>(rw.data), reinterpret_cast<const float*>(rw.data) + H);
+      std::memcpy(&l.router_bias, rb.data, 4);
+    }
+    layers_.push_back(std::move(l));
+  }
+  for (const auto& t : file_.tensors())
+    if (!used.count(t.name)) fail(path, "tensor " + t.name + ": not part of the " + c.architecture + " format this runtime reads");
+  if (output_norm_.type != QuantType::F32) fail(path, "tensor output_norm.weight: expected f32");
+  tokenizer_ = load_gguf_tokenizer(file_);
+}
+
+int Model::routed_blocks() const {
+  int n = 0;
+  for (const auto& l : layers_) n += l.routed;
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+Session::Session(const Model& model, int64_t context, int threads)
+    : model_(model), k_(kernels()), pool_(threads), context_(context) {
+  const RuntimeConfig& c = model.config();
+  if (context <= 0) fail("Session", "context must be positive");
+  const int64_t KVD = c.kv_heads * c.head_dim;
+  kcache_.assign(size_t(c.layers), std::vector<float>(size_t(context * KVD)));
+  vcache_.assign(size_t(c.layers), std::vector<float>(size_t(context * KVD)));
+  cache_len_.assign(size_t(c.layers), 0);
+  h_.resize(size_t(c.hidden));
+  xn_ = a_ = tmp_ = m_ = in_ = q_ = att_ = h_;
+  kk_.resize(size_t(KVD));
+  vv_ = kk_;
+  g_.resize(size_t(c.ffn));
+  u_ = g_;
+  in_.resize(size_t(std::max(c.hidden, c.ffn)));
+  xq_.resize(size_t(std::max(c.hidden, c.ffn) / 32 + 1));
+  att_.resize(size_t(context));
+  decisions_.assign(size_t(c.layers), {});
+  // RoPE tables: theta^(-2i/d) per pair (llama.cpp's interleaved pairs; the exporter permuted
+  // q and k rows accordingly).
+  const int64_t half = c.head_dim / 2;
+  rope_cos_.resize(size_t(context * half));
+  rope_sin_ = rope_cos_;
+  for (int64_t p = 0; p < context; ++p)
+    for (int64_t i = 0; i < half; ++i) {
+      const float freq = std::pow(c.theta, -2.0f * float(i) / float(c.head_dim));
+      const float angle = float(p) * freq;
+      rope_cos_[size_t(p * half + i)] = std::cos(angle);
+      rope_sin_[size_t(p * half + i)] = std::sin(angle);
+    }
+}
+
+void Session::reset() {
+  length_ = 0;
+  std::fill(cache_len_.begin(), cache_len_.end(), 0);
+  stats_ = {};
+  for (auto& d : decisions_) d.clear();
+}
+
+void Session::prepare_input(const float* x, int64_t n, bool quantize) {
+  std::copy(x, x + n, in_.begin());
+  if (quantize && n % 32 == 0) k_.quantize_q8(in_.data(), xq_.data(), n);
+}
+
+void Session::matvec(const Weight& w, float* y) {
+  const Kernels& k = k_;
+  const BlockQ8* xq = xq_.data();
+  const float* x = in_.data();
+  pool_.parallel_for(w.rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const uint8_t* row = w.data + size_t(r) * w.row_bytes;
+      switch (w.type) {
+        case QuantType::Q8_0: y[r] = k.dot_q8_0(row, xq, w.cols); break;
+        case QuantType::Q4_0: y[r] = k.dot_q4_0(row, xq, w.cols); break;
+        case QuantType::F16: y[r] = k.dot_f16(row, x, w.cols); break;
+        case QuantType::F32: y[r] = k.dot_f32(row, x, w.cols); break;
+      }
+    }
+  });
+}
+
+namespace {
+
+void rms_norm(const float* x, const Weight& w, float eps, int64_t n, float* out) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+  const float scale = 1.0f / std::sqrt(float(ss / double(n)) + eps);
+  const float* g = reinterpret_cast<const float*>(w.data);
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * (g ? g[i] : 1.0f);
+}
+
+bool needs_q8(const Weight& w) { return is_block_quantized(w.type); }
+
+}  // namespace
+
+void Session::attention(int64_t layer, const Layer& l, const float* x, float* out) {
+  const RuntimeConfig& c = model_.config();
+  const int64_t D = c.head_dim, half = D / 2, KVD = c.kv_heads * D, pos = length_;
+  prepare_input(x, c.hidden, needs_q8(l.q) || needs_q8(l.k) || needs_q8(l.v));
+  matvec(l.q, q_.data());
+  matvec(l.k, kk_.data());
+  matvec(l.v, vv_.data());
+  const float* cs = rope_cos_.data() + pos * half;
+  const float* sn = rope_sin_.data() + pos * half;
+  auto rope = [&](float* v, int64_t heads) {
+    for (int64_t h = 0; h < heads; ++h)
+      for (int64_t i = 0; i < half; ++i) {
+        float& a = v[h * D + 2 * i];
+        float& b = v[h * D + 2 * i + 1];
+        const float x0 = a, x1 = b;
+        a = x0 * cs[i] - x1 * sn[i];
+        b = x0 * sn[i] + x1 * cs[i];
+      }
+  };
+  rope(q_.data(), c.heads);
+  rope(kk_.data(), c.kv_heads);
+  const int64_t slot = cache_len_[size_t(layer)]++;
+  std::copy(kk_.begin(), kk_.end(), kcache_[size_t(layer)].begin() + slot * KVD);
+  std::copy(vv_.begin(), vv_.end(), vcache_[size_t(layer)].begin() + slot * KVD);
+  const int64_t n = slot + 1, group = c.heads / c.kv_heads;
+  const float scale = 1.0f / std::sqrt(float(D));
+  const float* K = kcache_[size_t(layer)].data();
+  const float* V = vcache_[size_t(layer)].data();
+  for (int64_t h = 0; h < c.heads; ++h) {
+    const float* qh = q_.data() + h * D;
+    const int64_t kv = h / group;
+    float mx = -INFINITY;
+    for (int64_t s = 0; s < n; ++s) {
+      att_[size_t(s)] = k_.dot_f32(K + s * KVD + kv * D, qh, D) * scale;
+      mx = std::max(mx, att_[size_t(s)]);
+    }
+    double sum = 0;
+    for (int64_t s = 0; s < n; ++s) sum += (att_[size_t(s)] = std::exp(att_[size_t(s)] - mx));
+    float* o = tmp_.data() + h * D;
+    std::fill(o, o + D, 0.f);
+    for (int64_t s = 0; s < n; ++s) {
+      const float p = float(att_[size_t(s)] / sum);
+      const float* vs = V + s * KVD + kv * D;
+      for (int64_t d = 0; d < D; ++d) o[d] += p * vs[d];
+    }
+  }
+  prepare_input(tmp_.data(), c.hidden, needs_q8(l.o));
+  matvec(l.o, out);
+}
+
+void Session::mlp(const Layer& l, const float* x, float* out) {
+  const RuntimeConfig& c = model_.config();
+  rms_norm(x, l.ffn_norm, c.eps, c.hidden, xn_.data());
+  prepare_input(xn_.data(), c.hidden, needs_q8(l.gate) || needs_q8(l.up));
+  matvec(l.gate, g_.data());
+  matvec(l.up, u_.data());
+  for (int64_t i = 0; i < c.ffn; ++i) g_[size_t(i)] = g_[size_t(i)] / (1.0f + std::exp(-g_[size_t(i)])) * u_[size_t(i)];
+  prepare_input(g_.data(), c.ffn, needs_q8(l.down));
+  matvec(l.down, out);
+}
+
+void Session::eval_one(int32_t token, bool logits_wanted, float* logits_out) {
+  const RuntimeConfig& c = model_.config();
+  if (token < 0 || token >= c.vocab) fail("gemkit-run", "token id " + std::to_string(token) + " outside the vocabulary");
+  if (length_ >= context_) fail("gemkit-run", "the context of " + std::to_string(context_) + " tokens is full");
+  const Weight& e = model_.token_embd();
+  dequantize_row(e.type, e.data + size_t(token) * e.row_bytes, c.hidden, h_.data());
+  const int64_t H = c.hidden;
+  for (int64_t li = 0; li < c.layers; ++li) {
+    const Layer& l = model_.layers()[size_t(li)];
+    float gate = 1.0f;
+    if (l.routed) {
+      rms_norm(h_.data(), Weight{}, c.eps, H, xn_.data());
+      float r = l.router_bias;
+      for (int64_t i = 0; i < H; ++i) r += l.router_weight[size_t(i)] * xn_[size_t(i)];
+      gate = 1.0f / (1.0f + std::exp(-r));
+      const bool processed = gate > c.dtr_threshold;
+      ++stats_.routed_decisions;
+      stats_.routed_processed += processed;
+      decisions_[size_t(li)].push_back(processed);
+      if (!processed) {
+        if (c.dtr_attention_only) {
+          mlp(l, h_.data(), m_.data());
+          for (int64_t i = 0; i < H; ++i) h_[size_t(i)] += m_[size_t(i)];
+        }
+        continue;
+      }
+    }
+    rms_norm(h_.data(), l.attn_norm, c.eps, H, xn_.data());
+    attention(li, l, xn_.data(), a_.data());
+    if (!l.routed) {
+      for (int64_t i = 0; i < H; ++i) h_[size_t(i)] += a_[size_t(i)];
+      mlp(l, h_.data(), m_.data());
+      for (int64_t i = 0; i < H; ++i) h_[size_t(i)] += m_[size_t(i)];
+    } else if (c.dtr_attention_only) {
+      for (int64_t i = 0; i < H; ++i) h_[size_t(i)] += gate * a_[size_t(i)];
+      mlp(l, h_.data(), m_.data());
+      for (int64_t i = 0; i < H; ++i) h_[size_t(i)] += m_[size_t(i)];
+    } else {
+      // The block's whole residual update, scaled by the gate: h + g (a + mlp(h + a)).
+      for (int64_t i = 0; i < H; ++i) tmp_[size_t(i)] = h_[size_t(i)] + a_[size_t(i)];
+      mlp(l, tmp_.data(), m_.data());
+      for (int64_t i = 0; i < H; ++i) h_[size_t(i)] += gate * (a_[size_t(i)] + m_[size_t(i)]);
+    }
+  }
+  ++length_;
+  ++stats_.tokens;
+  if (!logits_wanted) return;
+  rms_norm(h_.data(), model_.output_norm(), c.eps, H, xn_.data());
+  prepare_input(xn_.data(), H, needs_q8(model_.output()));
+  matvec(model_.output(), logits_out);
+}
+
+const std::vector<float>& Session::eval(const std::vector<int32_t>& tokens, bool all_logits) {
+  const int64_t V = model_.config().vocab;
+  logits_.assign(size_t(all_logits ? V * int64_t(tokens.size()) : V), 0.f);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const bool last = i + 1 == tokens.size();
+    eval_one(tokens[i], all_logits || last, logits_.data() + (all_logits ? int64_t(i) * V : 0));
+  }
+  return logits_;
+}
+
+}  // namespace gemkit::runtime

@@ -1,0 +1,115 @@
+// The runtime's model: a llama-architecture GGUF file ("llama", as llama.cpp runs it) or
+// gemkit's compact format (architecture "gemkit": the same tensors plus the token router of
+// each routed block, which the runtime executes for real), memory-mapped, every weight used in
+// the type it is stored in. Torch-free.
+//
+// Compact format v1 (written by `gemkit export compact`, export/compact_export.h):
+//   general.architecture = "gemkit", gemkit.format_version = 1 (a reader refuses other versions)
+//   gemkit.{context_length, embedding_length, block_count, feed_forward_length,
+//           attention.head_count, attention.head_count_kv, rope.dimension_count,
+//           rope.freq_base, attention.layer_norm_rms_epsilon, vocab_size}   as llama.*
+//   gemkit.dtr.threshold (f32), gemkit.dtr.attention_only (bool)
+//   tensors: the llama names, plus blk.N.dtr_router.weight [hidden] and blk.N.dtr_router.bias [1]
+//   (f32) for each routed block N. Any other tensor name is refused.
+// DTR at inference: a token is processed by routed block N when sigmoid(w . rmsnorm(h) + b) >
+// threshold; its residual update is scaled by that gate; a skipped token writes nothing into
+// that block's KV cache (gemkit's LibTorch model does the same: routing/token_router.h).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "data/tokenizer.h"
+#include "model/gguf.h"
+#include "quant/block_quant.h"
+#include "runtime/kernels.h"
+#include "runtime/thread_pool.h"
+
+namespace gemkit::runtime {
+
+struct Weight {
+  QuantType type = QuantType::F32;
+  int64_t rows = 0, cols = 0;  // PyTorch order: [out, in]
+  const uint8_t* data = nullptr;
+  size_t row_bytes = 0;
+};
+
+struct Layer {
+  Weight attn_norm, q, k, v, o, ffn_norm, gate, up, down;
+  bool routed = false;
+  std::vector<float> router_weight;
+  float router_bias = 0;
+};
+
+struct RuntimeConfig {
+  std::string architecture;  // "llama" or "gemkit"
+  int64_t hidden = 0, ffn = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, vocab = 0, context = 0;
+  float eps = 1e-6f, theta = 10000.f;
+  float dtr_threshold = 0.5f;
+  bool dtr_attention_only = false;
+};
+
+class Model {
+ public:
+  // Maps and validates the file; throws gemkit::Error naming the file, key or tensor.
+  explicit Model(const std::string& path);
+  const RuntimeConfig& config() const { return config_; }
+  const std::vector<Layer>& layers() const { return layers_; }
+  const Weight& token_embd() const { return token_embd_; }
+  const Weight& output_norm() const { return output_norm_; }
+  const Weight& output() const { return output_; }  // token_embd when tied
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  uint64_t file_bytes() const { return file_bytes_; }
+  int routed_blocks() const;
+
+ private:
+  GgufFile file_;
+  RuntimeConfig config_;
+  std::vector<Layer> layers_;
+  Weight token_embd_, output_norm_, output_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  uint64_t file_bytes_ = 0;
+};
+
+struct SessionStats {
+  int64_t tokens = 0;                    // evaluated
+  int64_t routed_decisions = 0;          // token x routed block
+  int64_t routed_processed = 0;          // of which processed
+  double realised_capacity() const { return routed_decisions ? double(routed_processed) / double(routed_decisions) : 1.0; }
+};
+
+// One sequence: the KV cache and the scratch buffers. eval() appends tokens.
+class Session {
+ public:
+  Session(const Model& model, int64_t context, int threads);
+  // Evaluates the tokens after those already in the cache; returns the logits [vocab] of the
+  // last one (all_logits: of every one, row after row). Throws when the context is full.
+  const std::vector<float>& eval(const std::vector<int32_t>& tokens, bool all_logits = false);
+  void reset();
+  int64_t length() const { return length_; }
+  const SessionStats& stats() const { return stats_; }
+  // Per routed block and evaluated token: whether it was processed (for tests against LibTorch).
+  const std::vector<std::vector<uint8_t>>& routing_decisions() const { return decisions_; }
+
+ private:
+  void eval_one(int32_t token, bool logits_wanted, float* logits_out);
+  void matvec(const Weight& w, float* y);  // y = W x_, with x_ / xq_ prepared
+  void prepare_input(const float* x, int64_t n, bool quantize);
+  void mlp(const Layer& l, const float* x, float* out);
+  void attention(int64_t layer, const Layer& l, const float* x, float* out);
+
+  const Model& model_;
+  const Kernels& k_;
+  ThreadPool pool_;
+  int64_t context_, length_ = 0;
+  std::vector<std::vector<float>> kcache_, vcache_;  // per layer [context, kv_heads * head_dim]
+  std::vector<int64_t> cache_len_;                   // entries per layer (DTR: fewer)
+  std::vector<float> h_, xn_, q_, kk_, vv_, att_, a_, tmp_, g_, u_, m_, logits_, in_;
+  std::vector<BlockQ8> xq_;
+  std::vector<float> rope_cos_, rope_sin_;
+  SessionStats stats_;
+  std::vector<std::vector<uint8_t>> decisions_;
+};
+
+}  // namespace gemkit::runtime
