@@ -1,4 +1,4 @@
-// gemkit export gguf | torchscript | hf | peft: a checkpoint (plain, LoRA-merged or routed GEM) as a GGUF
+// gemkit export gguf | compact | torchscript | hf | peft: a checkpoint (plain, LoRA-merged or routed GEM) as a GGUF
 // file for llama.cpp (every tensor in the type the quantization policy gives it), as a dense
 // Hugging Face folder, or its SCAR experts as PEFT adapters.
 #include <cstdio>
@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/file_io.h"
+#include "export/compact_export.h"
 #include "export/dense_model.h"
 #include "export/gguf_export.h"
 #include "export/peft_experts.h"
@@ -77,6 +78,17 @@ void run_export_gguf(const ExportArgs& a) {
               100.0 * double(rep.file_bytes) / double(rep.f32_bytes), mb(rep.f32_bytes).c_str());
 }
 
+void run_export_compact(const ExportArgs& a) {
+  const QuantPolicy policy = choose_policy(a);
+  fs::path out(a.out);
+  if (out.has_parent_path()) fs::create_directories(out.parent_path());
+  const GgufExportReport rep = export_compact(a.checkpoint, a.domain, policy, a.out, a.force);
+  int routers = 0;
+  for (const auto& t : rep.tensors) routers += t.gguf_name.find("dtr_router.weight") != std::string::npos;
+  std::printf("policy: %s\n", policy.describe().c_str());
+  std::printf("wrote %s: %s, %d token router(s) kept (run it with gemkit-run)\n", a.out.c_str(), mb(rep.file_bytes).c_str(), routers);
+}
+
 void run_export_hf(const ExportArgs& a) {
   DenseModel dense = load_dense_model(a.checkpoint, a.domain);
   for (const auto& n : dense.notes) std::printf("note: %s\n", n.c_str());
@@ -104,7 +116,7 @@ void run_export_peft(const ExportArgs& a) {
 }  // namespace
 
 void add_export_commands(CLI::App& app) {
-  CLI::App* exp = app.add_subcommand("export", "write a checkpoint for edge runtimes and other tools (gguf, torchscript, hf, peft)");
+  CLI::App* exp = app.add_subcommand("export", "write a checkpoint for edge runtimes and other tools (gguf, compact, torchscript, hf, peft)");
   exp->require_subcommand(1);
   auto a = std::make_shared<ExportArgs>();
   CLI::App* gguf = exp->add_subcommand("gguf", "GGUF v3 (llama architecture) for llama.cpp; SCAR expert merged, DTR dense");
@@ -117,6 +129,16 @@ void add_export_commands(CLI::App& app) {
   gguf->add_option("--name", a->name, "general.name (default: the folder name)");
   gguf->add_flag("--force", a->force, "replace an existing output file");
   gguf->callback([a] { run_export_gguf(*a); });
+
+  auto k = std::make_shared<ExportArgs>();
+  CLI::App* compact = exp->add_subcommand("compact", "gemkit's compact format for gemkit-run: quantized base weights + token routers");
+  compact->add_option("checkpoint", k->checkpoint, "checkpoint folder (routed or plain)")->required();
+  compact->add_option("--out,-o", k->out, "output .gguf file")->required();
+  compact->add_option("--quant,-q", k->quant, "f32, f16, q8_0, q4_0, hybrid, or recipe (as for gguf)");
+  compact->add_option("--policy", k->policy, "\"NAME_GLOB=TYPE\" rules, first match wins (overrides --quant)");
+  compact->add_option("--domain", k->domain, "SCAR checkpoint: the expert to merge (\"general\": none)");
+  compact->add_flag("--force", k->force, "replace an existing output file");
+  compact->callback([k] { run_export_compact(*k); });
 
   auto h = std::make_shared<ExportArgs>();
   CLI::App* hf = exp->add_subcommand("hf", "dense Hugging Face folder (SCAR expert merged, DTR dropped), float weights");

@@ -17,6 +17,14 @@ struct DenseModel {
   std::map<std::string, std::string> provenance;  // source, merged_domain, dtr
 };
 
+class Scar;
+
+// Adds `domain`'s expert (scale * B A) to the weights it adapts, in float; notes and provenance
+// go to `out`. "general" merges nothing. Throws naming the checkpoint for an empty or unknown
+// domain.
+void merge_scar_expert(const std::string& checkpoint, Transformer& model, Scar& scar, const std::string& domain,
+                       DenseModel& out);
+
 // `domain`: the SCAR expert to merge ("general" or "" merges nothing). Throws gemkit::Error
 // naming the checkpoint for an unknown domain, or when a SCAR checkpoint gets no domain.
 DenseModel load_dense_model(const std::string& checkpoint, const std::string& domain);

@@ -1,5 +1,6 @@
 #include "export/gguf_export.h"
 
+#include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
@@ -137,20 +138,30 @@ GgufExportReport export_gguf(const Transformer& model, const GgufExportOptions& 
     w.add_tensor(gg, shape, type, std::move(data));
   }
 
-  w.set_string("general.architecture", "llama");
+  for (const auto& [name, value] : options.extra_tensors) {
+    const torch::Tensor t = value.detach().to(torch::kCPU, torch::kFloat).contiguous().reshape({-1});
+    std::vector<uint8_t> data(size_t(t.numel()) * 4);
+    std::memcpy(data.data(), t.data_ptr<float>(), data.size());
+    report.tensors.push_back({"", name, {t.numel()}, QuantType::F32, data.size()});
+    report.f32_bytes += data.size();
+    w.add_tensor(name, {t.numel()}, QuantType::F32, std::move(data));
+  }
+
+  const std::string& arch = options.architecture;
+  w.set_string("general.architecture", arch);
   w.set_string("general.name", options.name.empty() ? "gemkit model" : options.name);
   w.set_u32("general.file_type", file_type_of(report.tensors));
   if (quantized) w.set_u32("general.quantization_version", 2);
-  w.set_u32("llama.context_length", c.max_position_embeddings);
-  w.set_u32("llama.embedding_length", c.hidden_size);
-  w.set_u32("llama.block_count", c.num_hidden_layers);
-  w.set_u32("llama.feed_forward_length", c.intermediate_size);
-  w.set_u32("llama.attention.head_count", c.num_attention_heads);
-  w.set_u32("llama.attention.head_count_kv", c.num_key_value_heads);
-  w.set_u32("llama.rope.dimension_count", c.head_dim());
-  w.set_f32("llama.rope.freq_base", static_cast<float>(c.rope_theta));
-  w.set_f32("llama.attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
-  w.set_u32("llama.vocab_size", c.vocab_size);
+  w.set_u32(arch + ".context_length", c.max_position_embeddings);
+  w.set_u32(arch + ".embedding_length", c.hidden_size);
+  w.set_u32(arch + ".block_count", c.num_hidden_layers);
+  w.set_u32(arch + ".feed_forward_length", c.intermediate_size);
+  w.set_u32(arch + ".attention.head_count", c.num_attention_heads);
+  w.set_u32(arch + ".attention.head_count_kv", c.num_key_value_heads);
+  w.set_u32(arch + ".rope.dimension_count", c.head_dim());
+  w.set_f32(arch + ".rope.freq_base", static_cast<float>(c.rope_theta));
+  w.set_f32(arch + ".attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
+  w.set_u32(arch + ".vocab_size", c.vocab_size);
   // SentencePiece when the folder has tokenizer.model (also when a tokenizer.json mirrors it),
   // else a byte-level BPE tokenizer.json.
   const std::filesystem::path tok(options.tokenizer_folder);
@@ -161,6 +172,7 @@ GgufExportReport export_gguf(const Transformer& model, const GgufExportOptions& 
   else
     fail(options.tokenizer_folder, "no tokenizer.model (SentencePiece) or tokenizer.json (byte-level BPE) to write as GGUF tokenizer metadata");
   w.set_string("gemkit.quant_policy", options.policy.describe());
+  if (options.extra_metadata) options.extra_metadata(w);
   for (const auto& [key, value] : options.provenance) w.set_string("gemkit." + key, value);
 
   report.file_bytes = w.file_size();

@@ -13,6 +13,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -22,12 +23,20 @@
 
 namespace gemkit {
 
+class GgufWriter;
+
 struct GgufExportOptions {
   QuantPolicy policy;                              // empty: every tensor f32
   std::string name;                                // general.name
   std::string tokenizer_folder;                    // holds tokenizer.model or tokenizer.json
   std::map<std::string, std::string> provenance;   // extra string keys, written as "gemkit.<key>"
   bool overwrite = false;
+  // "llama" (llama.cpp), or "gemkit" for the compact format (export/compact_export.h): the
+  // hyperparameter keys take this prefix.
+  std::string architecture = "llama";
+  // More tensors (GGUF name, f32 value) and keys, for formats built on this one.
+  std::vector<std::pair<std::string, torch::Tensor>> extra_tensors;
+  std::function<void(GgufWriter&)> extra_metadata;
 };
 
 struct GgufExportedTensor {

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <functional>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -19,6 +20,7 @@
 #include "model/checkpoint.h"
 #include "quant/block_quant.h"
 #include "quant/qat.h"
+#include "runtime/model.h"
 #include "test_util.h"
 
 using namespace gemkit;
@@ -81,24 +83,23 @@ struct Agreement {
   int64_t positions = 0;
 };
 
-// llama.cpp's log-probabilities for `file` against gemkit's on `model` (hooks as attached).
-Agreement compare(const std::string& dir, const std::string& file, Transformer model,
-                  const std::vector<std::vector<int32_t>>& seqs) {
+// Log-probabilities of the reference run (llama.cpp) for each sequence, concatenated.
+using Scorer = std::function<torch::Tensor(const std::vector<int32_t>&)>;
+
+// llama.cpp's log-probabilities for `file` against `score` (logits [T, V] of one sequence).
+Agreement compare(const std::string& dir, const std::string& file, const Scorer& score,
+                  const std::vector<std::vector<int32_t>>& seqs, int64_t V) {
   nlohmann::json j = {{"sequences", seqs}};
   std::ofstream(dir + "/seqs.json") << j.dump();
   run("node " + kSource + "/tests/llama_cpp/next_token_logprobs.mjs " + file + " " + dir + "/seqs.json " + dir +
       "/lp.bin --dest " + kLlama + " > " + dir + "/lp.json");
   const std::vector<uint8_t> raw = read_bytes(dir + "/lp.bin");
-  const int64_t V = model->config().vocab_size;
   const float* theirs = reinterpret_cast<const float*>(raw.data());
   Agreement a;
   int64_t at = 0, same = 0;
   double kl_sum = 0;
-  torch::NoGradGuard no_grad;
-  model->eval();
   for (const auto& s : seqs) {
-    const torch::Tensor ids = torch::tensor(std::vector<int64_t>(s.begin(), s.end())).unsqueeze(0);
-    const torch::Tensor ours = torch::log_softmax(model->forward(ids).logits[0].to(torch::kDouble), -1);
+    const torch::Tensor ours = torch::log_softmax(score(s).to(torch::kDouble), -1);
     const int64_t T = int64_t(s.size());
     EXPECT_GE(raw.size(), size_t((at + T) * V * 4));
     if (raw.size() < size_t((at + T) * V * 4)) return a;
@@ -113,6 +114,24 @@ Agreement compare(const std::string& dir, const std::string& file, Transformer m
   a.top1 = double(same) / double(at);
   a.mean_kl = kl_sum / double(at);
   return a;
+}
+
+Scorer libtorch_scorer(Transformer model) {
+  return [model](const std::vector<int32_t>& s) mutable {
+    torch::NoGradGuard no_grad;
+    model->eval();
+    const torch::Tensor ids = torch::tensor(std::vector<int64_t>(s.begin(), s.end())).unsqueeze(0);
+    return model->forward(ids).logits[0];
+  };
+}
+
+Scorer runtime_scorer(const std::string& file) {
+  auto m = std::make_shared<runtime::Model>(file);
+  return [m](const std::vector<int32_t>& s) {
+    runtime::Session session(*m, int64_t(s.size()), 1);
+    const std::vector<float>& all = session.eval(s, true);
+    return torch::from_blob(const_cast<float*>(all.data()), {int64_t(s.size()), m->config().vocab}, torch::kFloat).clone();
+  };
 }
 
 }  // namespace
@@ -170,10 +189,18 @@ TEST(LlamaCpp, NextTokenDistributionsAgreeWithGemkit) {
     export_gguf(pre.model, o, file);
     std::unique_ptr<Qat> qat;
     if (!c.policy.rules().empty()) qat = std::make_unique<Qat>(pre.model, QatOptions{c.policy, true});
-    const Agreement a = compare(dir, file, pre.model, seqs);
+    const int64_t V = pre.config.vocab_size;
+    const Agreement a = compare(dir, file, libtorch_scorer(pre.model), seqs, V);
     std::printf("llama.cpp vs gemkit, %-6s: %lld positions, top-1 %.4f, mean KL %.3g, max KL %.3g\n", c.name,
                 (long long)a.positions, a.top1, a.mean_kl, a.max_kl);
     EXPECT_GE(a.top1, c.min_top1) << c.name;
     EXPECT_LT(a.mean_kl, c.max_mean_kl) << c.name;
+    // gemkit's own runtime on the same file (its kernels follow llama.cpp's: Q8_0 activations
+    // rounded half to even), same bounds.
+    const Agreement r = compare(dir, file, runtime_scorer(file), seqs, V);
+    std::printf("llama.cpp vs gemkit-run, %-6s: %lld positions, top-1 %.4f, mean KL %.3g, max KL %.3g\n", c.name,
+                (long long)r.positions, r.top1, r.mean_kl, r.max_kl);
+    EXPECT_GE(r.top1, c.min_top1) << c.name << " (runtime)";
+    EXPECT_LT(r.mean_kl, c.max_mean_kl) << c.name << " (runtime)";
   }
 }

@@ -1,0 +1,221 @@
+// gemkit's edge runtime (runtime/) against gemkit's LibTorch model on the same exported files:
+// logits within stated bounds for F32, Q8_0, Q4_0 and hybrid llama GGUF files, and for the
+// compact format with token routing the same routing decisions as the LibTorch threshold rule.
+// Also: the AVX2 kernels against the portable ones, and loader errors for malformed files.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <random>
+
+#include "core/error.h"
+#include "export/compact_export.h"
+#include "export/gguf_export.h"
+#include "export/gguf_writer.h"
+#include "model/checkpoint.h"
+#include "model/safetensors.h"
+#include "quant/qat.h"
+#include "routing/gem_modules.h"
+#include "runtime/gemkit_runtime.h"
+#include "runtime/kernels.h"
+#include "runtime/model.h"
+#include "test_util.h"
+
+using namespace gemkit;
+
+namespace {
+
+const std::string kBase = std::string(GEMKIT_SOURCE_DIR) + "/checkpoints/gemkit-base";
+
+std::vector<int32_t> test_tokens(int64_t n, int64_t vocab, uint64_t seed) {
+  std::mt19937 rng(static_cast<uint32_t>(seed));
+  std::vector<int32_t> t{1};
+  while (int64_t(t.size()) < n) t.push_back(int32_t(3 + rng() % uint32_t(vocab - 3)));
+  return t;
+}
+
+// Runtime logits of every position, [T, V].
+torch::Tensor runtime_logits(const std::string& file, const std::vector<int32_t>& tokens, int threads = 1) {
+  runtime::Model m(file);
+  runtime::Session s(m, int64_t(tokens.size()), threads);
+  const std::vector<float>& all = s.eval(tokens, true);
+  return torch::from_blob(const_cast<float*>(all.data()), {int64_t(tokens.size()), m.config().vocab}, torch::kFloat).clone();
+}
+
+torch::Tensor torch_logits(Transformer model, const std::vector<int32_t>& tokens) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  const torch::Tensor ids = torch::tensor(std::vector<int64_t>(tokens.begin(), tokens.end())).unsqueeze(0);
+  return model->forward(ids).logits[0];
+}
+
+struct Agreement {
+  double top1, mean_kl, max_abs;
+};
+Agreement agreement(const torch::Tensor& ours, const torch::Tensor& ref) {
+  const auto lr = torch::log_softmax(ref.to(torch::kDouble), -1), lo = torch::log_softmax(ours.to(torch::kDouble), -1);
+  return {(ref.argmax(-1) == ours.argmax(-1)).to(torch::kDouble).mean().item<double>(),
+          (lr.exp() * (lr - lo)).sum(-1).mean().item<double>(), (ref - ours).abs().max().item<double>()};
+}
+
+}  // namespace
+
+TEST(RuntimeKernels, Avx2EqualsPortable) {
+  const runtime::Kernels* avx2 = runtime::avx2_kernels();
+  if (!avx2 || !runtime::cpu_has_avx2()) {
+    // Without AVX2 the run-time choice must fall back to the portable kernels.
+    EXPECT_STREQ(runtime::kernels().name, "portable");
+    return;
+  }
+  const runtime::Kernels& p = runtime::portable_kernels();
+  std::mt19937 rng(3);
+  std::normal_distribution<float> nd;
+  for (int trial = 0; trial < 50; ++trial) {
+    const int64_t n = 32 * (1 + trial % 24);
+    std::vector<float> x(static_cast<size_t>(n)), w(static_cast<size_t>(n));
+    for (auto& v : x) v = nd(rng) * (trial % 5 == 0 ? 1e-3f : 3.f);
+    for (auto& v : w) v = nd(rng);
+    x[0] = 2.5f * (float(n) / 64);  // a tie for the activation rounding
+    std::vector<runtime::BlockQ8> xa(static_cast<size_t>(n / 32)), xp(static_cast<size_t>(n / 32));
+    avx2->quantize_q8(x.data(), xa.data(), n);
+    p.quantize_q8(x.data(), xp.data(), n);
+    ASSERT_EQ(std::memcmp(xa.data(), xp.data(), xa.size() * sizeof(runtime::BlockQ8)), 0) << "trial " << trial;
+    std::vector<uint8_t> q8(quant_row_bytes(QuantType::Q8_0, n)), q4(quant_row_bytes(QuantType::Q4_0, n)),
+        f16(quant_row_bytes(QuantType::F16, n));
+    quantize_row(QuantType::Q8_0, w.data(), n, q8.data());
+    quantize_row(QuantType::Q4_0, w.data(), n, q4.data());
+    quantize_row(QuantType::F16, w.data(), n, f16.data());
+    const auto close = [](float a, float b) { return std::fabs(a - b) <= 1e-4f * (1 + std::fabs(b)); };
+    EXPECT_TRUE(close(avx2->dot_q8_0(q8.data(), xp.data(), n), p.dot_q8_0(q8.data(), xp.data(), n)));
+    EXPECT_TRUE(close(avx2->dot_q4_0(q4.data(), xp.data(), n), p.dot_q4_0(q4.data(), xp.data(), n)));
+    EXPECT_TRUE(close(avx2->dot_f16(f16.data(), x.data(), n), p.dot_f16(f16.data(), x.data(), n)));
+    EXPECT_TRUE(close(avx2->dot_f32(w.data(), x.data(), n), p.dot_f32(w.data(), x.data(), n)));
+  }
+}
+
+// Bounds (stated in docs/runtime.md). F32: the same weights and float arithmetic in another
+// order: max |logit difference| < 1e-3. Quantized: the runtime multiplies with Q8_0 activations
+// rounded half to even as llama.cpp does, LibTorch's reference forward (QAT hooks with
+// activations) rounds half away: top-1 >= 97%, mean KL < 1e-4 (measured: top-1 98.8-100%, mean
+// KL 0.9-1.2e-5 on 80 positions).
+TEST(Runtime, DenseExportsAgreeWithTheLibTorchModel) {
+  const std::string dir = test::temp_folder("gemkit_runtime", "dense");
+  const std::vector<int32_t> tokens = test_tokens(200, 4096, 1);
+  struct Case {
+    const char* name;
+    QuantPolicy policy;
+  };
+  for (const Case& c : {Case{"f32", QuantPolicy()}, Case{"q8_0", QuantPolicy::uniform(QuantType::Q8_0)},
+                        Case{"q4_0", QuantPolicy::uniform(QuantType::Q4_0)}, Case{"hybrid", QuantPolicy::hybrid()}}) {
+    Pretrained pre = load_pretrained(kBase);
+    GgufExportOptions o;
+    o.policy = c.policy;
+    o.tokenizer_folder = kBase;
+    const std::string file = dir + "/" + c.name + ".gguf";
+    export_gguf(pre.model, o, file);
+    std::unique_ptr<Qat> qat;
+    if (!c.policy.rules().empty()) qat = std::make_unique<Qat>(pre.model, QatOptions{c.policy, true});
+    const torch::Tensor ref = torch_logits(pre.model, tokens);
+    for (int threads : {1, 2}) {
+      const Agreement a = agreement(runtime_logits(file, tokens, threads), ref);
+      std::printf("runtime vs LibTorch, %-6s (%d thread%s): top-1 %.4f, mean KL %.3g, max |diff| %.3g\n", c.name, threads,
+                  threads > 1 ? "s" : "", a.top1, a.mean_kl, a.max_abs);
+      if (c.policy.rules().empty()) {
+        EXPECT_LT(a.max_abs, 1e-3) << c.name;
+      } else {
+        EXPECT_GE(a.top1, 0.97) << c.name;
+        EXPECT_LT(a.mean_kl, 1e-4) << c.name;
+      }
+    }
+  }
+}
+
+TEST(Runtime, CompactFormatRoutesLikeTheLibTorchThresholdRule) {
+  const std::string dir = test::temp_folder("gemkit_runtime", "compact");
+  ModelConfig c = test::tiny_decoder_config(4);
+  c.vocab_size = 4096;  // the bundled tokenizer's
+  c.hidden_size = 64;
+  c.intermediate_size = 128;
+  c.max_position_embeddings = 128;
+  c.tie_word_embeddings = true;
+  torch::manual_seed(5);
+  Transformer m(c);
+  m->eval();
+  SaveOptions so;
+  so.tokenizer_source = kBase;
+  save_pretrained(m, {}, dir, so);
+  GemConfig g;
+  g.dtr = true;
+  g.dtr_blocks = {1, 2};
+  g.dtr_options.initial_bias = 0.0;
+  GemModules gem(m, g);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : gem.named_parameters())
+      if (name.find("weight") != std::string::npos) t.normal_(0.0, 2.0);  // mixed decisions
+  }
+  gem.save_config(dir);
+  SafetensorsWriter writer;
+  for (const auto& [name, t] : gem.named_parameters()) {
+    auto keep = std::make_shared<torch::Tensor>(t.detach().contiguous());
+    writer.add(name, DType::F32, keep->sizes().vec(), keep->data_ptr(), keep->nbytes(), keep);
+  }
+  writer.write(dir + "/extra.safetensors");
+  const std::string file = dir + "/compact.gguf";
+  export_compact(dir, "", QuantPolicy(), file, false);
+
+  const std::vector<int32_t> tokens = test_tokens(60, c.vocab_size, 2);
+  const torch::Tensor ref = torch_logits(m, tokens);
+  runtime::Model rm(file);
+  EXPECT_EQ(rm.routed_blocks(), 2);
+  runtime::Session s(rm, 60, 1);
+  const std::vector<float>& all = s.eval(tokens, true);
+  const torch::Tensor ours = torch::from_blob(const_cast<float*>(all.data()), {60, c.vocab_size}, torch::kFloat);
+  int64_t processed = 0, decisions = 0;
+  for (const auto& r : (*gem.dtr())->routers()) {
+    const torch::Tensor sel = r->last_selection()[0];  // [T] bool, the threshold rule in eval mode
+    const auto& mine = s.routing_decisions()[size_t(r->layer_index())];
+    ASSERT_EQ(int64_t(mine.size()), sel.size(0));
+    for (int64_t t = 0; t < sel.size(0); ++t) EXPECT_EQ(bool(mine[size_t(t)]), sel[t].item<bool>()) << "block " << r->layer_index() << " token " << t;
+    processed += sel.sum().item<int64_t>();
+    decisions += sel.size(0);
+  }
+  EXPECT_GT(processed, decisions / 10);  // the test sees both decisions
+  EXPECT_LT(processed, decisions * 9 / 10);
+  EXPECT_NEAR(s.stats().realised_capacity(), double(processed) / double(decisions), 1e-12);
+  EXPECT_LT((ours - ref).abs().max().item<double>(), 1e-3);
+}
+
+TEST(Runtime, MalformedFilesAreNamedErrors) {
+  const std::string dir = test::temp_folder("gemkit_runtime", "bad");
+  Pretrained pre = load_pretrained(kBase);
+  GgufExportOptions o;
+  o.tokenizer_folder = kBase;
+  o.policy = QuantPolicy::hybrid();
+  export_gguf(pre.model, o, dir + "/ok.gguf");
+  std::ifstream in(dir + "/ok.gguf", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto write = [&](const std::string& name, const std::string& b) {
+    std::ofstream(dir + "/" + name, std::ios::binary) << b;
+    return dir + "/" + name;
+  };
+  auto message = [](const std::string& path) {
+    char err[512] = {0};
+    gk_model* m = gk_model_load(path.c_str(), err, sizeof err);
+    if (m) gk_model_free(m);
+    return m ? std::string("loaded") : std::string(err);
+  };
+  EXPECT_NE(message(write("cut.gguf", bytes.substr(0, bytes.size() - 1000))).find("cut.gguf"), std::string::npos);
+  std::string magic = bytes;
+  magic[0] = 'X';
+  EXPECT_NE(message(write("magic.gguf", magic)).find("magic"), std::string::npos);
+  EXPECT_NE(message(dir + "/missing.gguf").find("missing.gguf"), std::string::npos);
+  GgufWriter w;
+  w.set_string("general.architecture", "gemkit");
+  w.set_u32("gemkit.format_version", 2);
+  w.write(dir + "/v2.gguf", false);
+  const std::string v2 = message(dir + "/v2.gguf");
+  EXPECT_NE(v2.find("format_version"), std::string::npos) << v2;
+  EXPECT_NE(v2.find("newer gemkit"), std::string::npos) << v2;
+  EXPECT_EQ(message(dir + "/ok.gguf"), "loaded");
+}
