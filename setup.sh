@@ -20,7 +20,8 @@ APT_PACKAGES=(
   libeigen3-dev libhdf5-dev libcli11-dev libgtest-dev libtomlplusplus-dev
   nlohmann-json3-dev libsentencepiece-dev libgloo-dev libicu-dev
   python3-torch                              # the independent reference for parity tests
-  nodejs npm                                 # fetches public tokenizer test files (npm pack)
+  nodejs npm                                 # public tokenizer test files, llama.cpp (npm node-llama-cpp)
+  clang                                      # libFuzzer for the runtime loader fuzz test
 )
 
 # Packages whose command may come from elsewhere: NodeSource's nodejs bundles npm and

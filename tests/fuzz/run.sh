@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds the runtime loader fuzz target with clang's libFuzzer + AddressSanitizer +
+# UndefinedBehaviorSanitizer and runs it for a bounded time (ctest `runtime_fuzz`).
+#   tests/fuzz/run.sh [SECONDS=60] [BUILD_DIR=build/fuzz]
+# Seeds: tiny llama GGUF files in F32, Q8_0 and Q4_0 (tests/llama_cpp/make_tiny_gguf.py, an
+# independent writer), tied and untied. Fails on any crash or sanitizer report.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SECONDS_TO_RUN=${1:-60}
+OUT=${2:-$ROOT/build/fuzz}
+command -v clang++ >/dev/null || { echo "runtime_fuzz: clang++ is not installed (apt install clang)" >&2; exit 1; }
+mkdir -p "$OUT/obj" "$OUT/seeds" "$OUT/corpus"
+SOURCES=(
+  tests/fuzz/runtime_loader_fuzz.cpp
+  runtime/model.cpp runtime/kernels.cpp runtime/kernels_avx2.cpp runtime/thread_pool.cpp
+  model/gguf.cpp core/file_io.cpp quant/block_quant.cpp
+  data/unicode.cpp data/added_tokens.cpp data/pretokenizer.cpp data/bpe_tokenizer.cpp
+  data/wordpiece_tokenizer.cpp data/sentencepiece_model.cpp data/spm_normalizer.cpp
+  data/spm_tokenizer.cpp data/gguf_tokenizer.cpp
+)
+FLAGS=(-std=c++17 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -I"$ROOT")
+objs=()
+for src in "${SOURCES[@]}"; do
+  obj="$OUT/obj/$(echo "$src" | tr '/' '_').o"
+  extra=()
+  [[ $src == runtime/kernels_avx2.cpp ]] && extra=(-mavx2 -mfma -mf16c)
+  if [[ ! -f $obj || $ROOT/$src -nt $obj ]]; then
+    clang++ "${FLAGS[@]}" "${extra[@]}" -c "$ROOT/$src" -o "$obj"
+  fi
+  objs+=("$obj")
+done
+clang++ -fsanitize=fuzzer,address,undefined "${objs[@]}" $(pkg-config --libs icu-uc) -lpthread -o "$OUT/runtime_loader_fuzz"
+i=0
+for q in f32 q8_0 q4_0; do
+  for tie in "" --untied; do
+    /usr/bin/python3 "$ROOT/tests/llama_cpp/make_tiny_gguf.py" "$OUT/seeds/seed$i.gguf" --qtype $q $tie --seed $i >/dev/null 2>&1
+    rm -f "$OUT/seeds/seed$i.npz"
+    i=$((i + 1))
+  done
+done
+echo "runtime_fuzz: $SECONDS_TO_RUN s from ${i} seeds"
+"$OUT/runtime_loader_fuzz" "$OUT/corpus" "$OUT/seeds" -max_total_time="$SECONDS_TO_RUN" -max_len=400000 \
+  -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 2>&1 | tail -25
