@@ -3,7 +3,8 @@
 //              [--seed 1] [-t THREADS] [-c CONTEXT]
 //   gemkit-run -m model.gguf --bench [--prompt-tokens 128] [--gen-tokens 64] [--reps 3] [-t N]
 // --bench prints one JSON line: prompt tokens/s, decode tokens/s, time to first token, peak RSS,
-// file and binary sizes, realised DTR capacity (best of --reps for speeds).
+// file and binary sizes, realised DTR capacity (best of --reps for speeds). With -p, the bench
+// prompt is that text's tokens repeated to --prompt-tokens (else fixed ids); decoding is greedy.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -22,7 +23,7 @@ struct Args {
   int n = 64, top_k = 40, threads = 1, context = 0, prompt_tokens = 128, gen_tokens = 64, reps = 3;
   float temp = 0.8f, top_p = 0.95f;
   uint64_t seed = 1;
-  bool bench = false;
+  bool bench = false, prompt_given = false;
 };
 
 [[noreturn]] void usage(const char* message) {
@@ -48,7 +49,7 @@ Args parse(int argc, char** argv) {
       return d;
     };
     if (k == "-m" || k == "--model") a.model = value();
-    else if (k == "-p" || k == "--prompt") a.prompt = value();
+    else if (k == "-p" || k == "--prompt") a.prompt = value(), a.prompt_given = true;
     else if (k == "-n") a.n = int(number());
     else if (k == "--temp") a.temp = float(number());
     else if (k == "--top-k") a.top_k = int(number());
@@ -87,8 +88,13 @@ int bench(gk_model* m, const Args& a, long rss_before_kb) {
   gk_session* s = gk_session_new(m, ctx, a.threads, err, sizeof err);
   if (!s) return std::fprintf(stderr, "gemkit-run: %s\n", err), 1;
   const int V = gk_vocab_size(m);
-  std::vector<int32_t> prompt(size_t(a.prompt_tokens));
-  for (int i = 0; i < a.prompt_tokens; ++i) prompt[size_t(i)] = int32_t((i * 7919 + 13) % V);  // fixed ids
+  // The prompt: -p's text tokenized and repeated to --prompt-tokens (routing sees real text),
+  // else fixed ids.
+  std::vector<int32_t> prompt(static_cast<size_t>(a.prompt_tokens));
+  std::vector<int32_t> text_ids(a.prompt.size() + 8);
+  const int32_t n_text = a.prompt_given ? gk_tokenize(m, a.prompt.c_str(), 0, text_ids.data(), int32_t(text_ids.size())) : 0;
+  for (int i = 0; i < a.prompt_tokens; ++i)
+    prompt[size_t(i)] = n_text > 0 ? text_ids[size_t(i % n_text)] : int32_t((i * 7919 + 13) % V);
   double best_prompt = 1e30, best_decode = 1e30, best_ttft = 1e30, capacity = 1;
   for (int r = 0; r < a.reps; ++r) {
     gk_session_reset(s);
