@@ -3,6 +3,8 @@
 #include "core/error.h"
 #include "export/dense_model.h"
 #include "export/gguf_writer.h"
+#include "model/gguf_model.h"
+#include "model/llama_tensor_names.h"
 #include "routing/gem_modules.h"
 
 namespace gemkit {
@@ -19,8 +21,50 @@ GgufExportReport export_compact(const std::string& checkpoint, const std::string
   o.provenance["source"] = checkpoint;
   float threshold = 0.5f;
   bool attention_only = false;
-  if (gem && gem->scar()) merge_scar_expert(checkpoint, out.pre.model, *gem->scar(), domain, out);
-  else if (!domain.empty()) fail(checkpoint, "--domain " + domain + ": the checkpoint has no SCAR experts");
+  Scar* scar = gem ? gem->scar() : nullptr;
+  std::function<void(GgufWriter&)> scar_keys;
+  if (scar && !domain.empty()) {
+    merge_scar_expert(checkpoint, out.pre.model, *scar, domain, out);  // one domain, dense
+  } else if (scar) {
+    // Routers and experts kept: gemkit-run routes every token (or is told a domain).
+    const ScarOptions& so = scar->options();
+    for (const auto& [name, t] : scar->named_parameters()) {
+      // routers.<block>.query|keys  ->  blk.<block>.scar_router.query|keys
+      // experts.<e>.model.layers.<b>.<...>.<proj>.lora_A.weight  ->  blk.<b>.<gguf linear>.expert.<e>.lora_a
+      if (name.rfind("routers.", 0) == 0) {
+        const size_t dot = name.find('.', 8);
+        o.extra_tensors.push_back({"blk." + name.substr(8, dot - 8) + ".scar_router." + name.substr(dot + 1), t});
+        continue;
+      }
+      const size_t e_end = name.find('.', 8);
+      const std::string expert = name.substr(8, e_end - 8);
+      const std::string rest = name.substr(e_end + 1);  // <module path>.lora_A.weight
+      const size_t lora = rest.rfind(".lora_");
+      const std::string gguf = gguf_name_of_hf(rest.substr(0, lora) + ".weight");
+      if (gguf.empty()) fail(checkpoint, "SCAR expert tensor " + name + " has no GGUF counterpart");
+      const bool is_a = rest.compare(lora, 7, ".lora_A") == 0;
+      // B's rows are output rows: q and k outputs are in llama.cpp's RoPE order in the file,
+      // so their experts' B rows are permuted like the base weight's.
+      torch::Tensor value = t;
+      const ModelConfig& mc = out.pre.model->config();
+      if (!is_a && gguf.find(".attn_q.") != std::string::npos) value = permute_rope_rows(t.detach(), mc.num_attention_heads);
+      if (!is_a && gguf.find(".attn_k.") != std::string::npos) value = permute_rope_rows(t.detach(), mc.num_key_value_heads);
+      o.extra_tensors.push_back({gguf.substr(0, gguf.size() - 7) + ".expert." + expert + (is_a ? ".lora_a" : ".lora_b"), value});
+    }
+    const std::vector<std::string> names = scar->expert_names();
+    scar_keys = [so, names](GgufWriter& w) {
+      w.set_strings("gemkit.scar.experts", names);
+      w.set_bool("gemkit.scar.general_expert", so.general_expert);
+      w.set_f32("gemkit.scar.scale", static_cast<float>(so.alpha / double(so.rank)));
+      w.set_u32("gemkit.scar.router_dim", static_cast<uint32_t>(so.router.router_dim));
+      w.set_f32("gemkit.scar.temperature", static_cast<float>(so.router.temperature));
+      w.set_f32("gemkit.scar.mass", static_cast<float>(so.router.mass));
+      w.set_u32("gemkit.scar.max_experts", static_cast<uint32_t>(so.router.max_experts));
+    };
+    o.provenance["scar"] = "routed (experts kept)";
+  } else if (!domain.empty()) {
+    fail(checkpoint, "--domain " + domain + ": the checkpoint has no SCAR experts");
+  }
   if (gem && gem->dtr()) {
     for (const auto& r : (*gem->dtr())->routers()) {
       const std::string b = "blk." + std::to_string(r->layer_index()) + ".dtr_router.";
@@ -31,10 +75,11 @@ GgufExportReport export_compact(const std::string& checkpoint, const std::string
     }
   }
   o.provenance.insert(out.provenance.begin(), out.provenance.end());
-  o.extra_metadata = [threshold, attention_only](GgufWriter& w) {
+  o.extra_metadata = [threshold, attention_only, scar_keys](GgufWriter& w) {
     w.set_u32("gemkit.format_version", 1);
     w.set_f32("gemkit.dtr.threshold", threshold);
     w.set_bool("gemkit.dtr.attention_only", attention_only);
+    if (scar_keys) scar_keys(w);
   };
   // The routers' parameters are read before gem's destructor puts the base blocks back; the
   // tensors are written from the references held in o.extra_tensors.

@@ -139,12 +139,14 @@ GgufExportReport export_gguf(const Transformer& model, const GgufExportOptions& 
   }
 
   for (const auto& [name, value] : options.extra_tensors) {
-    const torch::Tensor t = value.detach().to(torch::kCPU, torch::kFloat).contiguous().reshape({-1});
+    torch::Tensor t = value.detach().to(torch::kCPU, torch::kFloat).contiguous();
+    if (t.dim() == 0) t = t.reshape({1});
+    const std::vector<int64_t> shape = t.sizes().vec();
     std::vector<uint8_t> data(size_t(t.numel()) * 4);
     std::memcpy(data.data(), t.data_ptr<float>(), data.size());
-    report.tensors.push_back({"", name, {t.numel()}, QuantType::F32, data.size()});
+    report.tensors.push_back({"", name, shape, QuantType::F32, data.size()});
     report.f32_bytes += data.size();
-    w.add_tensor(name, {t.numel()}, QuantType::F32, std::move(data));
+    w.add_tensor(name, shape, QuantType::F32, std::move(data));
   }
 
   const std::string& arch = options.architecture;

@@ -88,6 +88,15 @@ gk_session* gk_session_new(const gk_model* m, int32_t context, int32_t threads, 
 
 void gk_session_free(gk_session* s) { delete s; }
 void gk_session_reset(gk_session* s) { s->session->reset(); }
+int gk_session_set_domain(gk_session* s, const char* domain, char* err, size_t err_len) {
+  return guarded(err, err_len, [&]() -> int {
+           s->session->set_domain(domain ? domain : "");
+           return 1;
+         }) == 1
+             ? 0
+             : -1;
+}
+
 double gk_realised_capacity(const gk_session* s) { return s->session->stats().realised_capacity(); }
 
 const float* gk_eval(gk_session* s, const int32_t* tokens, int32_t n, char* err, size_t err_len) {

@@ -1,6 +1,6 @@
 // gemkit-run: text generation and speed measurement with gemkit's edge runtime (C API only).
 //   gemkit-run -m model.gguf -p "The court held" [-n 64] [--temp 0.8] [--top-k 40] [--top-p 0.95]
-//              [--seed 1] [-t THREADS] [-c CONTEXT]
+//              [--seed 1] [-t THREADS] [-c CONTEXT] [--domain law (SCAR: that expert for every token)]
 //   gemkit-run -m model.gguf --bench [--prompt-tokens 128] [--gen-tokens 64] [--reps 3] [-t N]
 // --bench prints one JSON line: prompt tokens/s, decode tokens/s, time to first token, peak RSS,
 // file and binary sizes, realised DTR capacity (best of --reps for speeds). With -p, the bench
@@ -19,7 +19,7 @@
 namespace {
 
 struct Args {
-  std::string model, prompt = "The";
+  std::string model, prompt = "The", domain;
   int n = 64, top_k = 40, threads = 1, context = 0, prompt_tokens = 128, gen_tokens = 64, reps = 3;
   float temp = 0.8f, top_p = 0.95f;
   uint64_t seed = 1;
@@ -28,7 +28,7 @@ struct Args {
 
 [[noreturn]] void usage(const char* message) {
   std::fprintf(stderr, "gemkit-run: %s\nusage: gemkit-run -m MODEL.gguf [-p PROMPT] [-n N] [--temp T] [--top-k K] "
-               "[--top-p P] [--seed S] [-t THREADS] [-c CONTEXT] [--bench [--prompt-tokens N] [--gen-tokens N] [--reps N]]\n",
+               "[--top-p P] [--seed S] [-t THREADS] [-c CONTEXT] [--domain D] [--bench [--prompt-tokens N] [--gen-tokens N] [--reps N]]\n",
                message);
   std::exit(2);
 }
@@ -57,6 +57,7 @@ Args parse(int argc, char** argv) {
     else if (k == "--seed") a.seed = uint64_t(number());
     else if (k == "-t" || k == "--threads") a.threads = int(number());
     else if (k == "-c" || k == "--context") a.context = int(number());
+    else if (k == "--domain") a.domain = value();
     else if (k == "--bench") a.bench = true;
     else if (k == "--prompt-tokens") a.prompt_tokens = int(number());
     else if (k == "--gen-tokens") a.gen_tokens = int(number());
@@ -87,6 +88,8 @@ int bench(gk_model* m, const Args& a, long rss_before_kb) {
   const int ctx = a.context > 0 ? a.context : a.prompt_tokens + a.gen_tokens + 1;
   gk_session* s = gk_session_new(m, ctx, a.threads, err, sizeof err);
   if (!s) return std::fprintf(stderr, "gemkit-run: %s\n", err), 1;
+  if (!a.domain.empty() && gk_session_set_domain(s, a.domain.c_str(), err, sizeof err) != 0)
+    return std::fprintf(stderr, "gemkit-run: %s\n", err), 1;
   const int V = gk_vocab_size(m);
   // The prompt: -p's text tokenized and repeated to --prompt-tokens (routing sees real text),
   // else fixed ids.
@@ -151,6 +154,8 @@ int main(int argc, char** argv) {
   const int ctx = a.context > 0 ? a.context : n + a.n + 1;
   gk_session* s = gk_session_new(m, ctx, a.threads, err, sizeof err);
   if (!s) return std::fprintf(stderr, "gemkit-run: error: %s\n", err), 1;
+  if (!a.domain.empty() && gk_session_set_domain(s, a.domain.c_str(), err, sizeof err) != 0)
+    return std::fprintf(stderr, "gemkit-run: error: %s\n", err), 1;
   const auto t0 = std::chrono::steady_clock::now();
   const float* logits = gk_eval(s, ids.data(), n, err, sizeof err);
   if (!logits) return std::fprintf(stderr, "gemkit-run: error: %s\n", err), 1;

@@ -42,6 +42,9 @@ void gk_session_reset(gk_session* session);
 /* Appends n tokens to the session's KV cache; returns the logits after the last one (valid
  * until the next call), or NULL on error (full context, bad id). */
 const float* gk_eval(gk_session* session, const int32_t* tokens, int32_t n, char* err, size_t err_len);
+/* SCAR (compact format): send every token to this domain expert ("" or NULL: routed, the
+ * default). Returns 0, or -1 with a message for an unknown name. */
+int gk_session_set_domain(gk_session* session, const char* domain, char* err, size_t err_len);
 /* Share of (token, routed block) pairs the token router processed; 1 without routing. */
 double gk_realised_capacity(const gk_session* session);
 

@@ -57,6 +57,18 @@ Model::Model(const std::string& path) : file_(path) {
     fail(path, p + "rope.dimension_count: partial RoPE is not supported");
   c.dtr_threshold = key_float(file_, "gemkit.dtr.threshold", 0.5f);
   c.dtr_attention_only = file_.get_bool("gemkit.dtr.attention_only", false);
+  if (c.architecture == "gemkit" && file_.find("gemkit.scar.experts")) {
+    const GgufValue& names = file_.get("gemkit.scar.experts");
+    for (size_t i = 0; i < names.size(); ++i) c.scar_experts.push_back(std::string(names.string_at(i)));
+    c.scar_general = file_.get_bool("gemkit.scar.general_expert", true);
+    c.scar_scale = key_float(file_, "gemkit.scar.scale", 1.f);
+    c.scar_router_dim = key_int(file_, "gemkit.scar.router_dim");
+    c.scar_temperature = key_float(file_, "gemkit.scar.temperature", 1.f);
+    c.scar_mass = key_float(file_, "gemkit.scar.mass", 0.65f);
+    c.scar_max_experts = file_.get_int("gemkit.scar.max_experts", 2);
+    if (c.scar_experts.empty() || c.scar_router_dim <= 0 || c.scar_max_experts < 1)
+      fail(path, "gemkit.scar.*: expected experts, router_dim > 0 and max_experts >= 1");
+  }
 
   std::set<std::string> used;
   auto weight = [&](const std::string& name, int64_t rows, int64_t cols, bool required = true) -> Weight {
@@ -100,6 +112,29 @@ Model::Model(const std::string& path) : file_(path) {
     l.gate = weight(b + "ffn_gate.weight", c.ffn, H);
     l.up = weight(b + "ffn_up.weight", c.ffn, H);
     l.down = weight(b + "ffn_down.weight", H, c.ffn);
+    if (!c.scar_experts.empty() && file_.find_tensor(b + "scar_router.query")) {
+      const int64_t E = int64_t(c.scar_experts.size()), R = c.scar_router_dim;
+      const Weight q = weight(b + "scar_router.query", R, H), k = weight(b + "scar_router.keys", E, R);
+      if (q.type != QuantType::F32 || k.type != QuantType::F32) fail(path, "tensor " + b + "scar_router.*: expected f32");
+      l.scar = true;
+      l.scar_query.assign(reinterpret_cast<const float*>(q.data), reinterpret_cast<const float*>(q.data) + R * H);
+      l.scar_keys.assign(reinterpret_cast<const float*>(k.data), reinterpret_cast<const float*>(k.data) + E * R);
+      const char* linear_names[kLinears] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+      const Weight* bases[kLinears] = {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down};
+      for (int li = 0; li < kLinears; ++li)
+        for (int e = 0; e < int(E); ++e) {
+          const std::string stem = b + linear_names[li] + ".expert." + c.scar_experts[size_t(e)] + ".";
+          const GgufTensorInfo* a = file_.find_tensor(stem + "lora_a");
+          if (!a) continue;
+          const int64_t r = a->dims.size() == 2 ? int64_t(a->dims[1]) : 0;
+          Expert x;
+          x.index = e;
+          x.a = weight(stem + "lora_a", r, bases[li]->cols);
+          x.b = weight(stem + "lora_b", bases[li]->rows, r);
+          if (x.a.type != QuantType::F32 || x.b.type != QuantType::F32) fail(path, "tensor " + stem + "lora_*: expected f32");
+          l.experts[li].push_back(x);
+        }
+    }
     for (const Weight* n : {&l.attn_norm, &l.ffn_norm})
       if (n->type != QuantType::F32) fail(path, "tensor " + b + "norm: expected f32");
     if (c.architecture == "gemkit" && file_.find_tensor(b + "dtr_router.weight")) {
@@ -158,6 +193,69 @@ Session::Session(const Model& model, int64_t context, int threads)
     }
 }
 
+void Session::set_domain(const std::string& expert) {
+  const auto& names = model_.config().scar_experts;
+  if (expert.empty()) {
+    forced_expert_ = -1;
+    return;
+  }
+  const auto it = std::find(names.begin(), names.end(), expert);
+  if (it == names.end()) fail("gemkit-run", "--domain " + expert + ": the model has no SCAR expert of that name");
+  forced_expert_ = int(it - names.begin());
+}
+
+void Session::route_scar(const Layer& l, const float* x) {
+  const RuntimeConfig& c = model_.config();
+  scar_choice_.clear();
+  if (forced_expert_ >= 0) {
+    scar_choice_.push_back({forced_expert_, 1.0f});
+    return;
+  }
+  const int64_t H = c.hidden, R = c.scar_router_dim, E = int64_t(c.scar_experts.size());
+  // q = W_q rmsnorm(x); z_e = q . k_e / (sqrt(R) T); p = softmax(z) (routing/expert_router.h).
+  double ss = 0;
+  for (int64_t i = 0; i < H; ++i) ss += double(x[i]) * x[i];
+  const float inv = 1.0f / std::sqrt(float(ss / double(H)) + c.eps);
+  std::vector<float>& n = scar_t_;
+  n.resize(size_t(std::max(H, E)));
+  for (int64_t i = 0; i < H; ++i) n[size_t(i)] = x[i] * inv;
+  scar_q_.resize(size_t(R));
+  for (int64_t r = 0; r < R; ++r) scar_q_[size_t(r)] = k_.dot_f32(l.scar_query.data() + r * H, n.data(), H);
+  std::vector<std::pair<float, int>> p(static_cast<size_t>(E));
+  float mx = -INFINITY;
+  for (int64_t e = 0; e < E; ++e) {
+    const float z = k_.dot_f32(l.scar_keys.data() + e * R, scar_q_.data(), R) / (std::sqrt(float(R)) * c.scar_temperature);
+    p[size_t(e)] = {z, int(e)};
+    mx = std::max(mx, z);
+  }
+  double sum = 0;
+  for (auto& [v, e] : p) sum += (v = std::exp(v - mx));
+  for (auto& [v, e] : p) v = float(v / sum);
+  std::stable_sort(p.begin(), p.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  // Take experts by descending p while the mass before each is below tau, at most k_max.
+  float before = 0, kept = 0;
+  for (int64_t j = 0; j < E && j < c.scar_max_experts && before < c.scar_mass; ++j) {
+    scar_choice_.push_back({p[size_t(j)].second, p[size_t(j)].first});
+    before += p[size_t(j)].first;
+    kept += p[size_t(j)].first;
+  }
+  for (auto& [e, g] : scar_choice_) g /= kept;
+}
+
+void Session::add_experts(const std::vector<Expert>& experts, float* y) {
+  const float scale = model_.config().scar_scale;
+  for (const auto& [index, gate] : scar_choice_)
+    for (const Expert& x : experts) {
+      if (x.index != index) continue;
+      const int64_t r = x.a.rows, in = x.a.cols, out = x.b.rows;
+      scar_t_.resize(size_t(std::max<int64_t>(r, int64_t(scar_t_.size()))));
+      float* t = scar_t_.data();
+      for (int64_t j = 0; j < r; ++j) t[j] = k_.dot_f32(x.a.data + size_t(j) * x.a.row_bytes, in_.data(), in);
+      const float g = gate * scale;
+      for (int64_t o = 0; o < out; ++o) y[o] += g * k_.dot_f32(x.b.data + size_t(o) * x.b.row_bytes, t, r);
+    }
+}
+
 void Session::reset() {
   length_ = 0;
   std::fill(cache_len_.begin(), cache_len_.end(), 0);
@@ -205,9 +303,15 @@ void Session::attention(int64_t layer, const Layer& l, const float* x, float* ou
   const RuntimeConfig& c = model_.config();
   const int64_t D = c.head_dim, half = D / 2, KVD = c.kv_heads * D, pos = length_;
   prepare_input(x, c.hidden, needs_q8(l.q) || needs_q8(l.k) || needs_q8(l.v));
+  if (l.scar) route_scar(l, x);
   matvec(l.q, q_.data());
   matvec(l.k, kk_.data());
   matvec(l.v, vv_.data());
+  if (l.scar) {
+    add_experts(l.experts[kQ], q_.data());
+    add_experts(l.experts[kK], kk_.data());
+    add_experts(l.experts[kV], vv_.data());
+  }
   const float* cs = rope_cos_.data() + pos * half;
   const float* sn = rope_sin_.data() + pos * half;
   auto rope = [&](float* v, int64_t heads) {
@@ -249,17 +353,24 @@ void Session::attention(int64_t layer, const Layer& l, const float* x, float* ou
   }
   prepare_input(tmp_.data(), c.hidden, needs_q8(l.o));
   matvec(l.o, out);
+  if (l.scar) add_experts(l.experts[kO], out);
 }
 
 void Session::mlp(const Layer& l, const float* x, float* out) {
   const RuntimeConfig& c = model_.config();
   rms_norm(x, l.ffn_norm, c.eps, c.hidden, xn_.data());
   prepare_input(xn_.data(), c.hidden, needs_q8(l.gate) || needs_q8(l.up));
+  if (l.scar) route_scar(l, xn_.data());
   matvec(l.gate, g_.data());
   matvec(l.up, u_.data());
+  if (l.scar) {
+    add_experts(l.experts[kGate], g_.data());
+    add_experts(l.experts[kUp], u_.data());
+  }
   for (int64_t i = 0; i < c.ffn; ++i) g_[size_t(i)] = g_[size_t(i)] / (1.0f + std::exp(-g_[size_t(i)])) * u_[size_t(i)];
   prepare_input(g_.data(), c.ffn, needs_q8(l.down));
   matvec(l.down, out);
+  if (l.scar) add_experts(l.experts[kDown], out);
 }
 
 void Session::eval_one(int32_t token, bool logits_wanted, float* logits_out) {

@@ -11,6 +11,12 @@
 //   gemkit.dtr.threshold (f32), gemkit.dtr.attention_only (bool)
 //   tensors: the llama names, plus blk.N.dtr_router.weight [hidden] and blk.N.dtr_router.bias [1]
 //   (f32) for each routed block N. Any other tensor name is refused.
+//   SCAR (optional): gemkit.scar.experts (names in index order, "general" first when
+//   gemkit.scar.general_expert), gemkit.scar.{scale, router_dim, temperature, mass, max_experts};
+//   tensors blk.N.scar_router.query [router_dim, hidden], blk.N.scar_router.keys [experts,
+//   router_dim], and per adapted linear blk.N.<linear>.expert.<name>.lora_a [r, in] / .lora_b
+//   [out, r] (f32). Each of a block's two groups (attention: q/k/v/o; MLP: gate/up/down) routes
+//   a token once from its normalised input, as routing/scar.h does.
 // DTR at inference: a token is processed by routed block N when sigmoid(w . rmsnorm(h) + b) >
 // threshold; its residual update is scaled by that gate; a skipped token writes nothing into
 // that block's KV cache (gemkit's LibTorch model does the same: routing/token_router.h).
@@ -35,11 +41,24 @@ struct Weight {
   size_t row_bytes = 0;
 };
 
+// One SCAR domain expert on one linear layer: y += gate * scale * B (A x).
+struct Expert {
+  int index = 0;  // in RuntimeConfig::scar_experts
+  Weight a, b;    // A [r, in], B [out, r], f32
+};
+
+enum LinearId { kQ, kK, kV, kO, kGate, kUp, kDown, kLinears };
+
 struct Layer {
   Weight attn_norm, q, k, v, o, ffn_norm, gate, up, down;
   bool routed = false;
   std::vector<float> router_weight;
   float router_bias = 0;
+  // SCAR: the block's router (query [router_dim, hidden], keys [experts, router_dim]) and the
+  // experts of each linear layer.
+  bool scar = false;
+  std::vector<float> scar_query, scar_keys;
+  std::vector<Expert> experts[kLinears];
 };
 
 struct RuntimeConfig {
@@ -48,6 +67,11 @@ struct RuntimeConfig {
   float eps = 1e-6f, theta = 10000.f;
   float dtr_threshold = 0.5f;
   bool dtr_attention_only = false;
+  // SCAR (compact format): expert names in index order ("general" first when it exists).
+  std::vector<std::string> scar_experts;
+  bool scar_general = true;
+  float scar_scale = 1, scar_temperature = 1, scar_mass = 0.65f;
+  int64_t scar_router_dim = 0, scar_max_experts = 2;
 };
 
 class Model {
@@ -87,6 +111,8 @@ class Session {
   // last one (all_logits: of every one, row after row). Throws when the context is full.
   const std::vector<float>& eval(const std::vector<int32_t>& tokens, bool all_logits = false);
   void reset();
+  // SCAR: every token to this expert (by name; "" routes again). Throws for an unknown name.
+  void set_domain(const std::string& expert);
   int64_t length() const { return length_; }
   const SessionStats& stats() const { return stats_; }
   // Per routed block and evaluated token: whether it was processed (for tests against LibTorch).
@@ -95,6 +121,10 @@ class Session {
  private:
   void eval_one(int32_t token, bool logits_wanted, float* logits_out);
   void matvec(const Weight& w, float* y);  // y = W x_, with x_ / xq_ prepared
+  // SCAR: the decision of a group (expert index, gate) from its input, and the experts' share
+  // y += sum gate * scale * B (A in_).
+  void route_scar(const Layer& l, const float* x);
+  void add_experts(const std::vector<Expert>& experts, float* y);
   void prepare_input(const float* x, int64_t n, bool quantize);
   void mlp(const Layer& l, const float* x, float* out);
   void attention(int64_t layer, const Layer& l, const float* x, float* out);
@@ -108,6 +138,9 @@ class Session {
   std::vector<float> h_, xn_, q_, kk_, vv_, att_, a_, tmp_, g_, u_, m_, logits_, in_;
   std::vector<BlockQ8> xq_;
   std::vector<float> rope_cos_, rope_sin_;
+  std::vector<std::pair<int, float>> scar_choice_;
+  std::vector<float> scar_q_, scar_t_;
+  int forced_expert_ = -1;
   SessionStats stats_;
   std::vector<std::vector<uint8_t>> decisions_;
 };

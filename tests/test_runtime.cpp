@@ -130,29 +130,31 @@ TEST(Runtime, DenseExportsAgreeWithTheLibTorchModel) {
   }
 }
 
-TEST(Runtime, CompactFormatRoutesLikeTheLibTorchThresholdRule) {
-  const std::string dir = test::temp_folder("gemkit_runtime", "compact");
+namespace {
+
+ModelConfig routed_config() {
   ModelConfig c = test::tiny_decoder_config(4);
   c.vocab_size = 4096;  // the bundled tokenizer's
   c.hidden_size = 64;
   c.intermediate_size = 128;
   c.max_position_embeddings = 128;
   c.tie_word_embeddings = true;
-  torch::manual_seed(5);
-  Transformer m(c);
-  m->eval();
+  return c;
+}
+
+// Saves `m` with `gem` attached as a routed checkpoint folder (random router weights, random
+// expert B so that experts change the output).
+void save_routed(const std::string& dir, Transformer m, GemModules& gem) {
   SaveOptions so;
   so.tokenizer_source = kBase;
   save_pretrained(m, {}, dir, so);
-  GemConfig g;
-  g.dtr = true;
-  g.dtr_blocks = {1, 2};
-  g.dtr_options.initial_bias = 0.0;
-  GemModules gem(m, g);
   {
     torch::NoGradGuard no_grad;
-    for (auto& [name, t] : gem.named_parameters())
-      if (name.find("weight") != std::string::npos) t.normal_(0.0, 2.0);  // mixed decisions
+    for (auto& [name, t] : gem.named_parameters()) {
+      if (name.rfind("dtr.", 0) == 0 && name.find("weight") != std::string::npos) t.normal_(0.0, 2.0);  // mixed decisions
+      if (name.find("lora_B") != std::string::npos) t.normal_(0.0, 0.3);
+      if (name.find(".keys") != std::string::npos) t.normal_(0.0, 3.0);  // confident and ambiguous tokens
+    }
   }
   gem.save_config(dir);
   SafetensorsWriter writer;
@@ -161,6 +163,22 @@ TEST(Runtime, CompactFormatRoutesLikeTheLibTorchThresholdRule) {
     writer.add(name, DType::F32, keep->sizes().vec(), keep->data_ptr(), keep->nbytes(), keep);
   }
   writer.write(dir + "/extra.safetensors");
+}
+
+}  // namespace
+
+TEST(Runtime, CompactFormatRoutesLikeTheLibTorchThresholdRule) {
+  const std::string dir = test::temp_folder("gemkit_runtime", "compact");
+  const ModelConfig c = routed_config();
+  torch::manual_seed(5);
+  Transformer m(c);
+  m->eval();
+  GemConfig g;
+  g.dtr = true;
+  g.dtr_blocks = {1, 2};
+  g.dtr_options.initial_bias = 0.0;
+  GemModules gem(m, g);
+  save_routed(dir, m, gem);
   const std::string file = dir + "/compact.gguf";
   export_compact(dir, "", QuantPolicy(), file, false);
 
@@ -184,6 +202,46 @@ TEST(Runtime, CompactFormatRoutesLikeTheLibTorchThresholdRule) {
   EXPECT_LT(processed, decisions * 9 / 10);
   EXPECT_NEAR(s.stats().realised_capacity(), double(processed) / double(decisions), 1e-12);
   EXPECT_LT((ours - ref).abs().max().item<double>(), 1e-3);
+}
+
+TEST(Runtime, CompactFormatRunsScarExpertsRoutedAndForced) {
+  const std::string dir = test::temp_folder("gemkit_runtime", "scar");
+  const ModelConfig c = routed_config();
+  torch::manual_seed(6);
+  Transformer m(c);
+  m->eval();
+  GemConfig g;
+  g.scar = true;
+  g.scar_options.experts = {"law", "finance"};
+  g.scar_options.blocks = {1, 2};
+  g.scar_options.rank = 4;
+  g.scar_options.alpha = 8;
+  g.scar_options.router.router_dim = 16;
+  g.scar_options.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  g.dtr = true;
+  g.dtr_blocks = {2};
+  g.dtr_options.initial_bias = 0.0;
+  GemModules gem(m, g);
+  save_routed(dir, m, gem);
+  const std::string file = dir + "/scar.gguf";
+  export_compact(dir, "", QuantPolicy(), file, false);
+  const std::vector<int32_t> tokens = test_tokens(40, c.vocab_size, 3);
+  const torch::Tensor routed_ref = torch_logits(m, tokens);
+  EXPECT_LT((runtime_logits(file, tokens) - routed_ref).abs().max().item<double>(), 1e-3) << "routed";
+  // Every token to one expert: gemkit-run's --domain against LibTorch's forced expert.
+  runtime::Model rm(file);
+  for (const std::string d : {"law", "finance", "general"}) {
+    gem.scar()->set_forced_expert(gem.scar()->expert_index(d));
+    const torch::Tensor ref = torch_logits(m, tokens);
+    runtime::Session s(rm, 40, 1);
+    s.set_domain(d);
+    const std::vector<float>& all = s.eval(tokens, true);
+    const torch::Tensor ours = torch::from_blob(const_cast<float*>(all.data()), {40, c.vocab_size}, torch::kFloat);
+    EXPECT_LT((ours - ref).abs().max().item<double>(), 1e-3) << d;
+    EXPECT_GT((ref - routed_ref).abs().max().item<double>(), 1e-2) << d << ": forcing changes nothing (test too weak)";
+  }
+  runtime::Session s(rm, 4, 1);
+  test::expect_error([&] { s.set_domain("tax"); }, {"tax"});
 }
 
 TEST(Runtime, MalformedFilesAreNamedErrors) {
