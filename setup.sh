@@ -56,30 +56,33 @@ quickstart() {
   local gemkit="$BUILD_DIR/cli/gemkit" base=checkpoints/gemkit-base out=out/quickstart
   local eval_args=(--corpus data/mini --tasks data/mini --split test --max-items 40)
   mkdir -p "$out"
-  echo "== 1/6 the base model"
+  echo "== 1/7 the base model"
   "$gemkit" model info "$base"
-  echo "== 2/6 token shards with the base model's tokenizer: mini law (SPDX licence texts) and general (replay)"
+  echo "== 2/7 token shards with the base model's tokenizer: mini law (SPDX licence texts) and general (replay)"
   for domain in law general; do
     for split in train validation; do
       "$gemkit" data prepare --quiet --tokenizer "$base" --split $split --out "$out/$domain.$split.h5" \
         data/mini/$domain/$split.jsonl
     done
   done
-  echo "== 3/6 evaluate the base model on every domain (perplexity, tasks)"
+  echo "== 3/7 evaluate the base model on every domain (perplexity, tasks)"
   "$gemkit" eval --model "$base" "${eval_args[@]}" --out "$out/eval_base.json" >/dev/null
-  echo "== 4/6 plain fine-tuning on law (recipes/quickstart/law_finetune.toml)"
+  echo "== 4/7 plain fine-tuning on law (recipes/quickstart/law_finetune.toml)"
   rm -rf "$out/law_finetune" "$out/law_gem"
   "$gemkit" train recipes/quickstart/law_finetune.toml --out "$out/law_finetune"
-  echo "== 5/6 GEM on law: SCAR expert, token router, replay, distillation, forgetting budget (recipes/quickstart/law_gem.toml)"
+  echo "== 5/7 GEM on law: SCAR expert, token router, replay, distillation, forgetting budget (recipes/quickstart/law_gem.toml)"
   "$gemkit" train recipes/quickstart/law_gem.toml --out "$out/law_gem"
-  echo "== 6/6 evaluate both on every domain and compare"
+  echo "== 6/7 evaluate both on every domain and compare"
   "$gemkit" eval --model "$out/law_finetune/$(cat "$out/law_finetune/latest")" "${eval_args[@]}" \
     --out "$out/eval_finetune.json" >/dev/null
   "$gemkit" eval --model "$out/law_gem/$(cat "$out/law_gem/latest")" "${eval_args[@]}" \
     --out "$out/eval_gem.json" >/dev/null
   "$gemkit" compare "$out/eval_base.json" "$out/eval_finetune.json" "$out/eval_gem.json" --target law \
     --labels base,fine-tuned,gem --out "$out/comparison.json"
-  echo "== done: reports, run folders and resolved recipes are in $out"
+  echo "== 7/7 the GEM model on the edge: compact export (hybrid Q8_0/Q4_0, routers and experts kept), run by gemkit-run"
+  "$gemkit" export compact "$out/law_gem/$(cat "$out/law_gem/latest")" -o "$out/law_gem.gguf" -q hybrid --force
+  "$BUILD_DIR/runtime/gemkit-run" -m "$out/law_gem.gguf" -p "This License applies to" -n 40 --temp 0.7 --seed 1
+  echo "== done: reports, run folders, resolved recipes and law_gem.gguf are in $out"
 }
 
 # The bundled base model, reproduced from nothing: the general corpus of the suite, a tokenizer,
