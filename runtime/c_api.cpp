@@ -97,6 +97,8 @@ int gk_session_set_domain(gk_session* s, const char* domain, char* err, size_t e
              : -1;
 }
 
+size_t gk_session_kv_bytes(const gk_session* s) { return s->session->kv_bytes(); }
+
 double gk_realised_capacity(const gk_session* s) { return s->session->stats().realised_capacity(); }
 
 const float* gk_eval(gk_session* s, const int32_t* tokens, int32_t n, char* err, size_t err_len) {

@@ -127,8 +127,8 @@ int bench(gk_model* m, const Args& a, long rss_before_kb) {
               "\"peak_rss_mb\": %.1f, \"rss_before_load_mb\": %.1f, \"file_mb\": %.2f, \"kv_cache_mb\": %.2f, "
               "\"binary_mb\": %.2f, \"realised_capacity\": %.3f}\n",
               a.model.c_str(), gk_kernels_name(), a.threads, a.prompt_tokens, a.gen_tokens, a.reps,
-              a.prompt_tokens / best_prompt, a.gen_tokens / best_decode, best_ttft * 1e3, status_kb("VmHWM:") / 1024.0,
-              rss_before_kb / 1024.0, std::filesystem::file_size(a.model, ec) / 1e6, 0.0,
+              a.prompt_tokens / best_prompt, a.gen_tokens / best_decode, best_ttft * 1e3, status_kb("VmHWM:") * 1024.0 / 1e6,
+              rss_before_kb * 1024.0 / 1e6, std::filesystem::file_size(a.model, ec) / 1e6, double(gk_session_kv_bytes(s)) / 1e6,
               ec ? 0.0 : double(exe_bytes) / 1e6, capacity);
   gk_session_free(s);
   return 0;

@@ -45,6 +45,8 @@ const float* gk_eval(gk_session* session, const int32_t* tokens, int32_t n, char
 /* SCAR (compact format): send every token to this domain expert ("" or NULL: routed, the
  * default). Returns 0, or -1 with a message for an unknown name. */
 int gk_session_set_domain(gk_session* session, const char* domain, char* err, size_t err_len);
+/* Bytes of the session's KV cache (allocated for its whole context). */
+size_t gk_session_kv_bytes(const gk_session* session);
 /* Share of (token, routed block) pairs the token router processed; 1 without routing. */
 double gk_realised_capacity(const gk_session* session);
 

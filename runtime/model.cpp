@@ -256,6 +256,12 @@ void Session::add_experts(const std::vector<Expert>& experts, float* y) {
     }
 }
 
+size_t Session::kv_bytes() const {
+  size_t n = 0;
+  for (size_t i = 0; i < kcache_.size(); ++i) n += (kcache_[i].size() + vcache_[i].size()) * sizeof(float);
+  return n;
+}
+
 void Session::reset() {
   length_ = 0;
   std::fill(cache_len_.begin(), cache_len_.end(), 0);

@@ -114,6 +114,7 @@ class Session {
   // SCAR: every token to this expert (by name; "" routes again). Throws for an unknown name.
   void set_domain(const std::string& expert);
   int64_t length() const { return length_; }
+  size_t kv_bytes() const;
   const SessionStats& stats() const { return stats_; }
   // Per routed block and evaluated token: whether it was processed (for tests against LibTorch).
   const std::vector<std::vector<uint8_t>>& routing_decisions() const { return decisions_; }
