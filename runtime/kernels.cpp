@@ -6,6 +6,7 @@
 #endif
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 namespace gemkit::runtime {
@@ -93,13 +94,24 @@ bool cpu_has_avx2() {
 #endif
 }
 
+bool cpu_has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+#else
+  return false;
+#endif
+}
+
 const Kernels& kernels() {
   static const Kernels* chosen = [] {
     fp16_table();
-    const char* force = std::getenv("GEMKIT_RUNTIME_KERNELS");
-    if (force && std::strcmp(force, "portable") == 0) return &kPortable;
-    const Kernels* avx2 = avx2_kernels();
-    return avx2 && cpu_has_avx2() ? avx2 : &kPortable;
+    const char* env = std::getenv("GEMKIT_RUNTIME_KERNELS");
+    const std::string force = env ? env : "";
+    if (force == "portable") return &kPortable;
+    if (cpu_has_avx512() && force != "avx2") return avx512_kernels();
+    if (cpu_has_avx2()) return avx2_kernels();
+    return &kPortable;
   }();
   return *chosen;
 }

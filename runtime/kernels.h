@@ -1,8 +1,9 @@
 // Dot products of one weight row with one activation row, per storage type, as llama.cpp's CPU
 // path computes them: Q8_0 and Q4_0 weights against activations quantized to Q8_0 blocks of 32
 // (round to nearest even, fp16 scale), f16 and f32 weights against f32 activations.
-// Implementations: portable C++, AVX2 (+FMA, F16C); chosen once at run time from the CPU's
-// flags (GEMKIT_RUNTIME_KERNELS=portable forces the portable one, for tests and comparison).
+// Implementations: portable C++, AVX2 (+FMA, F16C), AVX-512 (F, BW, VL, DQ); the best the CPU
+// has is chosen once at run time (GEMKIT_RUNTIME_KERNELS=portable|avx2|avx512 forces one, for
+// tests and comparison; a forced set the CPU lacks falls back to the best available).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -34,8 +35,10 @@ struct Kernels {
 
 const Kernels& kernels();          // the best for this CPU (or the forced one)
 const Kernels& portable_kernels();
-const Kernels* avx2_kernels();     // nullptr when not compiled in
-bool cpu_has_avx2();
+const Kernels* avx2_kernels();
+const Kernels* avx512_kernels();
+bool cpu_has_avx2();    // AVX2, FMA, F16C
+bool cpu_has_avx512();  // and AVX-512 F, BW, VL, DQ
 
 float fp16_to_fp32_fast(uint16_t h);  // table lookup
 

@@ -60,13 +60,14 @@ Agreement agreement(const torch::Tensor& ours, const torch::Tensor& ref) {
 
 }  // namespace
 
-TEST(RuntimeKernels, Avx2EqualsPortable) {
-  const runtime::Kernels* avx2 = runtime::avx2_kernels();
-  if (!avx2 || !runtime::cpu_has_avx2()) {
-    // Without AVX2 the run-time choice must fall back to the portable kernels.
-    EXPECT_STREQ(runtime::kernels().name, "portable");
-    return;
-  }
+TEST(RuntimeKernels, SimdKernelsEqualPortable) {
+  std::vector<const runtime::Kernels*> simd;
+  if (runtime::cpu_has_avx2()) simd.push_back(runtime::avx2_kernels());
+  if (runtime::cpu_has_avx512()) simd.push_back(runtime::avx512_kernels());
+  // The run-time choice: the widest set the CPU has.
+  EXPECT_STREQ(runtime::kernels().name, simd.empty() ? "portable" : simd.back()->name);
+  for (const runtime::Kernels* avx2 : simd) {
+  SCOPED_TRACE(avx2->name);
   const runtime::Kernels& p = runtime::portable_kernels();
   std::mt19937 rng(3);
   std::normal_distribution<float> nd;
@@ -90,6 +91,7 @@ TEST(RuntimeKernels, Avx2EqualsPortable) {
     EXPECT_TRUE(close(avx2->dot_q4_0(q4.data(), xp.data(), n), p.dot_q4_0(q4.data(), xp.data(), n)));
     EXPECT_TRUE(close(avx2->dot_f16(f16.data(), x.data(), n), p.dot_f16(f16.data(), x.data(), n)));
     EXPECT_TRUE(close(avx2->dot_f32(w.data(), x.data(), n), p.dot_f32(w.data(), x.data(), n)));
+  }
   }
 }
 

@@ -13,7 +13,7 @@ command -v clang++ >/dev/null || { echo "runtime_fuzz: clang++ is not installed 
 mkdir -p "$OUT/obj" "$OUT/seeds" "$OUT/corpus"
 SOURCES=(
   tests/fuzz/runtime_loader_fuzz.cpp
-  runtime/model.cpp runtime/kernels.cpp runtime/kernels_avx2.cpp runtime/thread_pool.cpp
+  runtime/model.cpp runtime/kernels.cpp runtime/kernels_avx2.cpp runtime/kernels_avx512.cpp runtime/thread_pool.cpp
   model/gguf.cpp core/file_io.cpp quant/block_quant.cpp
   data/unicode.cpp data/added_tokens.cpp data/pretokenizer.cpp data/bpe_tokenizer.cpp
   data/wordpiece_tokenizer.cpp data/sentencepiece_model.cpp data/spm_normalizer.cpp
@@ -25,6 +25,7 @@ for src in "${SOURCES[@]}"; do
   obj="$OUT/obj/$(echo "$src" | tr '/' '_').o"
   extra=()
   [[ $src == runtime/kernels_avx2.cpp ]] && extra=(-mavx2 -mfma -mf16c)
+  [[ $src == runtime/kernels_avx512.cpp ]] && extra=(-mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c)
   if [[ ! -f $obj || $ROOT/$src -nt $obj ]]; then
     clang++ "${FLAGS[@]}" "${extra[@]}" -c "$ROOT/$src" -o "$obj"
   fi

@@ -1,0 +1,106 @@
+// AVX-512 (F, BW, VL, DQ) kernels: two 32-value blocks per 512-bit step (compiled with those
+// flags; called only when the CPU has them). Activation quantization is AVX2's (a 32-value
+// block fills one 256-bit register pair already).
+#include <immintrin.h>
+
+#include "runtime/kernels.h"
+
+namespace gemkit::runtime {
+
+namespace {
+
+inline float half(uint16_t h) { return _cvtsh_ss(h); }
+
+// 64 int8 products summed per 4 -> 16 int32 lanes -> floats; lanes 0-7 are the first block's,
+// 8-15 the second's. y takes x's sign (no _mm512_sign_epi8: negate where x < 0).
+inline __m512 dot_i8_64(__m512i x, __m512i y) {
+  const __m512i ax = _mm512_abs_epi8(x);
+  const __mmask64 negative = _mm512_movepi8_mask(x);
+  const __m512i sy = _mm512_mask_sub_epi8(y, negative, _mm512_setzero_si512(), y);
+  const __m512i dot16 = _mm512_maddubs_epi16(ax, sy);
+  return _mm512_cvtepi32_ps(_mm512_madd_epi16(dot16, _mm512_set1_epi16(1)));
+}
+
+inline __m512 two_scales(float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); }
+
+inline __m256i q4_unpack(const BlockQ4& b) {
+  const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+  return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
+}
+
+inline __m256i load32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+float dot_q8_0(const void* w, const BlockQ8* x, int64_t n) {
+  const BlockQ8* b = static_cast<const BlockQ8*>(w);
+  const int64_t nb = n / 32;
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    const __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(load32(b[i].qs)), load32(b[i + 1].qs), 1);
+    const __m512i qx = _mm512_inserti64x4(_mm512_castsi256_si512(load32(x[i].qs)), load32(x[i + 1].qs), 1);
+    acc = _mm512_fmadd_ps(two_scales(half(b[i].d) * half(x[i].d), half(b[i + 1].d) * half(x[i + 1].d)), dot_i8_64(qw, qx), acc);
+  }
+  float sum = _mm512_reduce_add_ps(acc);
+  for (; i < nb; ++i) {
+    int32_t s = 0;
+    for (int j = 0; j < 32; ++j) s += int32_t(b[i].qs[j]) * int32_t(x[i].qs[j]);
+    sum += float(s) * half(b[i].d) * half(x[i].d);
+  }
+  return sum;
+}
+
+float dot_q4_0(const void* w, const BlockQ8* x, int64_t n) {
+  const BlockQ4* b = static_cast<const BlockQ4*>(w);
+  const int64_t nb = n / 32;
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    const __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(q4_unpack(b[i])), q4_unpack(b[i + 1]), 1);
+    const __m512i qx = _mm512_inserti64x4(_mm512_castsi256_si512(load32(x[i].qs)), load32(x[i + 1].qs), 1);
+    acc = _mm512_fmadd_ps(two_scales(half(b[i].d) * half(x[i].d), half(b[i + 1].d) * half(x[i + 1].d)), dot_i8_64(qw, qx), acc);
+  }
+  float sum = _mm512_reduce_add_ps(acc);
+  for (; i < nb; ++i) {
+    int32_t s = 0;
+    for (int j = 0; j < 16; ++j) {
+      s += (int32_t(b[i].qs[j] & 0x0f) - 8) * int32_t(x[i].qs[j]);
+      s += (int32_t(b[i].qs[j] >> 4) - 8) * int32_t(x[i].qs[j + 16]);
+    }
+    sum += float(s) * half(b[i].d) * half(x[i].d);
+  }
+  return sum;
+}
+
+float dot_f16(const void* w, const float* x, int64_t n) {
+  const uint16_t* h = static_cast<const uint16_t*>(w);
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i))), _mm512_loadu_ps(x + i), acc);
+  float sum = _mm512_reduce_add_ps(acc);
+  for (; i < n; ++i) sum += half(h[i]) * x[i];
+  return sum;
+}
+
+float dot_f32(const void* w, const float* x, int64_t n) {
+  const float* f = static_cast<const float*>(w);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(f + i), _mm512_loadu_ps(x + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(f + i + 16), _mm512_loadu_ps(x + i + 16), acc1);
+  }
+  float sum = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  for (; i < n; ++i) sum += f[i] * x[i];
+  return sum;
+}
+
+}  // namespace
+
+const Kernels* avx512_kernels() {
+  static const Kernels k = {"avx512", dot_q8_0, dot_q4_0, dot_f16, dot_f32, avx2_kernels()->quantize_q8};
+  return &k;
+}
+
+}  // namespace gemkit::runtime
