@@ -169,16 +169,9 @@ Session::Session(const Model& model, int64_t context, int threads)
   kcache_.assign(size_t(c.layers), std::vector<float>(size_t(context * KVD)));
   vcache_.assign(size_t(c.layers), std::vector<float>(size_t(context * KVD)));
   cache_len_.assign(size_t(c.layers), 0);
-  h_.resize(size_t(c.hidden));
-  xn_ = a_ = tmp_ = m_ = in_ = q_ = att_ = h_;
-  kk_.resize(size_t(KVD));
-  vv_ = kk_;
-  g_.resize(size_t(c.ffn));
-  u_ = g_;
-  in_.resize(size_t(std::max(c.hidden, c.ffn)));
-  xq_.resize(size_t(std::max(c.hidden, c.ffn) / 32 + 1));
   att_.resize(size_t(context));
   decisions_.assign(size_t(c.layers), {});
+  ensure_rows(1);
   // RoPE tables: theta^(-2i/d) per pair (llama.cpp's interleaved pairs; the exporter permuted
   // q and k rows accordingly).
   const int64_t half = c.head_dim / 2;
@@ -193,67 +186,23 @@ Session::Session(const Model& model, int64_t context, int threads)
     }
 }
 
-void Session::set_domain(const std::string& expert) {
-  const auto& names = model_.config().scar_experts;
-  if (expert.empty()) {
-    forced_expert_ = -1;
-    return;
-  }
-  const auto it = std::find(names.begin(), names.end(), expert);
-  if (it == names.end()) fail("gemkit-run", "--domain " + expert + ": the model has no SCAR expert of that name");
-  forced_expert_ = int(it - names.begin());
-}
-
-void Session::route_scar(const Layer& l, const float* x) {
+void Session::ensure_rows(int64_t rows) {
+  if (rows <= capacity_rows_) return;
   const RuntimeConfig& c = model_.config();
-  scar_choice_.clear();
-  if (forced_expert_ >= 0) {
-    scar_choice_.push_back({forced_expert_, 1.0f});
-    return;
-  }
-  const int64_t H = c.hidden, R = c.scar_router_dim, E = int64_t(c.scar_experts.size());
-  // q = W_q rmsnorm(x); z_e = q . k_e / (sqrt(R) T); p = softmax(z) (routing/expert_router.h).
-  double ss = 0;
-  for (int64_t i = 0; i < H; ++i) ss += double(x[i]) * x[i];
-  const float inv = 1.0f / std::sqrt(float(ss / double(H)) + c.eps);
-  std::vector<float>& n = scar_t_;
-  n.resize(size_t(std::max(H, E)));
-  for (int64_t i = 0; i < H; ++i) n[size_t(i)] = x[i] * inv;
-  scar_q_.resize(size_t(R));
-  for (int64_t r = 0; r < R; ++r) scar_q_[size_t(r)] = k_.dot_f32(l.scar_query.data() + r * H, n.data(), H);
-  std::vector<std::pair<float, int>> p(static_cast<size_t>(E));
-  float mx = -INFINITY;
-  for (int64_t e = 0; e < E; ++e) {
-    const float z = k_.dot_f32(l.scar_keys.data() + e * R, scar_q_.data(), R) / (std::sqrt(float(R)) * c.scar_temperature);
-    p[size_t(e)] = {z, int(e)};
-    mx = std::max(mx, z);
-  }
-  double sum = 0;
-  for (auto& [v, e] : p) sum += (v = std::exp(v - mx));
-  for (auto& [v, e] : p) v = float(v / sum);
-  std::stable_sort(p.begin(), p.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  // Take experts by descending p while the mass before each is below tau, at most k_max.
-  float before = 0, kept = 0;
-  for (int64_t j = 0; j < E && j < c.scar_max_experts && before < c.scar_mass; ++j) {
-    scar_choice_.push_back({p[size_t(j)].second, p[size_t(j)].first});
-    before += p[size_t(j)].first;
-    kept += p[size_t(j)].first;
-  }
-  for (auto& [e, g] : scar_choice_) g /= kept;
-}
-
-void Session::add_experts(const std::vector<Expert>& experts, float* y) {
-  const float scale = model_.config().scar_scale;
-  for (const auto& [index, gate] : scar_choice_)
-    for (const Expert& x : experts) {
-      if (x.index != index) continue;
-      const int64_t r = x.a.rows, in = x.a.cols, out = x.b.rows;
-      scar_t_.resize(size_t(std::max<int64_t>(r, int64_t(scar_t_.size()))));
-      float* t = scar_t_.data();
-      for (int64_t j = 0; j < r; ++j) t[j] = k_.dot_f32(x.a.data + size_t(j) * x.a.row_bytes, in_.data(), in);
-      const float g = gate * scale;
-      for (int64_t o = 0; o < out; ++o) y[o] += g * k_.dot_f32(x.b.data + size_t(o) * x.b.row_bytes, t, r);
-    }
+  const int64_t H = c.hidden, F = c.ffn, KVD = c.kv_heads * c.head_dim, W = std::max(H, F);
+  const size_t R = size_t(rows);
+  for (auto* v : {&h_, &xn_, &q_, &a_, &tmp_, &m_, &sub_, &sub_out_}) v->resize(R * size_t(H));
+  kk_.resize(R * size_t(KVD));
+  vv_.resize(R * size_t(KVD));
+  g_.resize(R * size_t(F));
+  u_.resize(R * size_t(F));
+  in_.resize(R * size_t(W));
+  xq_.resize(R * size_t(W / 32 + 1));
+  sub_pos_.resize(R);
+  sub_index_.resize(R);
+  sub_gate_.resize(R);
+  scar_choice_.resize(R);
+  capacity_rows_ = rows;
 }
 
 size_t Session::kv_bytes() const {
@@ -269,23 +218,41 @@ void Session::reset() {
   for (auto& d : decisions_) d.clear();
 }
 
-void Session::prepare_input(const float* x, int64_t n, bool quantize) {
-  std::copy(x, x + n, in_.begin());
-  if (quantize && n % 32 == 0) k_.quantize_q8(in_.data(), xq_.data(), n);
+void Session::set_domain(const std::string& expert) {
+  const auto& names = model_.config().scar_experts;
+  if (expert.empty()) {
+    forced_expert_ = -1;
+    return;
+  }
+  const auto it = std::find(names.begin(), names.end(), expert);
+  if (it == names.end()) fail("gemkit-run", "--domain " + expert + ": the model has no SCAR expert of that name");
+  forced_expert_ = int(it - names.begin());
 }
 
-void Session::matvec(const Weight& w, float* y) {
+void Session::prepare_input(const float* x, int64_t rows, int64_t n, bool quantize) {
+  std::copy(x, x + rows * n, in_.begin());
+  if (quantize && n % 32 == 0)
+    for (int64_t t = 0; t < rows; ++t) k_.quantize_q8(in_.data() + t * n, xq_.data() + t * (n / 32), n);
+}
+
+void Session::matmul(const Weight& w, int64_t rows, float* y) {
   const Kernels& k = k_;
   const BlockQ8* xq = xq_.data();
   const float* x = in_.data();
-  pool_.parallel_for(w.rows, [&](int64_t begin, int64_t end) {
+  const int64_t n = w.cols, nb = n / 32, out = w.rows;
+  pool_.parallel_for(out, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const uint8_t* row = w.data + size_t(r) * w.row_bytes;
-      switch (w.type) {
-        case QuantType::Q8_0: y[r] = k.dot_q8_0(row, xq, w.cols); break;
-        case QuantType::Q4_0: y[r] = k.dot_q4_0(row, xq, w.cols); break;
-        case QuantType::F16: y[r] = k.dot_f16(row, x, w.cols); break;
-        case QuantType::F32: y[r] = k.dot_f32(row, x, w.cols); break;
+      // The weight row stays in cache while it meets every input row.
+      for (int64_t t = 0; t < rows; ++t) {
+        float v = 0;
+        switch (w.type) {
+          case QuantType::Q8_0: v = k.dot_q8_0(row, xq + t * nb, n); break;
+          case QuantType::Q4_0: v = k.dot_q4_0(row, xq + t * nb, n); break;
+          case QuantType::F16: v = k.dot_f16(row, x + t * n, n); break;
+          case QuantType::F32: v = k.dot_f32(row, x + t * n, n); break;
+        }
+        y[t * out + r] = v;
       }
     }
   });
@@ -305,139 +272,215 @@ bool needs_q8(const Weight& w) { return is_block_quantized(w.type); }
 
 }  // namespace
 
-void Session::attention(int64_t layer, const Layer& l, const float* x, float* out) {
+void Session::route_scar(const Layer& l, int64_t rows, const float* x) {
   const RuntimeConfig& c = model_.config();
-  const int64_t D = c.head_dim, half = D / 2, KVD = c.kv_heads * D, pos = length_;
-  prepare_input(x, c.hidden, needs_q8(l.q) || needs_q8(l.k) || needs_q8(l.v));
-  if (l.scar) route_scar(l, x);
-  matvec(l.q, q_.data());
-  matvec(l.k, kk_.data());
-  matvec(l.v, vv_.data());
-  if (l.scar) {
-    add_experts(l.experts[kQ], q_.data());
-    add_experts(l.experts[kK], kk_.data());
-    add_experts(l.experts[kV], vv_.data());
-  }
-  const float* cs = rope_cos_.data() + pos * half;
-  const float* sn = rope_sin_.data() + pos * half;
-  auto rope = [&](float* v, int64_t heads) {
-    for (int64_t h = 0; h < heads; ++h)
-      for (int64_t i = 0; i < half; ++i) {
-        float& a = v[h * D + 2 * i];
-        float& b = v[h * D + 2 * i + 1];
-        const float x0 = a, x1 = b;
-        a = x0 * cs[i] - x1 * sn[i];
-        b = x0 * sn[i] + x1 * cs[i];
-      }
-  };
-  rope(q_.data(), c.heads);
-  rope(kk_.data(), c.kv_heads);
-  const int64_t slot = cache_len_[size_t(layer)]++;
-  std::copy(kk_.begin(), kk_.end(), kcache_[size_t(layer)].begin() + slot * KVD);
-  std::copy(vv_.begin(), vv_.end(), vcache_[size_t(layer)].begin() + slot * KVD);
-  const int64_t n = slot + 1, group = c.heads / c.kv_heads;
-  const float scale = 1.0f / std::sqrt(float(D));
-  const float* K = kcache_[size_t(layer)].data();
-  const float* V = vcache_[size_t(layer)].data();
-  for (int64_t h = 0; h < c.heads; ++h) {
-    const float* qh = q_.data() + h * D;
-    const int64_t kv = h / group;
+  const int64_t H = c.hidden, R = c.scar_router_dim, E = int64_t(c.scar_experts.size());
+  for (int64_t t = 0; t < rows; ++t) {
+    auto& choice = scar_choice_[size_t(t)];
+    choice.clear();
+    if (forced_expert_ >= 0) {
+      choice.push_back({forced_expert_, 1.0f});
+      continue;
+    }
+    // q = W_q rmsnorm(x); z_e = q . k_e / (sqrt(R) T); p = softmax(z) (routing/expert_router.h).
+    scar_t_.resize(size_t(std::max(H, E)));
+    rms_norm(x + t * H, Weight{}, c.eps, H, scar_t_.data());
+    scar_q_.resize(size_t(R));
+    for (int64_t r = 0; r < R; ++r) scar_q_[size_t(r)] = k_.dot_f32(l.scar_query.data() + r * H, scar_t_.data(), H);
+    std::vector<std::pair<float, int>> p(static_cast<size_t>(E));
     float mx = -INFINITY;
-    for (int64_t s = 0; s < n; ++s) {
-      att_[size_t(s)] = k_.dot_f32(K + s * KVD + kv * D, qh, D) * scale;
-      mx = std::max(mx, att_[size_t(s)]);
+    for (int64_t e = 0; e < E; ++e) {
+      const float z = k_.dot_f32(l.scar_keys.data() + e * R, scar_q_.data(), R) / (std::sqrt(float(R)) * c.scar_temperature);
+      p[size_t(e)] = {z, int(e)};
+      mx = std::max(mx, z);
     }
     double sum = 0;
-    for (int64_t s = 0; s < n; ++s) sum += (att_[size_t(s)] = std::exp(att_[size_t(s)] - mx));
-    float* o = tmp_.data() + h * D;
-    std::fill(o, o + D, 0.f);
-    for (int64_t s = 0; s < n; ++s) {
-      const float p = float(att_[size_t(s)] / sum);
-      const float* vs = V + s * KVD + kv * D;
-      for (int64_t d = 0; d < D; ++d) o[d] += p * vs[d];
+    for (auto& [v, e] : p) sum += (v = std::exp(v - mx));
+    for (auto& [v, e] : p) v = float(v / sum);
+    std::stable_sort(p.begin(), p.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    // Experts by descending p while the mass before each is below tau, at most k_max.
+    float before = 0;
+    for (int64_t j = 0; j < E && j < c.scar_max_experts && before < c.scar_mass; ++j) {
+      choice.push_back({p[size_t(j)].second, p[size_t(j)].first});
+      before += p[size_t(j)].first;
     }
+    for (auto& [e, g] : choice) g /= before;
   }
-  prepare_input(tmp_.data(), c.hidden, needs_q8(l.o));
-  matvec(l.o, out);
-  if (l.scar) add_experts(l.experts[kO], out);
 }
 
-void Session::mlp(const Layer& l, const float* x, float* out) {
+void Session::add_experts(const std::vector<Expert>& experts, int64_t rows, float* y) {
+  const float scale = model_.config().scar_scale;
+  for (int64_t t = 0; t < rows; ++t)
+    for (const auto& [index, gate] : scar_choice_[size_t(t)])
+      for (const Expert& x : experts) {
+        if (x.index != index) continue;
+        const int64_t r = x.a.rows, in = x.a.cols, out = x.b.rows;
+        if (int64_t(scar_t_.size()) < r) scar_t_.resize(size_t(r));
+        float* tmp = scar_t_.data();
+        for (int64_t j = 0; j < r; ++j) tmp[j] = k_.dot_f32(x.a.data + size_t(j) * x.a.row_bytes, in_.data() + t * in, in);
+        const float g = gate * scale;
+        for (int64_t o = 0; o < out; ++o) y[t * out + o] += g * k_.dot_f32(x.b.data + size_t(o) * x.b.row_bytes, tmp, r);
+      }
+}
+
+void Session::attention(int64_t layer, const Layer& l, int64_t rows, const int64_t* positions, const float* x,
+                        float* out) {
   const RuntimeConfig& c = model_.config();
-  rms_norm(x, l.ffn_norm, c.eps, c.hidden, xn_.data());
-  prepare_input(xn_.data(), c.hidden, needs_q8(l.gate) || needs_q8(l.up));
-  if (l.scar) route_scar(l, xn_.data());
-  matvec(l.gate, g_.data());
-  matvec(l.up, u_.data());
+  const int64_t H = c.hidden, D = c.head_dim, half = D / 2, KVD = c.kv_heads * D;
+  prepare_input(x, rows, H, needs_q8(l.q) || needs_q8(l.k) || needs_q8(l.v));
+  if (l.scar) route_scar(l, rows, x);
+  matmul(l.q, rows, q_.data());
+  matmul(l.k, rows, kk_.data());
+  matmul(l.v, rows, vv_.data());
   if (l.scar) {
-    add_experts(l.experts[kGate], g_.data());
-    add_experts(l.experts[kUp], u_.data());
+    add_experts(l.experts[kQ], rows, q_.data());
+    add_experts(l.experts[kK], rows, kk_.data());
+    add_experts(l.experts[kV], rows, vv_.data());
   }
-  for (int64_t i = 0; i < c.ffn; ++i) g_[size_t(i)] = g_[size_t(i)] / (1.0f + std::exp(-g_[size_t(i)])) * u_[size_t(i)];
-  prepare_input(g_.data(), c.ffn, needs_q8(l.down));
-  matvec(l.down, out);
-  if (l.scar) add_experts(l.experts[kDown], out);
-}
-
-void Session::eval_one(int32_t token, bool logits_wanted, float* logits_out) {
-  const RuntimeConfig& c = model_.config();
-  if (token < 0 || token >= c.vocab) fail("gemkit-run", "token id " + std::to_string(token) + " outside the vocabulary");
-  if (length_ >= context_) fail("gemkit-run", "the context of " + std::to_string(context_) + " tokens is full");
-  const Weight& e = model_.token_embd();
-  dequantize_row(e.type, e.data + size_t(token) * e.row_bytes, c.hidden, h_.data());
-  const int64_t H = c.hidden;
-  for (int64_t li = 0; li < c.layers; ++li) {
-    const Layer& l = model_.layers()[size_t(li)];
-    float gate = 1.0f;
-    if (l.routed) {
-      rms_norm(h_.data(), Weight{}, c.eps, H, xn_.data());
-      float r = l.router_bias;
-      for (int64_t i = 0; i < H; ++i) r += l.router_weight[size_t(i)] * xn_[size_t(i)];
-      gate = 1.0f / (1.0f + std::exp(-r));
-      const bool processed = gate > c.dtr_threshold;
-      ++stats_.routed_decisions;
-      stats_.routed_processed += processed;
-      decisions_[size_t(li)].push_back(processed);
-      if (!processed) {
-        if (c.dtr_attention_only) {
-          mlp(l, h_.data(), m_.data());
-          for (int64_t i = 0; i < H; ++i) h_[size_t(i)] += m_[size_t(i)];
+  const int64_t group = c.heads / c.kv_heads;
+  const float scale = 1.0f / std::sqrt(float(D));
+  float* K = kcache_[size_t(layer)].data();
+  float* V = vcache_[size_t(layer)].data();
+  for (int64_t t = 0; t < rows; ++t) {
+    const float* cs = rope_cos_.data() + positions[t] * half;
+    const float* sn = rope_sin_.data() + positions[t] * half;
+    auto rope = [&](float* v, int64_t heads) {
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t i = 0; i < half; ++i) {
+          float& a = v[h * D + 2 * i];
+          float& b = v[h * D + 2 * i + 1];
+          const float x0 = a, x1 = b;
+          a = x0 * cs[i] - x1 * sn[i];
+          b = x0 * sn[i] + x1 * cs[i];
         }
-        continue;
+    };
+    float* qt = q_.data() + t * H;
+    rope(qt, c.heads);
+    rope(kk_.data() + t * KVD, c.kv_heads);
+    // Rows are in causal order: each appends its key and value, then attends to the cache.
+    const int64_t slot = cache_len_[size_t(layer)]++;
+    std::copy(kk_.begin() + t * KVD, kk_.begin() + (t + 1) * KVD, K + slot * KVD);
+    std::copy(vv_.begin() + t * KVD, vv_.begin() + (t + 1) * KVD, V + slot * KVD);
+    const int64_t n = slot + 1;
+    for (int64_t h = 0; h < c.heads; ++h) {
+      const float* qh = qt + h * D;
+      const int64_t kv = h / group;
+      float mx = -INFINITY;
+      for (int64_t s = 0; s < n; ++s) {
+        att_[size_t(s)] = k_.dot_f32(K + s * KVD + kv * D, qh, D) * scale;
+        mx = std::max(mx, att_[size_t(s)]);
+      }
+      double sum = 0;
+      for (int64_t s = 0; s < n; ++s) sum += (att_[size_t(s)] = std::exp(att_[size_t(s)] - mx));
+      float* o = tmp_.data() + t * H + h * D;
+      std::fill(o, o + D, 0.f);
+      for (int64_t s = 0; s < n; ++s) {
+        const float p = float(att_[size_t(s)] / sum);
+        const float* vs = V + s * KVD + kv * D;
+        for (int64_t d = 0; d < D; ++d) o[d] += p * vs[d];
       }
     }
-    rms_norm(h_.data(), l.attn_norm, c.eps, H, xn_.data());
-    attention(li, l, xn_.data(), a_.data());
-    if (!l.routed) {
-      for (int64_t i = 0; i < H; ++i) h_[size_t(i)] += a_[size_t(i)];
-      mlp(l, h_.data(), m_.data());
-      for (int64_t i = 0; i < H; ++i) h_[size_t(i)] += m_[size_t(i)];
-    } else if (c.dtr_attention_only) {
-      for (int64_t i = 0; i < H; ++i) h_[size_t(i)] += gate * a_[size_t(i)];
-      mlp(l, h_.data(), m_.data());
-      for (int64_t i = 0; i < H; ++i) h_[size_t(i)] += m_[size_t(i)];
+  }
+  prepare_input(tmp_.data(), rows, H, needs_q8(l.o));
+  matmul(l.o, rows, out);
+  if (l.scar) add_experts(l.experts[kO], rows, out);
+}
+
+void Session::mlp(const Layer& l, int64_t rows, const float* x, float* out) {
+  const RuntimeConfig& c = model_.config();
+  const int64_t H = c.hidden, F = c.ffn;
+  for (int64_t t = 0; t < rows; ++t) rms_norm(x + t * H, l.ffn_norm, c.eps, H, xn_.data() + t * H);
+  prepare_input(xn_.data(), rows, H, needs_q8(l.gate) || needs_q8(l.up));
+  if (l.scar) route_scar(l, rows, xn_.data());
+  matmul(l.gate, rows, g_.data());
+  matmul(l.up, rows, u_.data());
+  if (l.scar) {
+    add_experts(l.experts[kGate], rows, g_.data());
+    add_experts(l.experts[kUp], rows, u_.data());
+  }
+  for (int64_t i = 0; i < rows * F; ++i) g_[size_t(i)] = g_[size_t(i)] / (1.0f + std::exp(-g_[size_t(i)])) * u_[size_t(i)];
+  prepare_input(g_.data(), rows, F, needs_q8(l.down));
+  matmul(l.down, rows, out);
+  if (l.scar) add_experts(l.experts[kDown], rows, out);
+}
+
+// One block on `rows` rows of h (in place), positions given per row.
+void Session::block(int64_t li, int64_t rows, const int64_t* positions, float* h) {
+  const RuntimeConfig& c = model_.config();
+  const Layer& l = model_.layers()[size_t(li)];
+  const int64_t H = c.hidden;
+  if (!l.routed) {
+    for (int64_t t = 0; t < rows; ++t) rms_norm(h + t * H, l.attn_norm, c.eps, H, xn_.data() + t * H);
+    attention(li, l, rows, positions, xn_.data(), a_.data());
+    for (int64_t i = 0; i < rows * H; ++i) h[i] += a_[size_t(i)];
+    mlp(l, rows, h, m_.data());
+    for (int64_t i = 0; i < rows * H; ++i) h[i] += m_[size_t(i)];
+    return;
+  }
+  // DTR: gate each row, gather the processed ones into sub_, run the block on them, scatter.
+  int64_t k = 0;
+  for (int64_t t = 0; t < rows; ++t) {
+    rms_norm(h + t * H, Weight{}, c.eps, H, xn_.data());
+    float r = l.router_bias;
+    for (int64_t i = 0; i < H; ++i) r += l.router_weight[size_t(i)] * xn_[size_t(i)];
+    const float gate = 1.0f / (1.0f + std::exp(-r));
+    const bool processed = gate > c.dtr_threshold;
+    ++stats_.routed_decisions;
+    stats_.routed_processed += processed;
+    decisions_[size_t(li)].push_back(processed);
+    if (!processed) continue;
+    std::copy(h + t * H, h + (t + 1) * H, sub_.begin() + k * H);
+    sub_pos_[size_t(k)] = positions[t];
+    sub_index_[size_t(k)] = t;
+    sub_gate_[size_t(k)] = gate;
+    ++k;
+  }
+  if (k > 0) {
+    for (int64_t j = 0; j < k; ++j) rms_norm(sub_.data() + j * H, l.attn_norm, c.eps, H, xn_.data() + j * H);
+    attention(li, l, k, sub_pos_.data(), xn_.data(), a_.data());
+    if (c.dtr_attention_only) {
+      for (int64_t j = 0; j < k; ++j)
+        for (int64_t i = 0; i < H; ++i) h[sub_index_[size_t(j)] * H + i] += sub_gate_[size_t(j)] * a_[size_t(j * H + i)];
     } else {
       // The block's whole residual update, scaled by the gate: h + g (a + mlp(h + a)).
-      for (int64_t i = 0; i < H; ++i) tmp_[size_t(i)] = h_[size_t(i)] + a_[size_t(i)];
-      mlp(l, tmp_.data(), m_.data());
-      for (int64_t i = 0; i < H; ++i) h_[size_t(i)] += gate * (a_[size_t(i)] + m_[size_t(i)]);
+      for (int64_t i = 0; i < k * H; ++i) sub_out_[size_t(i)] = sub_[size_t(i)] + a_[size_t(i)];
+      mlp(l, k, sub_out_.data(), m_.data());
+      for (int64_t j = 0; j < k; ++j)
+        for (int64_t i = 0; i < H; ++i)
+          h[sub_index_[size_t(j)] * H + i] += sub_gate_[size_t(j)] * (a_[size_t(j * H + i)] + m_[size_t(j * H + i)]);
     }
   }
-  ++length_;
-  ++stats_.tokens;
-  if (!logits_wanted) return;
-  rms_norm(h_.data(), model_.output_norm(), c.eps, H, xn_.data());
-  prepare_input(xn_.data(), H, needs_q8(model_.output()));
-  matvec(model_.output(), logits_out);
+  if (c.dtr_attention_only) {  // the MLP runs on every row
+    mlp(l, rows, h, m_.data());
+    for (int64_t i = 0; i < rows * H; ++i) h[i] += m_[size_t(i)];
+  }
 }
 
 const std::vector<float>& Session::eval(const std::vector<int32_t>& tokens, bool all_logits) {
-  const int64_t V = model_.config().vocab;
-  logits_.assign(size_t(all_logits ? V * int64_t(tokens.size()) : V), 0.f);
-  for (size_t i = 0; i < tokens.size(); ++i) {
-    const bool last = i + 1 == tokens.size();
-    eval_one(tokens[i], all_logits || last, logits_.data() + (all_logits ? int64_t(i) * V : 0));
+  const RuntimeConfig& c = model_.config();
+  const int64_t T = int64_t(tokens.size()), H = c.hidden, V = c.vocab;
+  if (T == 0) fail("gemkit-run", "nothing to evaluate");
+  if (length_ + T > context_)
+    fail("gemkit-run", "the context of " + std::to_string(context_) + " tokens is full (" + std::to_string(length_) +
+                           " used, " + std::to_string(T) + " more asked)");
+  ensure_rows(T);
+  std::vector<int64_t> positions(static_cast<size_t>(T));
+  const Weight& e = model_.token_embd();
+  for (int64_t t = 0; t < T; ++t) {
+    const int32_t token = tokens[size_t(t)];
+    if (token < 0 || token >= V) fail("gemkit-run", "token id " + std::to_string(token) + " outside the vocabulary");
+    dequantize_row(e.type, e.data + size_t(token) * e.row_bytes, H, h_.data() + t * H);
+    positions[size_t(t)] = length_ + t;
   }
+  for (int64_t li = 0; li < c.layers; ++li) block(li, T, positions.data(), h_.data());
+  length_ += T;
+  stats_.tokens += T;
+  // The head: every row, or the last one.
+  const int64_t first = all_logits ? 0 : T - 1, n = T - first;
+  for (int64_t t = 0; t < n; ++t) rms_norm(h_.data() + (first + t) * H, model_.output_norm(), c.eps, H, xn_.data() + t * H);
+  prepare_input(xn_.data(), n, H, needs_q8(model_.output()));
+  logits_.resize(size_t(n * V));
+  matmul(model_.output(), n, logits_.data());
   return logits_;
 }
 

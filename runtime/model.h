@@ -120,26 +120,34 @@ class Session {
   const std::vector<std::vector<uint8_t>>& routing_decisions() const { return decisions_; }
 
  private:
-  void eval_one(int32_t token, bool logits_wanted, float* logits_out);
-  void matvec(const Weight& w, float* y);  // y = W x_, with x_ / xq_ prepared
-  // SCAR: the decision of a group (expert index, gate) from its input, and the experts' share
-  // y += sum gate * scale * B (A in_).
-  void route_scar(const Layer& l, const float* x);
-  void add_experts(const std::vector<Expert>& experts, float* y);
-  void prepare_input(const float* x, int64_t n, bool quantize);
-  void mlp(const Layer& l, const float* x, float* out);
-  void attention(int64_t layer, const Layer& l, const float* x, float* out);
+  // The forward pass on a batch of rows (tokens at consecutive positions, or DTR's processed
+  // subset of them): every buffer holds rows of its width; T = 1 when decoding. Weights are read
+  // once per batch (matrix-matrix), so a prompt costs far less than T single-token passes.
+  void ensure_rows(int64_t rows);
+  void block(int64_t layer, int64_t rows, const int64_t* positions, float* h);
+  void attention(int64_t layer, const Layer& l, int64_t rows, const int64_t* positions, const float* x, float* out);
+  void mlp(const Layer& l, int64_t rows, const float* x, float* out);
+  // y[t, r] = W[r] . in_[t] for t < rows (in_ / xq_ prepared by prepare_input).
+  void matmul(const Weight& w, int64_t rows, float* y);
+  void prepare_input(const float* x, int64_t rows, int64_t n, bool quantize);
+  // SCAR: the decision of each row of a group (expert index, gate) from its input, and the
+  // experts' share y[t] += sum gate * scale * B (A in_[t]).
+  void route_scar(const Layer& l, int64_t rows, const float* x);
+  void add_experts(const std::vector<Expert>& experts, int64_t rows, float* y);
 
   const Model& model_;
   const Kernels& k_;
   ThreadPool pool_;
-  int64_t context_, length_ = 0;
+  int64_t context_, length_ = 0, capacity_rows_ = 0;
   std::vector<std::vector<float>> kcache_, vcache_;  // per layer [context, kv_heads * head_dim]
   std::vector<int64_t> cache_len_;                   // entries per layer (DTR: fewer)
-  std::vector<float> h_, xn_, q_, kk_, vv_, att_, a_, tmp_, g_, u_, m_, logits_, in_;
+  // Row buffers (rows x width), grown to the largest batch seen.
+  std::vector<float> h_, xn_, q_, kk_, vv_, att_, a_, tmp_, g_, u_, m_, logits_, in_, sub_, sub_out_;
   std::vector<BlockQ8> xq_;
+  std::vector<int64_t> sub_pos_, sub_index_;
+  std::vector<float> sub_gate_;
   std::vector<float> rope_cos_, rope_sin_;
-  std::vector<std::pair<int, float>> scar_choice_;
+  std::vector<std::vector<std::pair<int, float>>> scar_choice_;  // per row
   std::vector<float> scar_q_, scar_t_;
   int forced_expert_ = -1;
   SessionStats stats_;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstring>
 #include <fstream>
 #include <random>
 
@@ -244,6 +245,19 @@ TEST(Runtime, CompactFormatRunsScarExpertsRoutedAndForced) {
   }
   runtime::Session s(rm, 4, 1);
   test::expect_error([&] { s.set_domain("tax"); }, {"tax"});
+
+  // Decoding token by token with the KV cache equals the batched pass over the prompt, routing
+  // included (the same dot products in the same order: bit for bit).
+  for (int threads : {1, 2}) {
+    runtime::Session batch(rm, 40, threads), step(rm, 40, threads);
+    const std::vector<float> all = batch.eval(tokens, true);
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      const std::vector<float>& one = step.eval({tokens[t]});
+      ASSERT_EQ(0, std::memcmp(one.data(), all.data() + t * size_t(c.vocab_size), size_t(c.vocab_size) * 4)) << "position " << t;
+    }
+    EXPECT_EQ(batch.routing_decisions(), step.routing_decisions());
+    test::expect_error([&] { step.eval({1}); }, {"context", "full"});
+  }
 }
 
 TEST(Runtime, MalformedFilesAreNamedErrors) {
