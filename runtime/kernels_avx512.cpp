@@ -23,10 +23,11 @@ inline __m512 dot_i8_64(__m512i x, __m512i y) {
 
 inline __m512 two_scales(float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); }
 
-inline __m256i q4_unpack(const BlockQ4& b) {
+// The 32 nibbles of a Q4_0 block as unsigned bytes 0..15 (low nibbles first, ggml's order).
+inline __m256i q4_nibbles(const BlockQ4& b) {
   const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
   const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
-  return _mm256_sub_epi8(_mm256_and_si256(both, _mm256_set1_epi8(0x0f)), _mm256_set1_epi8(8));
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
 }
 
 inline __m256i load32(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
@@ -55,10 +56,15 @@ float dot_q4_0(const void* w, const BlockQ8* x, int64_t n) {
   const int64_t nb = n / 32;
   __m512 acc = _mm512_setzero_ps();
   int64_t i = 0;
+  const __m512i eight = _mm512_set1_epi8(8), ones = _mm512_set1_epi16(1);
   for (; i + 2 <= nb; i += 2) {
-    const __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(q4_unpack(b[i])), q4_unpack(b[i + 1]), 1);
+    // sum (n - 8) y = sum n y - 8 sum y: the nibbles n are unsigned, so maddubs takes them as
+    // they are (no sign juggling); both pair sums stay far from int16 saturation.
+    const __m512i n = _mm512_inserti64x4(_mm512_castsi256_si512(q4_nibbles(b[i])), q4_nibbles(b[i + 1]), 1);
     const __m512i qx = _mm512_inserti64x4(_mm512_castsi256_si512(load32(x[i].qs)), load32(x[i + 1].qs), 1);
-    acc = _mm512_fmadd_ps(two_scales(half(b[i].d) * half(x[i].d), half(b[i + 1].d) * half(x[i + 1].d)), dot_i8_64(qw, qx), acc);
+    const __m512i pairs = _mm512_sub_epi16(_mm512_maddubs_epi16(n, qx), _mm512_maddubs_epi16(eight, qx));
+    const __m512 dot = _mm512_cvtepi32_ps(_mm512_madd_epi16(pairs, ones));
+    acc = _mm512_fmadd_ps(two_scales(half(b[i].d) * half(x[i].d), half(b[i + 1].d) * half(x[i + 1].d)), dot, acc);
   }
   float sum = _mm512_reduce_add_ps(acc);
   for (; i < nb; ++i) {
