@@ -31,6 +31,11 @@ struct Kernels {
   float (*dot_f16)(const void* w, const float* x, int64_t n);
   float (*dot_f32)(const void* w, const float* x, int64_t n);
   void (*quantize_q8)(const float* x, BlockQ8* out, int64_t n);
+  // Optional (nullptr: use the single-row ones): four consecutive weight rows (row r at
+  // w + r * stride) against one activation row, so the activation blocks are loaded and
+  // prepared once for four rows.
+  void (*dot4_q4_0)(const uint8_t* w, size_t stride, const BlockQ8* x, int64_t n, float* out);
+  void (*dot4_q8_0)(const uint8_t* w, size_t stride, const BlockQ8* x, int64_t n, float* out);
 };
 
 const Kernels& kernels();          // the best for this CPU (or the forced one)

@@ -107,7 +107,7 @@ void quantize_q8(const float* x, BlockQ8* out, int64_t n) {
   }
 }
 
-const Kernels kAvx2 = {"avx2", dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8};
+const Kernels kAvx2 = {"avx2", dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, nullptr, nullptr};
 
 }  // namespace
 

@@ -102,10 +102,60 @@ float dot_f32(const void* w, const float* x, int64_t n) {
   return sum;
 }
 
+// Four weight rows per pass over the activation: the activation pair, its -8 sum and its scales
+// are prepared once and used four times.
+void dot4_q4_0(const uint8_t* w, size_t stride, const BlockQ8* x, int64_t n, float* out) {
+  const int64_t nb = n / 32;
+  const BlockQ4* rows[4] = {reinterpret_cast<const BlockQ4*>(w), reinterpret_cast<const BlockQ4*>(w + stride),
+                            reinterpret_cast<const BlockQ4*>(w + 2 * stride), reinterpret_cast<const BlockQ4*>(w + 3 * stride)};
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  const __m512i eight = _mm512_set1_epi8(8), ones = _mm512_set1_epi16(1);
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    const __m512i qx = _mm512_inserti64x4(_mm512_castsi256_si512(load32(x[i].qs)), load32(x[i + 1].qs), 1);
+    const __m512i minus = _mm512_maddubs_epi16(eight, qx);
+    const float dx0 = half(x[i].d), dx1 = half(x[i + 1].d);
+    for (int r = 0; r < 4; ++r) {
+      const BlockQ4* b = rows[r];
+      const __m512i nib = _mm512_inserti64x4(_mm512_castsi256_si512(q4_nibbles(b[i])), q4_nibbles(b[i + 1]), 1);
+      const __m512i pairs = _mm512_sub_epi16(_mm512_maddubs_epi16(nib, qx), minus);
+      const __m512 dot = _mm512_cvtepi32_ps(_mm512_madd_epi16(pairs, ones));
+      acc[r] = _mm512_fmadd_ps(two_scales(half(b[i].d) * dx0, half(b[i + 1].d) * dx1), dot, acc[r]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    float sum = _mm512_reduce_add_ps(acc[r]);
+    for (int64_t j = i; j < nb; ++j) sum += dot_q4_0(rows[r] + j, x + j, 32);
+    out[r] = sum;
+  }
+}
+
+void dot4_q8_0(const uint8_t* w, size_t stride, const BlockQ8* x, int64_t n, float* out) {
+  const int64_t nb = n / 32;
+  const BlockQ8* rows[4] = {reinterpret_cast<const BlockQ8*>(w), reinterpret_cast<const BlockQ8*>(w + stride),
+                            reinterpret_cast<const BlockQ8*>(w + 2 * stride), reinterpret_cast<const BlockQ8*>(w + 3 * stride)};
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  int64_t i = 0;
+  for (; i + 2 <= nb; i += 2) {
+    const __m512i qx = _mm512_inserti64x4(_mm512_castsi256_si512(load32(x[i].qs)), load32(x[i + 1].qs), 1);
+    const float dx0 = half(x[i].d), dx1 = half(x[i + 1].d);
+    for (int r = 0; r < 4; ++r) {
+      const BlockQ8* b = rows[r];
+      const __m512i qw = _mm512_inserti64x4(_mm512_castsi256_si512(load32(b[i].qs)), load32(b[i + 1].qs), 1);
+      acc[r] = _mm512_fmadd_ps(two_scales(half(b[i].d) * dx0, half(b[i + 1].d) * dx1), dot_i8_64(qw, qx), acc[r]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    float sum = _mm512_reduce_add_ps(acc[r]);
+    for (int64_t j = i; j < nb; ++j) sum += dot_q8_0(rows[r] + j, x + j, 32);
+    out[r] = sum;
+  }
+}
+
 }  // namespace
 
 const Kernels* avx512_kernels() {
-  static const Kernels k = {"avx512", dot_q8_0, dot_q4_0, dot_f16, dot_f32, avx2_kernels()->quantize_q8};
+  static const Kernels k = {"avx512", dot_q8_0, dot_q4_0, dot_f16, dot_f32, avx2_kernels()->quantize_q8, dot4_q4_0, dot4_q8_0};
   return &k;
 }
 

@@ -240,8 +240,24 @@ void Session::matmul(const Weight& w, int64_t rows, float* y) {
   const BlockQ8* xq = xq_.data();
   const float* x = in_.data();
   const int64_t n = w.cols, nb = n / 32, out = w.rows;
+  // Four weight rows per pass only for batches: measured on the 100M Q8_0 file it made prompts
+  // 1.4x faster but single-token decoding 2x slower (four interleaved row streams instead of one
+  // sequential stream; the prefetcher prefers the latter).
+  const auto dot4 = rows < 4 ? nullptr : w.type == QuantType::Q4_0 ? k.dot4_q4_0 : w.type == QuantType::Q8_0 ? k.dot4_q8_0 : nullptr;
   pool_.parallel_for(out, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
+    int64_t r = begin;
+    if (dot4) {
+      // Four rows at a time: the activation blocks are prepared once per four rows.
+      float four[4];
+      for (; r + 4 <= end; r += 4) {
+        const uint8_t* row = w.data + size_t(r) * w.row_bytes;
+        for (int64_t t = 0; t < rows; ++t) {
+          dot4(row, w.row_bytes, xq + t * nb, n, four);
+          for (int j = 0; j < 4; ++j) y[t * out + r + j] = four[j];
+        }
+      }
+    }
+    for (; r < end; ++r) {
       const uint8_t* row = w.data + size_t(r) * w.row_bytes;
       // The weight row stays in cache while it meets every input row.
       for (int64_t t = 0; t < rows; ++t) {

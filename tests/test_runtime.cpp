@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -92,6 +93,21 @@ TEST(RuntimeKernels, SimdKernelsEqualPortable) {
     EXPECT_TRUE(close(avx2->dot_q4_0(q4.data(), xp.data(), n), p.dot_q4_0(q4.data(), xp.data(), n)));
     EXPECT_TRUE(close(avx2->dot_f16(f16.data(), x.data(), n), p.dot_f16(f16.data(), x.data(), n)));
     EXPECT_TRUE(close(avx2->dot_f32(w.data(), x.data(), n), p.dot_f32(w.data(), x.data(), n)));
+    if (avx2->dot4_q4_0) {
+      // Four rows at once equal four single rows (rows = the same row shifted by one block).
+      std::vector<uint8_t> q4x4(q4.size() * 4), q8x4(q8.size() * 4);
+      for (int r = 0; r < 4; ++r) {
+        std::vector<float> wr(w);
+        std::rotate(wr.begin(), wr.begin() + 32 * r % n, wr.end());
+        quantize_row(QuantType::Q4_0, wr.data(), n, q4x4.data() + r * q4.size());
+        quantize_row(QuantType::Q8_0, wr.data(), n, q8x4.data() + r * q8.size());
+      }
+      float four[4];
+      avx2->dot4_q4_0(q4x4.data(), q4.size(), xp.data(), n, four);
+      for (int r = 0; r < 4; ++r) EXPECT_TRUE(close(four[r], p.dot_q4_0(q4x4.data() + r * q4.size(), xp.data(), n))) << r;
+      avx2->dot4_q8_0(q8x4.data(), q8.size(), xp.data(), n, four);
+      for (int r = 0; r < 4; ++r) EXPECT_TRUE(close(four[r], p.dot_q8_0(q8x4.data() + r * q8.size(), xp.data(), n))) << r;
+    }
   }
   }
 }
