@@ -51,12 +51,35 @@ float dot_q8_0(const void* w, const BlockQ8* x, int64_t n) {
   return sum;
 }
 
+// The four scales d_w * d_x of blocks i..i+3, converted together (one vcvtph2ps instead of
+// eight scalar conversions), spread to 16 lanes as two blocks per vector.
+inline void four_scales(const BlockQ4* b, const BlockQ8* x, __m512* first, __m512* second) {
+  const __m128i wd = _mm_setr_epi16(short(b[0].d), short(b[1].d), short(b[2].d), short(b[3].d), 0, 0, 0, 0);
+  const __m128i xd = _mm_setr_epi16(short(x[0].d), short(x[1].d), short(x[2].d), short(x[3].d), 0, 0, 0, 0);
+  const __m512 s = _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(wd), _mm_cvtph_ps(xd)));
+  *first = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1), s);
+  *second = _mm512_permutexvar_ps(_mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3), s);
+}
+
 float dot_q4_0(const void* w, const BlockQ8* x, int64_t n) {
   const BlockQ4* b = static_cast<const BlockQ4*>(w);
   const int64_t nb = n / 32;
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
   int64_t i = 0;
   const __m512i eight = _mm512_set1_epi8(8), ones = _mm512_set1_epi16(1);
+  for (; i + 4 <= nb; i += 4) {
+    __m512 s0, s1;
+    four_scales(b + i, x + i, &s0, &s1);
+    const __m512i n0 = _mm512_inserti64x4(_mm512_castsi256_si512(q4_nibbles(b[i])), q4_nibbles(b[i + 1]), 1);
+    const __m512i n1 = _mm512_inserti64x4(_mm512_castsi256_si512(q4_nibbles(b[i + 2])), q4_nibbles(b[i + 3]), 1);
+    const __m512i x0 = _mm512_inserti64x4(_mm512_castsi256_si512(load32(x[i].qs)), load32(x[i + 1].qs), 1);
+    const __m512i x1 = _mm512_inserti64x4(_mm512_castsi256_si512(load32(x[i + 2].qs)), load32(x[i + 3].qs), 1);
+    const __m512i p0 = _mm512_sub_epi16(_mm512_maddubs_epi16(n0, x0), _mm512_maddubs_epi16(eight, x0));
+    const __m512i p1 = _mm512_sub_epi16(_mm512_maddubs_epi16(n1, x1), _mm512_maddubs_epi16(eight, x1));
+    acc = _mm512_fmadd_ps(s0, _mm512_cvtepi32_ps(_mm512_madd_epi16(p0, ones)), acc);
+    acc2 = _mm512_fmadd_ps(s1, _mm512_cvtepi32_ps(_mm512_madd_epi16(p1, ones)), acc2);
+  }
+  acc = _mm512_add_ps(acc, acc2);
   for (; i + 2 <= nb; i += 2) {
     // sum (n - 8) y = sum n y - 8 sum y: the nibbles n are unsigned, so maddubs takes them as
     // they are (no sign juggling); both pair sums stay far from int16 saturation.
