@@ -63,13 +63,7 @@ int main(int argc, char** argv) {
       std::printf("block %lld: bias %.4f, realised capacity %.3f\n", (long long)r->layer_index(), 0.5 * (lo + hi),
                   r->totals().realised_capacity());
     }
-    gem.save_config(folder);
-    gemkit::SafetensorsWriter writer;
-    for (const auto& [name, t] : gem.named_parameters()) {
-      auto keep = std::make_shared<torch::Tensor>(t.detach().contiguous());
-      writer.add(name, gemkit::DType::F32, keep->sizes().vec(), keep->data_ptr(), keep->nbytes(), keep);
-    }
-    writer.write(folder + "/extra.safetensors");
+    gem.save(folder);
     std::printf("%s: token routers on %zu of %lld blocks, calibrated to capacity %.2f\n", folder.c_str(),
                 g.dtr_blocks.size(), (long long)pre.config.num_hidden_layers, capacity);
   } catch (const gemkit::Error& e) {

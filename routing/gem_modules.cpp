@@ -149,6 +149,16 @@ void GemModules::save_config(const std::string& folder) const {
                          gem_config_to_json(config_).dump(2) + "\n");
 }
 
+void GemModules::save(const std::string& folder) const {
+  SafetensorsWriter writer;
+  for (const auto& [name, t] : named_parameters()) {
+    auto keep = std::make_shared<torch::Tensor>(t.detach().to(torch::kCPU, torch::kFloat).contiguous());
+    writer.add(name, DType::F32, keep->sizes().vec(), keep->data_ptr(), keep->nbytes(), keep);
+  }
+  writer.write((std::filesystem::path(folder) / "extra.safetensors").string());
+  save_config(folder);  // last: a folder with gem.json has its tensors
+}
+
 void GemModules::set_step(int64_t step) {
   if (dtr_) dtr_->set_step(step);
 }

@@ -59,6 +59,9 @@ class GemModules {
   // about the modules' own names and shapes (error naming `where`).
   void load_named_parameters(const std::map<std::string, torch::Tensor>& tensors, const std::string& where);
   void save_config(const std::string& folder) const;  // folder/gem.json
+  // gem.json and the tensors as folder/extra.safetensors (f32), each written atomically: what
+  // load_gem_modules() reads back (the trainer writes extra.safetensors with its other modules).
+  void save(const std::string& folder) const;
 
   // DTR: capacity annealing (training step).
   void set_step(int64_t step);

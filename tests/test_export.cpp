@@ -41,13 +41,7 @@ torch::Tensor write_routed_checkpoint(const std::string& dir, const torch::Tenso
   torch::NoGradGuard no_grad;
   for (auto& [name, t] : gem.scar()->named_parameters())
     if (name.find("lora_B") != std::string::npos) t.normal_(0.0, 0.3);
-  gem.save_config(dir);
-  SafetensorsWriter writer;
-  for (const auto& [name, t] : gem.named_parameters()) {
-    auto c = std::make_shared<torch::Tensor>(t.detach().contiguous());
-    writer.add(name, DType::F32, c->sizes().vec(), c->data_ptr(), c->nbytes(), c);
-  }
-  writer.write(dir + "/extra.safetensors");
+  gem.save(dir);
   // The dense reference: DTR off (base blocks), every token to the expert.
   for (int64_t i = 0; i < m->num_blocks(); ++i) m->set_block(i, nullptr);
   gem.scar()->set_forced_expert(gem.scar()->expert_index(expert));

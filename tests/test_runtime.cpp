@@ -175,13 +175,7 @@ void save_routed(const std::string& dir, Transformer m, GemModules& gem) {
       if (name.find(".keys") != std::string::npos) t.normal_(0.0, 3.0);  // confident and ambiguous tokens
     }
   }
-  gem.save_config(dir);
-  SafetensorsWriter writer;
-  for (const auto& [name, t] : gem.named_parameters()) {
-    auto keep = std::make_shared<torch::Tensor>(t.detach().contiguous());
-    writer.add(name, DType::F32, keep->sizes().vec(), keep->data_ptr(), keep->nbytes(), keep);
-  }
-  writer.write(dir + "/extra.safetensors");
+  gem.save(dir);
 }
 
 }  // namespace
