@@ -42,13 +42,8 @@ float dot_q8_0(const void* w, const BlockQ8* x, int64_t n) {
     const __m512i qx = _mm512_inserti64x4(_mm512_castsi256_si512(load32(x[i].qs)), load32(x[i + 1].qs), 1);
     acc = _mm512_fmadd_ps(two_scales(half(b[i].d) * half(x[i].d), half(b[i + 1].d) * half(x[i + 1].d)), dot_i8_64(qw, qx), acc);
   }
-  float sum = _mm512_reduce_add_ps(acc);
-  for (; i < nb; ++i) {
-    int32_t s = 0;
-    for (int j = 0; j < 32; ++j) s += int32_t(b[i].qs[j]) * int32_t(x[i].qs[j]);
-    sum += float(s) * half(b[i].d) * half(x[i].d);
-  }
-  return sum;
+  // An odd last block: the portable kernel.
+  return _mm512_reduce_add_ps(acc) + (i < nb ? portable_kernels().dot_q8_0(b + i, x + i, (nb - i) * 32) : 0.0f);
 }
 
 // The four scales d_w * d_x of blocks i..i+3, converted together (one vcvtph2ps instead of
@@ -89,16 +84,7 @@ float dot_q4_0(const void* w, const BlockQ8* x, int64_t n) {
     const __m512 dot = _mm512_cvtepi32_ps(_mm512_madd_epi16(pairs, ones));
     acc = _mm512_fmadd_ps(two_scales(half(b[i].d) * half(x[i].d), half(b[i + 1].d) * half(x[i + 1].d)), dot, acc);
   }
-  float sum = _mm512_reduce_add_ps(acc);
-  for (; i < nb; ++i) {
-    int32_t s = 0;
-    for (int j = 0; j < 16; ++j) {
-      s += (int32_t(b[i].qs[j] & 0x0f) - 8) * int32_t(x[i].qs[j]);
-      s += (int32_t(b[i].qs[j] >> 4) - 8) * int32_t(x[i].qs[j + 16]);
-    }
-    sum += float(s) * half(b[i].d) * half(x[i].d);
-  }
-  return sum;
+  return _mm512_reduce_add_ps(acc) + (i < nb ? portable_kernels().dot_q4_0(b + i, x + i, (nb - i) * 32) : 0.0f);
 }
 
 float dot_f16(const void* w, const float* x, int64_t n) {
