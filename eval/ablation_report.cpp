@@ -261,7 +261,8 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
   const std::string item_note =
       boot.available() ? "" : boot.reason() + ", so there are no item-level intervals (only intervals over seeds)";
   const std::vector<std::string> not_available = {
-      "exported model size, latency and peak memory: gemkit has no model export yet (gem-method.md section 8)"};
+      "exported model size, latency and peak memory: not measured by `gemkit ablate` yet; for one run: "
+      "`gemkit export compact RUN/step-N -o m.gguf -q hybrid` then `gemkit-run -m m.gguf --bench` (docs/runtime.md)"};
 
   // JSON.
   AblationReport out;
