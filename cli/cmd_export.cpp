@@ -115,54 +115,60 @@ void run_export_peft(const ExportArgs& a) {
 
 }  // namespace
 
+namespace {
+
+// One export subcommand with the options every one has: the checkpoint, --out and --force.
+CLI::App* export_subcommand(CLI::App* exp, const char* name, const char* what, const std::shared_ptr<ExportArgs>& a,
+                            const char* checkpoint, const char* out, void (*run)(const ExportArgs&)) {
+  CLI::App* cmd = exp->add_subcommand(name, what);
+  cmd->add_option("checkpoint", a->checkpoint, checkpoint)->required();
+  cmd->add_option("--out,-o", a->out, out)->required();
+  cmd->add_flag("--force", a->force, "replace what is already there");
+  cmd->callback([a, run] { run(*a); });
+  return cmd;
+}
+
+void add_quant_options(CLI::App* cmd, ExportArgs& a) {
+  cmd->add_option("--quant,-q", a.quant, "f32, f16, q8_0, q4_0, hybrid (attention/embeddings q8_0, MLP q4_0), or recipe "
+                                         "(the checkpoint's QAT policy; f32 without QAT)");
+  cmd->add_option("--policy", a.policy, "\"NAME_GLOB=TYPE\" rules, first match wins (overrides --quant)");
+}
+
+void add_domain_option(CLI::App* cmd, ExportArgs& a) {
+  cmd->add_option("--domain", a.domain, "routed checkpoint: the SCAR expert to merge (\"general\": none)");
+}
+
+}  // namespace
+
 void add_export_commands(CLI::App& app) {
   CLI::App* exp = app.add_subcommand("export", "write a checkpoint for edge runtimes and other tools (gguf, compact, torchscript, hf, peft)");
   exp->require_subcommand(1);
-  auto a = std::make_shared<ExportArgs>();
-  CLI::App* gguf = exp->add_subcommand("gguf", "GGUF v3 (llama architecture) for llama.cpp; SCAR expert merged, DTR dense");
-  gguf->add_option("checkpoint", a->checkpoint, "checkpoint folder (a run's step folder, merged LoRA folder or base model)")->required();
-  gguf->add_option("--out,-o", a->out, "output .gguf file")->required();
-  gguf->add_option("--quant,-q", a->quant, "f32, f16, q8_0, q4_0, hybrid (attention/embeddings q8_0, MLP q4_0), or recipe "
-                                          "(the checkpoint's QAT policy; f32 without QAT)");
-  gguf->add_option("--policy", a->policy, "\"NAME_GLOB=TYPE\" rules, first match wins (overrides --quant)");
-  gguf->add_option("--domain", a->domain, "routed checkpoint: the SCAR expert to merge (\"general\": none)");
-  gguf->add_option("--name", a->name, "general.name (default: the folder name)");
-  gguf->add_flag("--force", a->force, "replace an existing output file");
-  gguf->callback([a] { run_export_gguf(*a); });
+  auto gguf_args = std::make_shared<ExportArgs>(), compact_args = std::make_shared<ExportArgs>(),
+       hf_args = std::make_shared<ExportArgs>(), ts_args = std::make_shared<ExportArgs>(),
+       peft_args = std::make_shared<ExportArgs>();
 
-  auto k = std::make_shared<ExportArgs>();
-  CLI::App* compact = exp->add_subcommand("compact", "gemkit's compact format for gemkit-run: quantized base weights + token routers");
-  compact->add_option("checkpoint", k->checkpoint, "checkpoint folder (routed or plain)")->required();
-  compact->add_option("--out,-o", k->out, "output .gguf file")->required();
-  compact->add_option("--quant,-q", k->quant, "f32, f16, q8_0, q4_0, hybrid, or recipe (as for gguf)");
-  compact->add_option("--policy", k->policy, "\"NAME_GLOB=TYPE\" rules, first match wins (overrides --quant)");
-  compact->add_option("--domain", k->domain, "SCAR checkpoint: the expert to merge (\"general\": none)");
-  compact->add_flag("--force", k->force, "replace an existing output file");
-  compact->callback([k] { run_export_compact(*k); });
+  CLI::App* gguf = export_subcommand(exp, "gguf", "GGUF v3 (llama architecture) for llama.cpp; SCAR expert merged, DTR dense",
+                                     gguf_args, "checkpoint folder (a run's step folder, merged LoRA folder or base model)",
+                                     "output .gguf file", run_export_gguf);
+  add_quant_options(gguf, *gguf_args);
+  add_domain_option(gguf, *gguf_args);
+  gguf->add_option("--name", gguf_args->name, "general.name (default: the folder name)");
 
-  auto h = std::make_shared<ExportArgs>();
-  CLI::App* hf = exp->add_subcommand("hf", "dense Hugging Face folder (SCAR expert merged, DTR dropped), float weights");
-  hf->add_option("checkpoint", h->checkpoint, "checkpoint folder")->required();
-  hf->add_option("--out,-o", h->out, "output folder")->required();
-  hf->add_option("--domain", h->domain, "routed checkpoint: the SCAR expert to merge (\"general\": none)");
-  hf->add_flag("--force", h->force, "replace a checkpoint already in the folder");
-  hf->callback([h] { run_export_hf(*h); });
+  CLI::App* compact = export_subcommand(exp, "compact", "gemkit's compact format for gemkit-run: quantized base weights + token routers and SCAR experts",
+                                        compact_args, "checkpoint folder (routed or plain)", "output .gguf file", run_export_compact);
+  add_quant_options(compact, *compact_args);
+  compact->add_option("--domain", compact_args->domain, "SCAR checkpoint: merge this expert instead of keeping the routed experts (\"general\": none)");
 
-  auto t = std::make_shared<ExportArgs>();
-  CLI::App* ts = exp->add_subcommand("torchscript", "TorchScript module (source + parameters) for torch::jit::load / torch.jit.load");
-  ts->add_option("checkpoint", t->checkpoint, "checkpoint folder")->required();
-  ts->add_option("--out,-o", t->out, "output .pt file")->required();
-  ts->add_option("--domain", t->domain, "routed checkpoint: the SCAR expert to merge (\"general\": none)");
-  ts->add_flag("--force", t->force, "replace an existing output file");
-  ts->callback([t] { run_export_torchscript(*t); });
-
-  auto p = std::make_shared<ExportArgs>();
-  CLI::App* peft = exp->add_subcommand("peft", "each SCAR expert of a routed checkpoint as a PEFT LoRA adapter folder");
-  peft->add_option("checkpoint", p->checkpoint, "routed checkpoint folder (gem.json with SCAR)")->required();
-  peft->add_option("--out,-o", p->out, "output folder; one sub-folder per domain expert")->required();
-  peft->add_option("--base-model", p->name, "base_model_name_or_path written in adapter_config.json");
-  peft->add_flag("--force", p->force, "replace adapters already there");
-  peft->callback([p] { run_export_peft(*p); });
+  add_domain_option(export_subcommand(exp, "hf", "dense Hugging Face folder (SCAR expert merged, DTR dropped), float weights",
+                                      hf_args, "checkpoint folder", "output folder", run_export_hf),
+                    *hf_args);
+  add_domain_option(export_subcommand(exp, "torchscript", "TorchScript module (source + parameters) for torch::jit::load / torch.jit.load",
+                                      ts_args, "checkpoint folder", "output .pt file", run_export_torchscript),
+                    *ts_args);
+  CLI::App* peft = export_subcommand(exp, "peft", "each SCAR expert of a routed checkpoint as a PEFT LoRA adapter folder", peft_args,
+                                     "routed checkpoint folder (gem.json with SCAR)", "output folder; one sub-folder per domain expert",
+                                     run_export_peft);
+  peft->add_option("--base-model", peft_args->name, "base_model_name_or_path written in adapter_config.json");
 }
 
 }  // namespace gemkit::cli

@@ -25,6 +25,9 @@ void put_string(std::vector<uint8_t>& out, const std::string& s) {
   out.insert(out.end(), s.begin(), s.end());
 }
 
+// Strings in arrays: the same encoding as a string value (the non-template overload wins).
+void put(std::vector<uint8_t>& out, const std::string& s) { put_string(out, s); }
+
 uint64_t aligned(uint64_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
 
 }  // namespace
@@ -48,29 +51,18 @@ void GgufWriter::set_f32(const std::string& key, float v) { std::vector<uint8_t>
 void GgufWriter::set_bool(const std::string& key, bool v) { std::vector<uint8_t> b; put<uint8_t>(b, v ? 1 : 0); set_raw(key, kBool, b); }
 void GgufWriter::set_string(const std::string& key, const std::string& v) { std::vector<uint8_t> b; put_string(b, v); set_raw(key, kString, b); }
 
-void GgufWriter::set_strings(const std::string& key, const std::vector<std::string>& v) {
+template <typename T>
+void GgufWriter::set_array(const std::string& key, uint32_t element_type, const std::vector<T>& v) {
   std::vector<uint8_t> b;
-  put<uint32_t>(b, kString);
+  put<uint32_t>(b, element_type);
   put<uint64_t>(b, v.size());
-  for (const auto& s : v) put_string(b, s);
+  for (const T& x : v) put(b, x);
   set_raw(key, kArray, b);
 }
 
-void GgufWriter::set_f32s(const std::string& key, const std::vector<float>& v) {
-  std::vector<uint8_t> b;
-  put<uint32_t>(b, kF32);
-  put<uint64_t>(b, v.size());
-  for (float x : v) put(b, x);
-  set_raw(key, kArray, b);
-}
-
-void GgufWriter::set_i32s(const std::string& key, const std::vector<int32_t>& v) {
-  std::vector<uint8_t> b;
-  put<uint32_t>(b, kI32);
-  put<uint64_t>(b, v.size());
-  for (int32_t x : v) put(b, x);
-  set_raw(key, kArray, b);
-}
+void GgufWriter::set_f32s(const std::string& key, const std::vector<float>& v) { set_array(key, kF32, v); }
+void GgufWriter::set_i32s(const std::string& key, const std::vector<int32_t>& v) { set_array(key, kI32, v); }
+void GgufWriter::set_strings(const std::string& key, const std::vector<std::string>& v) { set_array(key, kString, v); }
 
 void GgufWriter::add_tensor(const std::string& name, const std::vector<int64_t>& shape, QuantType type,
                             std::vector<uint8_t> data) {

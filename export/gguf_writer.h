@@ -40,6 +40,8 @@ class GgufWriter {
     std::vector<uint8_t> data;
   };
   void set_raw(const std::string& key, uint32_t type, std::vector<uint8_t> value);
+  template <typename T>
+  void set_array(const std::string& key, uint32_t element_type, const std::vector<T>& v);
   std::vector<uint8_t> header() const;  // everything before the tensor data, padded
   std::vector<std::pair<std::string, std::vector<uint8_t>>> kv_;  // key -> type + value bytes
   std::vector<Tensor> tensors_;

@@ -303,7 +303,8 @@ void Session::route_scar(const Layer& l, int64_t rows, const float* x) {
     rms_norm(x + t * H, Weight{}, c.eps, H, scar_t_.data());
     scar_q_.resize(size_t(R));
     for (int64_t r = 0; r < R; ++r) scar_q_[size_t(r)] = k_.dot_f32(l.scar_query.data() + r * H, scar_t_.data(), H);
-    std::vector<std::pair<float, int>> p(static_cast<size_t>(E));
+    std::vector<std::pair<float, int>>& p = scar_p_;
+    p.resize(size_t(E));
     float mx = -INFINITY;
     for (int64_t e = 0; e < E; ++e) {
       const float z = k_.dot_f32(l.scar_keys.data() + e * R, scar_q_.data(), R) / (std::sqrt(float(R)) * c.scar_temperature);

@@ -149,6 +149,7 @@ class Session {
   std::vector<float> rope_cos_, rope_sin_;
   std::vector<std::vector<std::pair<int, float>>> scar_choice_;  // per row
   std::vector<float> scar_q_, scar_t_;
+  std::vector<std::pair<float, int>> scar_p_;  // (probability, expert) of one row
   int forced_expert_ = -1;
   SessionStats stats_;
   std::vector<std::vector<uint8_t>> decisions_;

@@ -21,6 +21,7 @@
 #include "quant/block_quant.h"
 #include "quant/qat.h"
 #include "runtime/model.h"
+#include "logits_test_util.h"
 #include "test_util.h"
 
 using namespace gemkit;
@@ -78,12 +79,9 @@ std::vector<std::vector<int32_t>> prompts(const Tokenizer& tok, int64_t length) 
   return out;
 }
 
-struct Agreement {
-  double top1 = 0, mean_kl = 0, max_kl = 0;
-  int64_t positions = 0;
-};
+using test::Agreement;
 
-// Log-probabilities of the reference run (llama.cpp) for each sequence, concatenated.
+// Logits [T, V] of one sequence from one of gemkit's forwards (LibTorch or gemkit-run).
 using Scorer = std::function<torch::Tensor(const std::vector<int32_t>&)>;
 
 // llama.cpp's log-probabilities for `file` against `score` (logits [T, V] of one sequence).
@@ -94,44 +92,26 @@ Agreement compare(const std::string& dir, const std::string& file, const Scorer&
   run("node " + kSource + "/tests/llama_cpp/next_token_logprobs.mjs " + file + " " + dir + "/seqs.json " + dir +
       "/lp.bin --dest " + kLlama + " > " + dir + "/lp.json");
   const std::vector<uint8_t> raw = read_bytes(dir + "/lp.bin");
-  const float* theirs = reinterpret_cast<const float*>(raw.data());
-  Agreement a;
-  int64_t at = 0, same = 0;
-  double kl_sum = 0;
+  int64_t positions = 0;
+  std::vector<torch::Tensor> ours;
   for (const auto& s : seqs) {
-    const torch::Tensor ours = torch::log_softmax(score(s).to(torch::kDouble), -1);
-    const int64_t T = int64_t(s.size());
-    EXPECT_GE(raw.size(), size_t((at + T) * V * 4));
-    if (raw.size() < size_t((at + T) * V * 4)) return a;
-    const torch::Tensor ref = torch::from_blob(const_cast<float*>(theirs + at * V), {T, V}, torch::kFloat).to(torch::kDouble);
-    const torch::Tensor kl = (ref.exp() * (ref - ours)).sum(-1);  // KL(llama.cpp || gemkit) per position
-    kl_sum += kl.sum().item<double>();
-    a.max_kl = std::max(a.max_kl, kl.max().item<double>());
-    same += (ref.argmax(-1) == ours.argmax(-1)).sum().item<int64_t>();
-    at += T;
+    ours.push_back(score(s));
+    positions += int64_t(s.size());
   }
-  a.positions = at;
-  a.top1 = double(same) / double(at);
-  a.mean_kl = kl_sum / double(at);
-  return a;
+  EXPECT_EQ(raw.size(), size_t(positions * V * 4));
+  if (raw.size() != size_t(positions * V * 4)) return Agreement{};
+  const torch::Tensor theirs =
+      torch::from_blob(const_cast<uint8_t*>(raw.data()), {positions, V}, torch::kFloat);  // llama.cpp's log-probs
+  return test::agreement(theirs, torch::cat(ours));
 }
 
 Scorer libtorch_scorer(Transformer model) {
-  return [model](const std::vector<int32_t>& s) mutable {
-    torch::NoGradGuard no_grad;
-    model->eval();
-    const torch::Tensor ids = torch::tensor(std::vector<int64_t>(s.begin(), s.end())).unsqueeze(0);
-    return model->forward(ids).logits[0];
-  };
+  return [model](const std::vector<int32_t>& s) { return test::torch_logits(model, s); };
 }
 
 Scorer runtime_scorer(const std::string& file) {
   auto m = std::make_shared<runtime::Model>(file);
-  return [m](const std::vector<int32_t>& s) {
-    runtime::Session session(*m, int64_t(s.size()), 1);
-    const std::vector<float>& all = session.eval(s, true);
-    return torch::from_blob(const_cast<float*>(all.data()), {int64_t(s.size()), m->config().vocab}, torch::kFloat).clone();
-  };
+  return [m](const std::vector<int32_t>& s) { return test::runtime_logits(*m, s); };
 }
 
 }  // namespace
@@ -158,7 +138,7 @@ TEST(LlamaCpp, QuantizerPacksLikeGemkitByteForByte) {
 }
 
 // Bounds, stated here and in docs/quantization.md. Measured on the bundled base model (576
-// positions, 2-core AMD EPYC, llama.cpp's prebuilt CPU build): F32 top-1 100%, mean KL 6e-10;
+// positions, 2-core AMD EPYC, llama.cpp's prebuilt CPU build): F32 top-1 100%, mean KL 1e-12;
 // Q8_0 / Q4_0 / hybrid top-1 99.5-100%, mean KL 5-7e-6, max KL 7e-5. The quantized files are not
 // bit-identical to gemkit's reference forward: llama.cpp's SIMD path rounds activations half to
 // even (gemkit's fake quant uses the reference quantizer's half-away) and accumulates in another

@@ -21,6 +21,7 @@
 #include "runtime/gemkit_runtime.h"
 #include "runtime/kernels.h"
 #include "runtime/model.h"
+#include "logits_test_util.h"
 #include "test_util.h"
 
 using namespace gemkit;
@@ -36,29 +37,13 @@ std::vector<int32_t> test_tokens(int64_t n, int64_t vocab, uint64_t seed) {
   return t;
 }
 
-// Runtime logits of every position, [T, V].
+// Runtime logits of every position of a file, [T, V].
 torch::Tensor runtime_logits(const std::string& file, const std::vector<int32_t>& tokens, int threads = 1) {
-  runtime::Model m(file);
-  runtime::Session s(m, int64_t(tokens.size()), threads);
-  const std::vector<float>& all = s.eval(tokens, true);
-  return torch::from_blob(const_cast<float*>(all.data()), {int64_t(tokens.size()), m.config().vocab}, torch::kFloat).clone();
+  return test::runtime_logits(runtime::Model(file), tokens, threads);
 }
 
-torch::Tensor torch_logits(Transformer model, const std::vector<int32_t>& tokens) {
-  torch::NoGradGuard no_grad;
-  model->eval();
-  const torch::Tensor ids = torch::tensor(std::vector<int64_t>(tokens.begin(), tokens.end())).unsqueeze(0);
-  return model->forward(ids).logits[0];
-}
-
-struct Agreement {
-  double top1, mean_kl, max_abs;
-};
-Agreement agreement(const torch::Tensor& ours, const torch::Tensor& ref) {
-  const auto lr = torch::log_softmax(ref.to(torch::kDouble), -1), lo = torch::log_softmax(ours.to(torch::kDouble), -1);
-  return {(ref.argmax(-1) == ours.argmax(-1)).to(torch::kDouble).mean().item<double>(),
-          (lr.exp() * (lr - lo)).sum(-1).mean().item<double>(), (ref - ours).abs().max().item<double>()};
-}
+using test::agreement;
+using test::torch_logits;
 
 }  // namespace
 
@@ -136,11 +121,13 @@ TEST(Runtime, DenseExportsAgreeWithTheLibTorchModel) {
     if (!c.policy.rules().empty()) qat = std::make_unique<Qat>(pre.model, QatOptions{c.policy, true});
     const torch::Tensor ref = torch_logits(pre.model, tokens);
     for (int threads : {1, 2}) {
-      const Agreement a = agreement(runtime_logits(file, tokens, threads), ref);
-      std::printf("runtime vs LibTorch, %-6s (%d thread%s): top-1 %.4f, mean KL %.3g, max |diff| %.3g\n", c.name, threads,
-                  threads > 1 ? "s" : "", a.top1, a.mean_kl, a.max_abs);
+      const torch::Tensor ours = runtime_logits(file, tokens, threads);
+      const test::Agreement a = agreement(ref, ours);
+      const double max_abs = (ours - ref).abs().max().item<double>();
+      std::printf("runtime vs LibTorch, %-6s (%d thread%s): top-1 %.4f, mean KL %.3g, max |logit diff| %.3g\n", c.name,
+                  threads, threads > 1 ? "s" : "", a.top1, a.mean_kl, max_abs);
       if (c.policy.rules().empty()) {
-        EXPECT_LT(a.max_abs, 1e-3) << c.name;
+        EXPECT_LT(max_abs, 1e-3) << c.name;
       } else {
         EXPECT_GE(a.top1, 0.97) << c.name;
         EXPECT_LT(a.mean_kl, 1e-4) << c.name;
