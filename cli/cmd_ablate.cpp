@@ -3,10 +3,12 @@
 // trains every recipe (a method: its file stem) on every cell of the override grid with seeds
 // 0..N-1, each run in OUT/runs/<method>[__key=value...]__seed<s> by `gemkit train ... --resume`
 // in a child process of this binary, evaluates each final checkpoint and the recipes' base model
-// with `gemkit eval`, and writes the report (eval/ablation_report.h). A run whose folder holds
-// DONE is skipped; an interrupted one continues from its last checkpoint; a failing one is
-// reported (RUN/log.txt) and the others go on.
+// with `gemkit eval`, exports it to the compact format and measures it with `gemkit-run --bench`
+// (RUN/deploy/model.gguf, RUN/deploy.json; --no-deploy skips this), and writes the report
+// (eval/ablation_report.h). A run whose folder holds DONE is skipped; an interrupted one continues
+// from its last checkpoint; a failing one is reported (RUN/log.txt) and the others go on.
 #include <fcntl.h>
+#include <unistd.h>
 #include <spawn.h>
 #include <algorithm>
 #include <sys/wait.h>
@@ -49,6 +51,8 @@ struct AblateArgs {
   std::vector<std::string> recipes, grid;
   int64_t seeds = 3, max_items = 0, max_documents = 0, jobs = 1;
   std::string corpus, tasks, split = "test", target, out;
+  bool no_deploy = false;
+  std::string runtime;  // gemkit-run; default: beside this binary or in the build tree's runtime/
 };
 
 struct PlannedRun {
@@ -56,6 +60,7 @@ struct PlannedRun {
   std::string recipe, dir;
   std::vector<std::string> overrides;  // grid cell, seed (and the LoRA merge)
   bool lora = false;                   // evaluate RUN/merged rather than the latest checkpoint
+  bool qat = false;                    // export with the recipe's QAT policy (else hybrid)
 };
 
 std::string read_json_text(const std::string& path, json& out) {
@@ -74,28 +79,37 @@ std::string name_part(const std::string& s) {
   return out;
 }
 
-// Runs `gemkit ARGS...` (this binary) with stdout and stderr appended to `log`; the exit status
-// (128 + signal when killed).
-int run_child(const std::vector<std::string>& args, const std::string& log) {
+// A program a run step starts: this binary (`gemkit ...`) or gemkit-run.
+struct Program {
+  std::string path, name;
+};
+const Program kSelf{"/proc/self/exe", "gemkit"};
+
+// Runs `program ARGS...` with stderr (and stdout, unless `stdout_file` is given: then that file
+// gets it) appended to `log`; the exit status (128 + signal when killed).
+int run_child(const Program& program, const std::vector<std::string>& args, const std::string& log,
+              const std::string& stdout_file = "") {
   {
     std::ofstream header(log, std::ios::app);
-    header << "$ gemkit";
+    header << "$ " << program.name;
     for (const std::string& a : args) header << " " << a;
+    if (!stdout_file.empty()) header << " > " << stdout_file;
     header << "\n";
   }
-  std::vector<std::string> argv_strings{"gemkit"};
+  std::vector<std::string> argv_strings{program.name};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (std::string& s : argv_strings) argv.push_back(s.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addopen(&actions, 2, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (stdout_file.empty()) posix_spawn_file_actions_adddup2(&actions, 2, 1);
+  else posix_spawn_file_actions_addopen(&actions, 1, stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   pid_t pid = 0;
-  const int rc = posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
+  const int rc = posix_spawn(&pid, program.path.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) fail("/proc/self/exe", std::string("cannot start a child process: ") + std::strerror(rc));
+  if (rc != 0) fail(program.path, std::string("cannot start a child process: ") + std::strerror(rc));
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0)
     if (errno != EINTR) fail("gemkit ablate", "waitpid failed");
@@ -135,6 +149,7 @@ class Ablation {
   eval::AblationPlan plan_;
   std::vector<PlannedRun> runs_;
   std::string base_model_;
+  Program runtime_;
   std::mutex print_;
 
   fs::path out(const std::string& rel) const { return fs::path(a_.out) / rel; }
@@ -180,12 +195,14 @@ class Ablation {
                            ": every method must adapt the same base model");
         if (target.empty()) target = shard_domain(recipe, r.get_strings("train.data").front());
         const bool lora = r.get_string("train.mode") == "lora";
+        const bool qat = r.has("quant.qat") && r.get_bool("quant.qat");
         // LoRA checkpoints hold the unchanged base; the merged folder is the adapted model.
         if (lora) overrides.push_back("train.lora_merge_on_save=true");
         for (int64_t s = 0; s < a_.seeds; ++s) {
           PlannedRun p;
           p.recipe = recipe;
           p.lora = lora;
+          p.qat = qat;
           p.run.method = method;
           p.run.cell = cell;
           p.run.seed = s;
@@ -209,6 +226,7 @@ class Ablation {
                       {"eval_corpus", a_.corpus},     {"eval_tasks", a_.tasks},
                       {"split", a_.split},            {"max_items", a_.max_items},
                       {"max_documents", a_.max_documents}, {"target", a_.target}};
+    if (!a_.no_deploy) runtime_ = {find_runtime(), "gemkit-run"};
     fs::create_directories(out("runs"));
     std::printf("ablation: %zu method(s) x %zu grid cell(s) x %lld seed(s) = %zu runs -> %s\n", plan_.methods.size(),
                 cells.size(), (long long)a_.seeds, runs_.size(), a_.out.c_str());
@@ -257,7 +275,7 @@ class Ablation {
     std::printf("base model %s: evaluating ...", base_model_.c_str());
     std::fflush(stdout);
     const auto t0 = std::chrono::steady_clock::now();
-    const int code = run_child(eval_args(base_model_, report), log);
+    const int code = run_child(kSelf, eval_args(base_model_, report), log);
     if (code != 0) {
       std::printf(" failed\n%s", log_tail(log, 8).c_str());
       fail(base_model_, "evaluating the base model failed (exit " + std::to_string(code) + "; log: " + log + ")");
@@ -267,7 +285,8 @@ class Ablation {
   }
 
   // One step of run i with a progress line: "[3/12] name: training ... done (212 s)".
-  bool step(size_t i, const char* what, const std::vector<std::string>& args, std::string& error) {
+  bool step(size_t i, const char* what, const std::vector<std::string>& args, std::string& error,
+            const Program& program = kSelf, const std::string& stdout_file = "") {
     PlannedRun& p = runs_[i];
     const std::string prefix = "[" + std::to_string(i + 1) + "/" + std::to_string(runs_.size()) + "] " + p.run.name + ": " + what + " ...";
     const bool serial = a_.jobs == 1;
@@ -278,7 +297,7 @@ class Ablation {
     }
     const auto t0 = std::chrono::steady_clock::now();
     const std::string log = p.dir + "/log.txt";
-    const int code = run_child(args, log);
+    const int code = run_child(program, args, log, stdout_file);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char tail[128];
     if (code == 0) std::snprintf(tail, sizeof tail, " done (%.0f s)\n", s);
@@ -297,18 +316,19 @@ class Ablation {
     const std::string done = p.dir + "/DONE", report = p.dir + "/eval.json";
     fs::create_directories(p.dir);
     std::string error;
-    bool trained = false;
+    bool trained = false, evaluated = false;
     if (fs::exists(done)) {
       std::string why;
       const std::string model = evaluation_model(p, why);
-      if (why.empty() && evaluated_already(report, model)) {
+      trained = why.empty();
+      evaluated = trained && evaluated_already(report, model);  // else evaluation settings changed
+      if (evaluated && (a_.no_deploy || deployed_already(p, model))) {
         std::lock_guard<std::mutex> lock(print_);
         std::printf("[%zu/%zu] %s: skipped (done)\n", i + 1, runs_.size(), p.run.name.c_str());
         std::fflush(stdout);
         finish(p, "");
         return;
       }
-      trained = why.empty();  // evaluation settings changed: evaluate again
       fs::remove(done);
     }
     std::vector<std::string> train{"train", p.recipe};
@@ -316,9 +336,78 @@ class Ablation {
     train.insert(train.end(), {"--out", p.dir, "--resume"});
     if (!trained && !step(i, "training", train, error)) return finish(p, error);
     const std::string model = evaluation_model(p, error);
-    if (!error.empty() || !step(i, "evaluating", eval_args(model, report), error)) return finish(p, error);
+    if (!error.empty() || (!evaluated && !step(i, "evaluating", eval_args(model, report), error))) return finish(p, error);
+    if (!a_.no_deploy && !deployed_already(p, model) && !deploy(i, model, error)) return finish(p, error);
     write_text_file_atomic(done, json({{"checkpoint", model}, {"eval", report}}).dump() + "\n");
     finish(p, "");
+  }
+
+  // gemkit-run: --runtime, else beside this binary, else in the build tree (BUILD/cli/gemkit,
+  // BUILD/runtime/gemkit-run).
+  std::string find_runtime() const {
+    if (!a_.runtime.empty()) {
+      if (::access(a_.runtime.c_str(), X_OK) != 0) fail("--runtime " + a_.runtime, "not an executable file");
+      return a_.runtime;
+    }
+    const fs::path self = fs::read_symlink("/proc/self/exe").parent_path();
+    for (const fs::path& candidate : {self / "gemkit-run", self.parent_path() / "runtime" / "gemkit-run"})
+      if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    fail("gemkit ablate", "gemkit-run is not beside this binary (" + self.string() + ") nor in " +
+                              (self.parent_path() / "runtime").string() +
+                              ": give its path with --runtime, or --no-deploy to skip measuring the exported models");
+  }
+
+  // Whether RUN/deploy.json measures the export of `model`.
+  bool deployed_already(const PlannedRun& p, const std::string& model) const {
+    json d;
+    return read_json_text(p.dir + "/deploy.json", d).empty() && d.is_object() && d.value("checkpoint", "") == model;
+  }
+
+  // The first document of the target domain's evaluation text (a suite or domain folder's
+  // SPLIT.jsonl, or a listed file under a folder named after the domain), cut to about 128 tokens:
+  // the bench prompt, so routing decides on real text. Empty when there is none (fixed ids).
+  std::string bench_prompt(const std::string& target) const {
+    std::vector<fs::path> candidates{fs::path(a_.corpus) / target / (a_.split + ".jsonl"), fs::path(a_.corpus) / (a_.split + ".jsonl")};
+    std::stringstream list(a_.corpus);
+    for (std::string f; std::getline(list, f, ',');)
+      if (fs::path(f).parent_path().filename() == target) candidates.push_back(f);
+    for (const fs::path& c : candidates) {
+      std::ifstream in(c);
+      std::string line;
+      if (!in || !std::getline(in, line)) continue;
+      try {
+        const json doc = json::parse(line);
+        if (!doc.contains("text") || !doc.at("text").is_string()) continue;
+        if (doc.contains("domain") && doc.at("domain").is_string() && doc.at("domain") != target) continue;
+        std::string text = doc.at("text").get<std::string>().substr(0, 600);
+        while (!text.empty() && (static_cast<unsigned char>(text.back()) & 0xC0) == 0x80) text.pop_back();  // whole UTF-8
+        if (!text.empty() && static_cast<unsigned char>(text.back()) >= 0xC0) text.pop_back();
+        return text;
+      } catch (const json::exception&) {
+      }
+    }
+    return "";
+  }
+
+  // Exports the run's model to the compact format (RUN/deploy/model.gguf) and measures it with
+  // gemkit-run --bench into RUN/deploy.json (+ "checkpoint": the model measured).
+  bool deploy(size_t i, const std::string& model, std::string& error) {
+    const PlannedRun& p = runs_[i];
+    const std::string file = p.dir + "/deploy/model.gguf", bench = p.dir + "/deploy/bench.json";
+    fs::create_directories(p.dir + "/deploy");
+    if (!step(i, "exporting", {"export", "compact", model, "--out", file, "--quant", p.qat ? "recipe" : "hybrid", "--force"}, error))
+      return false;
+    std::vector<std::string> args{"-m", file, "--bench", "-t", "1", "--reps", "3", "--prompt-tokens", "128", "--gen-tokens", "64"};
+    if (const std::string prompt = bench_prompt(p.run.target); !prompt.empty()) args.insert(args.end(), {"-p", prompt});
+    if (!step(i, "measuring", args, error, runtime_, bench)) return false;
+    json figures;
+    if (const std::string e = read_json_text(bench, figures); !e.empty() || !figures.is_object()) {
+      error = "gemkit-run --bench wrote no JSON object: " + (e.empty() ? bench : e);
+      return false;
+    }
+    figures["checkpoint"] = model;
+    write_text_file_atomic(p.dir + "/deploy.json", figures.dump(2) + "\n");
+    return true;
   }
 
   // The adapted model to evaluate: RUN/merged for LoRA, else RUN/<contents of RUN/latest>.
@@ -346,6 +435,9 @@ class Ablation {
     }
     const std::string metrics = p.dir + "/metrics.jsonl";
     if (fs::exists(metrics)) p.run.training = eval::training_figures(eval::read_run_metrics(metrics));
+    json deployed;
+    if (!a_.no_deploy && read_json_text(p.dir + "/deploy.json", deployed).empty())
+      p.run.deployment = eval::deployment_figures(deployed);
   }
 
   void report() {
@@ -392,6 +484,8 @@ void add_ablate_command(CLI::App& app) {
   cmd->add_option("--target", a->target, "target domain of every recipe (default: the domain of its train.data shard)");
   cmd->add_option("--out,-o", a->out, "ablation folder: runs/, base_eval.json, report.*")->required();
   cmd->add_option("--jobs,-j", a->jobs, "runs in parallel")->capture_default_str();
+  cmd->add_flag("--no-deploy", a->no_deploy, "do not export each run (compact format) nor measure it with gemkit-run");
+  cmd->add_option("--runtime", a->runtime, "gemkit-run to measure exported runs with (default: beside gemkit, or BUILD/runtime/)");
   cmd->callback([a] { Ablation(*a).run(); });
 }
 

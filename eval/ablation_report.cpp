@@ -105,7 +105,7 @@ struct Row {
   GridCell cell;
   std::string target;
   std::vector<const AblationRun*> ok, failed;
-  std::map<std::string, Cell> metrics, training;
+  std::map<std::string, Cell> metrics, training, deployment;
   std::map<std::string, double> ppl_change, score_delta;  // transfer row: mean over seeds, by domain
 };
 
@@ -146,6 +146,16 @@ std::map<std::string, double> training_figures(const RunMetrics& metrics) {
     for (const char* prefix : kTrainingPrefixes)
       if (name.rfind(prefix, 0) == 0) out[name] = series.values.back();
   }
+  return out;
+}
+
+const char* const kDeploymentKeys[5] = {"file_mb", "decode_tok_s", "prompt_tok_s", "peak_rss_mb", "realised_capacity"};
+
+std::map<std::string, double> deployment_figures(const json& bench) {
+  std::map<std::string, double> out;
+  if (!bench.is_object()) return out;
+  for (const char* k : kDeploymentKeys)
+    if (bench.contains(k) && bench.at(k).is_number()) out[k] = bench.at(k).get<double>();
   return out;
 }
 
@@ -218,8 +228,11 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
   };
 
   std::set<std::string> training_keys, targets, domains;
-  for (const AblationRun& r : runs)
+  bool any_deployment = false;
+  for (const AblationRun& r : runs) {
     for (const auto& [k, v] : r.training) training_keys.insert(k);
+    any_deployment = any_deployment || (r.ok && !r.deployment.empty());
+  }
   for (const DomainFigures& f : figures) {
     for (const auto& [d, v] : f.perplexity) domains.insert(d);
     for (const auto& [d, v] : f.score) domains.insert(d);
@@ -238,14 +251,21 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
       });
       row.metrics[m.name] = c;
     }
-    for (const std::string& k : training_keys) {
+    // Training and deployment figures: one value per seed, intervals over seeds only.
+    const auto per_seed_cell = [&](std::map<std::string, double> AblationRun::*figures, const std::string& k) {
       Cell c;
-      for (const AblationRun* r : row.ok) c.per_seed.push_back(r->training.count(k) ? r->training.at(k) : NAN);
+      for (const AblationRun* r : row.ok) {
+        const std::map<std::string, double>& f = r->*figures;
+        c.per_seed.push_back(f.count(k) ? f.at(k) : NAN);
+      }
       c.seeds = seed_interval(c.per_seed);
       c.items = {NAN, NAN, NAN};
       for (double v : c.per_seed) c.n += std::isfinite(v);
-      row.training[k] = c;
-    }
+      return c;
+    };
+    for (const std::string& k : training_keys) row.training[k] = per_seed_cell(&AblationRun::training, k);
+    if (any_deployment)
+      for (const char* k : kDeploymentKeys) row.deployment[k] = per_seed_cell(&AblationRun::deployment, k);
     for (const std::string& d : domains) {
       std::vector<double> dp, ds;
       for (const AblationRun* r : row.ok) {
@@ -260,9 +280,10 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
 
   const std::string item_note =
       boot.available() ? "" : boot.reason() + ", so there are no item-level intervals (only intervals over seeds)";
-  const std::vector<std::string> not_available = {
-      "exported model size, latency and peak memory: not measured by `gemkit ablate` yet; for one run: "
-      "`gemkit export compact RUN/step-N -o m.gguf -q hybrid` then `gemkit-run -m m.gguf --bench` (docs/runtime.md)"};
+  std::vector<std::string> not_available;
+  if (!any_deployment)
+    not_available.push_back("exported model size, latency and peak memory: no run has RUN/deploy.json "
+                            "(`gemkit ablate` measures them unless --no-deploy is given)");
 
   // JSON.
   AblationReport out;
@@ -292,6 +313,8 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
     for (const auto& [k, c] : row.metrics) r["metrics"][k] = cell_json(c);
     r["training"] = json::object();
     for (const auto& [k, c] : row.training) r["training"][k] = cell_json(c);
+    r["deployment"] = json::object();
+    for (const auto& [k, c] : row.deployment) r["deployment"][k] = cell_json(c);
     j["rows"].push_back(r);
   }
   j["runs"] = json::array();
@@ -306,6 +329,8 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
         r["metrics"][m.name] = number_or_null(m.of(figures, index.at(&run), baseline_of(run), run.target));
     r["training"] = json::object();
     for (const auto& [k, v] : run.training) r["training"][k] = number_or_null(v);
+    r["deployment"] = json::object();
+    for (const auto& [k, v] : run.deployment) r["deployment"][k] = number_or_null(v);
     j["runs"].push_back(r);
   }
   j["transfer"] = {{"domains", domains}, {"rows", json::array()}};
@@ -381,6 +406,19 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
   } else {
     md += "Not available: " + item_note + ".\n";
   }
+  if (any_deployment) {
+    md += "\n## Exported model\n\nEach run exported to the compact format (`gemkit export compact`: the hybrid "
+          "policy, or the run's QAT policy) and run by `gemkit-run --bench` (1 thread, 128-token prompt of target-domain "
+          "text, 64 decoded tokens, best of 3). Mean over seeds [95% interval over seeds]. Speeds are measured beside "
+          "whatever else runs on the machine (other grid jobs): compare within one report.\n\n"
+          "| method | file MB | decode tok/s | prompt tok/s | peak RSS MB | realised capacity |\n|---|---|---|---|---|---|\n";
+    const char* formats[] = {"%.2f", "%.0f", "%.0f", "%.1f", "%.3f"};
+    for (const Row& row : rows) {
+      md += "| " + row.label + " |";
+      for (size_t k = 0; k < 5; ++k) md += " " + interval_text(row.deployment.at(kDeploymentKeys[k]).seeds, formats[k]) + " |";
+      md += "\n";
+    }
+  }
   bool any_stats = false;
   for (const std::string& k : training_keys) any_stats = any_stats || k != "tokens_per_s";
   if (any_stats) {
@@ -413,8 +451,10 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
     md += "\n## Failed runs\n\n";
     for (const AblationRun* r : failed) md += "- " + r->name + ": " + r->error + "\n";
   }
-  md += "\n## Not available yet\n\n";
-  for (const std::string& s : not_available) md += "- " + s + "\n";
+  if (!not_available.empty()) {
+    md += "\n## Not available yet\n\n";
+    for (const std::string& s : not_available) md += "- " + s + "\n";
+  }
 
   // Plots.
   PlotPanel scatter;
@@ -487,6 +527,9 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
     for (const char* suffix : {"", "_low", "_high", "_item_low", "_item_high"}) csv += "," + std::string(m.name) + suffix;
   for (const std::string& k : training_keys)
     for (const char* suffix : {"", "_low", "_high"}) csv += "," + k + suffix;
+  if (any_deployment)
+    for (const char* k : kDeploymentKeys)
+      for (const char* suffix : {"", "_low", "_high"}) csv += ",deployment/" + std::string(k) + suffix;
   csv += "\n";
   const auto quoted = [](const std::string& s) {
     if (s.find_first_of(",\"\n") == std::string::npos) return s;
@@ -505,6 +548,11 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
       const Cell& c = row.training.at(k);
       for (double v : {c.seeds.value, c.seeds.low, c.seeds.high}) csv += "," + num(v);
     }
+    if (any_deployment)
+      for (const char* k : kDeploymentKeys) {
+        const Cell& c = row.deployment.at(k);
+        for (double v : {c.seeds.value, c.seeds.low, c.seeds.high}) csv += "," + num(v);
+      }
     csv += "\n";
   }
   out.csv = csv;

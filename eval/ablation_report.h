@@ -15,6 +15,9 @@
 //                                   where it is defined
 //   tokens_per_s                    mean training throughput (metrics.jsonl "tokens_per_s")
 //   train/<key>                     final value of every "dtr/", "scar/", "akp/" metric logged
+//   deployment/<key>                the exported model run by gemkit-run (RUN/deploy.json):
+//                                   file_mb, decode_tok_s, prompt_tok_s, peak_rss_mb,
+//                                   realised_capacity
 //
 // Files (write_ablation_report): report.json, report.csv, report.md, and SVG plots:
 // drift_vs_gain.svg (general drift against domain gain, one point per row with interval bars),
@@ -52,7 +55,13 @@ struct AblationRun {
   std::string error;          // why not, when !ok
   nlohmann::json eval;        // its `gemkit eval` report (when ok)
   std::map<std::string, double> training;  // "tokens_per_s" (mean) and final "dtr/..", "scar/..", "akp/.."
+  std::map<std::string, double> deployment;  // deployment_figures() of RUN/deploy.json; empty: not measured
 };
+
+// The figures of a `gemkit-run --bench` JSON line the report shows (kDeploymentKeys); missing
+// or non-numeric fields are left out.
+extern const char* const kDeploymentKeys[5];
+std::map<std::string, double> deployment_figures(const nlohmann::json& bench);
 
 struct AblationPlan {
   std::vector<std::string> methods;  // recipe stems in command-line order; the first is the baseline

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -192,6 +193,28 @@ TEST(AblationReport, RowsFromHandMadeReports) {
   EXPECT_EQ(lines[0].rfind("method,grid,target,seeds,failed_seeds,target_ppl,target_ppl_low,", 0), 0u) << lines[0];
   EXPECT_EQ(lines[1].rfind("ft,train.lr=1,law,2,0,85,", 0), 0u) << lines[1];
 
+  // Deployment figures (RUN/deploy.json): mean over seeds, a markdown table, CSV columns.
+  std::vector<AblationRun> deployed = runs;
+  deployed[0].deployment = deployment_figures(json{{"file_mb", 6.0}, {"decode_tok_s", 3000.0}, {"peak_rss_mb", 20.0},
+                                                   {"prompt_tok_s", 9000.0}, {"realised_capacity", 1.0}, {"kernels", "avx512"}});
+  deployed[1].deployment = deployment_figures(json{{"file_mb", 8.0}, {"decode_tok_s", "fast"}});  // non-numbers left out
+  EXPECT_EQ(deployed[1].deployment.size(), 1u);
+  const AblationReport d = ablation_report(plan, base, deployed);
+  const json& ft1_deployed = row(d.json, "ft [train.lr=1]")["deployment"];
+  EXPECT_EQ(ft1_deployed["file_mb"]["mean"].get<double>(), 7.0);
+  EXPECT_EQ(ft1_deployed["decode_tok_s"]["mean"].get<double>(), 3000.0);
+  EXPECT_EQ(ft1_deployed["decode_tok_s"]["n"], 1);
+  EXPECT_TRUE(row(d.json, "gem [train.lr=1]")["deployment"]["file_mb"]["mean"].is_null());
+  EXPECT_NE(d.markdown.find("## Exported model"), std::string::npos) << d.markdown;
+  EXPECT_NE(d.markdown.find("| ft [train.lr=1] | 7.00 ["), std::string::npos) << d.markdown;
+  EXPECT_EQ(d.markdown.find("exported model size, latency and peak memory"), std::string::npos) << d.markdown;
+  std::istringstream dcsv(d.csv);
+  std::string header, first;
+  std::getline(dcsv, header);
+  std::getline(dcsv, first);
+  EXPECT_NE(header.find(",deployment/file_mb,deployment/file_mb_low,"), std::string::npos) << header;
+  EXPECT_EQ(std::count(header.begin(), header.end(), ','), std::count(first.begin(), first.end(), ',')) << header << "\n" << first;
+
   // A malformed run report names the run.
   std::vector<AblationRun> bad = runs;
   bad[0].eval.erase("results");
@@ -330,6 +353,19 @@ TEST(AblateCli, GridRunsSkipsFinishedAndResumesKilledRuns) {
   EXPECT_EQ(count(read_text_file(out + "/report.csv"), "\n"), 5u);
   EXPECT_EQ(read_text_file(out + "/drift_vs_gain.svg").rfind("<?xml", 0), 0u);
   EXPECT_NE(read_text_file(out + "/report.md").find("| lora [train.lr=3e-3] | 1 | law |"), std::string::npos);
+  // Each run exported to the compact format and measured by gemkit-run.
+  for (size_t i = 0; i < 4; ++i) {
+    const json deployed = json::parse(read_text_file(run_dir(i) + "/deploy.json"));
+    const json done = json::parse(read_text_file(run_dir(i) + "/DONE"));
+    EXPECT_EQ(deployed["checkpoint"], done["checkpoint"]) << names[i];
+    EXPECT_EQ(deployed["runtime"], "gemkit-run");
+    const double file_mb = double(fs::file_size(run_dir(i) + "/deploy/model.gguf")) / 1e6;
+    EXPECT_NEAR(deployed["file_mb"].get<double>(), file_mb, 0.01) << names[i];
+    EXPECT_GT(deployed["decode_tok_s"].get<double>(), 0);
+    EXPECT_GT(deployed["peak_rss_mb"].get<double>(), file_mb);
+    EXPECT_DOUBLE_EQ(report["rows"][i]["deployment"]["file_mb"]["mean"].get<double>(), deployed["file_mb"].get<double>());
+  }
+  EXPECT_NE(read_text_file(out + "/report.md").find("## Exported model"), std::string::npos);
 
   // 3. Everything finished: nothing is trained or evaluated again.
   const int64_t ft_eval_time = mtime_ns(run_dir(0) + "/eval.json");
@@ -338,6 +374,17 @@ TEST(AblateCli, GridRunsSkipsFinishedAndResumesKilledRuns) {
   EXPECT_EQ(count(o.out, ": skipped (done)"), 4u) << o.out;
   EXPECT_EQ(o.out.find("training ..."), std::string::npos) << o.out;
   EXPECT_EQ(mtime_ns(run_dir(0) + "/eval.json"), ft_eval_time);
+
+  // 4. A run whose measurement is missing is only exported and measured again.
+  fs::remove(run_dir(1) + "/deploy.json");
+  o = run_gemkit(args, "", log);
+  ASSERT_EQ(o.code, 0) << o.out;
+  EXPECT_EQ(count(o.out, ": skipped (done)"), 3u) << o.out;
+  EXPECT_NE(o.out.find("[2/4] ft__train.lr=3e-3__seed0: exporting ... done"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("[2/4] ft__train.lr=3e-3__seed0: measuring ... done"), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("training ..."), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("evaluating ..."), std::string::npos) << o.out;
+  EXPECT_TRUE(fs::exists(run_dir(1) + "/deploy.json"));
 }
 
 TEST(AblateCli, BadArgumentsFailBeforeAnyRun) {
