@@ -435,6 +435,7 @@ class Ablation {
     }
     const std::string metrics = p.dir + "/metrics.jsonl";
     if (fs::exists(metrics)) p.run.training = eval::training_figures(eval::read_run_metrics(metrics));
+    for (const auto& [k, v] : eval::evaluation_routing(p.run.eval, p.run.target)) p.run.training[k] = v;
     json deployed;
     if (!a_.no_deploy && read_json_text(p.dir + "/deploy.json", deployed).empty())
       p.run.deployment = eval::deployment_figures(deployed);

@@ -149,6 +149,21 @@ std::map<std::string, double> training_figures(const RunMetrics& metrics) {
   return out;
 }
 
+std::map<std::string, double> evaluation_routing(const json& eval_report, const std::string& target) {
+  std::map<std::string, double> out;
+  if (!eval_report.is_object() || !eval_report.contains("results") || !eval_report.at("results").is_array()) return out;
+  for (const json& r : eval_report.at("results")) {
+    if (!r.is_object() || r.value("kind", "") != "perplexity" || !r.contains("stats") || !r.at("stats").is_object()) continue;
+    const std::string domain = r.value("domain", "");
+    const char* which = domain == kGeneralDomain ? "general" : domain == target ? "target" : nullptr;
+    if (!which) continue;
+    for (const auto& [k, v] : r.at("stats").items())
+      if (v.is_number() && (k.rfind("scar/", 0) == 0 || k.rfind("dtr/", 0) == 0))
+        out["eval/" + std::string(which) + "/" + k] = v.get<double>();
+  }
+  return out;
+}
+
 const char* const kDeploymentKeys[5] = {"file_mb", "decode_tok_s", "prompt_tok_s", "peak_rss_mb", "realised_capacity"};
 
 std::map<std::string, double> deployment_figures(const json& bench) {
@@ -422,7 +437,9 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
   bool any_stats = false;
   for (const std::string& k : training_keys) any_stats = any_stats || k != "tokens_per_s";
   if (any_stats) {
-    md += "\n## Routing and preservation statistics (final values)\n\n| method |";
+    md += "\n## Routing and preservation statistics\n\nFinal training values; eval/general/..., eval/target/...: "
+          "measured by the evaluation on the general and the target domain's text (e.g. eval/general/scar/load/general: "
+          "share of general text's routing decisions sent to the general expert).\n\n| method |";
     std::string r3 = "|---|";
     for (const std::string& k : training_keys)
       if (k != "tokens_per_s") md += " " + k + " |", r3 += "---|";

@@ -58,6 +58,13 @@ struct AblationRun {
   std::map<std::string, double> deployment;  // deployment_figures() of RUN/deploy.json; empty: not measured
 };
 
+// Routing statistics the evaluation measured (a `gemkit eval` report's perplexity results'
+// "stats"): "eval/general/<key>" on the general text and "eval/target/<key>" on the target
+// domain's, for every "scar/" and "dtr/" key (e.g. eval/general/scar/load/general: the share of
+// general text's routing decisions that went to the general expert). Empty for a model without
+// routing.
+std::map<std::string, double> evaluation_routing(const nlohmann::json& eval_report, const std::string& target);
+
 // The figures of a `gemkit-run --bench` JSON line the report shows (kDeploymentKeys); missing
 // or non-numeric fields are left out.
 extern const char* const kDeploymentKeys[5];

@@ -211,8 +211,16 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
     // DTR the gap to the base is routing's own cost, which distillation strength cannot remove:
     // measured against the base, the controller raised lambda_kd 16x for it and starved the domain
     // (docs/gem.md). "base": the network before adaptation (the teacher). On resume the reference
-    // comes back from the checkpoint.
-    if (r.get_string("akp.budget_reference") == "start") {
+    // comes back from the checkpoint. "routed" (frozen base only): at every measurement, the
+    // network as it is then routed (DTR's current routers) with its adapters and experts off, so
+    // the rise is what adaptation did to general text, not what skipping compute costs (that
+    // cost is DTR's own trade, measured and reported apart).
+    const std::string reference = r.get_string("akp.budget_reference");
+    if (reference == "routed" && !frozen_base)
+      fail("akp.budget_reference", "\"routed\" switches adapters and experts off, so it needs a frozen base "
+                                   "(train.mode frozen or lora), not full fine-tuning");
+    const bool routed_reference = reference == "routed";
+    if (reference == "start" || routed_reference) {
       s->base_general_loss = mean_loss(in.model, s->budget_batches, device);
     } else {
       Transformer teacher_model = s->teacher->model();
@@ -230,9 +238,14 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
       if (state->ewc_weight > 0) tr->loss_term("ewc").weight = state->ewc_weight * scale;
     };
     StepHook hook;
-    hook.after = [state, model, apply, device](int64_t step) mutable {
+    hook.after = [state, model, apply, device, routed_reference](int64_t step) mutable {
       std::map<std::string, double> m;
       if (state->budget->due(step + 1)) {
+        if (routed_reference) {
+          BaseNetworkScope adapters_off(model, /*keep_block_wrappers=*/true);
+          state->base_general_loss = mean_loss(model, state->budget_batches, device);
+          m["akp/reference_loss"] = state->base_general_loss;
+        }
         state->last_general_loss = mean_loss(model, state->budget_batches, device);
         state->budget->update(step + 1, state->last_general_loss, state->base_general_loss);
         state->last_rise = state->budget->trajectory().back().rise;

@@ -29,14 +29,14 @@ struct EvalScope {
 
 }  // namespace
 
-BaseNetworkScope::BaseNetworkScope(Transformer model) : model_(std::move(model)) {
+BaseNetworkScope::BaseNetworkScope(Transformer model, bool keep_block_wrappers) : model_(std::move(model)) {
   if (!model_) fail("BaseNetworkScope", "no model");
   training_ = training_flags(model_);
   for (const std::string& path : model_->linear_paths()) {
     Linear linear = model_->linear(path);
     hooks_enabled_.emplace_back(linear, linear->hooks_enabled());
   }
-  for (int64_t i = 0; i < model_->num_blocks(); ++i)
+  for (int64_t i = 0; i < model_->num_blocks() && !keep_block_wrappers; ++i)
     if (model_->block(i) != model_->base_block(i)) wrappers_.emplace_back(i, model_->block(i));
   // Everything is recorded before anything changes, so the destructor's restore is complete
   // whatever happens next.

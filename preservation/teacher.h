@@ -31,10 +31,11 @@ namespace gemkit {
 // While alive, `model` computes the plain base network: Linear hooks off, block wrappers out,
 // every module in eval mode. The destructor puts back exactly what was there (each Linear's
 // own hooks flag, each wrapper, each module's train/eval flag), also when the forward pass
-// in between throws. Not copyable.
+// in between throws. Not copyable. With keep_block_wrappers, wrappers (DTR's token routing)
+// stay: the routed network without its adapters and experts.
 class BaseNetworkScope {
  public:
-  explicit BaseNetworkScope(Transformer model);
+  explicit BaseNetworkScope(Transformer model, bool keep_block_wrappers = false);
   ~BaseNetworkScope();
   BaseNetworkScope(const BaseNetworkScope&) = delete;
   BaseNetworkScope& operator=(const BaseNetworkScope&) = delete;

@@ -107,6 +107,22 @@ TEST(AblationReport, SeedIntervalsAndTrainingFigures) {
 //   ft  lr=2 seed0: law 75, general 75 (drift 0.5); seed1 failed
 //   gem lr=2 (target finance) seed0: finance 40 (gain 0.5), general 50 (drift 0); gem is the first
 //                   method adapting to finance, so it is finance's baseline: no reduction
+TEST(AblationReport, EvaluationRoutingStatisticsOnGeneralAndTargetText) {
+  json e = eval_json({{"law", 80}, {"general", 60}, {"finance", 70}}, {});
+  for (json& r : e["results"]) {
+    const std::string d = r["domain"];
+    r["stats"] = {{"scar/load/general", d == "general" ? 0.9 : d == "law" ? 0.2 : 0.5}, {"dtr/realised_capacity", 0.6},
+                  {"tokens", 100.0}, {"scar/note", "text"}};
+  }
+  const auto m = evaluation_routing(e, "law");
+  EXPECT_EQ(m.size(), 4u);  // scar/ and dtr/ numbers of general and law only
+  EXPECT_EQ(m.at("eval/general/scar/load/general"), 0.9);
+  EXPECT_EQ(m.at("eval/target/scar/load/general"), 0.2);
+  EXPECT_EQ(m.at("eval/target/dtr/realised_capacity"), 0.6);
+  EXPECT_TRUE(evaluation_routing(eval_json({{"law", 80}}, {}), "law").empty());  // no routing
+  EXPECT_TRUE(evaluation_routing(json::object(), "law").empty());
+}
+
 TEST(AblationReport, RowsFromHandMadeReports) {
   const json base = eval_json({{"law", 100}, {"general", 50}, {"finance", 80}},
                               {{"law", 0.25}, {"general", 0.5}, {"finance", 0.25}});

@@ -273,6 +273,44 @@ TEST(Teacher, SameNetworkIsTheBaseWithLoraAndAWrapperInstalledAndRestoresEveryth
   EXPECT_GT(distillation_loss(adapted, out, torch::ones({2, 7}), 2.0).item<double>(), 1e-4);
 }
 
+TEST(Teacher, ScopeKeepingBlockWrappersIsTheRoutedNetworkWithoutAdapters) {
+  Transformer m = make_model(12);
+  torch::manual_seed(12);
+  const auto ids = torch::randint(50, {2, 7});
+  LoraOptions o;
+  o.rank = 4;
+  o.target_modules = {"all-linear"};
+  auto adapters = LoraAdapters::attach(m, o);
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& path : adapters.module_paths()) adapters.layer(path).B.normal_(0, 0.1);
+  }
+  auto wrapper = std::make_shared<HalfUpdateBlock>(m->base_block(1));
+  m->set_block(1, wrapper);
+  m->eval();
+  const auto adapted = m->forward(ids).logits;
+  m->set_linear_hooks_enabled(false);
+  const auto routed_without_adapters = m->forward(ids).logits;  // the expected reference network
+  m->set_block(1, nullptr);
+  const auto base = m->forward(ids).logits;
+  m->set_block(1, wrapper);
+  m->set_linear_hooks_enabled(true);
+  ASSERT_GT(max_abs_diff(routed_without_adapters, base), 1e-4);  // the wrapper matters
+  ASSERT_GT(max_abs_diff(routed_without_adapters, adapted), 1e-3);  // and so do the adapters
+  torch::NoGradGuard no_grad;
+  {
+    BaseNetworkScope routed(m, /*keep_block_wrappers=*/true);
+    EXPECT_EQ(m->block(1), wrapper);
+    EXPECT_EQ(max_abs_diff(m->forward(ids).logits, routed_without_adapters), 0.0);
+  }
+  {
+    BaseNetworkScope plain(m);
+    EXPECT_EQ(max_abs_diff(m->forward(ids).logits, base), 0.0);
+  }
+  EXPECT_EQ(m->block(1), wrapper);
+  EXPECT_EQ(max_abs_diff(m->forward(ids).logits, adapted), 0.0);
+}
+
 TEST(Teacher, SameNetworkRestoresStateWhenForwardThrows) {
   Transformer m = make_model(13);
   LoraOptions o;

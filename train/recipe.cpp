@@ -158,7 +158,7 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"akp.budget_every", T::Int, "50", 1, kMaxInt, "", "steps between general-loss measurements"},
       {"akp.budget_data", T::String, std::nullopt, -kInf, kInf, "", "held-out general token shard the budget is measured on"},
       {"akp.budget_batches", T::Int, "4", 1, kMaxInt, "", "batches of akp.budget_data per measurement"},
-      {"akp.budget_reference", T::String, "start", -kInf, kInf, "start|base", "loss the rise is measured against: the trained model as training starts (routers attached), or the base network"},
+      {"akp.budget_reference", T::String, "start", -kInf, kInf, "start|base|routed", "loss the rise is measured against: the trained model as training starts (routers attached), the base network, or (frozen base) the same routed network with its experts and adapters off, at each measurement"},
       // quant: quantization-aware training (quant/qat_training.h; design/gem-method.md section 5).
       {"quant.qat", T::Bool, "false", -kInf, kInf, "", "fake-quantize weights as the export will store them (straight-through gradient)"},
       {"quant.policy", T::StringList, std::nullopt, -kInf, kInf, "", "\"NAME_GLOB=TYPE\" rules, first match wins (f32|f16|q8_0|q4_0); default: hybrid (attention, embeddings q8_0; MLP q4_0)"},
