@@ -61,6 +61,7 @@ struct PlannedRun {
   std::vector<std::string> overrides;  // grid cell, seed (and the LoRA merge)
   bool lora = false;                   // evaluate RUN/merged rather than the latest checkpoint
   bool qat = false;                    // export with the recipe's QAT policy (else hybrid)
+  std::set<std::string> settings;      // the resolved recipe with the run's overrides (recipe_settings)
 };
 
 std::string read_json_text(const std::string& path, json& out) {
@@ -70,6 +71,20 @@ std::string read_json_text(const std::string& path, json& out) {
   } catch (const std::exception& e) {
     return path + ": " + e.what();
   }
+}
+
+// A resolved recipe as "section.key = value" lines (comments dropped), for comparing the
+// settings of a run with those it was trained with.
+std::set<std::string> recipe_settings(const Recipe& r) {
+  std::set<std::string> out;
+  std::stringstream toml(r.to_toml());
+  std::string section;
+  for (std::string line; std::getline(toml, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line[0] == '[') section = line.substr(1, line.find(']') - 1) + ".";
+    else out.insert(section + line.substr(0, line.find("  # ")));
+  }
+  return out;
 }
 
 // A value as part of a folder name: path separators and odd characters become '_'.
@@ -213,6 +228,10 @@ class Ablation {
           p.dir = out("runs/" + p.run.name).string();
           p.overrides = overrides;
           p.overrides.push_back("train.seed=" + std::to_string(s));
+          Recipe seeded = r;
+          seeded.apply_override(p.overrides.back(), "--seeds");
+          if (lora) seeded.apply_override("train.lora_merge_on_save=true", "ablate");
+          p.settings = recipe_settings(seeded);
           runs_.push_back(std::move(p));
         }
       }
@@ -316,6 +335,12 @@ class Ablation {
     const std::string done = p.dir + "/DONE", report = p.dir + "/eval.json";
     fs::create_directories(p.dir);
     std::string error;
+    if (!same_settings(p, error)) {
+      std::lock_guard<std::mutex> lock(print_);
+      std::printf("[%zu/%zu] %s: not run: %s\n", i + 1, runs_.size(), p.run.name.c_str(), error.c_str());
+      std::fflush(stdout);
+      return finish(p, error);
+    }
     bool trained = false, evaluated = false;
     if (fs::exists(done)) {
       std::string why;
@@ -340,6 +365,35 @@ class Ablation {
     if (!a_.no_deploy && !deployed_already(p, model) && !deploy(i, model, error)) return finish(p, error);
     write_text_file_atomic(done, json({{"checkpoint", model}, {"eval", report}}).dump() + "\n");
     finish(p, "");
+  }
+
+  // Whether the run folder, if it was trained before, was trained with the settings the recipe
+  // and overrides give now (its resolved_recipe.toml, resolved again so that keys added to
+  // gemkit since then take their defaults). A changed recipe would otherwise be skipped as done
+  // or resumed under other settings; nothing is removed: the error says what changed.
+  bool same_settings(const PlannedRun& p, std::string& error) const {
+    const std::string path = p.dir + "/resolved_recipe.toml";
+    if (!fs::exists(path)) return true;
+    std::set<std::string> before;
+    try {
+      Recipe old = Recipe::load(path);
+      old.resolve();
+      before = recipe_settings(old);
+    } catch (const Error& e) {
+      error = path + ": cannot be read as a recipe (" + e.what() + "); remove " + p.dir + " to train the run again";
+      return false;
+    }
+    const std::set<std::string>& now = p.settings;
+    if (before == now) return true;
+    std::string changes;
+    int shown = 0;
+    for (const std::string& s : now)
+      if (!before.count(s) && shown++ < 4) changes += (changes.empty() ? "" : "; ") + ("now " + s);
+    for (const std::string& s : before)
+      if (!now.count(s) && shown++ < 8) changes += (changes.empty() ? "" : "; ") + ("was " + s);
+    error = "the run was trained with other settings than " + p.recipe + " gives now (" + changes +
+            "); remove " + p.dir + " to train it again, or restore the recipe";
+    return false;
   }
 
   // gemkit-run: --runtime, else beside this binary, else in the build tree (BUILD/cli/gemkit,

@@ -401,6 +401,20 @@ TEST(AblateCli, GridRunsSkipsFinishedAndResumesKilledRuns) {
   EXPECT_EQ(o.out.find("training ..."), std::string::npos) << o.out;
   EXPECT_EQ(o.out.find("evaluating ..."), std::string::npos) << o.out;
   EXPECT_TRUE(fs::exists(run_dir(1) + "/deploy.json"));
+
+  // 5. A recipe changed after its runs were trained: those runs fail with what changed (nothing
+  //    is skipped as done under other settings, nothing removed); the others are skipped.
+  std::ofstream(dir + "/ft.toml") << "# plain fine-tuning\n" << common << "checkpoint_every = 1\nkeep_last = 0\nweight_decay = 0.5\n";
+  o = run_gemkit(args, "", log);
+  EXPECT_EQ(o.code, 1) << o.out;
+  EXPECT_EQ(count(o.out, ": skipped (done)"), 2u) << o.out;
+  EXPECT_NE(o.out.find("- ft__train.lr=1e-3__seed0: the run was trained with other settings than " + dir +
+                       "/ft.toml gives now (now train.weight_decay = 0.5; was train.weight_decay = 0.1"),
+            std::string::npos)
+      << o.out;
+  EXPECT_EQ(o.out.find("training ..."), std::string::npos) << o.out;
+  EXPECT_TRUE(fs::exists(run_dir(0) + "/DONE"));
+  EXPECT_EQ(mtime_ns(run_dir(0) + "/eval.json"), ft_eval_time);
 }
 
 TEST(AblateCli, BadArgumentsFailBeforeAnyRun) {
