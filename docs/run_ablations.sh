@@ -10,12 +10,12 @@ G=${GEMKIT:-build/cli/gemkit}  # GEMKIT: a copy of the binary (with gemkit-run b
 export OMP_NUM_THREADS=1
 EVAL=(--eval-corpus out/suite --eval-tasks out/suite --max-items 50 --max-documents 30)
 $G ablate recipes/ablation/law/*.toml --seeds 3 "${EVAL[@]}" --jobs 2 --out out/ablation/law
-# The law rows of the seven-domain grid are the law grid's a01 and a10 runs (the same recipe
+# The law rows of the seven-domain grid are the law grid's a01 and a12 runs (the same recipe
 # files but for comments, same data, steps and seeds): copied under their new names, then
 # evaluated and measured again there (their checkpoint paths changed).
 mkdir -p out/ablation/domains/runs
 for s in 0 1 2; do
-  for pair in a01_finetune:law_finetune a10_gem:law_gem; do
+  for pair in a01_finetune:law_finetune a12_gem_routed_budget:law_gem; do
     src=out/ablation/law/runs/${pair%%:*}__seed$s dst=out/ablation/domains/runs/${pair##*:}__seed$s
     if [ -f "$src/DONE" ] && [ ! -e "$dst" ]; then cp -r "$src" "$dst"; fi
   done
