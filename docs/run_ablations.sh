@@ -25,3 +25,9 @@ for d in law healthcare finance stem conversational commonsense multilingual; do
   recipes+=(recipes/domains/${d}_finetune.toml recipes/domains/${d}_gem.toml)
 done
 $G ablate "${recipes[@]}" --seeds 3 "${EVAL[@]}" --jobs 2 --out out/ablation/domains
+# The exported models' speeds, measured again one at a time with no training beside them (the
+# grid measured each run while another trained): every run is skipped but its export and
+# gemkit-run measurement, and both reports are written again.
+rm -f out/ablation/law/runs/*/deploy.json out/ablation/domains/runs/*/deploy.json
+$G ablate recipes/ablation/law/*.toml --seeds 3 "${EVAL[@]}" --jobs 1 --out out/ablation/law
+$G ablate "${recipes[@]}" --seeds 3 "${EVAL[@]}" --jobs 1 --out out/ablation/domains
