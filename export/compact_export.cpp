@@ -49,7 +49,10 @@ GgufExportReport export_compact(const std::string& checkpoint, const std::string
       const ModelConfig& mc = out.pre.model->config();
       if (!is_a && gguf.find(".attn_q.") != std::string::npos) value = permute_rope_rows(t.detach(), mc.num_attention_heads);
       if (!is_a && gguf.find(".attn_k.") != std::string::npos) value = permute_rope_rows(t.detach(), mc.num_key_value_heads);
-      o.extra_tensors.push_back({gguf.substr(0, gguf.size() - 7) + ".expert." + expert + (is_a ? ".lora_a" : ".lora_b"), value});
+      // f16: the experts were a third of the model's weights and half of the file in f32; their
+      // rows (r = 64, or a width like 688) rarely fit 32-blocks, and f16 adds ~1e-4 to logits.
+      o.extra_tensors.push_back(
+          {gguf.substr(0, gguf.size() - 7) + ".expert." + expert + (is_a ? ".lora_a" : ".lora_b"), value, QuantType::F16});
     }
     const std::vector<std::string> names = scar->expert_names();
     scar_keys = [so, names](GgufWriter& w) {
@@ -76,7 +79,7 @@ GgufExportReport export_compact(const std::string& checkpoint, const std::string
   }
   o.provenance.insert(out.provenance.begin(), out.provenance.end());
   o.extra_metadata = [threshold, attention_only, scar_keys](GgufWriter& w) {
-    w.set_u32("gemkit.format_version", 1);
+    w.set_u32("gemkit.format_version", 2);  // 2: SCAR experts in f16 (1: f32)
     w.set_f32("gemkit.dtr.threshold", threshold);
     w.set_bool("gemkit.dtr.attention_only", attention_only);
     if (scar_keys) scar_keys(w);

@@ -138,15 +138,19 @@ GgufExportReport export_gguf(const Transformer& model, const GgufExportOptions& 
     w.add_tensor(gg, shape, type, std::move(data));
   }
 
-  for (const auto& [name, value] : options.extra_tensors) {
+  for (const auto& [name, value, type] : options.extra_tensors) {
+    if (type != QuantType::F32 && type != QuantType::F16) fail(name, "extra tensors are stored as f32 or f16");
     torch::Tensor t = value.detach().to(torch::kCPU, torch::kFloat).contiguous();
     if (t.dim() == 0) t = t.reshape({1});
     const std::vector<int64_t> shape = t.sizes().vec();
-    std::vector<uint8_t> data(size_t(t.numel()) * 4);
-    std::memcpy(data.data(), t.data_ptr<float>(), data.size());
-    report.tensors.push_back({"", name, shape, QuantType::F32, data.size()});
-    report.f32_bytes += data.size();
-    w.add_tensor(name, shape, QuantType::F32, std::move(data));
+    const int64_t n = shape.back(), rows = t.numel() / n;
+    const size_t row_bytes = quant_row_bytes(type, n);
+    std::vector<uint8_t> data(size_t(rows) * row_bytes);
+    const float* src = t.data_ptr<float>();
+    for (int64_t r = 0; r < rows; ++r) quantize_row(type, src + r * n, n, data.data() + r * row_bytes);
+    report.tensors.push_back({"", name, shape, type, data.size()});
+    report.f32_bytes += t.numel() * 4;
+    w.add_tensor(name, shape, type, std::move(data));
   }
 
   const std::string& arch = options.architecture;

@@ -35,7 +35,12 @@ struct GgufExportOptions {
   // hyperparameter keys take this prefix.
   std::string architecture = "llama";
   // More tensors (GGUF name, f32 value) and keys, for formats built on this one.
-  std::vector<std::pair<std::string, torch::Tensor>> extra_tensors;
+  struct ExtraTensor {
+    std::string name;
+    torch::Tensor value;
+    QuantType type = QuantType::F32;  // F32 or F16 (stored as is, no policy)
+  };
+  std::vector<ExtraTensor> extra_tensors;
   std::function<void(GgufWriter&)> extra_metadata;
 };
 

@@ -13,7 +13,7 @@ namespace gemkit::runtime {
 
 namespace {
 
-constexpr uint32_t kCompactVersion = 1;
+constexpr uint32_t kCompactVersion = 2;  // 1: SCAR experts f32; 2: f16 (both read)
 
 int64_t key_int(const GgufFile& f, const std::string& key) {
   const GgufValue* v = f.find(key);
@@ -34,8 +34,8 @@ Model::Model(const std::string& path) : file_(path) {
   c.architecture = file_.get_string("general.architecture", "");
   if (c.architecture == "gemkit") {
     const int64_t version = file_.get_int("gemkit.format_version", -1);
-    if (version != kCompactVersion)
-      fail(path, "gemkit.format_version: this runtime reads version " + std::to_string(kCompactVersion) + ", got " +
+    if (version < 1 || version > int64_t(kCompactVersion))
+      fail(path, "gemkit.format_version: this runtime reads versions 1 to " + std::to_string(kCompactVersion) + ", got " +
                      std::to_string(version) + (version > int64_t(kCompactVersion) ? " (written by a newer gemkit)" : ""));
   } else if (c.architecture != "llama") {
     fail(path, "general.architecture: expected \"llama\" or \"gemkit\" (compact), got \"" + c.architecture + "\"");
@@ -131,7 +131,8 @@ Model::Model(const std::string& path) : file_(path) {
           x.index = e;
           x.a = weight(stem + "lora_a", r, bases[li]->cols);
           x.b = weight(stem + "lora_b", bases[li]->rows, r);
-          if (x.a.type != QuantType::F32 || x.b.type != QuantType::F32) fail(path, "tensor " + stem + "lora_*: expected f32");
+          for (const Weight* w : {&x.a, &x.b})
+            if (w->type != QuantType::F32 && w->type != QuantType::F16) fail(path, "tensor " + stem + "lora_*: expected f32 or f16");
           l.experts[li].push_back(x);
         }
     }
@@ -334,9 +335,11 @@ void Session::add_experts(const std::vector<Expert>& experts, int64_t rows, floa
         const int64_t r = x.a.rows, in = x.a.cols, out = x.b.rows;
         if (int64_t(scar_t_.size()) < r) scar_t_.resize(size_t(r));
         float* tmp = scar_t_.data();
-        for (int64_t j = 0; j < r; ++j) tmp[j] = k_.dot_f32(x.a.data + size_t(j) * x.a.row_bytes, in_.data() + t * in, in);
+        const auto dot_a = x.a.type == QuantType::F16 ? k_.dot_f16 : k_.dot_f32;
+        const auto dot_b = x.b.type == QuantType::F16 ? k_.dot_f16 : k_.dot_f32;
+        for (int64_t j = 0; j < r; ++j) tmp[j] = dot_a(x.a.data + size_t(j) * x.a.row_bytes, in_.data() + t * in, in);
         const float g = gate * scale;
-        for (int64_t o = 0; o < out; ++o) y[t * out + o] += g * k_.dot_f32(x.b.data + size_t(o) * x.b.row_bytes, tmp, r);
+        for (int64_t o = 0; o < out; ++o) y[t * out + o] += g * dot_b(x.b.data + size_t(o) * x.b.row_bytes, tmp, r);
       }
 }
 

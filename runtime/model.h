@@ -44,7 +44,7 @@ struct Weight {
 // One SCAR domain expert on one linear layer: y += gate * scale * B (A x).
 struct Expert {
   int index = 0;  // in RuntimeConfig::scar_experts
-  Weight a, b;    // A [r, in], B [out, r], f32
+  Weight a, b;    // A [r, in], B [out, r], f32 (format 1) or f16 (format 2)
 };
 
 enum LinearId { kQ, kK, kV, kO, kGate, kUp, kDown, kLinears };
