@@ -435,4 +435,5 @@ TEST(AblateCli, BadArgumentsFailBeforeAnyRun) {
   fails({"--grid", "train.lrr=1,2", "--target", "law"}, "did you mean train.lr?");
   fails({"--target", "law", "--seeds", "0"}, "--seeds: expected at least 1");
   fails({}, "cannot read the target domain from train.data");
+  fails({"--target", "law", "--runtime", dir + "/no-gemkit-run"}, "--runtime " + dir + "/no-gemkit-run: not an executable file");
 }
