@@ -369,6 +369,10 @@ struct GgufParser {
         fail(f.path_ + ": " + field, std::string("expected dims[0] divisible by the ") + ti->name +
                                          " block size " + std::to_string(ti->block_elems) +
                                          ", got " + std::to_string(t.dims[0]));
+      // The byte count can overflow even when the element count does not (2^62 f32 elements).
+      if (ne / ti->block_elems > uint64_t(std::numeric_limits<int64_t>::max()) / ti->block_bytes)
+        fail(f.path_ + ": " + field, "dims: " + std::to_string(ne) + " elements of " + ti->name +
+                                         " are more bytes than any file holds");
       t.n_bytes = ne / ti->block_elems * ti->block_bytes;
       t.offset = read<uint64_t>(field + " offset");
       if (t.offset % f.alignment_ != 0)

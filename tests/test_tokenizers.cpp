@@ -405,6 +405,13 @@ TEST(Gguf, MalformedFilesAreRejectedWithClearErrors) {
     std::memcpy(&b[pos], &off, 8);
     expect_err(b, "tensor q: data");
   }
+  {
+    std::string b = good;  // element count fits int64 but the byte count would wrap (fuzzer finding)
+    const size_t pos = b.find(std::string("\x01\0\0\0\0\0\0\0q", 9)) + 9 + 4;
+    uint64_t dim = (uint64_t(1) << 63) - 64;  // q is Q8_0: 34 bytes per 32 elements
+    std::memcpy(&b[pos], &dim, 8);
+    expect_err(b, "are more bytes than any file holds");
+  }
   std::remove(p.c_str());
 }
 
