@@ -81,6 +81,8 @@ Model::Model(const std::string& path) : file_(path) {
     const uint32_t id = t->type;
     if (id != 0 && id != 1 && id != 2 && id != 8)
       fail(path, "tensor " + name + ": type " + std::to_string(id) + " is not supported (F32, F16, Q8_0, Q4_0)");
+    if (t->dims.empty() || t->dims.size() > 2)
+      fail(path, "tensor " + name + ": expected 1 or 2 dims, got " + std::to_string(t->dims.size()));
     Weight w;
     w.type = static_cast<QuantType>(id);
     w.cols = static_cast<int64_t>(t->dims[0]);

@@ -294,6 +294,27 @@ TEST(Runtime, MalformedFilesAreNamedErrors) {
   w.set_string("general.architecture", "gemkit");
   w.set_u32("gemkit.format_version", 3);
   w.write(dir + "/v2.gguf", false);
+  {
+    // A tensor with no dims (fuzzer finding: its dims were read past the end). GgufWriter will not
+    // write one, so the file is put together by hand: GGUF v3, 7 keys, 2 tensors.
+    std::string g("GGUF");
+    const auto u32 = [&](uint32_t v) { g.append(reinterpret_cast<const char*>(&v), 4); };
+    const auto u64 = [&](uint64_t v) { g.append(reinterpret_cast<const char*>(&v), 8); };
+    const auto str = [&](const std::string& v) { u64(v.size()), g += v; };
+    u32(3), u64(2), u64(7);
+    str("general.architecture"), u32(8), str("llama");
+    for (const char* k : {"llama.embedding_length", "llama.feed_forward_length", "llama.context_length"}) str(k), u32(4), u32(32);
+    str("llama.block_count"), u32(4), u32(1);
+    str("llama.attention.head_count"), u32(4), u32(1);
+    str("general.alignment"), u32(4), u32(32);
+    str("token_embd.weight"), u32(2), u64(32), u64(8), u32(0), u64(0);
+    str("output_norm.weight"), u32(0), u32(0), u64(1024);
+    g.resize((g.size() + 31) / 32 * 32, '\0');
+    g.resize(g.size() + 1024 + 64, '\0');
+    write("nodims.gguf", g);
+    EXPECT_NE(message(dir + "/nodims.gguf").find("tensor output_norm.weight: expected 1 or 2 dims, got 0"), std::string::npos)
+        << message(dir + "/nodims.gguf");
+  }
   const std::string v2 = message(dir + "/v2.gguf");
   EXPECT_NE(v2.find("format_version"), std::string::npos) << v2;
   EXPECT_NE(v2.find("newer gemkit"), std::string::npos) << v2;
