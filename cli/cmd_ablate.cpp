@@ -35,6 +35,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "data/token_shards.h"
+#include "data/unicode.h"
 #include "eval/ablation_report.h"
 #include "eval/run_metrics.h"
 #include "train/recipe.h"
@@ -212,7 +213,10 @@ class Ablation {
         const bool lora = r.get_string("train.mode") == "lora";
         const bool qat = r.has("quant.qat") && r.get_bool("quant.qat");
         // LoRA checkpoints hold the unchanged base; the merged folder is the adapted model.
-        if (lora) overrides.push_back("train.lora_merge_on_save=true");
+        if (lora) {
+          overrides.push_back("train.lora_merge_on_save=true");
+          r.apply_override(overrides.back(), "ablate");
+        }
         for (int64_t s = 0; s < a_.seeds; ++s) {
           PlannedRun p;
           p.recipe = recipe;
@@ -228,9 +232,8 @@ class Ablation {
           p.dir = out("runs/" + p.run.name).string();
           p.overrides = overrides;
           p.overrides.push_back("train.seed=" + std::to_string(s));
-          Recipe seeded = r;
+          Recipe seeded = r;  // what `gemkit train` will resolve for this run
           seeded.apply_override(p.overrides.back(), "--seeds");
-          if (lora) seeded.apply_override("train.lora_merge_on_save=true", "ablate");
           p.settings = recipe_settings(seeded);
           runs_.push_back(std::move(p));
         }
@@ -433,10 +436,11 @@ class Ablation {
         const json doc = json::parse(line);
         if (!doc.contains("text") || !doc.at("text").is_string()) continue;
         if (doc.contains("domain") && doc.at("domain").is_string() && doc.at("domain") != target) continue;
-        std::string text = doc.at("text").get<std::string>().substr(0, 600);
-        while (!text.empty() && (static_cast<unsigned char>(text.back()) & 0xC0) == 0x80) text.pop_back();  // whole UTF-8
-        if (!text.empty() && static_cast<unsigned char>(text.back()) >= 0xC0) text.pop_back();
-        return text;
+        const std::string text = doc.at("text").get<std::string>();
+        size_t end = 0;  // whole UTF-8 characters, at most 600 bytes
+        while (end < text.size() && end + unicode::utf8_len(static_cast<unsigned char>(text[end])) <= 600)
+          end += unicode::utf8_len(static_cast<unsigned char>(text[end]));
+        return text.substr(0, end);
       } catch (const json::exception&) {
       }
     }

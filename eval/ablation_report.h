@@ -54,7 +54,9 @@ struct AblationRun {
   bool ok = false;            // trained and evaluated
   std::string error;          // why not, when !ok
   nlohmann::json eval;        // its `gemkit eval` report (when ok)
-  std::map<std::string, double> training;  // "tokens_per_s" (mean) and final "dtr/..", "scar/..", "akp/.."
+  // "tokens_per_s" (mean), final "dtr/..", "scar/..", "akp/.." and the evaluation's routing
+  // statistics (evaluation_routing: "eval/general/..", "eval/target/..")
+  std::map<std::string, double> training;
   std::map<std::string, double> deployment;  // deployment_figures() of RUN/deploy.json; empty: not measured
 };
 
