@@ -5,7 +5,9 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <sstream>
 #include <string>
+#include <type_traits>
 
 #include "core/error.h"
 
@@ -36,6 +38,21 @@ inline torch::Device parse_device(const std::string& name) {
     return torch::Device(name);
   }
   fail("--device " + name, "expected cpu, cuda or cuda:N");
+}
+
+// The key of a parameter in a torch::optim optimizer's state map: 1.13 keys it by the printed
+// address of the parameter's TensorImpl (c10::guts::to_string, gone in 2.x), 2.x by the
+// address itself. `StateMap` is the optimizer's state() type.
+template <class StateMap>
+typename StateMap::key_type optimizer_state_key(const StateMap&, const torch::Tensor& parameter) {
+  using Key = typename StateMap::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream key;
+    key << parameter.unsafeGetTensorImpl();
+    return key.str();
+  } else {
+    return static_cast<Key>(parameter.unsafeGetTensorImpl());
+  }
 }
 
 inline std::string torch_version() { return TORCH_VERSION; }

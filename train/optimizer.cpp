@@ -1,6 +1,7 @@
 #include "train/optimizer.h"
 
 #include "core/error.h"
+#include "core/torch_compat.h"
 #include "model/safetensors.h"
 #include "model/state_dict.h"
 
@@ -54,7 +55,7 @@ void Optimizer::save_state(const std::string& path, std::map<std::string, int64_
   SafetensorsWriter writer;
   auto& state = adamw->state();
   for_each_named(*this, [&](const std::string& name, const torch::Tensor& p) {
-    auto it = state.find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+    auto it = state.find(compat::optimizer_state_key(state, p));
     if (it == state.end()) return;  // never updated yet: no state, as in a fresh AdamW
     const auto& s = static_cast<const torch::optim::AdamWParamState&>(*it->second);
     steps[name] = s.step();
@@ -87,7 +88,7 @@ void Optimizer::load_state(const std::string& path, const std::map<std::string, 
     s->step(step->second);
     s->exp_avg(tensor(name + ".exp_avg"));
     s->exp_avg_sq(tensor(name + ".exp_avg_sq"));
-    state[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(s);
+    state[compat::optimizer_state_key(state, p)] = std::move(s);
   });
 }
 

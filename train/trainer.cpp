@@ -546,7 +546,9 @@ std::string Trainer::save_checkpoint() {
                          {"warmup_steps", schedule_.warmup_steps}};
     state["optimizer_steps"] = adam_steps;
     state["rng"] = {{"torch_cpu", torch_rng_state_hex()},
-                    {"torch_cuda", cuda_rng_state_hex()},
+                    // Only a CUDA run has CUDA randomness to keep; a CPU run on a GPU machine
+                    // must not initialise CUDA (a process that forks after that cannot use it).
+                    {"torch_cuda", options_.device.is_cuda() ? cuda_rng_state_hex() : ""},
                     {"trainer", mt19937_state_text(rng_)}};
     state["loader"] = stream_.state_json();
     state["consecutive_nonfinite"] = consecutive_nonfinite_;
@@ -635,7 +637,7 @@ void Trainer::resume_from(const std::string& folder) {
 
     const json& rng = state.at("rng");
     restore_torch_rng_state_hex(rng.at("torch_cpu").get<std::string>(), state_path);
-    restore_cuda_rng_state_hex(rng.at("torch_cuda").get<std::string>(), state_path);
+    if (options_.device.is_cuda()) restore_cuda_rng_state_hex(rng.at("torch_cuda").get<std::string>(), state_path);
     restore_mt19937_state_text(rng_, rng.at("trainer").get<std::string>(), state_path);
     stream_.restore(state.at("loader").get<std::string>());
     for (const CheckpointHook& hook : checkpoint_hooks_)
