@@ -24,13 +24,14 @@ using Figures = std::vector<DomainFigures>;
 const char* const kTrainingPrefixes[] = {"dtr/", "scar/", "akp/"};
 
 // The figures of one run against the base (index 0 of the figures) and, for forgetting
-// reduction, against the baseline method's run of the same cell and seed.
+// reduction and gain kept, against the baseline method's run of the same cell and seed.
 struct MetricDef {
   const char* name;
   const char* title;  // markdown column
   const char* format;
   bool percent;
   std::function<double(const Figures& f, size_t run, long baseline, const std::string& target)> of;
+  bool against_baseline = false;  // undefined for the baseline itself ("reference" in the table)
 };
 
 double at(const std::map<std::string, double>& m, const std::string& k) { return m.count(k) ? m.at(k) : NAN; }
@@ -50,7 +51,15 @@ const std::vector<MetricDef>& metric_defs() {
          if (b < 0) return double(NAN);
          return forgetting_reduction(section_six(f[0], f[r], t).general_drift,
                                      section_six(f[0], f[size_t(b)], t).general_drift);
-       }},
+       },
+       true},
+      {"gain_kept", "gain kept", "%.1f", true,
+       [](const Figures& f, size_t r, long b, const std::string& t) {
+         if (b < 0) return double(NAN);
+         const double baseline_gain = section_six(f[0], f[size_t(b)], t).domain_gain;
+         return baseline_gain > 0 ? section_six(f[0], f[r], t).domain_gain / baseline_gain : double(NAN);
+       },
+       true},
       {"S_target", "S(m,t)", "%.3f", false,
        [](const Figures& f, size_t r, long, const std::string& t) { return section_six(f[0], f[r], t).S_target; }},
       {"S_other", "S(m,~t)", "%.3f", false,
@@ -386,16 +395,14 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
           (row.failed.empty() ? "" : " (" + std::to_string(row.failed.size()) + " failed)") + " | " + row.target + " |";
     for (const MetricDef& m : metric_defs()) {
       const Cell& c = row.metrics.at(m.name);
-      md += " " + (std::string(m.name) == "forgetting_reduction" && is_baseline(row.method, row.target) ? "reference"
-                                                                                                   : shown(c, m)) +
-            " |";
+      md += " " + (m.against_baseline && is_baseline(row.method, row.target) ? "reference" : shown(c, m)) + " |";
     }
     md += " " + (row.training.count("tokens_per_s") ? interval_text(row.training.at("tokens_per_s").seeds, "%.0f") : "n/a") +
           " |\n";
   }
   md += "\nDomain gain: relative fall of the target's perplexity; general drift: relative rise of the general "
         "perplexity (forgetting); forgetting reduction: 1 - drift / drift of the target domain's baseline"
-        " (same grid cell and seed). S: mean task score (macro-F1 or accuracy); DSI = S(m,t)/S(m,~t); GG: relative "
+        " (same grid cell and seed); gain kept: domain gain / the baseline's domain gain (same cell and seed). S: mean task score (macro-F1 or accuracy); DSI = S(m,t)/S(m,~t); GG: relative "
         "loss of S off-target; CDTR: mean over t != target of dS(m,t)/dS(m,target), undefined when the on-target "
         "gain is below 0.01 (CDTR (PPL): the same with relative perplexity gains). n/a: undefined or missing.\n";
   std::vector<std::string> undefined;

@@ -10,6 +10,8 @@
 //   general_ppl, general_drift      perplexity on "general" and its relative rise (forgetting)
 //   forgetting_reduction            1 - drift / drift of the first method (plain fine-tuning) in
 //                                   the same grid cell with the same seed
+//   gain_kept                       domain gain / that baseline run's domain gain (undefined
+//                                   when the baseline gained nothing)
 //   S_target, S_other, DSI, GG      task scores (macro-F1 / accuracy) on and off the target
 //   CDTR, CDTR_ppl                  cross-domain transfer (eval/transfer.h), mean over the seeds
 //                                   where it is defined

@@ -164,6 +164,11 @@ TEST(AblationReport, RowsFromHandMadeReports) {
   const json& gem1 = row(j, "gem [train.lr=1]")["metrics"];
   EXPECT_NEAR(gem1["forgetting_reduction"]["mean"].get<double>(), 0.65, 1e-12);
   EXPECT_NEAR(gem1["forgetting_reduction"]["per_seed"][0].get<double>(), 0.8, 1e-12);
+  // Gain kept: seed 0 gains 0.2 like its baseline (1.0), seed 1 gains 0.15 against 0.1 (1.5).
+  EXPECT_NEAR(gem1["gain_kept"]["per_seed"][0].get<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(gem1["gain_kept"]["per_seed"][1].get<double>(), 1.5, 1e-12);
+  EXPECT_NEAR(gem1["gain_kept"]["mean"].get<double>(), 1.25, 1e-12);
+  EXPECT_TRUE(ft1["gain_kept"]["mean"].is_null());  // the baseline itself
   EXPECT_EQ(gem1["CDTR"]["mean"].get<double>(), 0.125);
   EXPECT_EQ(gem1["CDTR"]["n"], 1);
   EXPECT_TRUE(gem1["CDTR"]["per_seed"][1].is_null());
