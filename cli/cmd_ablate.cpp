@@ -38,6 +38,7 @@
 #include "data/unicode.h"
 #include "eval/ablation_report.h"
 #include "eval/run_metrics.h"
+#include "train/metrics_log.h"
 #include "train/recipe.h"
 
 extern char** environ;
@@ -63,6 +64,7 @@ struct PlannedRun {
   bool lora = false;                   // evaluate RUN/merged rather than the latest checkpoint
   bool qat = false;                    // export with the recipe's QAT policy (else hybrid)
   std::set<std::string> settings;      // the resolved recipe with the run's overrides (recipe_settings)
+  bool to_do = false;                  // not finished when the grid started (no DONE file)
 };
 
 std::string read_json_text(const std::string& path, json& out) {
@@ -149,9 +151,17 @@ class Ablation {
   void run() {
     plan();
     evaluate_base();
+    for (PlannedRun& p : runs_) {
+      p.to_do = !fs::exists(p.dir + "/DONE");
+      to_do_ += p.to_do;
+    }
+    start_ = std::chrono::steady_clock::now();
     std::atomic<size_t> next{0};
     const auto worker = [&] {
-      for (size_t i = next++; i < runs_.size(); i = next++) execute(i);
+      for (size_t i = next++; i < runs_.size(); i = next++) {
+        execute(i);
+        if (runs_[i].to_do) grid_progress();
+      }
     };
     std::vector<std::thread> threads;
     for (int64_t t = 1; t < std::min<int64_t>(a_.jobs, int64_t(runs_.size())); ++t) threads.emplace_back(worker);
@@ -167,6 +177,20 @@ class Ablation {
   std::string base_model_;
   Program runtime_;
   std::mutex print_;
+  size_t to_do_ = 0, done_ = 0;  // runs to do when the grid started, and finished since
+  std::chrono::steady_clock::time_point start_;
+
+  // After each run that had work to do: how many are left and, from the wall time so far (all
+  // jobs together), about how long they will take.
+  void grid_progress() {
+    std::lock_guard<std::mutex> lock(print_);
+    ++done_;
+    const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    std::printf("grid: %zu of %zu runs to do finished in %s", done_, to_do_, duration_text(elapsed).c_str());
+    if (done_ < to_do_) std::printf("; about %s for the %zu left", duration_text(elapsed / done_ * (to_do_ - done_)).c_str(), to_do_ - done_);
+    std::printf("\n");
+    std::fflush(stdout);
+  }
 
   fs::path out(const std::string& rel) const { return fs::path(a_.out) / rel; }
 

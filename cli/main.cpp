@@ -17,6 +17,7 @@ namespace {
 // "gemkit: error: " before the first line; later lines (further recipe problems, a child
 // process's log) are indented under it.
 int report(const std::string& message) {
+  std::fflush(stdout);  // what was printed before the error comes first, whole, when both go to one file
   std::istringstream lines(message);
   std::string line;
   bool first = true;

@@ -339,6 +339,10 @@ TEST(AblateCli, GridRunsSkipsFinishedAndResumesKilledRuns) {
   EXPECT_NE(o.out.find("[3/4] lora__train.lr=1e-3__seed0: skipped (done)"), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("[1/4] ft__train.lr=1e-3__seed0: training ... done ("), std::string::npos) << o.out;
   EXPECT_NE(o.out.find("base model " + dir + "/model: evaluated already"), std::string::npos) << o.out;
+  // Grid progress counts the two runs that had work to do, not the skipped ones.
+  EXPECT_NE(o.out.find("grid: 1 of 2 runs to do finished in "), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("; about "), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("grid: 2 of 2 runs to do finished in "), std::string::npos) << o.out;
   EXPECT_EQ(mtime_ns(run_dir(2) + "/eval.json"), lora_eval_time);
   EXPECT_EQ(mtime_ns(out + "/base_eval.json"), base_eval_time);
   for (size_t i = 0; i < 2; ++i) {

@@ -77,7 +77,6 @@ void MetricsLog::write(const std::string& line) {
 // ---------------------------------------------------------------------------------------------
 ConsoleProgress::ConsoleProgress(int64_t every) : tty_(isatty(STDOUT_FILENO) != 0), every_(every) {}
 
-namespace {
 std::string duration_text(double s) {
   if (!(s >= 0) || s > 1e8) return "?";
   char buf[32];
@@ -86,7 +85,6 @@ std::string duration_text(double s) {
   else std::snprintf(buf, sizeof buf, "%lldm%02llds", t / 60, t % 60);
   return buf;
 }
-}  // namespace
 
 void ConsoleProgress::update(int64_t step, int64_t total, double loss, double lr, double grad_norm,
                              double tokens_per_s, double eta_s, bool skipped) {

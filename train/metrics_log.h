@@ -45,6 +45,9 @@ class MetricsLog {
   std::FILE* file_ = nullptr;
 };
 
+// A remaining or elapsed time for progress lines: "12m05s", "2h10m"; "?" when unknown.
+std::string duration_text(double seconds);
+
 // The console: a single line rewritten with \r when stdout is a terminal, one line every
 // `every` steps otherwise (logs stay readable).
 class ConsoleProgress {
