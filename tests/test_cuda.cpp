@@ -8,6 +8,7 @@
 #include "model/transformer.h"
 #include "routing/gem_modules.h"
 #include "routing/scar.h"
+#include "tests/scar_test_util.h"
 #include "tests/test_util.h"
 
 using namespace gemkit;
@@ -17,10 +18,7 @@ namespace {
 GemConfig scar_and_dtr() {
   GemConfig g;
   g.scar = true;
-  g.scar_options.experts = {"law", "finance"};
-  g.scar_options.rank = 4;
-  g.scar_options.alpha = 8;
-  g.scar_options.router.router_dim = 16;
+  g.scar_options = test::two_scar_experts();
   g.dtr = true;
   g.dtr_options.initial_bias = 0.0;  // gates mid-range: the capacity decides
   g.dtr_blocks = {1};
@@ -71,11 +69,7 @@ TEST(Cuda, GemTrainingStepMatchesTheCpu) {
   const ModelConfig c = test::tiny_decoder_config(3);
   torch::manual_seed(11);
   GemModel cpu = make_gem_model(c, torch::kCPU);
-  {
-    torch::NoGradGuard no_grad;  // experts that change the output (B = 0 at start)
-    for (auto& [name, t] : cpu.gem->named_parameters())
-      if (name.find("lora_B") != std::string::npos) t.normal_(0.0, 0.3);
-  }
+  test::randomise_experts(*cpu.gem->scar());  // experts that change the output (B = 0 at start)
   GemModel gpu = make_gem_model(c, cuda);
   copy_weights(cpu, gpu);
   EXPECT_EQ(gpu.gem->named_parameters().begin()->second.device().type(), torch::kCUDA);
@@ -116,10 +110,9 @@ TEST(Cuda, DecodingWithTheCacheEqualsTheFullForward) {
   const auto cuda = compat::parse_device("cuda");
   torch::manual_seed(12);
   GemModel m = make_gem_model(test::tiny_decoder_config(3), cuda);
+  test::randomise_experts(*m.gem->scar());
   {
     torch::NoGradGuard no_grad;
-    for (auto& [name, t] : m.gem->named_parameters())
-      if (name.find("lora_B") != std::string::npos) t.normal_(0.0, 0.3);
     for (auto& r : (*m.gem->dtr())->routers()) r->weight.normal_(0.0, 1.0);
   }
   m.model->eval();

@@ -14,6 +14,7 @@
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "routing/gem_modules.h"
+#include "tests/scar_test_util.h"
 #include "test_util.h"
 #include "train/peft_export.h"
 
@@ -32,15 +33,11 @@ torch::Tensor write_routed_checkpoint(const std::string& dir, const torch::Tenso
   save_pretrained(m, {}, dir);
   GemConfig g;
   g.scar = true;
-  g.scar_options.experts = {"law", "finance"};
-  g.scar_options.rank = 4;
-  g.scar_options.alpha = 8;
-  g.scar_options.router.router_dim = 16;
+  g.scar_options = test::two_scar_experts();
   g.dtr = true;  // dropped by dense exports
   GemModules gem(m, g);
+  test::randomise_experts(*gem.scar());
   torch::NoGradGuard no_grad;
-  for (auto& [name, t] : gem.scar()->named_parameters())
-    if (name.find("lora_B") != std::string::npos) t.normal_(0.0, 0.3);
   gem.save(dir);
   // The dense reference: DTR off (base blocks), every token to the expert.
   for (int64_t i = 0; i < m->num_blocks(); ++i) m->set_block(i, nullptr);

@@ -13,6 +13,7 @@
 #include "model/safetensors.h"
 #include "routing/expert_router.h"
 #include "routing/gem_modules.h"
+#include "tests/scar_test_util.h"
 #include "tests/test_util.h"
 #include "train/lora.h"
 
@@ -23,11 +24,7 @@ namespace {
 ModelConfig config3() { return test::tiny_decoder_config(3); }
 
 ScarOptions two_experts() {
-  ScarOptions o;
-  o.experts = {"law", "finance"};
-  o.rank = 4;
-  o.alpha = 8;
-  o.router.router_dim = 16;
+  ScarOptions o = test::two_scar_experts();
   o.seed = 3;
   return o;
 }
@@ -40,13 +37,6 @@ GemConfig scar_and_dtr() {
   g.dtr = true;
   g.dtr_options.initial_bias = 0.0;
   return g;
-}
-
-// Every expert's B random (B = 0 at start would make every expert a no-op).
-void randomise_experts(Scar& scar, double std = 0.3) {
-  torch::NoGradGuard no_grad;
-  for (auto& [name, t] : scar.named_parameters())
-    if (name.find("lora_B") != std::string::npos) t.normal_(0.0, std);
 }
 
 double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<double>(); }
@@ -94,7 +84,7 @@ TEST(Scar, ForcedExpertEqualsTheMergedWeights) {
   auto ids = torch::randint(50, {2, 11});
   auto base = m->forward(ids).logits;
   Scar scar(m, two_experts());
-  randomise_experts(scar);
+  test::randomise_experts(scar);
   torch::NoGradGuard no_grad;
   for (const std::string expert : {"law", "finance"}) {
     scar.set_forced_expert(scar.expert_index(expert));
@@ -120,7 +110,7 @@ TEST(Scar, RoutedOutputIsTheGatedSumOfExpertsPerToken) {
   o.blocks = {1};
   o.router.max_experts = 3;
   Scar scar(m, o);
-  randomise_experts(scar);
+  test::randomise_experts(scar);
   Linear q = m->linear("model.layers.1.self_attn.q_proj");
   auto x = torch::randn({2, 7, 32});
   auto y = q->forward(x);
@@ -146,7 +136,7 @@ TEST(Scar, DecodingWithTheCacheEqualsTheFullForwardAlsoWithTokenRouting) {
   GemConfig g = scar_and_dtr();
   g.dtr_blocks = {1};
   GemModules gem(m, g);
-  randomise_experts(*gem.scar());
+  test::randomise_experts(*gem.scar());
   {
     torch::NoGradGuard no_grad;
     for (auto& r : (*gem.dtr())->routers()) r->weight.normal_(0.0, 1.0);
@@ -177,7 +167,7 @@ TEST(Scar, RouterGradientMatchesFiniteDifferences) {
   o.target_modules = {"v_proj"};
   o.blocks = {0};
   Scar scar(m, o);
-  randomise_experts(scar, 1.0);
+  test::randomise_experts(scar, 1.0);
   Linear v = m->linear("model.layers.0.self_attn.v_proj");
   auto x = torch::randn({1, 10, 32}, torch::kDouble);
   auto probe = torch::randn({1, 10, v->out_features()}, torch::kDouble);
@@ -292,7 +282,7 @@ TEST(GemModules, CheckpointRoundTripRestoresTheRoutedModel) {
   torch::Tensor expected;
   {
     GemModules gem(m, g);
-    randomise_experts(*gem.scar());
+    test::randomise_experts(*gem.scar());
     m->eval();
     torch::NoGradGuard no_grad;
     expected = m->forward(ids).logits;
