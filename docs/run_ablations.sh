@@ -20,9 +20,18 @@ for s in 0 1 2; do
     if [ -f "$src/DONE" ] && [ ! -e "$dst" ]; then cp -r "$src" "$dst"; fi
   done
 done
+# The law rows of the third form, GEM with the base trained (recipes/domains/*_gem_full, a13's
+# settings; docs/ablation.md section 1c), are the law grid's a13 runs, copied the same way.
+for s in 0 1 2; do
+  src=out/ablation/law/runs/a13_gem_full__seed$s dst=out/ablation/domains/runs/law_gem_full__seed$s
+  if [ -f "$src/DONE" ] && [ ! -e "$dst" ]; then cp -r "$src" "$dst"; fi
+done
+# Plain fine-tuning (every domain's baseline), GEM with the base frozen and GEM with the base
+# trained, on all seven domains. ablate goes seed by seed, so every form has all seven domains at
+# seed 0 before any domain has seed 1.
 recipes=()
 for d in law healthcare finance stem conversational commonsense multilingual; do
-  recipes+=(recipes/domains/${d}_finetune.toml recipes/domains/${d}_gem.toml)
+  recipes+=(recipes/domains/${d}_finetune.toml recipes/domains/${d}_gem.toml recipes/domains/${d}_gem_full.toml)
 done
 $G ablate "${recipes[@]}" --seeds 3 "${EVAL[@]}" --jobs 2 --out out/ablation/domains
 # The exported models' speeds, measured again one at a time with no training beside them (the
@@ -31,17 +40,3 @@ $G ablate "${recipes[@]}" --seeds 3 "${EVAL[@]}" --jobs 2 --out out/ablation/dom
 rm -f out/ablation/law/runs/*/deploy.json out/ablation/domains/runs/*/deploy.json
 $G ablate recipes/ablation/law/*.toml --seeds 3 "${EVAL[@]}" --jobs 1 --out out/ablation/law
 $G ablate "${recipes[@]}" --seeds 3 "${EVAL[@]}" --jobs 1 --out out/ablation/domains
-# Third round (docs/ablation.md section 1c): GEM with the base trained (recipes/domains/*_gem_full)
-# on all seven domains, in the same grid folder so that plain fine-tuning stays every domain's
-# baseline. The law rows are the law grid's a13 runs (the same settings), copied as above.
-for s in 0 1 2; do
-  src=out/ablation/law/runs/a13_gem_full__seed$s dst=out/ablation/domains/runs/law_gem_full__seed$s
-  if [ -f "$src/DONE" ] && [ ! -e "$dst" ]; then cp -r "$src" "$dst"; fi
-done
-all=()
-for d in law healthcare finance stem conversational commonsense multilingual; do
-  all+=(recipes/domains/${d}_finetune.toml recipes/domains/${d}_gem.toml recipes/domains/${d}_gem_full.toml)
-done
-$G ablate "${all[@]}" --seeds 3 "${EVAL[@]}" --jobs 2 --out out/ablation/domains
-rm -f out/ablation/domains/runs/*_gem_full__seed*/deploy.json
-$G ablate "${all[@]}" --seeds 3 "${EVAL[@]}" --jobs 1 --out out/ablation/domains
