@@ -20,12 +20,6 @@ for s in 0 1 2; do
     if [ -f "$src/DONE" ] && [ ! -e "$dst" ]; then cp -r "$src" "$dst"; fi
   done
 done
-# The law rows of the third form, GEM with the base trained (recipes/domains/*_gem_full, a13's
-# settings; docs/ablation.md section 1c), are the law grid's a13 runs, copied the same way.
-for s in 0 1 2; do
-  src=out/ablation/law/runs/a13_gem_full__seed$s dst=out/ablation/domains/runs/law_gem_full__seed$s
-  if [ -f "$src/DONE" ] && [ ! -e "$dst" ]; then cp -r "$src" "$dst"; fi
-done
 # Plain fine-tuning (every domain's baseline), GEM with the base frozen and GEM with the base
 # trained, on all seven domains. ablate goes seed by seed, so every form has all seven domains at
 # seed 0 before any domain has seed 1.
