@@ -25,8 +25,10 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -37,7 +39,9 @@
 #include "data/token_shards.h"
 #include "data/unicode.h"
 #include "eval/ablation_report.h"
+#include "eval/grid_estimate.h"
 #include "eval/run_metrics.h"
+#include "train/checkpointing.h"
 #include "train/metrics_log.h"
 #include "train/recipe.h"
 
@@ -65,6 +69,7 @@ struct PlannedRun {
   bool qat = false;                    // export with the recipe's QAT policy (else hybrid)
   std::set<std::string> settings;      // the resolved recipe with the run's overrides (recipe_settings)
   bool to_do = false;                  // not finished when the grid started (no DONE file)
+  int64_t steps_left = 0;              // training steps still to do when the grid started
 };
 
 std::string read_json_text(const std::string& path, json& out) {
@@ -154,6 +159,10 @@ class Ablation {
     for (PlannedRun& p : runs_) {
       p.to_do = !fs::exists(p.dir + "/DONE");
       to_do_ += p.to_do;
+      if (!p.to_do) continue;
+      const std::vector<int64_t> saved = list_checkpoints(p.dir);
+      p.steps_left = std::max<int64_t>(max_steps(p) - (saved.empty() ? 0 : saved.back()), 0);
+      estimate_.plan(p.steps_left, 1);
     }
     start_ = std::chrono::steady_clock::now();
     std::atomic<size_t> next{0};
@@ -179,15 +188,28 @@ class Ablation {
   std::mutex print_;
   size_t to_do_ = 0, done_ = 0;  // runs to do when the grid started, and finished since
   std::chrono::steady_clock::time_point start_;
+  eval::GridEstimate estimate_;  // guarded by print_
 
-  // After each run that had work to do: how many are left and, from the wall time so far (all
-  // jobs together), about how long they will take.
+  // train.max_steps of a run's resolved settings (0 when absent).
+  static int64_t max_steps(const PlannedRun& p) {
+    const std::string key = "train.max_steps = ";
+    for (const std::string& s : p.settings)
+      if (s.rfind(key, 0) == 0) return std::strtoll(s.c_str() + key.size(), nullptr, 10);
+    return 0;
+  }
+
+  // After each run that had work to do: how many are left and about how long they will take,
+  // from the training steps and evaluations still to do at the rates measured so far.
   void grid_progress() {
     std::lock_guard<std::mutex> lock(print_);
     ++done_;
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     std::printf("grid: %zu of %zu runs to do finished in %s", done_, to_do_, duration_text(elapsed).c_str());
-    if (done_ < to_do_) std::printf("; about %s for the %zu left", duration_text(elapsed / done_ * (to_do_ - done_)).c_str(), to_do_ - done_);
+    if (done_ < to_do_) {
+      const auto left = estimate_.seconds_left(a_.jobs, int64_t(to_do_ - done_));
+      if (left) std::printf("; about %s for the %zu left", duration_text(*left).c_str(), to_do_ - done_);
+      else std::printf("; %zu left (time left known once a run has trained and one has been evaluated)", to_do_ - done_);
+    }
     std::printf("\n");
     std::fflush(stdout);
   }
@@ -386,9 +408,26 @@ class Ablation {
     std::vector<std::string> train{"train", p.recipe};
     train.insert(train.end(), p.overrides.begin(), p.overrides.end());
     train.insert(train.end(), {"--out", p.dir, "--resume"});
-    if (!trained && !step(i, "training", train, error)) return finish(p, error);
+    auto t0 = std::chrono::steady_clock::now();
+    const auto seconds = [&t0] {
+      const auto t1 = std::chrono::steady_clock::now();
+      return std::chrono::duration<double>(t1 - std::exchange(t0, t1)).count();
+    };
+    if (!trained) {
+      if (!step(i, "training", train, error)) return finish(p, error);
+      const double s = seconds();
+      std::lock_guard<std::mutex> lock(print_);
+      if (p.steps_left > 0) estimate_.trained(p.steps_left, s);  // not a finished run's resume check
+    }
     const std::string model = evaluation_model(p, error);
-    if (!error.empty() || (!evaluated && !step(i, "evaluating", eval_args(model, report), error))) return finish(p, error);
+    if (!error.empty()) return finish(p, error);
+    if (!evaluated) {
+      seconds();
+      if (!step(i, "evaluating", eval_args(model, report), error)) return finish(p, error);
+      const double s = seconds();
+      std::lock_guard<std::mutex> lock(print_);
+      estimate_.evaluated(s);
+    }
     if (!a_.no_deploy && !deployed_already(p, model) && !deploy(i, model, error)) return finish(p, error);
     write_text_file_atomic(done, json({{"checkpoint", model}, {"eval", report}}).dump() + "\n");
     finish(p, "");

@@ -18,6 +18,7 @@
 
 #include "core/file_io.h"
 #include "eval/ablation_report.h"
+#include "eval/grid_estimate.h"
 #include "eval/report.h"
 #include "tests/test_util.h"
 
@@ -279,6 +280,30 @@ size_t count(const std::string& text, const std::string& needle) {
 }
 
 }  // namespace
+
+// The time left comes from work still to do at measured rates: a grid whose first finished runs
+// only needed evaluating must not look as fast as them.
+TEST(GridEstimate, TimeLeftFromStepsAndEvaluationsStillToDo) {
+  GridEstimate e;
+  for (int i = 0; i < 3; ++i) e.plan(300, 1);  // three runs of 300 steps, each evaluated
+  e.plan(0, 1);                                // a trained run copied in: evaluation only
+  EXPECT_FALSE(e.seconds_left(2, 4).has_value());  // nothing timed yet
+  e.evaluated(400);                                // the copied run: 400 s of evaluation
+  EXPECT_FALSE(e.seconds_left(2, 3).has_value());  // training not timed yet: no guess
+  e.trained(300, 600);                             // 2 s a step
+  // Left: 600 steps x 2 s + 3 evaluations x 400 s = 2400 s of work, on two workers.
+  ASSERT_TRUE(e.seconds_left(2, 3).has_value());
+  EXPECT_DOUBLE_EQ(*e.seconds_left(2, 3), 1200.0);
+  EXPECT_DOUBLE_EQ(*e.seconds_left(1, 3), 2400.0);
+  EXPECT_DOUBLE_EQ(*e.seconds_left(4, 2), 1200.0);  // two runs left cannot use four workers
+  e.evaluated(200);                                 // mean evaluation now 300 s
+  EXPECT_DOUBLE_EQ(*e.seconds_left(2, 2), (600 * 2.0 + 2 * 300.0) / 2);
+  e.trained(300, 600);
+  e.trained(300, 600);
+  e.evaluated(300);
+  e.evaluated(300);
+  EXPECT_DOUBLE_EQ(*e.seconds_left(2, 0), 0.0);  // all done
+}
 
 TEST(AblateCli, GridRunsSkipsFinishedAndResumesKilledRuns) {
   const std::string dir = gemkit::test::temp_folder("ablate", "e2e");
