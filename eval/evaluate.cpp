@@ -71,6 +71,8 @@ Report run_evaluation(const EvalOptions& o) {
     report.model["routing"]["dtr_rule"] = o.dtr_rule;
     if (TokenRouters* dtr = gem->dtr())
       for (auto& r : (*dtr)->routers()) r->set_top_k_at_inference(o.dtr_rule == "top-k");
+    // Top-k looks at the whole row: a prompt's result would depend on its continuation.
+    if (o.dtr_rule == "top-k" && gem->dtr()) scorer.set_prefix_sharing(false);
   }
   report.tokenizer = {{"kind", tok->kind()}, {"vocab_size", tok->vocab_size()}};
   report.settings = {{"split", o.split},

@@ -43,7 +43,7 @@ std::vector<DocumentNll> document_nlls(const Scorer& scorer, const std::vector<s
       owner.push_back(d);
     }
   Progress progress(label, int64_t(rows.size()), "rows");
-  const std::vector<ContinuationScore> scores = scorer.score(rows, [&](int64_t n) { progress.update(n); });
+  const std::vector<ContinuationScore> scores = scorer.score(rows, [&](int64_t n) { progress.update(n); }, /*share_prefixes=*/false);
   progress.finish();
   std::vector<DocumentNll> out(docs.size());
   for (size_t i = 0; i < rows.size(); ++i) {

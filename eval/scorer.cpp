@@ -1,6 +1,7 @@
 #include "eval/scorer.h"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include "core/error.h"
@@ -26,7 +27,7 @@ Scorer::Scorer(Transformer model, int64_t batch_size, int64_t max_length, int64_
 }
 
 std::vector<ContinuationScore> Scorer::score(const std::vector<ScoreRequest>& requests,
-                                             const ProgressFn& progress) const {
+                                             const ProgressFn& progress, bool share_prefixes) const {
   if (model_->config().head != Head::CausalLM)
     fail("eval", "scoring continuations needs a causal language model, got " + model_->config().architecture);
   torch::NoGradGuard no_grad;
@@ -49,8 +50,35 @@ std::vector<ContinuationScore> Scorer::score(const std::vector<ScoreRequest>& re
     lengths[i] = rows[i].size();
   }
 
-  const std::vector<size_t> order = order_by_length(lengths);
   int64_t done = 0;
+  std::vector<size_t> whole;  // requests scored as whole rows
+  if (share_prefixes && prefix_sharing_ && model_->config().family == Family::Decoder) {
+    std::map<std::vector<int32_t>, std::vector<size_t>> by_context;  // ordered: deterministic
+    for (size_t i = 0; i < requests.size(); ++i) {
+      if (scored_from[i] == rows[i].size()) whole.push_back(i);  // nothing to score
+      else by_context[std::vector<int32_t>(rows[i].begin(), rows[i].begin() + std::ptrdiff_t(scored_from[i]))].push_back(i);
+    }
+    for (auto& [context, group] : by_context) {
+      if (group.size() < 2) {
+        whole.push_back(group[0]);
+        continue;
+      }
+      std::vector<std::vector<int32_t>> continuations;
+      for (size_t i : group) continuations.emplace_back(rows[i].begin() + std::ptrdiff_t(scored_from[i]), rows[i].end());
+      score_shared(context, continuations, group, out);
+      done += int64_t(group.size());
+      if (progress) progress(done);
+    }
+    std::sort(whole.begin(), whole.end());
+  } else {
+    whole.resize(requests.size());
+    std::iota(whole.begin(), whole.end(), size_t(0));
+  }
+
+  std::vector<size_t> whole_lengths;
+  for (size_t i : whole) whole_lengths.push_back(lengths[i]);
+  std::vector<size_t> order = order_by_length(whole_lengths);
+  for (size_t& k : order) k = whole[k];
   for (size_t b0 = 0; b0 < order.size(); b0 += size_t(batch_size_)) {
     const size_t b1 = std::min(order.size(), b0 + size_t(batch_size_));
     const int64_t B = int64_t(b1 - b0), T = int64_t(lengths[order[b0]]);
@@ -97,6 +125,69 @@ std::vector<ContinuationScore> Scorer::score(const std::vector<ScoreRequest>& re
     if (progress) progress(done);
   }
   return out;
+}
+
+void Scorer::score_shared(const std::vector<int32_t>& context, const std::vector<std::vector<int32_t>>& continuations,
+                          const std::vector<size_t>& group, std::vector<ContinuationScore>& out) const {
+  const torch::Device device = model_->device();
+  auto opts = torch::TensorOptions().dtype(torch::kInt64);
+  // The context once: its cache, and the distribution of every continuation's first token.
+  KVCache prefix = model_->make_cache();
+  ForwardOptions fo;
+  fo.cache = &prefix;
+  fo.last_token_logits_only = true;
+  std::vector<int64_t> ctx(context.begin(), context.end());
+  torch::Tensor first = model_->forward(torch::from_blob(ctx.data(), {1, int64_t(ctx.size())}, opts).to(device), fo).logits;
+  first = first.reshape({-1});
+  if (first.scalar_type() != torch::kDouble) first = first.to(torch::kFloat);
+  const torch::Tensor first_lp = first.log_softmax(-1).to(torch::kCPU).to(torch::kDouble).contiguous();
+  const double* flp = first_lp.data_ptr<double>();
+  // Then the continuations, batch_size at a time, each batch on its own copy of the cache:
+  // continuation token t + 1 is predicted at its token t (right padding, never attended to).
+  for (size_t b0 = 0; b0 < continuations.size(); b0 += size_t(batch_size_)) {
+    const size_t b1 = std::min(continuations.size(), b0 + size_t(batch_size_));
+    const int64_t B = int64_t(b1 - b0);
+    int64_t T = 0;
+    for (size_t r = b0; r < b1; ++r) T = std::max<int64_t>(T, int64_t(continuations[r].size()) - 1);
+    std::vector<double> sums(static_cast<size_t>(B));
+    for (int64_t r = 0; r < B; ++r) sums[size_t(r)] = flp[continuations[b0 + size_t(r)][0]];
+    if (T > 0) {
+      std::vector<int64_t> ids(size_t(B * T), pad_id_), mask(size_t(B * T), 0), target(size_t(B * T), 0);
+      std::vector<uint8_t> scored(size_t(B * T), 0);
+      for (int64_t r = 0; r < B; ++r) {
+        const auto& c = continuations[b0 + size_t(r)];
+        for (size_t t = 0; t + 1 < c.size(); ++t) {
+          ids[size_t(r * T) + t] = c[t];
+          mask[size_t(r * T) + t] = 1;
+          scored[size_t(r * T) + t] = 1;
+          target[size_t(r * T) + t] = c[t + 1];
+        }
+      }
+      KVCache cache = prefix;  // shares the prefix's tensors; repeat_batch makes new ones
+      cache.repeat_batch(B);
+      ForwardOptions fc;
+      fc.cache = &cache;
+      fc.attention_mask = torch::from_blob(mask.data(), {B, T}, opts).to(device);
+      torch::Tensor logits = model_->forward(torch::from_blob(ids.data(), {B, T}, opts).to(device), fc).logits;
+      torch::Tensor sel = torch::from_blob(scored.data(), {B, T}, torch::kUInt8).to(device).to(torch::kBool);
+      torch::Tensor picked = logits.index({sel});
+      if (picked.scalar_type() != torch::kDouble) picked = picked.to(torch::kFloat);
+      torch::Tensor tgt = torch::from_blob(target.data(), {B, T}, opts).to(device).index({sel});
+      torch::Tensor lp = picked.log_softmax(-1).gather(1, tgt.unsqueeze(1)).squeeze(1).to(torch::kCPU).to(torch::kDouble).contiguous();
+      const double* lpp = lp.data_ptr<double>();
+      int64_t offset = 0;
+      for (int64_t r = 0; r < B; ++r) {
+        const int64_t n = int64_t(continuations[b0 + size_t(r)].size()) - 1;
+        for (int64_t k = 0; k < n; ++k) sums[size_t(r)] += lpp[offset + k];
+        offset += n;
+      }
+    }
+    for (int64_t r = 0; r < B; ++r) {
+      ContinuationScore& o = out[group[b0 + size_t(r)]];
+      o.logprob = sums[size_t(r)];
+      o.tokens = int64_t(continuations[b0 + size_t(r)].size());
+    }
+  }
 }
 
 std::vector<std::vector<float>> Scorer::class_logits(const std::vector<std::vector<int32_t>>& inputs,

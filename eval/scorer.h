@@ -30,9 +30,15 @@ class Scorer {
   // continuation and lose context from the left. pad_id fills padding (never attended to).
   Scorer(Transformer model, int64_t batch_size, int64_t max_length, int64_t pad_id = 0);
 
-  // Needs a causal LM head.
+  // Needs a causal LM head. Requests with the same context (after truncation) share it when
+  // `share_prefixes` and the scorer allow: the context runs once into a KV cache, continued by
+  // all their continuations in one batch (a classification prompt scored against 26 labels runs
+  // once, not 26 times). The model is causal, so the scores are those of the whole rows up to
+  // float rounding. Perplexity passes false so that routing statistics count every row's tokens.
   std::vector<ContinuationScore> score(const std::vector<ScoreRequest>& requests,
-                                       const ProgressFn& progress = {}) const;
+                                       const ProgressFn& progress = {}, bool share_prefixes = true) const;
+  // Off where a token's result depends on later tokens: DTR's top-k rule at inference.
+  void set_prefix_sharing(bool on) { prefix_sharing_ = on; }
 
   // Needs a sequence-classification head: [requests][num_labels] logits. Inputs longer than
   // max_length keep their first max_length - 1 tokens and their last token (BERT's [SEP]).
@@ -45,6 +51,12 @@ class Scorer {
  private:
   mutable Transformer model_;  // forward() is not const in libtorch; scoring changes no state
   int64_t batch_size_, max_length_, pad_id_;
+  bool prefix_sharing_ = true;
+
+  // Scores requests[i] for i in `group` (same context, non-empty continuations) from one pass
+  // over the context.
+  void score_shared(const std::vector<int32_t>& context, const std::vector<std::vector<int32_t>>& continuations,
+                    const std::vector<size_t>& group, std::vector<ContinuationScore>& out) const;
 };
 
 }  // namespace gemkit::eval

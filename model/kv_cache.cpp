@@ -45,6 +45,14 @@ void LayerKV::clear() {
   length_ = 0;
 }
 
+void LayerKV::repeat_batch(int64_t n) {
+  if (length_ == 0) return;  // a routed layer that has seen no token yet
+  k_ = keys().repeat_interleave(n, 0);
+  v_ = values().repeat_interleave(n, 0);
+  positions_ = key_positions().repeat_interleave(n, 0);
+  valid_ = key_valid().repeat_interleave(n, 0);
+}
+
 KVCache::KVCache(int64_t num_layers) : layers_(static_cast<size_t>(num_layers)) {}
 
 LayerKV& KVCache::layer(int64_t i) {
@@ -58,6 +66,12 @@ void KVCache::advance(const torch::Tensor& valid) {
   auto added = valid.to(torch::kInt64).sum(1);
   next_positions_ = next_positions_.defined() ? next_positions_ + added : added;
   length_ += valid.size(1);
+}
+
+void KVCache::repeat_batch(int64_t n) {
+  if (n < 1) fail("KVCache::repeat_batch", "n must be at least 1, got " + std::to_string(n));
+  for (auto& l : layers_) l.repeat_batch(n);
+  if (next_positions_.defined()) next_positions_ = next_positions_.repeat_interleave(n, 0);
 }
 
 void KVCache::clear() {

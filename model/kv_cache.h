@@ -28,6 +28,8 @@ class LayerKV {
   torch::Tensor key_valid() const;
   int64_t length() const { return length_; }
   void clear();
+  // Each sequence becomes n copies of itself, one after the other along the batch.
+  void repeat_batch(int64_t n);
 
  private:
   torch::Tensor k_, v_, positions_, valid_;  // capacity along dim 2 (k, v) or dim 1
@@ -46,6 +48,10 @@ class KVCache {
   // Called by the Transformer after each forward: valid [B, T] of the tokens just fed.
   void advance(const torch::Tensor& valid);
   void clear();
+  // Each sequence becomes n copies of itself, one after the other along the batch: a prefix
+  // computed once can then be continued n different ways in one batch (evaluation scores every
+  // label of a prompt this way).
+  void repeat_batch(int64_t n);
 
  private:
   std::vector<LayerKV> layers_;

@@ -32,6 +32,9 @@
 #include "eval/svg_plot.h"
 #include "eval/tasks.h"
 #include "model/checkpoint.h"
+#include "routing/gem_modules.h"
+#include "tests/scar_test_util.h"
+#include "tests/test_util.h"
 
 namespace fs = std::filesystem;
 using namespace gemkit;
@@ -258,6 +261,67 @@ TEST(Scorer, BatchingAndPaddingDoNotChangeScores) {
       EXPECT_NEAR(one[i].logprob, direct_logprob(m, reqs[i]), tol * std::max(1.0, std::fabs(one[i].logprob))) << i;
     }
   }
+}
+
+// Requests that share a context (the labels of one prompt, the choices of one question) are
+// scored from one pass over it through the KV cache; the scores are those of the whole rows, for
+// a plain model and for one routed by DTR (threshold rule) and SCAR, with some contexts cut on
+// the left (max_length 24, contexts up to 32 tokens).
+TEST(Scorer, SharedContextsScoreAsWholeRows) {
+  std::mt19937 rng(5);
+  std::vector<ScoreRequest> reqs;
+  for (int c = 0; c < 4; ++c) {
+    const auto context = random_ids(rng, 3 + rng() % 30, 50);
+    for (int k = 0; k < 5; ++k) reqs.push_back({context, random_ids(rng, 1 + rng() % 6, 50)});
+  }
+  reqs.push_back({random_ids(rng, 7, 50), random_ids(rng, 3, 50)});  // a context of its own
+  const auto check = [&](Transformer& m, double tol, const std::string& what) {
+    Scorer shared(m, 3, 24), whole(m, 3, 24);
+    whole.set_prefix_sharing(false);
+    const auto a = shared.score(reqs), b = whole.score(reqs);
+    int cut = 0;
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      EXPECT_EQ(a[i].tokens, int64_t(reqs[i].continuation.size())) << what << i;
+      EXPECT_EQ(a[i].truncated, b[i].truncated) << what << i;
+      EXPECT_NEAR(a[i].logprob, b[i].logprob, tol * std::max(1.0, std::fabs(b[i].logprob))) << what << i;
+      cut += a[i].truncated;
+    }
+    EXPECT_GT(cut, 0) << what;  // the truncation path is covered
+    return a;
+  };
+  Transformer plain = tiny_model(50, torch::kDouble);
+  check(plain, 1e-10, "plain ");
+
+  torch::manual_seed(4);
+  Transformer routed(test::tiny_decoder_config(3));
+  GemConfig g;
+  g.scar = true;
+  g.scar_options = test::two_scar_experts();
+  g.dtr = true;
+  g.dtr_options.initial_bias = 0.0;
+  g.dtr_blocks = {1};
+  GemModules gem(routed, g);
+  test::randomise_experts(*gem.scar());
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& r : (*gem.dtr())->routers()) r->weight.normal_(0.0, 1.0);
+  }
+  routed->eval();
+  const auto routed_scores = check(routed, 1e-5, "routed ");
+  const auto figures = gem.metrics();
+  EXPECT_GT(figures.at("dtr/realised_capacity"), 0.0);  // the router skipped some tokens
+  EXPECT_LT(figures.at("dtr/realised_capacity"), 1.0);
+  EXPECT_GT(figures.at("scar/experts_per_token"), 1.0);
+
+  // DTR's top-k rule looks at the whole row, so a shared context would change the scores: this
+  // is why evaluation turns sharing off for it (and shows that sharing really happened above).
+  for (auto& r : (*gem.dtr())->routers()) r->set_top_k_at_inference(true);
+  Scorer shared(routed, 3, 24), whole(routed, 3, 24);
+  whole.set_prefix_sharing(false);
+  const auto a = shared.score(reqs), b = whole.score(reqs);
+  double largest = 0;
+  for (size_t i = 0; i < reqs.size(); ++i) largest = std::max(largest, std::fabs(a[i].logprob - b[i].logprob));
+  EXPECT_GT(largest, 1e-3);
 }
 
 TEST(Scorer, LongRequestsLoseContextOnTheLeft) {
