@@ -1,10 +1,12 @@
 // SCAR set-ups shared by the test programs that route through experts (test_scar, test_export,
-// test_cuda): a small two-expert bank for the tiny decoder, and experts that change the output.
+// test_cuda, test_eval): a small two-expert bank for the tiny decoder, experts that change the
+// output, and GEM (SCAR + DTR) routing that varies from token to token.
 #pragma once
 #include <torch/torch.h>
 
 #include <string>
 
+#include "routing/gem_modules.h"
 #include "routing/scar.h"
 
 namespace gemkit::test {
@@ -25,6 +27,27 @@ inline void randomise_experts(Scar& scar, double std = 0.3) {
   torch::NoGradGuard no_grad;
   for (auto& [name, t] : scar.named_parameters())
     if (name.find("lora_B") != std::string::npos) t.normal_(0.0, std);
+}
+
+// SCAR (two_scar_experts) with the token router on block 1 of the 3-block tiny decoder, gates
+// mid-range (bias 0): in training the capacity decides.
+inline GemConfig scar_and_dtr_on_block_1() {
+  GemConfig g;
+  g.scar = true;
+  g.scar_options = two_scar_experts();
+  g.dtr = true;
+  g.dtr_options.initial_bias = 0.0;
+  g.dtr_blocks = {1};
+  return g;
+}
+
+// Experts randomised and token-router weights from N(0, 1): gates on both sides of the
+// threshold, some tokens on two experts.
+inline void randomise_routing(GemModules& gem) {
+  randomise_experts(*gem.scar());
+  torch::NoGradGuard no_grad;
+  if (TokenRouters* dtr = gem.dtr())
+    for (auto& r : (*dtr)->routers()) r->weight.normal_(0.0, 1.0);
 }
 
 }  // namespace gemkit::test

@@ -15,16 +15,6 @@ using namespace gemkit;
 
 namespace {
 
-GemConfig scar_and_dtr() {
-  GemConfig g;
-  g.scar = true;
-  g.scar_options = test::two_scar_experts();
-  g.dtr = true;
-  g.dtr_options.initial_bias = 0.0;  // gates mid-range: the capacity decides
-  g.dtr_blocks = {1};
-  return g;
-}
-
 // A model with GEM attached on `device`, with the same weights as `source` (model and modules).
 struct GemModel {
   Transformer model;
@@ -34,7 +24,7 @@ struct GemModel {
 GemModel make_gem_model(const ModelConfig& config, torch::Device device) {
   GemModel m{Transformer(config), nullptr};
   m.model->to(device);
-  m.gem = std::make_unique<GemModules>(m.model, scar_and_dtr());
+  m.gem = std::make_unique<GemModules>(m.model, test::scar_and_dtr_on_block_1());
   return m;
 }
 
@@ -110,11 +100,7 @@ TEST(Cuda, DecodingWithTheCacheEqualsTheFullForward) {
   const auto cuda = compat::parse_device("cuda");
   torch::manual_seed(12);
   GemModel m = make_gem_model(test::tiny_decoder_config(3), cuda);
-  test::randomise_experts(*m.gem->scar());
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& r : (*m.gem->dtr())->routers()) r->weight.normal_(0.0, 1.0);
-  }
+  test::randomise_routing(*m.gem);
   m.model->eval();
   torch::NoGradGuard no_grad;
   const int64_t T = 12;

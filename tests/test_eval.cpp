@@ -294,18 +294,8 @@ TEST(Scorer, SharedContextsScoreAsWholeRows) {
 
   torch::manual_seed(4);
   Transformer routed(test::tiny_decoder_config(3));
-  GemConfig g;
-  g.scar = true;
-  g.scar_options = test::two_scar_experts();
-  g.dtr = true;
-  g.dtr_options.initial_bias = 0.0;
-  g.dtr_blocks = {1};
-  GemModules gem(routed, g);
-  test::randomise_experts(*gem.scar());
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& r : (*gem.dtr())->routers()) r->weight.normal_(0.0, 1.0);
-  }
+  GemModules gem(routed, test::scar_and_dtr_on_block_1());
+  test::randomise_routing(gem);
   routed->eval();
   const auto routed_scores = check(routed, 1e-5, "routed ");
   const auto figures = gem.metrics();

@@ -136,11 +136,7 @@ TEST(Scar, DecodingWithTheCacheEqualsTheFullForwardAlsoWithTokenRouting) {
   GemConfig g = scar_and_dtr();
   g.dtr_blocks = {1};
   GemModules gem(m, g);
-  test::randomise_experts(*gem.scar());
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& r : (*gem.dtr())->routers()) r->weight.normal_(0.0, 1.0);
-  }
+  test::randomise_routing(gem);
   m->eval();
   torch::NoGradGuard no_grad;
   const int64_t T = 12;
