@@ -28,7 +28,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <thread>
-#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -70,6 +69,7 @@ struct PlannedRun {
   std::set<std::string> settings;      // the resolved recipe with the run's overrides (recipe_settings)
   bool to_do = false;                  // not finished when the grid started (no DONE file)
   int64_t steps_left = 0;              // training steps still to do when the grid started
+  double step_seconds = 0;             // wall time of the run's last step (training, evaluating, ...)
 };
 
 std::string read_json_text(const std::string& path, json& out) {
@@ -367,6 +367,7 @@ class Ablation {
     const std::string log = p.dir + "/log.txt";
     const int code = run_child(program, args, log, stdout_file);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    p.step_seconds = s;
     char tail[128];
     if (code == 0) std::snprintf(tail, sizeof tail, " done (%.0f s)\n", s);
     else std::snprintf(tail, sizeof tail, " failed (exit %d after %.0f s; log: %s)\n", code, s, log.c_str());
@@ -408,25 +409,17 @@ class Ablation {
     std::vector<std::string> train{"train", p.recipe};
     train.insert(train.end(), p.overrides.begin(), p.overrides.end());
     train.insert(train.end(), {"--out", p.dir, "--resume"});
-    auto t0 = std::chrono::steady_clock::now();
-    const auto seconds = [&t0] {
-      const auto t1 = std::chrono::steady_clock::now();
-      return std::chrono::duration<double>(t1 - std::exchange(t0, t1)).count();
-    };
     if (!trained) {
       if (!step(i, "training", train, error)) return finish(p, error);
-      const double s = seconds();
       std::lock_guard<std::mutex> lock(print_);
-      if (p.steps_left > 0) estimate_.trained(p.steps_left, s);  // not a finished run's resume check
+      if (p.steps_left > 0) estimate_.trained(p.steps_left, p.step_seconds);  // not a finished run's resume check
     }
     const std::string model = evaluation_model(p, error);
     if (!error.empty()) return finish(p, error);
     if (!evaluated) {
-      seconds();
       if (!step(i, "evaluating", eval_args(model, report), error)) return finish(p, error);
-      const double s = seconds();
       std::lock_guard<std::mutex> lock(print_);
-      estimate_.evaluated(s);
+      estimate_.evaluated(p.step_seconds);
     }
     if (!a_.no_deploy && !deployed_already(p, model) && !deploy(i, model, error)) return finish(p, error);
     write_text_file_atomic(done, json({{"checkpoint", model}, {"eval", report}}).dump() + "\n");

@@ -31,7 +31,6 @@ std::vector<ContinuationScore> Scorer::score(const std::vector<ScoreRequest>& re
   if (model_->config().head != Head::CausalLM)
     fail("eval", "scoring continuations needs a causal language model, got " + model_->config().architecture);
   torch::NoGradGuard no_grad;
-  const torch::Device device = model_->device();
   std::vector<ContinuationScore> out(requests.size());
 
   // The row of each request: context cut on the left so that the row fits.
@@ -81,47 +80,15 @@ std::vector<ContinuationScore> Scorer::score(const std::vector<ScoreRequest>& re
   for (size_t& k : order) k = whole[k];
   for (size_t b0 = 0; b0 < order.size(); b0 += size_t(batch_size_)) {
     const size_t b1 = std::min(order.size(), b0 + size_t(batch_size_));
-    const int64_t B = int64_t(b1 - b0), T = int64_t(lengths[order[b0]]);
-    std::vector<int64_t> ids(size_t(B * T), pad_id_), mask(size_t(B * T), 0), target(size_t(B * T), 0);
-    std::vector<uint8_t> scored(size_t(B * T), 0);
-    for (int64_t r = 0; r < B; ++r) {
-      const size_t i = order[b0 + size_t(r)];
-      for (size_t t = 0; t < rows[i].size(); ++t) {
-        ids[size_t(r * T) + t] = rows[i][t];
-        mask[size_t(r * T) + t] = 1;
-        // Position t predicts token t + 1; the scored tokens start at scored_from.
-        if (t + 1 < rows[i].size() && t + 1 >= scored_from[i]) {
-          scored[size_t(r * T) + t] = 1;
-          target[size_t(r * T) + t] = rows[i][t + 1];
-        }
-      }
+    std::vector<const std::vector<int32_t>*> batch;
+    std::vector<size_t> from;
+    for (size_t k = b0; k < b1; ++k) batch.push_back(&rows[order[k]]), from.push_back(scored_from[order[k]]);
+    const std::vector<double> sums = score_rows(batch, from, nullptr);
+    for (size_t k = b0; k < b1; ++k) {
+      out[order[k]].logprob = sums[k - b0];
+      out[order[k]].tokens = int64_t(rows[order[k]].size() - scored_from[order[k]]);
     }
-    auto opts = torch::TensorOptions().dtype(torch::kInt64);
-    torch::Tensor input = torch::from_blob(ids.data(), {B, T}, opts).to(device);
-    ForwardOptions fo;
-    fo.attention_mask = torch::from_blob(mask.data(), {B, T}, opts).to(device);
-    torch::Tensor logits = model_->forward(input, fo).logits;  // [B, T, V]
-    torch::Tensor sel = torch::from_blob(scored.data(), {B, T}, torch::kUInt8).to(device).to(torch::kBool);
-    torch::Tensor tgt = torch::from_blob(target.data(), {B, T}, opts).to(device);
-    // Only the scored positions go through log_softmax, in at least fp32.
-    torch::Tensor picked = logits.index({sel});
-    if (picked.scalar_type() != torch::kDouble) picked = picked.to(torch::kFloat);
-    torch::Tensor lp = picked.log_softmax(-1).gather(1, tgt.index({sel}).unsqueeze(1)).squeeze(1);
-    // Per-row sums: the scored positions of row r are contiguous in index order.
-    torch::Tensor counts = sel.sum(1).to(torch::kCPU);
-    torch::Tensor lp_cpu = lp.to(torch::kCPU).to(torch::kDouble).contiguous();
-    const double* lpp = lp_cpu.data_ptr<double>();
-    int64_t offset = 0;
-    for (int64_t r = 0; r < B; ++r) {
-      const size_t i = order[b0 + size_t(r)];
-      const int64_t n = counts[r].item<int64_t>();
-      double s = 0;
-      for (int64_t k = 0; k < n; ++k) s += lpp[offset + k];
-      offset += n;
-      out[i].logprob = s;
-      out[i].tokens = n;
-    }
-    done += B;
+    done += int64_t(b1 - b0);
     if (progress) progress(done);
   }
   return out;
@@ -142,52 +109,68 @@ void Scorer::score_shared(const std::vector<int32_t>& context, const std::vector
   if (first.scalar_type() != torch::kDouble) first = first.to(torch::kFloat);
   const torch::Tensor first_lp = first.log_softmax(-1).to(torch::kCPU).to(torch::kDouble).contiguous();
   const double* flp = first_lp.data_ptr<double>();
-  // Then the continuations, batch_size at a time, each batch on its own copy of the cache:
-  // continuation token t + 1 is predicted at its token t (right padding, never attended to).
+  // Then the continuations, batch_size at a time, each batch on its own copy of the cache; their
+  // first token is scored above, so each is scored from its second token on.
   for (size_t b0 = 0; b0 < continuations.size(); b0 += size_t(batch_size_)) {
     const size_t b1 = std::min(continuations.size(), b0 + size_t(batch_size_));
-    const int64_t B = int64_t(b1 - b0);
-    int64_t T = 0;
-    for (size_t r = b0; r < b1; ++r) T = std::max<int64_t>(T, int64_t(continuations[r].size()) - 1);
-    std::vector<double> sums(static_cast<size_t>(B));
-    for (int64_t r = 0; r < B; ++r) sums[size_t(r)] = flp[continuations[b0 + size_t(r)][0]];
-    if (T > 0) {
-      std::vector<int64_t> ids(size_t(B * T), pad_id_), mask(size_t(B * T), 0), target(size_t(B * T), 0);
-      std::vector<uint8_t> scored(size_t(B * T), 0);
-      for (int64_t r = 0; r < B; ++r) {
-        const auto& c = continuations[b0 + size_t(r)];
-        for (size_t t = 0; t + 1 < c.size(); ++t) {
-          ids[size_t(r * T) + t] = c[t];
-          mask[size_t(r * T) + t] = 1;
-          scored[size_t(r * T) + t] = 1;
-          target[size_t(r * T) + t] = c[t + 1];
-        }
-      }
-      KVCache cache = prefix;  // shares the prefix's tensors; repeat_batch makes new ones
-      cache.repeat_batch(B);
-      ForwardOptions fc;
-      fc.cache = &cache;
-      fc.attention_mask = torch::from_blob(mask.data(), {B, T}, opts).to(device);
-      torch::Tensor logits = model_->forward(torch::from_blob(ids.data(), {B, T}, opts).to(device), fc).logits;
-      torch::Tensor sel = torch::from_blob(scored.data(), {B, T}, torch::kUInt8).to(device).to(torch::kBool);
-      torch::Tensor picked = logits.index({sel});
-      if (picked.scalar_type() != torch::kDouble) picked = picked.to(torch::kFloat);
-      torch::Tensor tgt = torch::from_blob(target.data(), {B, T}, opts).to(device).index({sel});
-      torch::Tensor lp = picked.log_softmax(-1).gather(1, tgt.unsqueeze(1)).squeeze(1).to(torch::kCPU).to(torch::kDouble).contiguous();
-      const double* lpp = lp.data_ptr<double>();
-      int64_t offset = 0;
-      for (int64_t r = 0; r < B; ++r) {
-        const int64_t n = int64_t(continuations[b0 + size_t(r)].size()) - 1;
-        for (int64_t k = 0; k < n; ++k) sums[size_t(r)] += lpp[offset + k];
-        offset += n;
-      }
-    }
-    for (int64_t r = 0; r < B; ++r) {
-      ContinuationScore& o = out[group[b0 + size_t(r)]];
-      o.logprob = sums[size_t(r)];
-      o.tokens = int64_t(continuations[b0 + size_t(r)].size());
+    std::vector<const std::vector<int32_t>*> batch;
+    for (size_t k = b0; k < b1; ++k) batch.push_back(&continuations[k]);
+    KVCache cache = prefix;  // shares the prefix's tensors; repeat_batch makes new ones
+    cache.repeat_batch(int64_t(b1 - b0));
+    const std::vector<double> sums = score_rows(batch, std::vector<size_t>(b1 - b0, 1), &cache);
+    for (size_t k = b0; k < b1; ++k) {
+      ContinuationScore& o = out[group[k]];
+      o.logprob = flp[continuations[k][0]] + sums[k - b0];
+      o.tokens = int64_t(continuations[k].size());
     }
   }
+}
+
+std::vector<double> Scorer::score_rows(const std::vector<const std::vector<int32_t>*>& rows,
+                                       const std::vector<size_t>& scored_from, KVCache* cache) const {
+  const torch::Device device = model_->device();
+  const int64_t B = int64_t(rows.size());
+  int64_t T = 0;
+  for (const auto* row : rows) T = std::max<int64_t>(T, int64_t(row->size()));
+  std::vector<double> sums(rows.size(), 0.0);
+  std::vector<int64_t> ids(size_t(B * T), pad_id_), mask(size_t(B * T), 0), target(size_t(B * T), 0);
+  std::vector<uint8_t> scored(size_t(B * T), 0);
+  bool any = false;
+  for (int64_t r = 0; r < B; ++r) {
+    const std::vector<int32_t>& row = *rows[size_t(r)];
+    for (size_t t = 0; t < row.size(); ++t) {
+      ids[size_t(r * T) + t] = row[t];
+      mask[size_t(r * T) + t] = 1;
+      // Position t predicts token t + 1; the scored tokens start at scored_from.
+      if (t + 1 < row.size() && t + 1 >= scored_from[size_t(r)]) {
+        scored[size_t(r * T) + t] = 1;
+        target[size_t(r * T) + t] = row[t + 1];
+        any = true;
+      }
+    }
+  }
+  if (!any) return sums;  // one-token continuations after a shared context: nothing to run
+  auto opts = torch::TensorOptions().dtype(torch::kInt64);
+  ForwardOptions fo;
+  fo.cache = cache;
+  fo.attention_mask = torch::from_blob(mask.data(), {B, T}, opts).to(device);
+  torch::Tensor logits = model_->forward(torch::from_blob(ids.data(), {B, T}, opts).to(device), fo).logits;  // [B, T, V]
+  torch::Tensor sel = torch::from_blob(scored.data(), {B, T}, torch::kUInt8).to(device).to(torch::kBool);
+  torch::Tensor tgt = torch::from_blob(target.data(), {B, T}, opts).to(device);
+  // Only the scored positions go through log_softmax, in at least fp32.
+  torch::Tensor picked = logits.index({sel});
+  if (picked.scalar_type() != torch::kDouble) picked = picked.to(torch::kFloat);
+  torch::Tensor lp = picked.log_softmax(-1).gather(1, tgt.index({sel}).unsqueeze(1)).squeeze(1);
+  // Per-row sums: the scored positions of row r are contiguous in index order.
+  torch::Tensor lp_cpu = lp.to(torch::kCPU).to(torch::kDouble).contiguous();
+  const double* lpp = lp_cpu.data_ptr<double>();
+  int64_t offset = 0;
+  for (int64_t r = 0; r < B; ++r) {
+    const int64_t n = std::max<int64_t>(int64_t(rows[size_t(r)]->size()) - int64_t(scored_from[size_t(r)]), 0);
+    for (int64_t k = 0; k < n; ++k) sums[size_t(r)] += lpp[offset + k];
+    offset += n;
+  }
+  return sums;
 }
 
 std::vector<std::vector<float>> Scorer::class_logits(const std::vector<std::vector<int32_t>>& inputs,
