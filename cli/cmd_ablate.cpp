@@ -7,6 +7,8 @@
 // (RUN/deploy/model.gguf, RUN/deploy.json; --no-deploy skips this), and writes the report
 // (eval/ablation_report.h). A run whose folder holds DONE is skipped; an interrupted one continues
 // from its last checkpoint; a failing one is reported (RUN/log.txt) and the others go on.
+// --report-only writes the report of the runs finished so far and starts nothing (a look at a grid
+// that is still running, possibly in another process).
 #include <fcntl.h>
 #include <unistd.h>
 #include <spawn.h>
@@ -57,6 +59,7 @@ struct AblateArgs {
   int64_t seeds = 3, max_items = 0, max_documents = 0, jobs = 1;
   std::string corpus, tasks, split = "test", target, out;
   bool no_deploy = false;
+  bool report_only = false;  // write the report of the finished runs; train, evaluate, export nothing
   std::string runtime;  // gemkit-run; default: beside this binary or in the build tree's runtime/
 };
 
@@ -155,6 +158,7 @@ class Ablation {
 
   void run() {
     plan();
+    if (a_.report_only) return report_finished_runs();
     evaluate_base();
     for (PlannedRun& p : runs_) {
       p.to_do = !fs::exists(p.dir + "/DONE");
@@ -294,6 +298,7 @@ class Ablation {
                       {"eval_corpus", a_.corpus},     {"eval_tasks", a_.tasks},
                       {"split", a_.split},            {"max_items", a_.max_items},
                       {"max_documents", a_.max_documents}, {"target", a_.target}};
+    if (a_.report_only) return;  // creates and starts nothing
     if (!a_.no_deploy) runtime_ = {find_runtime(), "gemkit-run"};
     fs::create_directories(out("runs"));
     std::printf("ablation: %zu method(s) x %zu grid cell(s) x %lld seed(s) = %zu runs -> %s\n", plan_.methods.size(),
@@ -548,11 +553,35 @@ class Ablation {
       return;
     }
     const std::string metrics = p.dir + "/metrics.jsonl";
-    if (fs::exists(metrics)) p.run.training = eval::training_figures(eval::read_run_metrics(metrics));
+    if (fs::exists(metrics)) p.run.training = eval::training_figures(eval::read_run_metrics(metrics), p.run.target);
     for (const auto& [k, v] : eval::evaluation_routing(p.run.eval, p.run.target)) p.run.training[k] = v;
     json deployed;
     if (!a_.no_deploy && read_json_text(p.dir + "/deploy.json", deployed).empty())
       p.run.deployment = eval::deployment_figures(deployed);
+  }
+
+  // --report-only: the runs finished and evaluated with these settings; the others are left out of
+  // the report and named in it. Nothing is written but the report.
+  void report_finished_runs() {
+    const std::string base = out("base_eval.json").string();
+    if (!evaluated_already(base, base_model_))
+      fail(base, "no evaluation of the base model " + base_model_ +
+                     " with these evaluation settings yet: run the grid without --report-only first");
+    std::vector<PlannedRun> finished;
+    for (PlannedRun& p : runs_) {
+      std::string why;
+      const std::string model = fs::exists(p.dir + "/DONE") ? evaluation_model(p, why) : "";
+      if (!model.empty() && evaluated_already(p.dir + "/eval.json", model)) {
+        finish(p, "");
+        finished.push_back(std::move(p));
+      } else {
+        plan_.unfinished.push_back(p.run.name);
+      }
+    }
+    std::printf("report of the %zu finished run(s); %zu not finished yet are left out\n", finished.size(),
+                plan_.unfinished.size());
+    runs_ = std::move(finished);
+    report();
   }
 
   void report() {
@@ -600,6 +629,8 @@ void add_ablate_command(CLI::App& app) {
   cmd->add_option("--out,-o", a->out, "ablation folder: runs/, base_eval.json, report.*")->required();
   cmd->add_option("--jobs,-j", a->jobs, "runs in parallel")->capture_default_str();
   cmd->add_flag("--no-deploy", a->no_deploy, "do not export each run (compact format) nor measure it with gemkit-run");
+  cmd->add_flag("--report-only", a->report_only,
+                "write the report of the runs finished so far; train, evaluate, export and measure nothing");
   cmd->add_option("--runtime", a->runtime, "gemkit-run to measure exported runs with (default: beside gemkit, or BUILD/runtime/)");
   cmd->callback([a] { Ablation(*a).run(); });
 }

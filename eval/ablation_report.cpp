@@ -143,7 +143,15 @@ std::vector<GridCell> grid_cells(const Grid& grid) {
   return cells;
 }
 
-std::map<std::string, double> training_figures(const RunMetrics& metrics) {
+std::string expert_by_role(const std::string& key, const std::string& target) {
+  if (target.empty() || target == kGeneralDomain) return key;
+  const std::string own = "scar/load/" + target;
+  const bool is_own = key.size() >= own.size() && key.compare(key.size() - own.size(), own.size(), own) == 0 &&
+                      (key.size() == own.size() || key[key.size() - own.size() - 1] == '/');
+  return is_own ? key.substr(0, key.size() - target.size()) + "target" : key;
+}
+
+std::map<std::string, double> training_figures(const RunMetrics& metrics, const std::string& target) {
   std::map<std::string, double> out;
   for (const auto& [name, series] : metrics.series) {
     if (series.values.empty()) continue;
@@ -153,7 +161,7 @@ std::map<std::string, double> training_figures(const RunMetrics& metrics) {
       out[name] = sum / double(series.values.size());
     }
     for (const char* prefix : kTrainingPrefixes)
-      if (name.rfind(prefix, 0) == 0) out[name] = series.values.back();
+      if (name.rfind(prefix, 0) == 0) out[expert_by_role(name, target)] = series.values.back();
   }
   return out;
 }
@@ -168,7 +176,7 @@ std::map<std::string, double> evaluation_routing(const json& eval_report, const 
     if (!which) continue;
     for (const auto& [k, v] : r.at("stats").items())
       if (v.is_number() && (k.rfind("scar/", 0) == 0 || k.rfind("dtr/", 0) == 0))
-        out["eval/" + std::string(which) + "/" + k] = v.get<double>();
+        out["eval/" + std::string(which) + "/" + expert_by_role(k, target)] = v.get<double>();
   }
   return out;
 }
@@ -308,6 +316,12 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
   if (!any_deployment)
     not_available.push_back("exported model size, latency and peak memory: no run has RUN/deploy.json "
                             "(`gemkit ablate` measures them unless --no-deploy is given)");
+  if (!plan.unfinished.empty()) {
+    std::string names;
+    for (const std::string& n : plan.unfinished) names += (names.empty() ? "" : ", ") + n;
+    not_available.push_back(std::to_string(plan.unfinished.size()) + " run(s) not finished yet, left out of this report: " +
+                            names);
+  }
 
   // JSON.
   AblationReport out;
@@ -446,7 +460,8 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
   if (any_stats) {
     md += "\n## Routing and preservation statistics\n\nFinal training values; eval/general/..., eval/target/...: "
           "measured by the evaluation on the general and the target domain's text (e.g. eval/general/scar/load/general: "
-          "share of general text's routing decisions sent to the general expert).\n\n| method |";
+          "share of general text's routing decisions sent to the general expert; scar/load/target: to the run's own "
+          "domain expert).\n\n| method |";
     std::string r3 = "|---|";
     for (const std::string& k : training_keys)
       if (k != "tokens_per_s") md += " " + k + " |", r3 += "---|";
@@ -485,6 +500,10 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
   scatter.title = "General drift against domain gain (mean over seeds, 95% intervals)";
   scatter.x_label = "domain gain (%)";
   scatter.y_label = "general drift (%)";
+  // Over several target domains: one colour per domain, one marker shape per method within it (in
+  // the order of the rows), so that e.g. every domain's fine-tuning baseline is a circle.
+  std::vector<std::string> target_order;
+  std::map<std::string, int> methods_seen;
   for (const Row& row : rows) {
     const Cell& g = row.metrics.at("domain_gain");
     const Cell& d = row.metrics.at("general_drift");
@@ -500,6 +519,12 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
     s.x_high = {100 * gi.high};
     s.y_low = {100 * di.low};
     s.y_high = {100 * di.high};
+    if (targets.size() > 1) {
+      const auto it = std::find(target_order.begin(), target_order.end(), row.target);
+      s.colour = int(it - target_order.begin());
+      if (it == target_order.end()) target_order.push_back(row.target);
+      s.shape = methods_seen[row.target]++;
+    }
     scatter.series.push_back(s);
   }
   PlotOptions po;
@@ -523,7 +548,7 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
     for (const std::string& k : training_keys) {
       if (k == "tokens_per_s") continue;
       BarPanel p;
-      p.title = k + " (final value, mean over seeds)";
+      p.title = k + (k.rfind("eval/", 0) == 0 ? " (measured by the evaluation" : " (final training value") + ", mean over seeds)";
       p.y_label = k;
       for (const Row& row : rows) {
         const Cell& c = row.training.at(k);

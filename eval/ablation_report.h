@@ -62,11 +62,16 @@ struct AblationRun {
   std::map<std::string, double> deployment;  // deployment_figures() of RUN/deploy.json; empty: not measured
 };
 
+// The report names a run's own domain expert by its role: "...scar/load/<target>" becomes
+// "...scar/load/target" (other keys are returned as they are), so that runs adapting to different
+// domains share one column and one plot panel.
+std::string expert_by_role(const std::string& key, const std::string& target);
+
 // Routing statistics the evaluation measured (a `gemkit eval` report's perplexity results'
 // "stats"): "eval/general/<key>" on the general text and "eval/target/<key>" on the target
 // domain's, for every "scar/" and "dtr/" key (e.g. eval/general/scar/load/general: the share of
-// general text's routing decisions that went to the general expert). Empty for a model without
-// routing.
+// general text's routing decisions that went to the general expert), with expert_by_role's names.
+// Empty for a model without routing.
 std::map<std::string, double> evaluation_routing(const nlohmann::json& eval_report, const std::string& target);
 
 // The figures of a `gemkit-run --bench` JSON line the report shows (kDeploymentKeys); missing
@@ -79,10 +84,12 @@ struct AblationPlan {
   Grid grid;
   int64_t seeds = 1;
   nlohmann::json settings;  // recorded as is (eval corpus, tasks, split, max items, command)
+  std::vector<std::string> unfinished;  // runs of the plan left out of the report (not finished yet)
 };
 
-// tokens_per_s: the mean over the run's steps; dtr/, scar/, akp/ metrics: their last value.
-std::map<std::string, double> training_figures(const RunMetrics& metrics);
+// tokens_per_s: the mean over the run's steps; dtr/, scar/, akp/ metrics: their last value (the
+// target domain's expert named by expert_by_role).
+std::map<std::string, double> training_figures(const RunMetrics& metrics, const std::string& target);
 
 // mean +- t(0.975, n-1) * sd / sqrt(n) over the finite values (NaN bounds for fewer than two;
 // NaN value for none).

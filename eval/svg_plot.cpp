@@ -38,6 +38,37 @@ std::string svg_line(double x1, double y1, double x2, double y2, const std::stri
 
 double at_or_nan(const std::vector<double>& v, size_t i) { return i < v.size() ? v[i] : NAN; }
 
+constexpr int kPaletteSize = sizeof kColours / sizeof kColours[0];
+constexpr int kShapes = 4;
+
+// A series' colour and shape: its own, else from its position k (colour k mod 7, then shape).
+const char* colour_of(const PlotSeries& s, size_t k) {
+  return kColours[(s.colour >= 0 ? size_t(s.colour) : k) % kPaletteSize];
+}
+int shape_of(const PlotSeries& s, size_t k) { return (s.shape >= 0 ? s.shape : int(k / kPaletteSize)) % kShapes; }
+
+// Marker of shape 0-3 (circle, square, triangle, diamond) centred on (x, y), about r across.
+std::string svg_marker(int shape, double x, double y, double r, const std::string& fill) {
+  const auto polygon = [&](std::initializer_list<std::pair<double, double>> pts) {
+    std::string s = "<polygon fill=\"" + fill + "\" points=\"";
+    for (const auto& [dx, dy] : pts) s += num(x + dx * r) + "," + num(y + dy * r) + " ";
+    s.back() = '"';
+    return s + "/>\n";
+  };
+  switch (shape) {
+    case 1: return polygon({{-0.85, -0.85}, {0.85, -0.85}, {0.85, 0.85}, {-0.85, 0.85}});
+    case 2: return polygon({{0, -1.2}, {1.1, 0.8}, {-1.1, 0.8}});
+    case 3: return polygon({{0, -1.25}, {1.1, 0}, {0, 1.25}, {-1.1, 0}});
+    default: return "<circle cx=\"" + num(x) + "\" cy=\"" + num(y) + "\" r=\"" + num(r) + "\" fill=\"" + fill + "\"/>\n";
+  }
+}
+
+// Stroke pattern of a line series of shape 0-3 (solid, dashed, dotted, dash-dot).
+std::string dash_attribute(int shape) {
+  const char* const dashes[kShapes] = {"", "7,4", "2,3", "8,3,2,3"};
+  return shape == 0 ? "" : std::string(" stroke-dasharray=\"") + dashes[shape] + "\"";
+}
+
 }  // namespace
 
 std::vector<double> nice_ticks(double lo, double hi, int target) {
@@ -86,10 +117,19 @@ std::string xml_escape(const std::string& s) {
 
 std::string render_svg(const std::vector<PlotPanel>& panels, const PlotOptions& o) {
   if (panels.empty()) fail("svg_plot", "nothing to plot");
-  const double left = 80, right = 170, top_title = o.title.empty() ? 10 : 40, panel_gap = 20;
-  const double plot_w = o.width - left - right, panel_h = o.panel_height;
+  // The legend's width fits the longest name (about 6.5 px a character at this font size) and
+  // the panels are tall enough for the longest legend (18 px an entry), so no name is cut off.
+  size_t longest_name = 0, most_series = 0;
+  for (const PlotPanel& panel : panels) {
+    most_series = std::max(most_series, panel.series.size());
+    for (const PlotSeries& ser : panel.series) longest_name = std::max(longest_name, ser.name.size());
+  }
+  const double left = 80, top_title = o.title.empty() ? 10 : 40, panel_gap = 20;
+  const double plot_w = o.width - left - 170, right = std::max(170.0, 56 + 6.5 * double(longest_name));
+  const double panel_h = std::max(double(o.panel_height), 22 + 36 + 16 + 18 * double(most_series));
+  const double width = left + plot_w + right;
   const double height = top_title + double(panels.size()) * (panel_h + panel_gap) + 10;
-  std::string s = svg_open(o.width, height, o.title);
+  std::string s = svg_open(width, height, o.title);
 
   for (size_t p = 0; p < panels.size(); ++p) {
     const PlotPanel& panel = panels[p];
@@ -118,7 +158,14 @@ std::string render_svg(const std::vector<PlotPanel>& panels, const PlotOptions& 
            "\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n</g>\n";
       continue;
     }
-    if (xmax == xmin) { xmin -= 1; xmax += 1; }
+    if (xmax == xmin) {
+      xmin -= 1;
+      xmax += 1;
+    } else if (std::any_of(panel.series.begin(), panel.series.end(), [](const PlotSeries& ser) { return ser.markers; })) {
+      const double pad = (xmax - xmin) * 0.04;  // markers at the extremes stay inside the frame
+      xmin -= pad;
+      xmax += pad;
+    }
     if (ymax == ymin) {
       const double pad = ymin == 0 ? 1 : std::fabs(ymin) * 0.05;
       ymin -= pad;
@@ -157,7 +204,8 @@ std::string render_svg(const std::vector<PlotPanel>& panels, const PlotOptions& 
     // Lines (a single point is drawn as a dot) or markers, with error bars, clipped to the plot area by construction.
     for (size_t k = 0; k < panel.series.size(); ++k) {
       const PlotSeries& ser = panel.series[k];
-      const char* colour = kColours[k % (sizeof kColours / sizeof kColours[0])];
+      const char* colour = colour_of(ser, k);
+      const int shape = shape_of(ser, k);
       std::string pts;
       size_t n = 0;
       for (size_t i = 0; i < ser.x.size() && i < ser.y.size(); ++i) {
@@ -169,20 +217,23 @@ std::string render_svg(const std::vector<PlotPanel>& panels, const PlotOptions& 
         if (std::isfinite(xl) && std::isfinite(xh)) s += svg_line(sx(xl), y, sx(xh), y, colour);
         if (std::isfinite(yl) && std::isfinite(yh) && !(panel.log_y && (yl <= 0 || yh <= 0)))
           s += svg_line(x, sy(ty(yl)), x, sy(ty(yh)), colour);
-        if (ser.markers) s += "<circle cx=\"" + num(x) + "\" cy=\"" + num(y) + "\" r=\"4\" fill=\"" + colour + "\"/>\n";
+        if (ser.markers) s += svg_marker(shape, x, y, 4.5, colour);
       }
       if (n == 1 && !ser.markers) {
         const size_t comma = pts.find(',');
         s += "<circle cx=\"" + pts.substr(0, comma) + "\" cy=\"" + pts.substr(comma + 1) + "\" r=\"3\" fill=\"" +
              colour + "\"/>\n";
       } else if (n > 1 && !ser.markers) {
-        s += "<polyline fill=\"none\" stroke=\"" + std::string(colour) + "\" stroke-width=\"1.5\" points=\"" + pts +
-             "\"/>\n";
+        s += "<polyline fill=\"none\" stroke=\"" + std::string(colour) + "\" stroke-width=\"1.5\"" + dash_attribute(shape) +
+             " points=\"" + pts + "\"/>\n";
       }
       // Legend entry, right of the plot.
       const double ly = py + 12 + double(k) * 18;
-      s += "<line x1=\"" + num(px + pw + 12) + "\" y1=\"" + num(ly - 4) + "\" x2=\"" + num(px + pw + 36) + "\" y2=\"" +
-           num(ly - 4) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"/>\n";
+      if (ser.markers)
+        s += svg_line(px + pw + 12, ly - 4, px + pw + 36, ly - 4, colour) + svg_marker(shape, px + pw + 24, ly - 4, 4.5, colour);
+      else
+        s += "<line x1=\"" + num(px + pw + 12) + "\" y1=\"" + num(ly - 4) + "\" x2=\"" + num(px + pw + 36) + "\" y2=\"" +
+             num(ly - 4) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"" + dash_attribute(shape) + "/>\n";
       s += "<text x=\"" + num(px + pw + 42) + "\" y=\"" + num(ly) + "\">" + xml_escape(ser.name) + "</text>\n";
     }
     s += "</g>\n";

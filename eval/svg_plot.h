@@ -14,6 +14,10 @@ struct PlotSeries {
   bool markers = false;      // a dot per point and no line (scatter)
   // Optional error bars, each empty or as long as x: interval bounds per point (non-finite: none).
   std::vector<double> x_low{}, x_high{}, y_low{}, y_high{};
+  // Style: a palette colour (7 colour-blind-safe colours) and a shape (markers: circle, square,
+  // triangle, diamond; lines: solid, dashed, dotted, dash-dot), each an index. -1 takes them from
+  // the series' position in its panel, colours first, so up to 28 series look different.
+  int colour = -1, shape = -1;
 };
 
 struct PlotPanel {
@@ -37,6 +41,8 @@ std::string tick_label(double v);
 // Escapes &, <, >, " for SVG text and attributes.
 std::string xml_escape(const std::string& s);
 
+// Line charts and scatter plots; the legend (right of each panel) widens the chart to fit the
+// longest series name, and the panels grow to fit a long legend.
 std::string render_svg(const std::vector<PlotPanel>& panels, const PlotOptions& options = {});
 
 // One bar per label, with an optional interval whisker (low/high empty or one per label;

@@ -89,8 +89,16 @@ TEST(AblationReport, SeedIntervalsAndTrainingFigures) {
   m.series["tokens_per_s"] = {{1, 2, 3}, {100, 200, 600}};
   m.series["dtr/capacity"] = {{1, 2, 3}, {1.0, 0.75, 0.5}};
   m.series["loss"] = {{1, 2, 3}, {3, 2, 1}};
-  const std::map<std::string, double> f = training_figures(m);
-  EXPECT_EQ(f, (std::map<std::string, double>{{"dtr/capacity", 0.5}, {"tokens_per_s", 300}}));
+  m.series["scar/load/law"] = {{1, 2, 3}, {0.5, 0.6, 0.7}};
+  m.series["scar/load/general"] = {{1, 2, 3}, {0.5, 0.4, 0.3}};
+  const std::map<std::string, double> f = training_figures(m, "law");
+  EXPECT_EQ(f, (std::map<std::string, double>{
+                   {"dtr/capacity", 0.5}, {"scar/load/general", 0.3}, {"scar/load/target", 0.7}, {"tokens_per_s", 300}}));
+  // Only the run's own expert is renamed, and only as a whole key segment.
+  EXPECT_EQ(training_figures(m, "finance").count("scar/load/law"), 1u);
+  EXPECT_EQ(expert_by_role("eval/general/scar/load/law", "law"), "eval/general/scar/load/target");
+  EXPECT_EQ(expert_by_role("scar/load/biglaw", "law"), "scar/load/biglaw");
+  EXPECT_EQ(expert_by_role("scar/load/general", "general"), "scar/load/general");
 
   const std::vector<GridCell> cells = grid_cells({{"a", {"1", "2"}}, {"b", {"x", "y"}}});
   ASSERT_EQ(cells.size(), 4u);
@@ -112,13 +120,18 @@ TEST(AblationReport, EvaluationRoutingStatisticsOnGeneralAndTargetText) {
   json e = eval_json({{"law", 80}, {"general", 60}, {"finance", 70}}, {});
   for (json& r : e["results"]) {
     const std::string d = r["domain"];
-    r["stats"] = {{"scar/load/general", d == "general" ? 0.9 : d == "law" ? 0.2 : 0.5}, {"dtr/realised_capacity", 0.6},
-                  {"tokens", 100.0}, {"scar/note", "text"}};
+    r["stats"] = {{"scar/load/general", d == "general" ? 0.9 : d == "law" ? 0.2 : 0.5},
+                  {"scar/load/law", d == "general" ? 0.1 : d == "law" ? 0.8 : 0.5},
+                  {"dtr/realised_capacity", 0.6},
+                  {"tokens", 100.0},
+                  {"scar/note", "text"}};
   }
   const auto m = evaluation_routing(e, "law");
-  EXPECT_EQ(m.size(), 4u);  // scar/ and dtr/ numbers of general and law only
+  EXPECT_EQ(m.size(), 6u);  // scar/ and dtr/ numbers of general and law only
   EXPECT_EQ(m.at("eval/general/scar/load/general"), 0.9);
   EXPECT_EQ(m.at("eval/target/scar/load/general"), 0.2);
+  EXPECT_EQ(m.at("eval/general/scar/load/target"), 0.1);  // the law expert, named by its role
+  EXPECT_EQ(m.at("eval/target/scar/load/target"), 0.8);
   EXPECT_EQ(m.at("eval/target/dtr/realised_capacity"), 0.6);
   EXPECT_TRUE(evaluation_routing(eval_json({{"law", 80}}, {}), "law").empty());  // no routing
   EXPECT_TRUE(evaluation_routing(json::object(), "law").empty());
@@ -358,6 +371,25 @@ TEST(AblateCli, GridRunsSkipsFinishedAndResumesKilledRuns) {
   const int64_t lora_eval_time = mtime_ns(run_dir(2) + "/eval.json");
   const int64_t base_eval_time = mtime_ns(out + "/base_eval.json");
 
+  // --report-only: a report of the two finished runs; the others are named, nothing is started.
+  const int64_t ft_log_time = mtime_ns(run_dir(0) + "/log.txt");
+  std::vector<std::string> report_only = args;
+  report_only.push_back("--report-only");
+  o = run_gemkit(report_only, "", log);
+  ASSERT_EQ(o.code, 0) << o.out;
+  EXPECT_NE(o.out.find("report of the 2 finished run(s); 2 not finished yet are left out"), std::string::npos) << o.out;
+  EXPECT_EQ(o.out.find("training ..."), std::string::npos) << o.out;
+  EXPECT_EQ(mtime_ns(run_dir(0) + "/log.txt"), ft_log_time);
+  EXPECT_EQ(mtime_ns(run_dir(2) + "/eval.json"), lora_eval_time);
+  EXPECT_EQ(mtime_ns(out + "/base_eval.json"), base_eval_time);
+  EXPECT_FALSE(fs::exists(run_dir(0) + "/DONE"));
+  const json partial = json::parse(read_text_file(out + "/report.json"));
+  ASSERT_EQ(partial["runs"].size(), 2u);
+  EXPECT_EQ(partial["runs"][0]["name"], names[2]);
+  EXPECT_NE(read_text_file(out + "/report.md").find("2 run(s) not finished yet, left out of this report: " + names[0] +
+                                                     ", " + names[1]),
+            std::string::npos);
+
   // 2. Again without the kill: the fine-tuning runs resume from step 1, the LoRA runs are skipped.
   o = run_gemkit(args, "", log);
   ASSERT_EQ(o.code, 0) << o.out;
@@ -470,4 +502,5 @@ TEST(AblateCli, BadArgumentsFailBeforeAnyRun) {
   fails({"--target", "law", "--seeds", "0"}, "--seeds: expected at least 1");
   fails({}, "cannot read the target domain from train.data");
   fails({"--target", "law", "--runtime", dir + "/no-gemkit-run"}, "--runtime " + dir + "/no-gemkit-run: not an executable file");
+  fails({"--target", "law", "--report-only"}, dir + "/out/base_eval.json: no evaluation of the base model");
 }

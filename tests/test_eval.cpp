@@ -616,6 +616,34 @@ TEST(Plot, SvgIsWellFormedXml) {
                           "assert r.tag.endswith('svg'), r.tag; "
                           "assert len(r.findall('.//{http://www.w3.org/2000/svg}polyline')) == 3\" '" + svg_path + "'";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << read_text_file(svg_path);
+  // Scatter styles: colours first, then shapes, so series 0 and 7 differ (circle, square); an
+  // explicit style wins; a long name widens the chart instead of running off it.
+  PlotPanel scatter;
+  for (int k = 0; k < 9; ++k) {
+    PlotSeries ser{"s" + std::to_string(k), {double(k)}, {double(k * k)}};
+    ser.markers = true;
+    scatter.series.push_back(ser);
+  }
+  const auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  std::string svg = render_svg({scatter});
+  EXPECT_EQ(count(svg, "<circle"), 14u);   // 7 points + 7 legend entries
+  EXPECT_EQ(count(svg, "<polygon"), 4u);   // squares: 2 points + 2 legend entries
+  EXPECT_EQ(count(svg, "#0072B2"), 6u);    // series 0 and 7 share the first colour: point, legend line, legend marker
+  EXPECT_NE(svg.find("width=\"900.00\""), std::string::npos);
+  scatter.series[0].colour = 2;
+  scatter.series[0].shape = 3;
+  scatter.series[0].name = std::string(60, 'x');
+  svg = render_svg({scatter});
+  EXPECT_EQ(count(svg, "<polygon"), 6u);
+  EXPECT_EQ(svg.find("width=\"900.00\""), std::string::npos);  // wider: the legend fits the name
+  EXPECT_EQ(std::system(("python3 -c \"import sys, xml.dom.minidom as M; M.parseString(sys.stdin.read())\" <<'EOF'\n" +
+                         svg + "\nEOF").c_str()),
+            0);
+
   const std::vector<double> ticks = nice_ticks(0, 1, 5), want{0, 0.2, 0.4, 0.6, 0.8, 1};
   ASSERT_EQ(ticks.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(ticks[i], want[i], 1e-12);
