@@ -1,6 +1,7 @@
 // Forward speed of GEM's routing against the same model without it (design/gem-method.md §2-3).
 //
 //   routing_bench [--model DIR | --size base|50m] [--batch B] [--seq T] [--reps N] [--capacity C]
+//                 [--attention-only 1]
 //
 // Runs, on the same random token batch and in the same process, best of N timed forward passes
 // (no gradients, eval mode unless noted) of:
@@ -12,7 +13,8 @@
 //   scar        SCAR with two domain experts (rank 16) on q/v/gate/up/down of every block
 //   gem         DTR (threshold) + SCAR together
 // and prints one table line each: ms per forward, tokens/s, speed-up against dense, realised
-// capacity. Random weights are fine: the cost does not depend on their values.
+// capacity. Random weights are fine: the cost does not depend on their values. --attention-only 1
+// routes attention only (dtr.attention_only: the MLP runs on every token).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -70,6 +72,7 @@ int main(int argc, char** argv) {
   int64_t batch = 4, seq = 512;
   int reps = 5;
   double capacity = 0.5;
+  bool attention_only = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--model") model_dir = v;
@@ -78,6 +81,7 @@ int main(int argc, char** argv) {
     else if (k == "--seq") seq = std::stoll(v);
     else if (k == "--reps") reps = std::stoi(v);
     else if (k == "--capacity") capacity = std::stod(v);
+    else if (k == "--attention-only") attention_only = v == "1";
     else {
       std::fprintf(stderr, "routing_bench: unknown option %s\n", k.c_str());
       return 2;
@@ -94,9 +98,10 @@ int main(int argc, char** argv) {
   std::vector<int64_t> inner;
   for (int64_t i = 1; i + 1 < model->num_blocks(); ++i) inner.push_back(i);
 
-  std::printf("model: %s, %lld blocks x %lld, batch %lld x seq %lld, torch threads %d, best of %d\n",
+  std::printf("model: %s, %lld blocks x %lld, batch %lld x seq %lld, torch threads %d, best of %d%s\n",
               model_dir.empty() ? size.c_str() : model_dir.c_str(), (long long)c.num_hidden_layers,
-              (long long)c.hidden_size, (long long)batch, (long long)seq, torch::get_num_threads(), reps);
+              (long long)c.hidden_size, (long long)batch, (long long)seq, torch::get_num_threads(), reps,
+              attention_only ? ", DTR routes attention only" : "");
   std::printf("| variant | ms / forward | tokens/s | speed-up | realised capacity |\n|---|---|---|---|---|\n");
   const double dense = best_ms(model, ids, reps);
   auto line = [&](const char* name, double ms, double realised) {
@@ -110,6 +115,7 @@ int main(int argc, char** argv) {
     g.dtr = true;
     g.dtr_blocks = inner;
     g.dtr_options.capacity = capacity;
+    g.dtr_options.attention_only = attention_only;
     return g;
   };
   {
