@@ -503,6 +503,12 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
   // Over several target domains: one colour per domain, one marker shape per method within it (in
   // the order of the rows), so that e.g. every domain's fine-tuning baseline is a circle.
   std::vector<std::string> target_order;
+  const auto target_colour = [&](const std::string& target) {
+    const auto it = std::find(target_order.begin(), target_order.end(), target);
+    if (it != target_order.end()) return int(it - target_order.begin());
+    target_order.push_back(target);
+    return int(target_order.size() - 1);
+  };
   std::map<std::string, int> methods_seen;
   for (const Row& row : rows) {
     const Cell& g = row.metrics.at("domain_gain");
@@ -520,9 +526,7 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
     s.y_low = {100 * di.low};
     s.y_high = {100 * di.high};
     if (targets.size() > 1) {
-      const auto it = std::find(target_order.begin(), target_order.end(), row.target);
-      s.colour = int(it - target_order.begin());
-      if (it == target_order.end()) target_order.push_back(row.target);
+      s.colour = target_colour(row.target);
       s.shape = methods_seen[row.target]++;
     }
     scatter.series.push_back(s);
@@ -553,6 +557,7 @@ AblationReport ablation_report(const AblationPlan& plan, const json& base_eval, 
       for (const Row& row : rows) {
         const Cell& c = row.training.at(k);
         p.labels.push_back(row.label);
+        if (targets.size() > 1) p.colours.push_back(target_colour(row.target));
         p.values.push_back(c.seeds.value);
         p.low.push_back(c.seeds.low);
         p.high.push_back(c.seeds.high);

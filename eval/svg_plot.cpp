@@ -277,7 +277,7 @@ std::string render_bars_svg(const std::vector<BarPanel>& panels, const PlotOptio
     for (size_t i = 0; i < panel.labels.size(); ++i) {
       const double cx = px + slot * (double(i) + 0.5), bw = std::min(60.0, slot * 0.6);
       const double v = at_or_nan(panel.values, i);
-      const char* colour = kColours[i % (sizeof kColours / sizeof kColours[0])];
+      const char* colour = kColours[(i < panel.colours.size() ? size_t(panel.colours[i]) : i) % kPaletteSize];
       if (std::isfinite(v)) {
         s += "<rect x=\"" + num(cx - bw / 2) + "\" y=\"" + num(std::min(sy(v), sy(0))) + "\" width=\"" + num(bw) +
              "\" height=\"" + num(std::fabs(sy(v) - sy(0))) + "\" fill=\"" + colour + "\"/>\n";

@@ -52,6 +52,7 @@ struct BarPanel {
   std::string y_label;
   std::vector<std::string> labels;
   std::vector<double> values, low, high;  // non-finite values: no bar ("n/a")
+  std::vector<int> colours{};             // palette index per bar; empty: by position
 };
 std::string render_bars_svg(const std::vector<BarPanel>& panels, const PlotOptions& options = {});
 
