@@ -644,6 +644,14 @@ TEST(Plot, SvgIsWellFormedXml) {
                          svg + "\nEOF").c_str()),
             0);
 
+  // Bars take their colour from `colours` when given (e.g. one per target domain), else by position.
+  BarPanel bars{"b", "v", {"x", "y", "z"}, {1, 2, 3}, {}, {}, {2, 2, 0}};
+  svg = render_bars_svg({bars});
+  EXPECT_EQ(count(svg, "fill=\"#009E73\""), 2u);
+  EXPECT_EQ(count(svg, "fill=\"#0072B2\""), 1u);
+  bars.colours.clear();
+  EXPECT_EQ(count(render_bars_svg({bars}), "fill=\"#009E73\""), 1u);
+
   const std::vector<double> ticks = nice_ticks(0, 1, 5), want{0, 0.2, 0.4, 0.6, 0.8, 1};
   ASSERT_EQ(ticks.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(ticks[i], want[i], 1e-12);
