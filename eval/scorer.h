@@ -58,7 +58,8 @@ class Scorer {
   void score_shared(const std::vector<int32_t>& context, const std::vector<std::vector<int32_t>>& continuations,
                     const std::vector<size_t>& group, std::vector<ContinuationScore>& out) const;
   // One padded batch (right padding, attention mask): per row, the summed log-probability of
-  // its tokens from scored_from on, each predicted by the one before it; after `cache` if given.
+  // its tokens from scored_from on (>= 1: a row's first token has no prediction), each predicted by
+  // the one before it; after `cache` if given.
   std::vector<double> score_rows(const std::vector<const std::vector<int32_t>*>& rows,
                                  const std::vector<size_t>& scored_from, KVCache* cache) const;
 };

@@ -31,9 +31,10 @@ std::string svg_open(double width, double height, const std::string& title) {
   return s;
 }
 
-std::string svg_line(double x1, double y1, double x2, double y2, const std::string& stroke) {
+// `extra`: further attributes, e.g. " stroke-width=\"2\"".
+std::string svg_line(double x1, double y1, double x2, double y2, const std::string& stroke, const std::string& extra = "") {
   return "<line x1=\"" + num(x1) + "\" y1=\"" + num(y1) + "\" x2=\"" + num(x2) + "\" y2=\"" + num(y2) + "\" stroke=\"" +
-         stroke + "\"/>\n";
+         stroke + "\"" + extra + "/>\n";
 }
 
 double at_or_nan(const std::vector<double>& v, size_t i) { return i < v.size() ? v[i] : NAN; }
@@ -41,10 +42,10 @@ double at_or_nan(const std::vector<double>& v, size_t i) { return i < v.size() ?
 constexpr int kPaletteSize = sizeof kColours / sizeof kColours[0];
 constexpr int kShapes = 4;
 
+const char* palette(size_t index) { return kColours[index % kPaletteSize]; }
+
 // A series' colour and shape: its own, else from its position k (colour k mod 7, then shape).
-const char* colour_of(const PlotSeries& s, size_t k) {
-  return kColours[(s.colour >= 0 ? size_t(s.colour) : k) % kPaletteSize];
-}
+const char* colour_of(const PlotSeries& s, size_t k) { return palette(s.colour >= 0 ? size_t(s.colour) : k); }
 int shape_of(const PlotSeries& s, size_t k) { return (s.shape >= 0 ? s.shape : int(k / kPaletteSize)) % kShapes; }
 
 // Marker of shape 0-3 (circle, square, triangle, diamond) centred on (x, y), about r across.
@@ -232,8 +233,7 @@ std::string render_svg(const std::vector<PlotPanel>& panels, const PlotOptions& 
       if (ser.markers)
         s += svg_line(px + pw + 12, ly - 4, px + pw + 36, ly - 4, colour) + svg_marker(shape, px + pw + 24, ly - 4, 4.5, colour);
       else
-        s += "<line x1=\"" + num(px + pw + 12) + "\" y1=\"" + num(ly - 4) + "\" x2=\"" + num(px + pw + 36) + "\" y2=\"" +
-             num(ly - 4) + "\" stroke=\"" + colour + "\" stroke-width=\"2\"" + dash_attribute(shape) + "/>\n";
+        s += svg_line(px + pw + 12, ly - 4, px + pw + 36, ly - 4, colour, " stroke-width=\"2\"" + dash_attribute(shape));
       s += "<text x=\"" + num(px + pw + 42) + "\" y=\"" + num(ly) + "\">" + xml_escape(ser.name) + "</text>\n";
     }
     s += "</g>\n";
@@ -277,7 +277,7 @@ std::string render_bars_svg(const std::vector<BarPanel>& panels, const PlotOptio
     for (size_t i = 0; i < panel.labels.size(); ++i) {
       const double cx = px + slot * (double(i) + 0.5), bw = std::min(60.0, slot * 0.6);
       const double v = at_or_nan(panel.values, i);
-      const char* colour = kColours[(i < panel.colours.size() ? size_t(panel.colours[i]) : i) % kPaletteSize];
+      const char* colour = palette(i < panel.colours.size() ? size_t(panel.colours[i]) : i);
       if (std::isfinite(v)) {
         s += "<rect x=\"" + num(cx - bw / 2) + "\" y=\"" + num(std::min(sy(v), sy(0))) + "\" width=\"" + num(bw) +
              "\" height=\"" + num(std::fabs(sy(v) - sy(0))) + "\" fill=\"" + colour + "\"/>\n";
