@@ -1,0 +1,18 @@
+// Hugging Face tokenizer files from a GGUF file's tokenizer.ggml.* metadata, so that an imported
+// folder tokenizes in gemkit, in Hugging Face `tokenizers` and in transformers exactly as
+// llama.cpp tokenizes the original file.
+#pragma once
+#include <string>
+
+namespace gemkit {
+
+class GgufFile;
+
+// Writes DIR/tokenizer.json and DIR/tokenizer_config.json (special tokens, add_bos_token,
+// chat template from tokenizer.chat_template, model_max_length). Byte-level BPE ("gpt2": the
+// gpt2, smollm/starcoder, llama3 and qwen2 pre-tokenizer families). Throws gemkit::Error naming
+// the file and the key for an unsupported tokenizer model or pre-tokenizer. Files are written
+// to a temporary name and renamed.
+void write_hf_tokenizer_files(const GgufFile& gguf, const std::string& dir);
+
+}  // namespace gemkit
