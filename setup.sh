@@ -20,6 +20,7 @@ APT_PACKAGES=(
   libeigen3-dev libhdf5-dev libcli11-dev libgtest-dev libtomlplusplus-dev
   nlohmann-json3-dev libsentencepiece-dev libgloo-dev libicu-dev
   python3-torch                              # the independent reference for parity tests
+  python3-venv                               # .venv: the real peers (transformers, peft, gguf) at pinned versions
   nodejs npm                                 # public tokenizer test files, llama.cpp (npm node-llama-cpp)
   clang                                      # libFuzzer for the runtime loader fuzz test
 )
@@ -100,6 +101,21 @@ base() {
   echo "base model: out/train/base_pretrain/$(cat out/train/base_pretrain/best 2>/dev/null || echo latest)"
 }
 
+# The project's Python environment: the real peers the parity tests compare against
+# (transformers, peft, tokenizers, gguf, torch 2.x) at the versions pinned in requirements.txt,
+# in .venv, never in the system Python. Reinstalled only when requirements.txt changes. The
+# first install downloads about 3 GB (torch's Linux wheel brings its CUDA libraries).
+VENV=$ROOT/.venv
+python_env() {
+  local want
+  want=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
+  if [ -x "$VENV/bin/python" ] && [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" = "$want" ]; then return; fi
+  echo "setup: Python environment .venv (requirements.txt)"
+  /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/requirements.txt"
+  echo "$want" > "$VENV/.requirements.sha256"
+}
+
 fetch_test_data() {
   bash "$ROOT/tests/fetch_test_data.sh" "$BUILD_DIR/testdata"
 }
@@ -109,7 +125,7 @@ case "$cmd" in
   build)
     install_missing; build ;;
   test)
-    install_missing; build; fetch_test_data
+    install_missing; python_env; build; fetch_test_data
     cd "$BUILD_DIR" && OMP_NUM_THREADS=1 ctest --output-on-failure -j "$JOBS" ;;
   quickstart)
     install_missing; build; quickstart ;;

@@ -16,5 +16,7 @@ void add_compare_command(CLI::App& app);     // cmd_compare.cpp: compare eval re
 void add_train_command(CLI::App& app);       // cmd_train.cpp: train
 void add_ablate_command(CLI::App& app);      // cmd_ablate.cpp: ablate (methods x grid x seeds, report)
 void add_export_commands(CLI::App& app);     // cmd_export.cpp: export gguf
+void add_import_commands(CLI::App& app);     // cmd_import.cpp: import gguf
+void add_models_commands(CLI::App& app);     // cmd_models.cpp: models ls | fetch
 
 }  // namespace gemkit::cli

@@ -1,5 +1,7 @@
 #include "core/file_io.h"
 
+#include <filesystem>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -117,6 +119,50 @@ void write_file_atomic(const std::string& path,
 
 void write_text_file_atomic(const std::string& path, std::string_view text) {
   write_file_atomic(path, [&](std::FILE* f) { write_all(f, text.data(), text.size(), path); });
+}
+
+namespace {
+
+void fsync_path(const std::string& path, int flags) {
+  const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) fail(path, "cannot open to sync: " + errno_text());
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) fail(path, "fsync failed: " + errno_text());
+}
+
+}  // namespace
+
+void write_directory_atomic(const std::string& dir, bool replace,
+                            const std::function<void(const std::string& tmp_dir)>& fill) {
+  namespace fs = std::filesystem;
+  std::string target = dir;
+  while (target.size() > 1 && target.back() == '/') target.pop_back();
+  if (fs::exists(target) && !replace) fail(target, "exists; pass --force to replace it");
+  if (fs::exists(target) && !fs::is_directory(target)) fail(target, "exists and is not a folder");
+  const std::string tmp = target + ".tmp." + std::to_string(::getpid());
+  const std::string old = target + ".old." + std::to_string(::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  try {
+    fs::create_directories(tmp);
+    fill(tmp);
+    for (const auto& e : fs::recursive_directory_iterator(tmp)) {
+      if (e.is_regular_file()) fsync_path(e.path().string(), O_RDONLY);
+      else if (e.is_directory()) fsync_path(e.path().string(), O_RDONLY | O_DIRECTORY);
+    }
+    fsync_path(tmp, O_RDONLY | O_DIRECTORY);
+    // rename() cannot replace a non-empty folder: the old one is moved aside first, so the
+    // new one still appears in a single rename.
+    if (fs::exists(target)) fs::rename(target, old);
+    fs::rename(tmp, target);
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    if (!fs::exists(target) && fs::exists(old)) fs::rename(old, target, ec);
+    throw;
+  }
+  fs::remove_all(old, ec);
+  fsync_path(parent_dir(target), O_RDONLY | O_DIRECTORY);
 }
 
 }  // namespace gemkit

@@ -41,6 +41,14 @@ void write_file_atomic(const std::string& path,
                        const std::function<void(std::FILE*)>& write);
 void write_text_file_atomic(const std::string& path, std::string_view text);
 
+// Writes a whole folder so that `dir` only ever holds the old or the complete new content:
+// `fill` writes into "<dir>.tmp.<pid>", every file is fsynced, and the folder is renamed into
+// place. An existing `dir` is an error unless `replace` (it is then moved aside, the new one
+// renamed in, the old one removed). If `fill` throws, the temporary folder is removed and
+// `dir` is untouched.
+void write_directory_atomic(const std::string& dir, bool replace,
+                            const std::function<void(const std::string& tmp_dir)>& fill);
+
 // Throws gemkit::Error naming `path` if fwrite/fflush fail (disk full, ...).
 void write_all(std::FILE* f, const void* data, size_t size, const std::string& path);
 

@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "model/gguf.h"
 #include "model/llama_tensor_names.h"
-#include "quant/block_quant.h"
+#include "quant/ggml_dequant.h"
 
 namespace gemkit {
 
@@ -59,16 +59,15 @@ ModelConfig config_of(const GgufFile& f) {
 }
 
 torch::Tensor dequantized(const GgufFile& f, const GgufTensorInfo& t) {
-  const uint32_t id = t.type;
-  if (id != 0 && id != 1 && id != 2 && id != 8)
-    fail(f.path(), t.name + ": tensor type " + std::to_string(id) + " is not supported (F32, F16, Q8_0, Q4_0)");
-  const QuantType type = static_cast<QuantType>(id);
+  if (!ggml_can_dequantize(t.type))
+    fail(f.path(), t.name + ": tensor type " + std::to_string(t.type) +
+                       " is not supported (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k)");
   std::vector<int64_t> shape(t.dims.rbegin(), t.dims.rend());  // PyTorch order
   const int64_t n = shape.back(), rows = static_cast<int64_t>(t.n_elements) / n;
   torch::Tensor out = torch::empty(shape);
-  const size_t row_bytes = quant_row_bytes(type, n);
+  const size_t row_bytes = static_cast<size_t>(n / ggml_block_elems(t.type)) * ggml_block_bytes(t.type);
   const uint8_t* src = f.tensor_data(t);
-  for (int64_t r = 0; r < rows; ++r) dequantize_row(type, src + r * row_bytes, n, out.data_ptr<float>() + r * n);
+  for (int64_t r = 0; r < rows; ++r) ggml_dequantize_row(t.type, src + r * row_bytes, n, out.data_ptr<float>() + r * n);
   return out;
 }
 

@@ -1,5 +1,5 @@
-// A llama-architecture GGUF file (what `gemkit export gguf` writes, or any llama GGUF in F32,
-// F16, Q8_0 or Q4_0) as a LibTorch model: the config from the llama.* keys, every tensor
+// A llama-architecture GGUF file (what `gemkit export gguf` writes, or any llama GGUF of the
+// types quant/ggml_dequant.h reads) as a LibTorch model: the config from the llama.* keys, every tensor
 // dequantized to f32 (the exact values llama.cpp multiplies with), q and k rows put back in
 // Hugging Face order. load_pretrained() takes this path for a *.gguf file, so `gemkit eval`
 // and `gemkit generate` measure an exported file directly.
@@ -13,7 +13,7 @@
 namespace gemkit {
 
 // Throws gemkit::Error naming the file and the key or tensor for anything it cannot represent
-// (another architecture, a tensor type other than F32/F16/Q8_0/Q4_0, missing or extra tensors,
+// (another architecture, a tensor type ggml_dequant cannot read, missing or extra tensors,
 // shapes that disagree with the keys).
 Pretrained load_gguf_model(const std::string& path, const torch::Device& device = torch::kCPU);
 

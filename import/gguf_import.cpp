@@ -1,0 +1,296 @@
+#include "import/gguf_import.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <vector>
+
+#include "core/error.h"
+#include "core/file_io.h"
+#include "core/sha256.h"
+#include "import/tokenizer_files.h"
+#include "model/gguf.h"
+#include "model/llama_tensor_names.h"
+#include "model/model_config.h"
+#include "model/safetensors.h"
+#include "quant/block_quant.h"
+#include "quant/ggml_dequant.h"
+
+namespace gemkit {
+
+namespace {
+
+using json = nlohmann::json;
+
+// The architectures this importer maps onto a Hugging Face class.
+struct Architecture {
+  const char* gguf;       // general.architecture
+  const char* hf_class;   // config.json architectures[0]
+  const char* model_type;
+  bool permuted_rope;     // llama.cpp permuted q/k rows at conversion (llama: yes, qwen2: no)
+  bool attention_bias;    // q/k/v biases
+};
+constexpr Architecture kArchitectures[] = {
+    {"llama", "LlamaForCausalLM", "llama", true, false},
+    {"qwen2", "Qwen2ForCausalLM", "qwen2", false, true},
+};
+
+const Architecture& architecture_of(const GgufFile& f) {
+  const std::string arch = f.get_string("general.architecture", "");
+  for (const Architecture& a : kArchitectures)
+    if (arch == a.gguf) return a;
+  fail(f.path(), "general.architecture: expected \"llama\" or \"qwen2\", got \"" + arch + "\"");
+}
+
+// GGUF stores these as f32: 1e-5 arrives as 9.99999974738e-06. config.json gets the shortest
+// decimal that reads back as the same f32 (what the original config said), not the widened double.
+double shortest_f32(double x) {
+  const float f = static_cast<float>(x);
+  char buf[32];
+  for (int precision = 1; precision <= 9; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, static_cast<double>(f));
+    if (std::strtof(buf, nullptr) == f) return std::strtod(buf, nullptr);
+  }
+  return x;
+}
+
+int64_t required_int(const GgufFile& f, const std::string& key) {
+  const GgufValue* v = f.find(key);
+  if (!v) fail(f.path(), key + ": missing (required to build config.json)");
+  const int64_t x = v->as_int();
+  if (x <= 0) fail(f.path(), key + ": expected a positive integer, got " + std::to_string(x));
+  return x;
+}
+
+ModelConfig config_of(const GgufFile& f, const Architecture& a, const std::string& torch_dtype) {
+  const std::string p = std::string(a.gguf) + ".";
+  if (f.find_tensor("rope_freqs.weight"))
+    fail(f.path(), "rope_freqs.weight: per-frequency RoPE factors (Llama 3.1+ long-context scaling) "
+                   "are not supported by the importer");
+  ModelConfig c;
+  c.family = Family::Decoder;
+  c.head = Head::CausalLM;
+  c.architecture = a.hf_class;
+  c.model_type = a.model_type;
+  c.hidden_size = required_int(f, p + "embedding_length");
+  c.intermediate_size = required_int(f, p + "feed_forward_length");
+  c.num_hidden_layers = required_int(f, p + "block_count");
+  c.num_attention_heads = required_int(f, p + "attention.head_count");
+  c.num_key_value_heads = f.find(p + "attention.head_count_kv") ? required_int(f, p + "attention.head_count_kv")
+                                                                 : c.num_attention_heads;
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    fail(f.path(), p + "attention.head_count_kv: " + std::to_string(c.num_key_value_heads) +
+                       " does not divide attention.head_count " + std::to_string(c.num_attention_heads));
+  c.max_position_embeddings = required_int(f, p + "context_length");
+  if (const GgufValue* v = f.find(p + "attention.layer_norm_rms_epsilon")) c.rms_norm_eps = shortest_f32(v->as_double());
+  if (const GgufValue* v = f.find(p + "rope.freq_base")) c.rope_theta = shortest_f32(v->as_double());
+  const int64_t head_dim = f.find(p + "attention.key_length") ? required_int(f, p + "attention.key_length")
+                                                              : c.hidden_size / c.num_attention_heads;
+  if (f.find(p + "attention.value_length") && required_int(f, p + "attention.value_length") != head_dim)
+    fail(f.path(), p + "attention.value_length: differs from attention.key_length (not supported)");
+  if (head_dim != c.hidden_size / c.num_attention_heads || c.hidden_size % c.num_attention_heads != 0)
+    c.explicit_head_dim = head_dim;
+  if (head_dim % 2 != 0) fail(f.path(), p + "attention.key_length: expected an even head size, got " + std::to_string(head_dim));
+  const int64_t rope_dims = f.get_int(p + "rope.dimension_count", head_dim);
+  if (rope_dims != head_dim)
+    fail(f.path(), p + "rope.dimension_count: partial RoPE (" + std::to_string(rope_dims) + " of " +
+                       std::to_string(head_dim) + " head dims) is not supported");
+  const std::string scaling = f.get_string(p + "rope.scaling.type", "none");
+  if (scaling == "linear") {
+    c.rope_scaling.type = "linear";
+    const GgufValue* factor = f.find(p + "rope.scaling.factor");
+    if (!factor) fail(f.path(), p + "rope.scaling.factor: missing for linear RoPE scaling");
+    c.rope_scaling.factor = factor->as_double();
+  } else if (scaling != "none") {
+    fail(f.path(), p + "rope.scaling.type: expected \"none\" or \"linear\", got \"" + scaling + "\"");
+  }
+  const GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
+  if (!embd || embd->dims.size() != 2) fail(f.path(), "token_embd.weight: missing or not 2-D");
+  c.vocab_size = static_cast<int64_t>(embd->dims[1]);
+  if (static_cast<int64_t>(embd->dims[0]) != c.hidden_size)
+    fail(f.path(), "token_embd.weight: width " + std::to_string(embd->dims[0]) + " disagrees with " + p +
+                       "embedding_length " + std::to_string(c.hidden_size));
+  c.tie_word_embeddings = f.find_tensor("output.weight") == nullptr;
+  c.attention_bias = a.attention_bias;
+  c.hidden_act = "silu";
+  c.bos_token_id = f.get_int("tokenizer.ggml.bos_token_id", -1);
+  c.eos_token_id = f.get_int("tokenizer.ggml.eos_token_id", -1);
+  c.pad_token_id = f.get_int("tokenizer.ggml.padding_token_id", -1);
+  c.torch_dtype = torch_dtype;
+  return c;
+}
+
+// The shape every Hugging Face tensor of config `c` has ([out, in] for matrices).
+std::vector<int64_t> expected_shape(const ModelConfig& c, const std::string& hf) {
+  const int64_t h = c.hidden_size, q = c.num_attention_heads * c.head_dim(),
+                kv = c.num_key_value_heads * c.head_dim(), ff = c.intermediate_size;
+  auto ends = [&](const char* s) { return hf.size() >= std::strlen(s) && hf.compare(hf.size() - std::strlen(s), std::string::npos, s) == 0; };
+  if (hf == "model.embed_tokens.weight" || hf == "lm_head.weight") return {c.vocab_size, h};
+  if (ends("norm.weight") || ends("layernorm.weight")) return {h};
+  if (ends("q_proj.weight")) return {q, h};
+  if (ends("k_proj.weight") || ends("v_proj.weight")) return {kv, h};
+  if (ends("o_proj.weight")) return {h, q};
+  if (ends("q_proj.bias")) return {q};
+  if (ends("k_proj.bias") || ends("v_proj.bias")) return {kv};
+  if (ends("gate_proj.weight") || ends("up_proj.weight")) return {ff, h};
+  if (ends("down_proj.weight")) return {h, ff};
+  return {};
+}
+
+// Every tensor name the Hugging Face model of `c` has.
+std::set<std::string> expected_names(const ModelConfig& c) {
+  std::set<std::string> names = {"model.embed_tokens.weight", "model.norm.weight"};
+  if (!c.tie_word_embeddings) names.insert("lm_head.weight");
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string l = "model.layers." + std::to_string(i) + ".";
+    for (const char* s : {"input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.q_proj.weight",
+                          "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight",
+                          "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"})
+      names.insert(l + s);
+    if (c.attention_bias)
+      for (const char* s : {"self_attn.q_proj.bias", "self_attn.k_proj.bias", "self_attn.v_proj.bias"}) names.insert(l + s);
+  }
+  return names;
+}
+
+// llama.cpp's conversion stores q/k rows of each head interleaved (pairs (j, j + d/2) next to
+// each other) for its RoPE; Hugging Face rotates halves. Row (head, pair j, s) of the file is
+// row (head, s, j) of the Hugging Face weight. Works on weights [rows, cols] and biases (cols 1).
+std::vector<float> unpermute_rows(const std::vector<float>& x, int64_t heads, int64_t rows, int64_t cols) {
+  std::vector<float> y(x.size());
+  const int64_t hd = rows / heads, half = hd / 2;
+  for (int64_t h = 0; h < heads; ++h)
+    for (int64_t j = 0; j < half; ++j)
+      for (int64_t s = 0; s < 2; ++s) {
+        const float* src = x.data() + (h * hd + j * 2 + s) * cols;
+        float* dst = y.data() + (h * hd + s * half + j) * cols;
+        std::memcpy(dst, src, static_cast<size_t>(cols) * sizeof(float));
+      }
+  return y;
+}
+
+DType storage_dtype(const std::string& name, std::string* torch_dtype) {
+  if (name == "f32") { *torch_dtype = "float32"; return DType::F32; }
+  if (name == "bf16") { *torch_dtype = "bfloat16"; return DType::BF16; }
+  if (name == "f16") { *torch_dtype = "float16"; return DType::F16; }
+  fail("--dtype", "expected f32, bf16 or f16, got '" + name + "'");
+}
+
+// float32 -> bfloat16 bits, round to nearest even (as torch's .to(torch.bfloat16)); NaN stays NaN.
+uint16_t bf16_bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40);
+  return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+std::shared_ptr<std::vector<uint8_t>> stored(const std::vector<float>& x, DType dtype) {
+  auto out = std::make_shared<std::vector<uint8_t>>(x.size() * dtype_size(dtype));
+  if (dtype == DType::F32) {
+    std::memcpy(out->data(), x.data(), out->size());
+  } else {
+    uint16_t* o = reinterpret_cast<uint16_t*>(out->data());
+    for (size_t i = 0; i < x.size(); ++i) o[i] = dtype == DType::BF16 ? bf16_bits(x[i]) : fp32_to_fp16(x[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+GgufImportReport import_gguf_into(const std::string& gguf_path, const std::string& dir,
+                                  const std::string& dtype_name) {
+  std::string torch_dtype;
+  const DType dtype = storage_dtype(dtype_name, &torch_dtype);
+  const GgufFile f(gguf_path);
+  const Architecture& arch = architecture_of(f);
+  const ModelConfig config = config_of(f, arch, torch_dtype);
+
+  GgufImportReport report;
+  report.architecture = arch.gguf;
+  report.name = f.get_string("general.name", "");
+  const std::set<std::string> wanted = expected_names(config);
+  std::set<std::string> seen;
+  SafetensorsWriter writer;
+  for (const GgufTensorInfo& t : f.tensors()) {
+    const std::string hf = hf_name_of_gguf(t.name);
+    if (hf.empty() || !wanted.count(hf))
+      fail(gguf_path, t.name + ": not a tensor of the " + std::string(arch.gguf) + " architecture built from the " +
+                          arch.gguf + ".* keys");
+    if (!ggml_can_dequantize(t.type))
+      fail(gguf_path, t.name + ": tensor type " + std::to_string(t.type) +
+                          " is not supported (expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k)");
+    std::vector<int64_t> shape(t.dims.rbegin(), t.dims.rend());  // PyTorch order
+    if (shape != expected_shape(config, hf)) {
+      std::string got, want;
+      for (int64_t d : shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
+      for (int64_t d : expected_shape(config, hf)) want += (want.empty() ? "" : ", ") + std::to_string(d);
+      fail(gguf_path, t.name + ": shape [" + got + "] disagrees with the " + std::string(arch.gguf) + ".* keys ([" + want + "])");
+    }
+    const int64_t cols = shape.back(), rows = static_cast<int64_t>(t.n_elements) / cols;
+    std::vector<float> values(t.n_elements);
+    const uint8_t* src = f.tensor_data(t);
+    const size_t row_bytes = static_cast<size_t>(cols / ggml_block_elems(t.type)) * ggml_block_bytes(t.type);
+    for (int64_t r = 0; r < rows; ++r) ggml_dequantize_row(t.type, src + r * row_bytes, cols, values.data() + r * cols);
+    if (arch.permuted_rope) {
+      const bool is_q = hf.find("q_proj") != std::string::npos, is_k = hf.find("k_proj") != std::string::npos;
+      if (is_q || is_k) {
+        const int64_t heads = is_q ? config.num_attention_heads : config.num_key_value_heads;
+        const int64_t n_rows = shape[0], n_cols = shape.size() == 2 ? shape[1] : 1;
+        values = unpermute_rows(values, heads, n_rows, n_cols);
+      }
+    }
+    auto bytes = stored(values, dtype);
+    writer.add(hf, dtype, shape, bytes->data(), bytes->size(), bytes);
+    seen.insert(hf);
+    ++report.tensor_types[ggml_dequant_type_name(t.type)];
+    report.n_parameters += static_cast<int64_t>(t.n_elements);
+  }
+  for (const std::string& name : wanted)
+    if (!seen.count(name)) fail(gguf_path, "missing tensor " + gguf_name_of_hf(name) + " (" + name + ")");
+  report.n_tensors = static_cast<int64_t>(seen.size());
+  report.sha256 = sha256_file(gguf_path);
+
+  json provenance = {
+      {"format", "gemkit-import"},
+      {"version", 1},
+      {"source", {{"file", std::filesystem::path(gguf_path).filename().string()},
+                  {"size", std::filesystem::file_size(gguf_path)},
+                  {"sha256", report.sha256},
+                  {"gguf_version", f.version()},
+                  {"architecture", arch.gguf},
+                  {"name", report.name},
+                  {"file_type", f.get_int("general.file_type", -1)},
+                  {"tensor_types", report.tensor_types}}},
+      {"stored_dtype", dtype_name},
+      {"rope_rows_unpermuted", arch.permuted_rope},
+  };
+  json generation = {{"_from", "gemkit import gguf"}};
+  if (config.bos_token_id >= 0) generation["bos_token_id"] = config.bos_token_id;
+  if (config.eos_token_id >= 0) generation["eos_token_id"] = config.eos_token_id;
+  if (config.pad_token_id >= 0) generation["pad_token_id"] = config.pad_token_id;
+
+  writer.write(dir + "/model.safetensors");
+  write_text_file_atomic(dir + "/config.json", config.to_json_text());
+  write_text_file_atomic(dir + "/generation_config.json", generation.dump(2) + "\n");
+  write_hf_tokenizer_files(f, dir);
+  write_text_file_atomic(dir + "/gemkit_import.json", provenance.dump(2) + "\n");
+  return report;
+}
+
+GgufImportReport import_gguf(const std::string& gguf_path, const std::string& out_dir,
+                             const GgufImportOptions& options) {
+  std::string torch_dtype;
+  storage_dtype(options.dtype, &torch_dtype);  // a bad --dtype fails before any work
+  if (!options.force && std::filesystem::exists(out_dir)) fail(out_dir, "exists; pass --force to replace it");
+  GgufImportReport report;
+  write_directory_atomic(out_dir, options.force, [&](const std::string& dir) {
+    report = import_gguf_into(gguf_path, dir, options.dtype);
+  });
+  return report;
+}
+
+}  // namespace gemkit
