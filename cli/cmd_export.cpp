@@ -15,6 +15,7 @@
 #include "export/gguf_export.h"
 #include "export/peft_experts.h"
 #include "export/torchscript_export.h"
+#include "import/model_registry.h"
 #include "model/checkpoint.h"
 #include "quant/qat_training.h"
 #include "train/recipe.h"
@@ -124,7 +125,10 @@ CLI::App* export_subcommand(CLI::App* exp, const char* name, const char* what, c
   cmd->add_option("checkpoint", a->checkpoint, checkpoint)->required();
   cmd->add_option("--out,-o", a->out, out)->required();
   cmd->add_flag("--force", a->force, "replace what is already there");
-  cmd->callback([a, run] { run(*a); });
+  cmd->callback([a, run] {
+    a->checkpoint = resolve_model_path(a->checkpoint, default_cache_dir());  // models:NAME
+    run(*a);
+  });
   return cmd;
 }
 

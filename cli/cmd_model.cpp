@@ -14,6 +14,7 @@
 #include "core/file_io.h"
 #include "core/torch_compat.h"
 #include "data/tokenizer.h"
+#include "import/model_registry.h"
 #include "model/checkpoint.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"
@@ -160,8 +161,8 @@ void add_model_commands(CLI::App& app) {
 
   auto info_path = std::make_shared<std::string>();
   CLI::App* info_cmd = model->add_subcommand("info", "architecture, sizes, parameters and dtypes of a checkpoint");
-  info_cmd->add_option("path", *info_path, "checkpoint folder (config.json + model.safetensors)")->required();
-  info_cmd->callback([info_path] { info(*info_path); });
+  info_cmd->add_option("path", *info_path, "checkpoint folder (config.json + model.safetensors), or models:NAME (gemkit models ls)")->required();
+  info_cmd->callback([info_path] { info(resolve_model_path(*info_path, default_cache_dir())); });
 
   struct InitArgs {
     std::string tokenizer, out;

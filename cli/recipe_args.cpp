@@ -1,5 +1,7 @@
 #include "cli/recipe_args.h"
 
+#include "import/model_registry.h"
+
 namespace gemkit::cli {
 
 RecipeArgs::RecipeArgs(CLI::App* cmd) : cmd_(cmd) {
@@ -25,6 +27,9 @@ Recipe RecipeArgs::resolve() const {
   for (const Flag& f : flags_)
     if (f.option->count() > 0) recipe.set(f.key, f.value, f.name);
   recipe.resolve();
+  // "models:NAME" (a pinned real model, gemkit models fetch) stands for its cache folder.
+  if (recipe.has("model.path"))
+    recipe.set("model.path", resolve_model_path(recipe.get_string("model.path"), default_cache_dir()), "model.path");
   return recipe;
 }
 

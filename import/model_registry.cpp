@@ -120,6 +120,15 @@ bool is_fetched(const PinnedModel& m, const std::string& cache_dir) {
          j.value("wheel_sha256", "") == m.wheel_sha256;
 }
 
+std::string resolve_model_path(const std::string& ref, const std::string& cache_dir) {
+  const std::string prefix = "models:";
+  if (ref.compare(0, prefix.size(), prefix) != 0) return ref;
+  const PinnedModel& m = find_pinned_model(ref.substr(prefix.size()));
+  if (!is_fetched(m, cache_dir))
+    fail(ref, "not in the cache " + cache_dir + "; run `gemkit models fetch " + m.name + "` first");
+  return model_dir(m, cache_dir);
+}
+
 std::string fetch_model(const PinnedModel& m, const std::string& cache_dir) {
   const std::string dest = model_dir(m, cache_dir);
   if (is_fetched(m, cache_dir)) {

