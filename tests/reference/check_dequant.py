@@ -15,6 +15,7 @@ Run with the project's virtual environment (.venv, requirements.txt):
       --work /tmp/dq [--gguf FILE.gguf --imported DIR]
 """
 import argparse
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -45,6 +46,8 @@ EDGE_HALVES = np.array([0.0, -0.0, 65504.0, -65504.0, 2.0**-24, -(2.0**-24), 2.0
 
 def random_blocks(qtype, rng, rows=16, blocks_per_row=4):
     elems, nbytes, half_fields = LAYOUT[qtype]
+    if elems == 1:  # plain types: as many values per row as a 32-value block type has
+        blocks_per_row *= 32
     raw = rng.integers(0, 256, size=(rows * blocks_per_row, nbytes), dtype=np.uint8)
     if qtype == Q.F32:  # finite floats, with zeros of both signs and a subnormal
         vals = rng.standard_normal(raw.size // 4).astype(np.float32)
@@ -167,7 +170,7 @@ def main():
     ap.add_argument("--imported")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
-    print(f"gguf {gguf.__version__ if hasattr(gguf, '__version__') else '?'}, numpy {np.__version__}")
+    print(f"gguf {importlib.metadata.version('gguf')}, numpy {np.__version__}")
     check_random(a.tool, a.work)
     if a.gguf:
         ref = check_real_file(a.tool, a.work, a.gguf)
