@@ -1,5 +1,7 @@
 // gemkit generate: sample a continuation of a prompt from a checkpoint folder, streaming the
-// text as it is produced, then report tokens/s.
+// text as it is produced, then report tokens/s. With --chat the prompt is a user message put
+// through the checkpoint's chat template, and only the assistant's reply is printed.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -10,6 +12,7 @@
 #include "cli/recipe_args.h"
 #include "core/error.h"
 #include "core/torch_compat.h"
+#include "data/chat_template.h"
 #include "data/tokenizer.h"
 #include "model/checkpoint.h"
 #include "routing/gem_modules.h"
@@ -43,7 +46,22 @@ class TextStream {
   size_t printed_ = 0;
 };
 
-void generate_text(const Recipe& r) {
+// Options outside the recipe schema: they choose how the prompt is framed, not how to sample.
+struct ChatOptions {
+  bool chat = false;
+  std::string system;
+};
+
+// The id of a token given by its text: a chat template's end-of-turn marker must be one token.
+int64_t single_token_id(const Tokenizer& tok, const std::string& text, const std::string& folder) {
+  const std::vector<int32_t> ids = tok.encode(text, /*add_special=*/false);
+  if (ids.size() != 1)
+    fail(folder, "chat template: end-of-turn marker \"" + text + "\" is not a single token of the tokenizer (got " +
+                     std::to_string(ids.size()) + " tokens)");
+  return ids.front();
+}
+
+void generate_text(const Recipe& r, const ChatOptions& chat) {
   const std::string& folder = r.get_string("model.path");
   const torch::Device device = compat::parse_device(r.get_string("model.device"));
   const std::string& prompt = r.get_string("generation.prompt");
@@ -59,9 +77,25 @@ void generate_text(const Recipe& r) {
   pretrained.model->eval();
   std::unique_ptr<Tokenizer> tok = load_tokenizer(folder);
 
-  const std::vector<int32_t> prompt_ids = tok->encode(prompt, /*add_special=*/true);
-  if (prompt_ids.empty()) fail("generation.prompt", "encodes to no tokens; give a non-empty prompt");
   GenerationConfig g;
+  std::vector<int32_t> prompt_ids;
+  if (chat.chat) {
+    // The template writes every special token itself (BOS included), as transformers'
+    // apply_chat_template(tokenize=True) does, so none is added on encoding. A turn ends at the
+    // template's end-of-turn token as well as at eos.
+    const ChatTemplate tmpl = ChatTemplate::from_folder(folder);
+    std::vector<ChatMessage> messages;
+    if (!chat.system.empty()) messages.push_back({"system", chat.system});
+    messages.push_back({"user", prompt});
+    prompt_ids = tok->encode(tmpl.render(messages, /*add_generation_prompt=*/true), /*add_special=*/false);
+    g.stop_token_ids.push_back(single_token_id(*tok, tmpl.end_of_turn(), folder));
+    if (config.eos_token_id >= 0 && config.eos_token_id != g.stop_token_ids.front())
+      g.stop_token_ids.push_back(config.eos_token_id);
+  } else {
+    if (!chat.system.empty()) fail("--system", "needs --chat");
+    prompt_ids = tok->encode(prompt, /*add_special=*/true);
+  }
+  if (prompt_ids.empty()) fail("generation.prompt", "encodes to no tokens; give a non-empty prompt");
   g.max_new_tokens = r.get_int("generation.max_new_tokens");
   const int64_t total = int64_t(prompt_ids.size()) + g.max_new_tokens;
   if (total > config.max_position_embeddings)
@@ -76,14 +110,18 @@ void generate_text(const Recipe& r) {
   g.top_p = r.get_float("generation.top_p");
   g.seed = uint64_t(r.get_int("generation.seed"));
 
-  std::printf("%s", tok->decode(prompt_ids).c_str());
+  // A chat prints the assistant's reply alone; a plain prompt is echoed and continued.
+  if (!chat.chat) std::printf("%s", tok->decode(prompt_ids).c_str());
   std::fflush(stdout);
   TextStream stream(*tok, prompt_ids);
   const auto start = std::chrono::steady_clock::now();
   const std::vector<int64_t> out =
       generate(pretrained.model, std::vector<int64_t>(prompt_ids.begin(), prompt_ids.end()), g,
                [&](int64_t, int64_t token) {
-                 stream.push(token);
+                 // The end-of-turn token closes the reply; it is never part of its text.
+                 const bool stop = std::find(g.stop_token_ids.begin(), g.stop_token_ids.end(), token) !=
+                                   g.stop_token_ids.end();
+                 if (!(chat.chat && stop)) stream.push(token);
                  return true;
                });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -107,7 +145,12 @@ void add_generate_command(CLI::App& app) {
   recipe->flag("--top-p", "generation.top_p", "nucleus sampling mass; 1: off");
   recipe->flag("--seed", "generation.seed", "sampler seed");
   recipe->flag("--device", "model.device", "cpu or cuda");
-  cmd->callback([recipe] { generate_text(recipe->resolve()); });
+  auto chat = std::make_shared<ChatOptions>();
+  cmd->add_flag("--chat", chat->chat,
+                "the prompt is a user message: apply the checkpoint's chat template, stop at the end of the "
+                "assistant's turn and print only its reply");
+  cmd->add_option("--system", chat->system, "system message of the --chat conversation");
+  cmd->callback([recipe, chat] { generate_text(recipe->resolve(), *chat); });
 }
 
 }  // namespace gemkit::cli

@@ -100,9 +100,8 @@ std::unique_ptr<Tokenizer> bpe_from_gguf(const GgufFile& g) {
          "missing; the pre-tokenizer cannot be inferred (expected e.g. gpt-2, llama-bpe, qwen2)");
   if (!pretokenizer_from_gguf_name(pre, &c.pretokenizer))
     fail(g.path() + ": tokenizer.ggml.pre",
-         "unsupported pre-tokenizer \"" + pre + "\" (supported: the gpt-2, llama3 and qwen2 families)");
-  const bool llama3 = c.pretokenizer == PreTokenizer::Llama3 && pre != "dbrx" && pre != "smaug-bpe" &&
-                      pre != "glm4" && pre != "chatglm-bpe";
+         "unsupported pre-tokenizer \"" + pre + "\" (supported: the gpt-2, smollm, llama3 and qwen2 families)");
+  const bool llama3 = gguf_pre_ignores_merges(pre);
   c.ignore_merges = llama3;
   const GgufValue& merges = g.get("tokenizer.ggml.merges");
   c.merges.reserve(merges.size());

@@ -157,17 +157,35 @@ ByteLevelBpeConfig bpe_config_from_json(const json& root, const json& model, con
   }
   c.ignore_merges = get_bool(model, "ignore_merges", false);
 
-  // Pre-tokenizer: a Split regex we know, or ByteLevel with its built-in GPT-2 regex.
+  // Pre-tokenizer: a Split regex we know, or ByteLevel with its built-in GPT-2 regex, or
+  // (SmolLM, StarCoder) Digits before that ByteLevel.
   const json* pre = member(root, "pre_tokenizer");
-  std::vector<const json*> splits, bytelevel;
+  std::vector<const json*> splits, bytelevel, digits;
   if (pre) {
     find_typed(*pre, "Split", splits);
     find_typed(*pre, "ByteLevel", bytelevel);
+    find_typed(*pre, "Digits", digits);
   }
   if (bytelevel.empty())
     fail(path, "pre_tokenizer: expected a ByteLevel pre-tokenizer (byte-level BPE); "
                "SentencePiece-style BPE is read from tokenizer.model");
-  if (!splits.empty()) {
+  if (!digits.empty()) {
+    // Only the exact pair splits as ours does: the digits first, then GPT-2's regex per piece.
+    const json* seq = member(*pre, "pretokenizers");
+    const bool pair = seq && seq->is_array() && seq->size() == 2 && &(*seq)[0] == digits.front() &&
+                      &(*seq)[1] == bytelevel.front();
+    if (!pair || !splits.empty())
+      fail(path, "pre_tokenizer: expected Sequence[Digits, ByteLevel] when Digits is used, got another "
+                 "combination");
+    if (!get_bool(*digits.front(), "individual_digits", false))
+      fail(path, "pre_tokenizer.Digits.individual_digits: expected true (runs of digits are not supported), "
+                 "got false");
+    if (!get_bool(*bytelevel.front(), "use_regex", true))
+      fail(path, "pre_tokenizer.ByteLevel.use_regex: expected true after Digits, got false");
+    if (get_bool(*bytelevel.front(), "add_prefix_space", false))
+      fail(path, "pre_tokenizer.ByteLevel.add_prefix_space: expected false (RoBERTa-style prefix spaces are not supported)");
+    c.pretokenizer = PreTokenizer::Smollm;
+  } else if (!splits.empty()) {
     const json* pattern = member(*splits.front(), "pattern");
     const json* regex = pattern ? member(*pattern, "Regex") : nullptr;
     if (!regex || !regex->is_string())

@@ -31,9 +31,8 @@ inline Cls classify(uint32_t c) {
 
 inline uint32_t lower_ascii(uint32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
 
-// Length of a contraction match at i ('s 't 're 've 'm 'll 'd), 0 if none.
-size_t contraction(const std::vector<uint32_t>& cp, size_t i, bool ignore_case) {
-  const size_t n = cp.size();
+// Length of a contraction match at i ('s 't 're 've 'm 'll 'd) before n, 0 if none.
+size_t contraction(const std::vector<uint32_t>& cp, size_t i, size_t n, bool ignore_case) {
   if (cp[i] != '\'' || i + 1 >= n) return 0;
   auto f = [&](uint32_t c) { return ignore_case ? lower_ascii(c) : c; };
   const uint32_t a = f(cp[i + 1]);
@@ -45,12 +44,14 @@ size_t contraction(const std::vector<uint32_t>& cp, size_t i, bool ignore_case) 
   return 0;
 }
 
-std::vector<size_t> split_gpt2(const std::vector<uint32_t>& cp, const std::vector<Cls>& cls) {
-  std::vector<size_t> ends;
-  const size_t n = cp.size();
-  size_t i = 0;
+// GPT-2's regex over code points [begin, end), appending each piece's end to `ends`. The
+// range's end counts as the end of the text (the smollm family runs the regex per piece).
+void split_gpt2(const std::vector<uint32_t>& cp, const std::vector<Cls>& cls, size_t begin, size_t end,
+                std::vector<size_t>& ends) {
+  const size_t n = end;
+  size_t i = begin;
   while (i < n) {
-    if (size_t c = contraction(cp, i, false)) {
+    if (size_t c = contraction(cp, i, n, false)) {
       i += c;
       ends.push_back(i);
       continue;
@@ -77,6 +78,25 @@ std::vector<size_t> split_gpt2(const std::vector<uint32_t>& cp, const std::vecto
     i = (j < n && j - i > 1) ? j - 1 : j;
     ends.push_back(i);
   }
+}
+
+// smollm / starcoder: Hugging Face's Sequence[Digits(individual_digits), ByteLevel(use_regex)].
+// Every \p{N} code point is a piece of its own (Rust's char::is_numeric is \p{N}); GPT-2's
+// regex then runs within each stretch between digits, so " 12" gives " ", "1", "2".
+std::vector<size_t> split_gpt2_digits(const std::vector<uint32_t>& cp, const std::vector<Cls>& cls) {
+  std::vector<size_t> ends;
+  const size_t n = cp.size();
+  size_t i = 0;
+  while (i < n) {
+    if (cls[i] == kNumber) {
+      ends.push_back(++i);
+      continue;
+    }
+    size_t j = i;
+    while (j < n && cls[j] != kNumber) ++j;
+    split_gpt2(cp, cls, i, j, ends);
+    i = j;
+  }
   return ends;
 }
 
@@ -87,7 +107,7 @@ std::vector<size_t> split_llama3(const std::vector<uint32_t>& cp, const std::vec
   size_t i = 0;
   auto is_nl = [&](size_t j) { return cp[j] == '\r' || cp[j] == '\n'; };
   while (i < n) {
-    if (size_t c = contraction(cp, i, true)) {
+    if (size_t c = contraction(cp, i, n, true)) {
       i += c;
       ends.push_back(i);
       continue;
@@ -146,9 +166,13 @@ std::vector<std::string_view> pretokenize(PreTokenizer kind, std::string_view te
   Cps c(text);
   std::vector<Cls> cls(c.cp.size());
   for (size_t i = 0; i < c.cp.size(); ++i) cls[i] = classify(c.cp[i]);
-  const std::vector<size_t> ends = kind == PreTokenizer::Gpt2     ? split_gpt2(c.cp, cls)
-                                   : kind == PreTokenizer::Llama3 ? split_llama3(c.cp, cls, 3)
-                                                                  : split_llama3(c.cp, cls, 1);
+  std::vector<size_t> ends;
+  switch (kind) {
+    case PreTokenizer::Gpt2: split_gpt2(c.cp, cls, 0, c.cp.size(), ends); break;
+    case PreTokenizer::Smollm: ends = split_gpt2_digits(c.cp, cls); break;
+    case PreTokenizer::Llama3: ends = split_llama3(c.cp, cls, 3); break;
+    case PreTokenizer::Qwen2: ends = split_llama3(c.cp, cls, 1); break;
+  }
   size_t start = 0;
   out.reserve(ends.size());
   for (size_t e : ends) {
@@ -158,27 +182,39 @@ std::vector<std::string_view> pretokenize(PreTokenizer kind, std::string_view te
   return out;
 }
 
+const char* pretokenizer_regex(PreTokenizer kind) {
+  switch (kind) {
+    case PreTokenizer::Gpt2:
+    case PreTokenizer::Smollm:
+      return R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+    case PreTokenizer::Llama3:
+      return R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+    case PreTokenizer::Qwen2:
+      return R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+  }
+  return "";
+}
+
 bool pretokenizer_from_regex(std::string_view re, PreTokenizer* kind) {
-  static const std::string_view gpt2 =
-      R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-  static const std::string_view llama3 =
-      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-  static const std::string_view qwen2 =
-      R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
-  if (re == gpt2) *kind = PreTokenizer::Gpt2;
-  else if (re == llama3) *kind = PreTokenizer::Llama3;
-  else if (re == qwen2) *kind = PreTokenizer::Qwen2;
-  else return false;
-  return true;
+  // Smollm is not a Split regex (it is Digits + ByteLevel), so it is never matched here.
+  for (PreTokenizer k : {PreTokenizer::Gpt2, PreTokenizer::Llama3, PreTokenizer::Qwen2})
+    if (re == pretokenizer_regex(k)) {
+      *kind = k;
+      return true;
+    }
+  return false;
 }
 
 bool pretokenizer_from_gguf_name(std::string_view name, PreTokenizer* kind) {
-  // Names from llama.cpp's llama-vocab.cpp that use exactly one of our three regexes.
+  // Names from llama.cpp's llama-vocab.cpp that use exactly one of our four splitters.
   static const std::string_view gpt2[] = {"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat",
                                           "jina-v2-es", "jina-v2-de", "a.x-4.0", "mellum",
                                           "modern-bert", "mpt", "olmo", "jais", "trillion",
                                           "granite-docling", "exaone4", "roberta-bpe",
                                           "jina-v1-en", "jina-v2-code"};
+  // llama.cpp's regex pair {"\p{N}", gpt2}: single digits, then GPT-2's regex between them.
+  static const std::string_view smollm[] = {"smollm", "starcoder", "refact", "command-r",
+                                            "codeshell", "exaone", "minerva-7b"};
   static const std::string_view llama3[] = {"llama3", "llama-v3", "llama-bpe", "falcon3",
                                             "falcon-h1", "pixtral", "midm-2.0", "lfm2",
                                             "jina-v5-nano", "dbrx", "smaug-bpe", "chatglm-bpe",
@@ -187,18 +223,38 @@ bool pretokenizer_from_gguf_name(std::string_view name, PreTokenizer* kind) {
                                            "megrez", "stablelm2", "hunyuan", "solar-open",
                                            "grok-2"};
   for (auto s : gpt2) if (name == s) { *kind = PreTokenizer::Gpt2; return true; }
+  for (auto s : smollm) if (name == s) { *kind = PreTokenizer::Smollm; return true; }
   for (auto s : llama3) if (name == s) { *kind = PreTokenizer::Llama3; return true; }
   for (auto s : qwen2) if (name == s) { *kind = PreTokenizer::Qwen2; return true; }
   return false;
 }
 
+bool gguf_pre_ignores_merges(std::string_view name) {
+  // llama.cpp sets ignore_merges for its LLAMA3 pre-type only; these llama3-regex names map
+  // to other pre-types that merge every piece.
+  PreTokenizer kind;
+  return pretokenizer_from_gguf_name(name, &kind) && kind == PreTokenizer::Llama3 && name != "dbrx" &&
+         name != "smaug-bpe" && name != "glm4" && name != "chatglm-bpe";
+}
+
 const char* pretokenizer_name(PreTokenizer kind) {
   switch (kind) {
     case PreTokenizer::Gpt2: return "gpt2";
+    case PreTokenizer::Smollm: return "smollm";
     case PreTokenizer::Llama3: return "llama3";
     case PreTokenizer::Qwen2: return "qwen2";
   }
   return "?";
+}
+
+const char* pretokenizer_gguf_name(PreTokenizer kind) {
+  switch (kind) {
+    case PreTokenizer::Gpt2: return "gpt-2";
+    case PreTokenizer::Smollm: return "smollm";
+    case PreTokenizer::Llama3: return "llama-bpe";
+    case PreTokenizer::Qwen2: return "qwen2";
+  }
+  return "gpt-2";
 }
 
 }  // namespace gemkit
