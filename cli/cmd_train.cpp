@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/recipe_args.h"
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/torch_compat.h"
@@ -92,6 +93,7 @@ void train(const TrainArgs& a) {
   for (const std::string& o : a.overrides) r.apply_override(o);
   if (!a.device.empty()) r.set("model.device", a.device, "--device");
   r.resolve();
+  resolve_model_reference(r);
   if (!r.has("train.data")) fail(a.recipe, "train.data: not set (token shards to train on)");
 
   const TrainMode mode = parse_train_mode(r.get_string("train.mode"), "train.mode");

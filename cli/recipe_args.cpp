@@ -27,10 +27,13 @@ Recipe RecipeArgs::resolve() const {
   for (const Flag& f : flags_)
     if (f.option->count() > 0) recipe.set(f.key, f.value, f.name);
   recipe.resolve();
-  // "models:NAME" (a pinned real model, gemkit models fetch) stands for its cache folder.
+  resolve_model_reference(recipe);
+  return recipe;
+}
+
+void resolve_model_reference(Recipe& recipe) {
   if (recipe.has("model.path"))
     recipe.set("model.path", resolve_model_path(recipe.get_string("model.path"), default_cache_dir()), "model.path");
-  return recipe;
 }
 
 }  // namespace gemkit::cli

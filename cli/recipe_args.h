@@ -33,4 +33,9 @@ class RecipeArgs {
   std::list<Flag> flags_;  // a list: options keep pointers to the values
 };
 
+// model.path "models:NAME" (a pinned real model, `gemkit models fetch NAME`) becomes that
+// model's cache folder; any other value is left alone. RecipeArgs::resolve() calls it; commands
+// that read their recipe themselves (train) call it after Recipe::resolve().
+void resolve_model_reference(Recipe& recipe);
+
 }  // namespace gemkit::cli
