@@ -1,7 +1,8 @@
-// GGUF tokenizer.ggml.* -> tokenizer.json + tokenizer_config.json. The special ids, add_bos /
-// add_eos and the pre-tokenizer come from gemkit's own GGUF tokenizer (data/gguf_tokenizer.cpp),
-// so the written files cannot drift from what gemkit does with the .gguf itself; the vocabulary,
-// token types and merges are copied from the metadata.
+// GGUF tokenizer.ggml.* -> tokenizer.json (byte-level BPE, "gpt2") or tokenizer.model
+// (SentencePiece, "llama"), plus tokenizer_config.json. The special ids, add_bos / add_eos and
+// the pre-tokenizer come from gemkit's own GGUF tokenizer (data/gguf_tokenizer.cpp), so the
+// written files cannot drift from what gemkit does with the .gguf itself; the vocabulary, token
+// types, scores and merges are copied from the metadata.
 //
 // The vocabulary and merges are written by hand, in id / rank order, rather than through a json
 // object: nlohmann's ordered_json finds keys by linear search (quadratic for 150k tokens) and
@@ -10,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <unordered_set>
@@ -17,6 +19,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "data/bpe_tokenizer.h"
+#include "data/sentencepiece_model.h"
 #include "data/tokenizer_loaders.h"
 #include "model/gguf.h"
 
@@ -166,7 +169,8 @@ std::string tokenizer_json(const GgufFile& g, const ByteLevelBpeTokenizer& tok, 
   return out;
 }
 
-std::string tokenizer_config_json(const GgufFile& g, const SpecialTokens& sp, const std::vector<std::string>& tokens) {
+std::string tokenizer_config_json(const GgufFile& g, const SpecialTokens& sp, const std::vector<std::string>& tokens,
+                                  const char* tokenizer_class) {
   auto name = [&](int32_t id) -> ojson {
     if (id < 0 || static_cast<size_t>(id) >= tokens.size()) return nullptr;
     return tokens[id];
@@ -183,8 +187,141 @@ std::string tokenizer_config_json(const GgufFile& g, const SpecialTokens& sp, co
   // llama.cpp keeps the training context as <arch>.context_length.
   const std::string arch = g.get_string("general.architecture", "");
   if (const GgufValue* n = arch.empty() ? nullptr : g.find(arch + ".context_length")) cfg["model_max_length"] = n->as_int();
-  cfg["tokenizer_class"] = "PreTrainedTokenizerFast";
+  cfg["tokenizer_class"] = tokenizer_class;
   return cfg.dump(2) + "\n";
+}
+
+std::vector<std::string> gguf_tokens(const GgufFile& g) {
+  const GgufValue& toks = g.get("tokenizer.ggml.tokens");
+  std::vector<std::string> tokens;
+  tokens.reserve(toks.size());
+  for (size_t i = 0; i < toks.size(); ++i) tokens.emplace_back(toks.string_at(i));
+  return tokens;
+}
+
+std::vector<int64_t> gguf_token_types(const GgufFile& g, size_t n) {
+  std::vector<int64_t> types(n, 1);
+  if (const GgufValue* t = g.find("tokenizer.ggml.token_type"))
+    for (size_t i = 0; i < n && i < t->size(); ++i) types[i] = t->int_at(i);
+  return types;
+}
+
+// ---- SentencePiece: a ModelProto in protobuf wire format, with the field numbers that
+// data/sentencepiece_model.cpp reads (sentencepiece_model.proto).
+
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out += static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  out += static_cast<char>(v);
+}
+void put_tag(std::string& out, uint32_t field, uint32_t wire) { put_varint(out, (uint64_t(field) << 3) | wire); }
+// int32 fields: a negative value is sign-extended to 64 bits, as protobuf encodes it.
+void put_int(std::string& out, uint32_t field, int64_t v) {
+  put_tag(out, field, 0);
+  put_varint(out, static_cast<uint64_t>(v));
+}
+void put_bytes(std::string& out, uint32_t field, std::string_view s) {
+  put_tag(out, field, 2);
+  put_varint(out, s.size());
+  out.append(s.data(), s.size());
+}
+void put_float(std::string& out, uint32_t field, float f) {
+  put_tag(out, field, 5);
+  char b[4];
+  std::memcpy(b, &f, 4);  // little-endian hosts only, as the GGUF reader
+  out.append(b, 4);
+}
+
+// The pieces as gemkit's GGUF tokenizer sees them (spm_from_gguf): the declared unknown token is
+// the one UNKNOWN piece, other UNKNOWN-typed tokens (Phi-3's placeholders) act as CONTROL.
+std::string spm_model_proto(const GgufFile& g, const std::vector<std::string>& tokens,
+                            const std::vector<int64_t>& types, const SpecialTokens& sp) {
+  const std::string& path = g.path();
+  std::vector<float> scores(tokens.size(), 0.0f);
+  if (const GgufValue* s = g.find("tokenizer.ggml.scores"))
+    for (size_t i = 0; i < tokens.size() && i < s->size(); ++i) scores[i] = static_cast<float>(s->double_at(i));
+  std::string out;
+  bool byte_fallback = false;
+  std::unordered_set<std::string_view> seen;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    const std::string where = path + ": tokenizer.ggml.tokens[" + std::to_string(i) + "]";
+    if (tokens[i].empty()) fail(where, "expected a non-empty piece (SentencePiece has no holes)");
+    if (!seen.insert(tokens[i]).second) fail(where, "piece \"" + tokens[i] + "\" is defined twice");
+    int64_t type = types[i] >= SentencePieceModel::NORMAL && types[i] <= SentencePieceModel::BYTE
+                       ? types[i]
+                       : int64_t(SentencePieceModel::NORMAL);
+    if (static_cast<int32_t>(i) == sp.unk) type = SentencePieceModel::UNKNOWN;
+    else if (type == SentencePieceModel::UNKNOWN) type = SentencePieceModel::CONTROL;
+    byte_fallback = byte_fallback || type == SentencePieceModel::BYTE;
+    std::string piece;
+    put_bytes(piece, 1, tokens[i]);
+    put_float(piece, 2, scores[i]);
+    put_int(piece, 3, type);
+    put_bytes(out, 1, piece);
+  }
+  auto text = [&](int32_t id, const char* fallback) { return id >= 0 ? tokens[id] : std::string(fallback); };
+  std::string trainer;
+  put_int(trainer, 3, SentencePieceModel::BPE);  // llama.cpp merges SentencePiece vocabularies by score
+  put_int(trainer, 4, static_cast<int64_t>(tokens.size()));
+  put_int(trainer, 35, byte_fallback ? 1 : 0);
+  put_int(trainer, 40, sp.unk);
+  put_int(trainer, 41, sp.bos);
+  put_int(trainer, 42, sp.eos);
+  put_int(trainer, 43, sp.pad);
+  put_bytes(trainer, 45, text(sp.unk, "<unk>"));
+  put_bytes(trainer, 46, text(sp.bos, "<s>"));
+  put_bytes(trainer, 47, text(sp.eos, "</s>"));
+  put_bytes(trainer, 48, text(sp.pad, "<pad>"));
+  put_bytes(out, 2, trainer);
+  std::string normalizer;
+  put_bytes(normalizer, 1, "identity");
+  put_int(normalizer, 3, g.get_bool("tokenizer.ggml.add_space_prefix", true) ? 1 : 0);
+  put_int(normalizer, 4, g.get_bool("tokenizer.ggml.remove_extra_whitespaces", false) ? 1 : 0);
+  put_int(normalizer, 5, 1);
+  put_bytes(out, 3, normalizer);
+  return out;
+}
+
+void write_spm_files(const GgufFile& g, const std::string& dir) {
+  std::unique_ptr<Tokenizer> direct = load_gguf_tokenizer(g);
+  const SpecialTokens& sp = direct->special();
+  const std::vector<std::string> tokens = gguf_tokens(g);
+  const std::vector<int64_t> types = gguf_token_types(g, tokens.size());
+  if (sp.unk < 0)
+    fail(g.path() + ": tokenizer.ggml.unknown_token_id", "missing, and no token has the unknown type; "
+                                                         "a SentencePiece model needs one");
+  // A tokenizer.model carries no add_bos / add_eos: its readers (gemkit's included) prepend
+  // BOS when the BOS piece is a control piece and never append EOS. Refuse what it cannot say.
+  auto control = [&](int32_t id) { return id >= 0 && id != sp.unk && types[id] == SentencePieceModel::CONTROL; };
+  if (sp.add_bos != control(sp.bos))
+    fail(g.path() + ": tokenizer.ggml.add_bos_token",
+         std::string("expected ") + (control(sp.bos) ? "true" : "false") +
+             " for a tokenizer.model (BOS is added exactly when the BOS piece is a control piece)");
+  if (sp.add_eos) fail(g.path() + ": tokenizer.ggml.add_eos_token", "expected false for a tokenizer.model, got true");
+  for (const auto& [id, key] : {std::pair{sp.bos, "tokenizer.ggml.bos_token_id"}, {sp.eos, "tokenizer.ggml.eos_token_id"},
+                                {sp.pad, "tokenizer.ggml.padding_token_id"}})
+    if (id >= 0 && !control(id))
+      fail(g.path() + ": " + key, "expected a control token (type 3), got token " + std::to_string(id) +
+                                      " of type " + std::to_string(types[id]));
+  const std::string model = spm_model_proto(g, tokens, types, sp);
+  write_file_atomic(dir + "/tokenizer.model", [&](std::FILE* f) { write_all(f, model.data(), model.size(), dir + "/tokenizer.model"); });
+  write_text_file_atomic(dir + "/tokenizer_config.json", tokenizer_config_json(g, sp, tokens, "LlamaTokenizer"));
+}
+
+void write_bpe_files(const GgufFile& g, const std::string& dir) {
+  // Validates everything (pre-tokenizer name, merges against the vocabulary) before writing.
+  std::unique_ptr<Tokenizer> loaded = load_gguf_tokenizer(g);
+  const auto* tok = dynamic_cast<const ByteLevelBpeTokenizer*>(loaded.get());
+  if (!tok) fail(g.path() + ": tokenizer.ggml.model", "expected a byte-level BPE tokenizer, got " + loaded->kind());
+  const std::vector<std::string> tokens = gguf_tokens(g);
+  const std::vector<int64_t> types = gguf_token_types(g, tokens.size());
+  const bool ignore_merges = gguf_pre_ignores_merges(g.get_string("tokenizer.ggml.pre", ""));
+  const std::string json = tokenizer_json(g, *tok, tokens, types, ignore_merges);
+  write_text_file_atomic(dir + "/tokenizer.json", json);
+  write_text_file_atomic(dir + "/tokenizer_config.json",
+                         tokenizer_config_json(g, tok->special(), tokens, "PreTrainedTokenizerFast"));
 }
 
 }  // namespace
@@ -193,33 +330,14 @@ void write_hf_tokenizer_files(const GgufFile& g, const std::string& dir) {
   const GgufValue* model = g.find("tokenizer.ggml.model");
   if (!model) fail(g.path() + ": tokenizer.ggml.model", "missing; the file has no tokenizer");
   const std::string kind(model->as_string());
-  if (kind == "llama")
+  if (kind != "gpt2" && kind != "llama")
     fail(g.path() + ": tokenizer.ggml.model",
-         "\"llama\" (SentencePiece) is not supported by the import yet: expected \"gpt2\" (byte-level BPE)");
-  if (kind != "gpt2")
-    fail(g.path() + ": tokenizer.ggml.model", "expected \"gpt2\" (byte-level BPE), got \"" + kind + "\"");
-
-  // Validates everything (pre-tokenizer name, merges against the vocabulary) before writing.
-  std::unique_ptr<Tokenizer> loaded = load_gguf_tokenizer(g);
-  const auto* tok = dynamic_cast<const ByteLevelBpeTokenizer*>(loaded.get());
-  if (!tok) fail(g.path() + ": tokenizer.ggml.model", "expected a byte-level BPE tokenizer, got " + loaded->kind());
-
-  const GgufValue& toks = g.get("tokenizer.ggml.tokens");
-  std::vector<std::string> tokens;
-  tokens.reserve(toks.size());
-  for (size_t i = 0; i < toks.size(); ++i) tokens.emplace_back(toks.string_at(i));
-  std::vector<int64_t> types(tokens.size(), 1);
-  if (const GgufValue* t = g.find("tokenizer.ggml.token_type"))
-    for (size_t i = 0; i < tokens.size() && i < t->size(); ++i) types[i] = t->int_at(i);
-  const bool ignore_merges = gguf_pre_ignores_merges(g.get_string("tokenizer.ggml.pre", ""));
-
+         "expected \"gpt2\" (byte-level BPE) or \"llama\" (SentencePiece), got \"" + kind + "\"");
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (!is_directory(dir)) fail(dir, "cannot create the output folder: " + ec.message());
-  const std::string json = tokenizer_json(g, *tok, tokens, types, ignore_merges);
-  const std::string config = tokenizer_config_json(g, tok->special(), tokens);
-  write_text_file_atomic(dir + "/tokenizer.json", json);
-  write_text_file_atomic(dir + "/tokenizer_config.json", config);
+  if (kind == "gpt2") write_bpe_files(g, dir);
+  else write_spm_files(g, dir);
 }
 
 }  // namespace gemkit

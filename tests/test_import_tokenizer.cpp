@@ -142,17 +142,56 @@ INSTANTIATE_TEST_SUITE_P(Vocabs, TokenizerFilesFromGguf,
                            return n;
                          });
 
-TEST(TokenizerFiles, UnsupportedTokenizerModelsNameTheKey) {
-  for (const char* vocab : {"llama-spm", "bert-bge"}) {
-    const std::string path = require_testdata(std::string("ggml-vocab-") + vocab + ".gguf");
-    ASSERT_FALSE(path.empty());
-    GgufFile gguf(path);
-    const std::string dir = temp_dir(vocab);
-    const std::string e = error_of([&] { write_hf_tokenizer_files(gguf, dir); });
-    EXPECT_NE(e.find(path + ": tokenizer.ggml.model"), std::string::npos) << e;
-    EXPECT_FALSE(file_exists(dir + "/tokenizer.json"));
-    std::filesystem::remove_all(dir);
-  }
+// SentencePiece ("llama") vocabularies become a tokenizer.model that gemkit reads back into the
+// same tokenizer (pieces, scores, types, byte fallback, dummy prefix, special ids).
+class SpmFilesFromGguf : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SpmFilesFromGguf, RoundTripTokenizesAsTheGguf) {
+  const std::string path = require_testdata("ggml-vocab-" + GetParam() + ".gguf");
+  ASSERT_FALSE(path.empty());
+  const std::string dir = temp_dir(GetParam());
+  GgufFile gguf(path);
+  write_hf_tokenizer_files(gguf, dir);
+  EXPECT_FALSE(file_exists(dir + "/tokenizer.json"));
+  auto direct = load_gguf_tokenizer(gguf);
+  auto imported = load_tokenizer(dir);
+  EXPECT_EQ(imported->kind(), "sentencepiece-bpe");
+  EXPECT_EQ(imported->vocab_size(), direct->vocab_size());
+  for (auto get : {+[](const SpecialTokens& s) { return s.bos; }, +[](const SpecialTokens& s) { return s.eos; },
+                   +[](const SpecialTokens& s) { return s.unk; }, +[](const SpecialTokens& s) { return s.pad; }})
+    EXPECT_EQ(get(imported->special()), get(direct->special()));
+  EXPECT_EQ(imported->special().add_bos, direct->special().add_bos);
+  const auto cases = read_vocab_cases(path);
+  ASSERT_GT(cases.size(), 30u);
+  size_t ok = 0;
+  for (const auto& c : cases)
+    for (bool special : {false, true}) ok += imported->encode(c.text, special) == direct->encode(c.text, special);
+  EXPECT_EQ(ok, 2 * cases.size());
+  const auto cfg = nlohmann::json::parse(read_text_file(dir + "/tokenizer_config.json"));
+  EXPECT_EQ(cfg["tokenizer_class"], "LlamaTokenizer");
+  EXPECT_EQ(cfg["bos_token"], direct->token_text(direct->special().bos));
+  std::filesystem::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Vocabs, SpmFilesFromGguf, ::testing::Values("llama-spm", "phi-3"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n) if (c == '-') c = '_';
+                           return n;
+                         });
+
+TEST(TokenizerFiles, UnsupportedTokenizerModelNamesTheKey) {
+  const std::string path = require_testdata("ggml-vocab-bert-bge.gguf");
+  ASSERT_FALSE(path.empty());
+  GgufFile gguf(path);
+  const std::string dir = temp_dir("bert");
+  const std::string e = error_of([&] { write_hf_tokenizer_files(gguf, dir); });
+  EXPECT_NE(e.find(path + ": tokenizer.ggml.model: expected \"gpt2\" (byte-level BPE) or \"llama\" (SentencePiece), "
+                          "got \"bert\""),
+            std::string::npos)
+      << e;
+  EXPECT_FALSE(file_exists(dir + "/tokenizer.json"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST(TokenizerJson, DigitsSequenceIsRecognisedAndRunsOfDigitsRefused) {

@@ -8,7 +8,9 @@ domain's train/validation/test JSONL under --data:
   (a) the SmolLM2 tokenizer.json written from the GGUF by import/tokenizer_files.cpp,
   (b) gemkit's own GGUF tokenizer of the same file, against (a)'s tokenizer.json in `tokenizers`
       (so GGUF-direct and imported tokenize alike),
-  (c) all-MiniLM-L6-v2's tokenizer.json (WordPiece).
+  (c) all-MiniLM-L6-v2's tokenizer.json (WordPiece),
+  (d) with --spm-gguf, SentencePiece GGUFs: the tokenizer.model written from each (and gemkit
+      on the GGUF itself) against the `sentencepiece` library.
 Chat templates: gemkit's rendering (tests/tools/render_chat) against transformers'
 apply_chat_template(messages, tokenize=False, add_generation_prompt=...) for the imported
 folder's own template and for ChatML / Llama 3 templates of the shapes gemkit recognises.
@@ -20,7 +22,7 @@ Prints the measured counts and exits 1 on any mismatch.
 
 usage: check_tokenizers.py --encode-lines BIN --render-chat BIN --data DIR
                            --smollm2-folder DIR --smollm2-gguf FILE --minilm-folder DIR
-                           [--gemkit BIN]
+                           [--write-tokenizer-files BIN --spm-gguf FILE...] [--gemkit BIN]
 """
 import argparse
 import glob
@@ -67,6 +69,11 @@ def hf_tokenizer(path):
 def check_ids(name, encode_lines, gemkit_tokenizer, hf_json, files):
     """Returns the number of mismatching lines; prints the counts."""
     hf = hf_tokenizer(hf_json)
+    return compare_ids(name, encode_lines, gemkit_tokenizer, lambda texts: [e.ids for e in hf.encode_batch(texts)],
+                       files, "tokenizers")
+
+
+def compare_ids(name, encode_lines, gemkit_tokenizer, reference, files, ref_name):
     lines = tokens = bad = 0
     for path in files:
         texts = read_texts(path)
@@ -75,7 +82,7 @@ def check_ids(name, encode_lines, gemkit_tokenizer, hf_json, files):
             print(f"  {name}: {path}: gemkit gave {len(ours)} lines for {len(texts)} texts")
             bad += max(1, len(texts))
             continue
-        theirs = [e.ids for e in hf.encode_batch(texts)]
+        theirs = reference(texts)
         for i, (a, b) in enumerate(zip(ours, theirs)):
             lines += 1
             tokens += len(b)
@@ -84,7 +91,7 @@ def check_ids(name, encode_lines, gemkit_tokenizer, hf_json, files):
                 if bad <= 5:
                     k = next((j for j in range(min(len(a), len(b))) if a[j] != b[j]), min(len(a), len(b)))
                     print(f"  {name}: {path}:{i + 1}: first difference at token {k}: gemkit {a[k:k + 8]} "
-                          f"tokenizers {b[k:k + 8]} (text {texts[i][:80]!r})")
+                          f"{ref_name} {b[k:k + 8]} (text {texts[i][:80]!r})")
     print(f"[ids] {name}: {len(files)} files, {lines} lines, {tokens} tokens, {bad} mismatching lines")
     return bad
 
@@ -174,6 +181,25 @@ def check_chat_generation(gemkit, folder):
     return bad
 
 
+def check_spm(write_tool, encode_lines, gguf, files):
+    """A SentencePiece GGUF: the tokenizer.model gemkit writes, in the `sentencepiece` library
+    (BOS as tokenizer_config.json's add_bos_token says), against gemkit on the GGUF and on the
+    written folder."""
+    import sentencepiece
+
+    name = os.path.basename(gguf)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = os.path.join(tmp, "tokenizer")
+        subprocess.run([write_tool, gguf, folder], check=True)
+        with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
+            add_bos = json.load(f)["add_bos_token"]
+        sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(folder, "tokenizer.model"))
+        reference = lambda texts: [sp.encode(t, add_bos=add_bos) for t in texts]
+        bad = compare_ids(f"{name} written tokenizer.model", encode_lines, folder, reference, files, "sentencepiece")
+        bad += compare_ids(f"{name} (gemkit direct)", encode_lines, gguf, reference, files, "sentencepiece")
+    return bad
+
+
 def folder_with_template(base, tmp, name, template, bos):
     folder = os.path.join(tmp, name)
     os.makedirs(folder)
@@ -195,6 +221,10 @@ def main():
     ap.add_argument("--smollm2-folder", required=True, help="folder written from the SmolLM2 GGUF")
     ap.add_argument("--smollm2-gguf", required=True)
     ap.add_argument("--minilm-folder", required=True)
+    ap.add_argument("--write-tokenizer-files", help="tests/tools/write_tokenizer_files, for --spm-gguf")
+    ap.add_argument("--spm-gguf", nargs="*", default=[],
+                    help="SentencePiece (tokenizer.ggml.model llama) GGUF files: their written tokenizer.model "
+                         "against the sentencepiece library")
     ap.add_argument("--gemkit", help="gemkit binary: also check generate --chat when the SmolLM2 folder has the model")
     args = ap.parse_args()
 
@@ -210,6 +240,11 @@ def main():
     bad += check_ids("all-MiniLM-L6-v2 tokenizer.json", args.encode_lines,
                      os.path.join(args.minilm_folder, "tokenizer.json"),
                      os.path.join(args.minilm_folder, "tokenizer.json"), files)
+
+    if args.spm_gguf and not args.write_tokenizer_files:
+        ap.error("--spm-gguf needs --write-tokenizer-files")
+    for gguf in args.spm_gguf:
+        bad += check_spm(args.write_tokenizer_files, args.encode_lines, gguf, files)
 
     bad += check_chat(args.render_chat, args.smollm2_folder, "smollm2 (template from the GGUF)")
     with tempfile.TemporaryDirectory() as tmp:
