@@ -49,7 +49,7 @@ void write_bpe_tokenizer(GgufWriter& w, const std::string& path, int64_t vocab_s
   std::vector<std::string> merges;
   merges.reserve(c.merges.size());
   for (const auto& [left, right] : c.merges) merges.push_back(left + " " + right);
-  const char* pre = c.pretokenizer == PreTokenizer::Llama3 ? "llama-bpe" : c.pretokenizer == PreTokenizer::Qwen2 ? "qwen2" : "gpt-2";
+  const char* pre = pretokenizer_gguf_name(c.pretokenizer);  // one name per splitter (data/pretokenizer.h)
   w.set_string("tokenizer.ggml.model", "gpt2");
   w.set_string("tokenizer.ggml.pre", pre);
   w.set_strings("tokenizer.ggml.tokens", tokens);

@@ -8,11 +8,12 @@ namespace gemkit {
 
 class GgufFile;
 
-// Writes DIR/tokenizer.json and DIR/tokenizer_config.json (special tokens, add_bos_token,
-// chat template from tokenizer.chat_template, model_max_length). Byte-level BPE ("gpt2": the
-// gpt2, smollm/starcoder, llama3 and qwen2 pre-tokenizer families). Throws gemkit::Error naming
-// the file and the key for an unsupported tokenizer model or pre-tokenizer. Files are written
-// to a temporary name and renamed.
+// Byte-level BPE ("gpt2": the gpt2, smollm/starcoder, llama3 and qwen2 pre-tokenizer families):
+// writes DIR/tokenizer.json and DIR/tokenizer_config.json (special tokens, add_bos_token, chat
+// template from tokenizer.chat_template, model_max_length). SentencePiece ("llama"): writes
+// DIR/tokenizer.model and tokenizer_config.json. Throws gemkit::Error naming the file and the
+// key for an unsupported tokenizer model or pre-tokenizer, or one a tokenizer.model cannot
+// express. Files are written to a temporary name and renamed.
 void write_hf_tokenizer_files(const GgufFile& gguf, const std::string& dir);
 
 }  // namespace gemkit
