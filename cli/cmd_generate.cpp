@@ -126,6 +126,7 @@ void generate_text(const Recipe& r, const ChatOptions& chat) {
                });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf("\n");
+  std::fflush(stdout);  // the text before the figures when both go to one file
   // Figures go to stderr so that stdout is exactly the text (deterministic for a given seed).
   std::fprintf(stderr, "[%zu prompt + %zu new tokens in %.2f s: %.1f tokens/s on %s, %s]\n", prompt_ids.size(),
                out.size(), seconds, seconds > 0 ? double(out.size()) / seconds : 0.0, device.str().c_str(),

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# SmolLM2-135M-Instruct in gemkit against transformers + peft (torch 2.x, the project's .venv),
+# side by side in one run on the same folder and data (the law texts of data/mini, batch 8 x 256,
+# float32, AdamW): training tokens/s and peak RSS of full fine-tuning and of LoRA (rank 16 on
+# every projection), evaluation tokens/s (no-grad forward of the same batches) and greedy
+# generation tokens/s (a 32-token prompt for transformers, the first 150 characters of the same
+# text for gemkit; 64 new tokens). Evaluation: gemkit eval's perplexity over data/mini/law/train
+# (documents in rows of 256, elapsed time of the command after loading) against transformers'
+# forward over the same tokens packed in 8 x 256 rows. gemkit's training figures are the mean
+# over steps 2..N of its own metrics.jsonl (the first step pays for allocation), as the Python half.
+#
+#   bench/smollm2_bench.sh [BUILD_DIR] [STEPS]      (after ./setup.sh build and ./setup.sh test's .venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+STEPS=${2:-4}
+PY=.venv/bin/python
+export GEMKIT_PYTHON=$PY
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$(nproc --all)}
+export OMP_NUM_THREADS=1  # gemkit: one intra-op thread, OpenBLAS on every core (toolchain.md)
+gemkit=$BUILD/cli/gemkit
+model=$("$gemkit" models fetch smollm2-135m-instruct)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$gemkit" data prepare --quiet --tokenizer "$model" --split train --out "$work/law.h5" data/mini/law/train.jsonl
+results=$work/results.jsonl
+for mode in full lora; do
+  extra=()
+  [ $mode = lora ] && extra=(lora.rank=16 lora.alpha=32 lora.target_modules=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)
+  "$gemkit" train recipes/smollm2/law_$mode.toml --out "$work/run_$mode" \
+    train.data="$work/law.h5" ~train.validation train.max_steps="$STEPS" train.checkpoint_every=1000000 \
+    train.eval_every=0 train.log_every=1 train.lr=3e-5 "${extra[@]}" 2>&1 | grep -E "^step" || true
+  "$PY" - "$work/run_$mode/metrics.jsonl" "$mode" >> "$results" <<'PY'
+import json, sys
+steps = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l]
+steady = steps[1:] or steps
+print(json.dumps({"impl": "gemkit", "mode": sys.argv[2], "threads": 1,
+                  "tokens_per_s": sum(s["tokens"] for s in steady) / sum(s["step_s"] for s in steady),
+                  "peak_rss_mb": max(s["peak_rss_mb"] for s in steps)}))
+PY
+  OMP_NUM_THREADS= "$PY" bench/smollm2_bench_hf.py "$model" --mode $mode --steps "$STEPS" | tee /dev/stderr | tail -1 >> "$results"
+done
+# Evaluation and generation.
+/usr/bin/time -f '%M' -o "$work/eval.rss" "$gemkit" eval --model "$model" --corpus data/mini/law --split train \
+  --out "$work/eval.json" eval.batch_size=8 eval.seq_len=256 > /dev/null 2> "$work/eval.log" || true
+"$PY" - "$work/eval.json" "$work/eval.rss" "$model" >> "$results" <<'PY'
+import json, sys
+from tokenizers import Tokenizer
+r = json.load(open(sys.argv[1]))
+tok = Tokenizer.from_file(sys.argv[3] + "/tokenizer.json")
+tokens = sum(len(tok.encode(json.loads(l)["text"]).ids) for l in open("data/mini/law/train.jsonl"))
+print(json.dumps({"impl": "gemkit", "mode": "eval", "threads": 1, "tokens_per_s": tokens / r["elapsed_s"],
+                  "peak_rss_mb": int(open(sys.argv[2]).read().split()[-1]) / 1024}))
+PY
+OMP_NUM_THREADS= "$PY" bench/smollm2_bench_hf.py "$model" --mode eval | tail -1 >> "$results"
+prompt=$("$PY" -c "import json; print(json.loads(open('data/mini/law/train.jsonl').readline())['text'][:150])")
+/usr/bin/time -f '%M' -o "$work/gen.rss" "$gemkit" generate --model "$model" --prompt "$prompt" --max-new-tokens 64 \
+  --temperature 0 > /dev/null 2> "$work/gen.log"
+"$PY" - "$work/gen.log" "$work/gen.rss" >> "$results" <<'PY'
+import json, re, sys
+m = re.search(r"([0-9.]+) tokens/s", open(sys.argv[1]).read())
+print(json.dumps({"impl": "gemkit", "mode": "generate", "threads": 1, "tokens_per_s": float(m.group(1)),
+                  "peak_rss_mb": int(open(sys.argv[2]).read().split()[-1]) / 1024}))
+PY
+OMP_NUM_THREADS= "$PY" bench/smollm2_bench_hf.py "$model" --mode generate | tail -1 >> "$results"
+"$PY" - "$results" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("\n| workload | implementation | intra-op threads | tokens/s | peak RSS MB |")
+print("|---|---|---|---|---|")
+for r in rows:
+    print("| %s | %s | %s | %.1f | %.0f |" % (r["mode"], r["impl"], r["threads"], r["tokens_per_s"], r["peak_rss_mb"]))
+for mode in ("full", "lora", "eval", "generate"):
+    g = [r for r in rows if r["mode"] == mode and r["impl"] == "gemkit"]
+    p = [r for r in rows if r["mode"] == mode and r["impl"] != "gemkit"]
+    if g and p:
+        print("%s: gemkit / transformers tokens/s = %.2f, peak RSS = %.2f" % (
+            mode, g[0]["tokens_per_s"] / p[0]["tokens_per_s"], g[0]["peak_rss_mb"] / p[0]["peak_rss_mb"]))
+PY
