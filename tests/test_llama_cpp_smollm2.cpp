@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "data/tokenizer.h"
+#include "export/gguf_export.h"
 #include "model/checkpoint.h"
 #include "quant/qat.h"
 #include "logits_test_util.h"
@@ -133,11 +134,13 @@ TEST(LlamaCppSmolLM2, ExportedTokenizerLoadsAndTokenizesLikeGemkit) {
 // scaling every input_layernorm weight by (1 + 1e-6) (a few float32 ulps, the size of the
 // differences between two matmul implementations' summation orders) moves gemkit's own
 // fake-quantized logits by a mean KL of about 3e-3 and changes the top-1 token at 4-6% of the
-// positions, while the float forward moves by 2e-11. So no implementation of Q8_0 activations
-// can agree with another to the brief's 99% / 97% top-1; the test measures that noise floor
-// (gemkit against itself, perturbed) and requires llama.cpp to agree with gemkit about as well
-// as gemkit agrees with itself: mean KL < 2 x the floor's, top-1 >= the floor's - 4 points,
-// and absolute bounds top-1 >= 90%, mean KL < 1e-2. Measured figures: tests/CMakeLists.txt.
+// positions, while the float forward moves by 2e-11. llama.cpp on a file of those perturbed
+// weights moves by as much against its own unperturbed run (Q8_0: top-1 96.7%, mean KL 3.4e-3).
+// So no implementation of Q8_0 activations agrees with another to the brief's 99% / 97% top-1;
+// the test measures both noise floors (gemkit against itself and llama.cpp against itself,
+// perturbed) and requires llama.cpp to agree with gemkit about as well as each agrees with
+// itself: mean KL < 2 x each floor's, top-1 >= each floor's - 4 points, and absolute bounds
+// top-1 >= 90%, mean KL < 1e-2. Measured figures: tests/CMakeLists.txt.
 namespace {
 
 // 6 sequences of 80 tokens of mini-suite validation text, with the checkpoint's tokenizer.
@@ -200,15 +203,28 @@ void quantized_case(const std::string& quant, QuantType type) {
     Qat qat(pre.model, QatOptions{policy, true});
     perturbed = gemkit_logits(pre.model, seqs);
   }
+  // llama.cpp against itself: the same perturbed weights exported (library call, same policy).
+  GgufExportOptions o;
+  o.policy = policy;
+  o.tokenizer_folder = ckpt;
+  const std::string perturbed_file = dir + "/smollm2-" + quant + "-perturbed.gguf";
+  export_gguf(pre.model, o, perturbed_file);
+  const torch::Tensor theirs_perturbed = llama_logprobs(dir, perturbed_file, seqs, pre.config.vocab_size);
+  ASSERT_TRUE(theirs_perturbed.defined());
+  std::filesystem::remove(perturbed_file);
   const test::Agreement a = test::agreement(theirs, ours);
   const test::Agreement floor = test::agreement(perturbed, ours);
+  const test::Agreement llama_floor = test::agreement(theirs, theirs_perturbed);
   print(("llama.cpp " + quant + " vs gemkit fake-quantized (Q8_0 activations)").c_str(), a);
   print(("noise floor: gemkit " + quant + " fake-quantized, norms x (1 + 1e-6), vs unperturbed").c_str(), floor);
+  print(("noise floor: llama.cpp " + quant + ", norms x (1 + 1e-6), vs unperturbed").c_str(), llama_floor);
   print(("for information: llama.cpp " + quant + " vs gemkit float model").c_str(), test::agreement(theirs, float_logits));
   print(("for information: gemkit " + quant + " fake-quantized vs gemkit float model").c_str(),
         test::agreement(ours, float_logits));
   EXPECT_LT(a.mean_kl, 2 * floor.mean_kl) << quant;
   EXPECT_GE(a.top1, floor.top1 - 0.04) << quant;
+  EXPECT_LT(a.mean_kl, 2 * llama_floor.mean_kl) << quant;
+  EXPECT_GE(a.top1, llama_floor.top1 - 0.04) << quant;
   EXPECT_GE(a.top1, 0.90) << quant;
   EXPECT_LT(a.mean_kl, 1e-2) << quant;
   // The brief's bounds, reported (not required, see above): Q8_0 top-1 >= 99%, Q4_0 >= 97%.
