@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SmolLM2-135M-Instruct in gemkit against transformers + peft (torch 2.x, the project's .venv),
 # side by side in one run on the same folder and data (the law texts of data/mini, batch 8 x 256,
-# float32, AdamW): training tokens/s and peak RSS of full fine-tuning and of LoRA (rank 16 on
+# float32, AdamW; transformers with torch's own thread defaults, as a user runs it): training tokens/s and peak RSS of full fine-tuning and of LoRA (rank 16 on
 # every projection), evaluation tokens/s (no-grad forward of the same batches) and greedy
 # generation tokens/s (a 32-token prompt for transformers, the first 150 characters of the same
 # text for gemkit; 64 new tokens). Evaluation: gemkit eval's perplexity over data/mini/law/train
@@ -25,11 +25,11 @@ trap 'rm -rf "$work"' EXIT
 "$gemkit" data prepare --quiet --tokenizer "$model" --split train --out "$work/law.h5" data/mini/law/train.jsonl
 results=$work/results.jsonl
 for mode in full lora; do
-  extra=()
-  [ $mode = lora ] && extra=(lora.rank=16 lora.alpha=32 lora.target_modules=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)
-  "$gemkit" train recipes/smollm2/law_$mode.toml --out "$work/run_$mode" \
+  extra=() recipe=recipes/smollm2/law_finetune.toml
+  [ $mode = lora ] && recipe=recipes/smollm2/law_lora.toml && extra=(lora.rank=16 lora.alpha=32 lora.target_modules=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)
+  "$gemkit" train "$recipe" --out "$work/run_$mode" \
     train.data="$work/law.h5" ~train.validation train.max_steps="$STEPS" train.checkpoint_every=1000000 \
-    train.eval_every=0 train.log_every=1 train.lr=3e-5 "${extra[@]}" 2>&1 | grep -E "^step" || true
+    train.eval_every=0 train.log_every=1 "${extra[@]}" 2>&1 | grep -E "^step|error" || true
   "$PY" - "$work/run_$mode/metrics.jsonl" "$mode" >> "$results" <<'PY'
 import json, sys
 steps = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l]
@@ -38,7 +38,7 @@ print(json.dumps({"impl": "gemkit", "mode": sys.argv[2], "threads": 1,
                   "tokens_per_s": sum(s["tokens"] for s in steady) / sum(s["step_s"] for s in steady),
                   "peak_rss_mb": max(s["peak_rss_mb"] for s in steps)}))
 PY
-  OMP_NUM_THREADS= "$PY" bench/smollm2_bench_hf.py "$model" --mode $mode --steps "$STEPS" | tee /dev/stderr | tail -1 >> "$results"
+  env -u OMP_NUM_THREADS "$PY" bench/smollm2_bench_hf.py "$model" --mode $mode --steps "$STEPS" | tee /dev/stderr | tail -1 >> "$results"
 done
 # Evaluation and generation.
 /usr/bin/time -f '%M' -o "$work/eval.rss" "$gemkit" eval --model "$model" --corpus data/mini/law --split train \
@@ -52,7 +52,7 @@ tokens = sum(len(tok.encode(json.loads(l)["text"]).ids) for l in open("data/mini
 print(json.dumps({"impl": "gemkit", "mode": "eval", "threads": 1, "tokens_per_s": tokens / r["elapsed_s"],
                   "peak_rss_mb": int(open(sys.argv[2]).read().split()[-1]) / 1024}))
 PY
-OMP_NUM_THREADS= "$PY" bench/smollm2_bench_hf.py "$model" --mode eval | tail -1 >> "$results"
+env -u OMP_NUM_THREADS "$PY" bench/smollm2_bench_hf.py "$model" --mode eval | tail -1 >> "$results"
 prompt=$("$PY" -c "import json; print(json.loads(open('data/mini/law/train.jsonl').readline())['text'][:150])")
 /usr/bin/time -f '%M' -o "$work/gen.rss" "$gemkit" generate --model "$model" --prompt "$prompt" --max-new-tokens 64 \
   --temperature 0 > /dev/null 2> "$work/gen.log"
@@ -62,7 +62,7 @@ m = re.search(r"([0-9.]+) tokens/s", open(sys.argv[1]).read())
 print(json.dumps({"impl": "gemkit", "mode": "generate", "threads": 1, "tokens_per_s": float(m.group(1)),
                   "peak_rss_mb": int(open(sys.argv[2]).read().split()[-1]) / 1024}))
 PY
-OMP_NUM_THREADS= "$PY" bench/smollm2_bench_hf.py "$model" --mode generate | tail -1 >> "$results"
+env -u OMP_NUM_THREADS "$PY" bench/smollm2_bench_hf.py "$model" --mode generate | tail -1 >> "$results"
 "$PY" - "$results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
