@@ -8,7 +8,8 @@
 //    exactly as gemkit's tokenizer of the checkpoint does.
 //  - F32, Q8_0 and Q4_0 files: llama.cpp's next-token distributions against gemkit's forward on
 //    the same weights (for Q8_0/Q4_0: fake-quantized with Q8_0 activations, quant/qat.h, as
-//    test_llama_cpp does; the float model's agreement is printed beside it).
+//    test_llama_cpp does; the float model's agreement is printed beside it), and against
+//    gemkit's edge runtime (runtime::Model) on the very same files.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -26,6 +27,7 @@
 #include "export/gguf_export.h"
 #include "model/checkpoint.h"
 #include "quant/qat.h"
+#include "runtime/model.h"
 #include "logits_test_util.h"
 #include "test_util.h"
 
@@ -93,6 +95,14 @@ torch::Tensor llama_logprobs(const std::string& dir, const std::string& file,
 torch::Tensor gemkit_logits(Transformer model, const std::vector<std::vector<int32_t>>& seqs) {
   std::vector<torch::Tensor> rows;
   for (const auto& s : seqs) rows.push_back(test::torch_logits(model, s));
+  return torch::cat(rows);
+}
+
+// gemkit's edge runtime (runtime::Model, gemkit-run) on the exported file: [positions, V] logits.
+torch::Tensor runtime_logits(const std::string& file, const std::vector<std::vector<int32_t>>& seqs) {
+  const runtime::Model m(file);
+  std::vector<torch::Tensor> rows;
+  for (const auto& s : seqs) rows.push_back(test::runtime_logits(m, s));
   return torch::cat(rows);
 }
 
@@ -176,6 +186,12 @@ TEST(LlamaCppSmolLM2, FineTunedF32ExportAgreesWithGemkit) {
   print("llama.cpp f32 vs gemkit", a);
   EXPECT_GE(a.top1, 0.99);
   EXPECT_LT(a.mean_kl, 1e-5);
+  // gemkit's runtime on the same file, the brief's bounds (measured: top-1 100%, mean KL 2.8e-12,
+  // max KL 1.9e-11; 480 positions, 2-core AMD EPYC, runtime's AVX-512 kernels, about 5 s).
+  const test::Agreement r = test::agreement(theirs, runtime_logits(file, seqs));
+  print("llama.cpp f32 vs gemkit-run", r);
+  EXPECT_GE(r.top1, 0.99) << "runtime";
+  EXPECT_LT(r.mean_kl, 1e-5) << "runtime";
 }
 
 namespace {
@@ -188,6 +204,7 @@ void quantized_case(const std::string& quant, QuantType type) {
   const std::string file = export_gguf(ckpt, dir, quant);
   const torch::Tensor theirs = llama_logprobs(dir, file, seqs, pre.config.vocab_size);
   ASSERT_TRUE(theirs.defined());
+  const torch::Tensor run_logits = runtime_logits(file, seqs);  // gemkit-run on the same file
   std::filesystem::remove(file);
   const QuantPolicy policy = QuantPolicy::uniform(type);
   const torch::Tensor float_logits = gemkit_logits(pre.model, seqs);
@@ -211,6 +228,7 @@ void quantized_case(const std::string& quant, QuantType type) {
   export_gguf(pre.model, o, perturbed_file);
   const torch::Tensor theirs_perturbed = llama_logprobs(dir, perturbed_file, seqs, pre.config.vocab_size);
   ASSERT_TRUE(theirs_perturbed.defined());
+  const torch::Tensor run_perturbed = runtime_logits(perturbed_file, seqs);
   std::filesystem::remove(perturbed_file);
   const test::Agreement a = test::agreement(theirs, ours);
   const test::Agreement floor = test::agreement(perturbed, ours);
@@ -221,6 +239,13 @@ void quantized_case(const std::string& quant, QuantType type) {
   print(("for information: llama.cpp " + quant + " vs gemkit float model").c_str(), test::agreement(theirs, float_logits));
   print(("for information: gemkit " + quant + " fake-quantized vs gemkit float model").c_str(),
         test::agreement(ours, float_logits));
+  const test::Agreement r = test::agreement(theirs, run_logits);
+  const test::Agreement run_floor = test::agreement(run_logits, run_perturbed);
+  print(("llama.cpp " + quant + " vs gemkit-run").c_str(), r);
+  print(("noise floor: gemkit-run " + quant + ", norms x (1 + 1e-6), vs unperturbed").c_str(), run_floor);
+  print(("for information: gemkit-run " + quant + " vs gemkit fake-quantized").c_str(), test::agreement(run_logits, ours));
+  print(("for information: llama.cpp vs gemkit-run, both on the perturbed " + quant + " file").c_str(),
+        test::agreement(theirs_perturbed, run_perturbed));
   EXPECT_LT(a.mean_kl, 2 * floor.mean_kl) << quant;
   EXPECT_GE(a.top1, floor.top1 - 0.04) << quant;
   EXPECT_LT(a.mean_kl, 2 * llama_floor.mean_kl) << quant;
@@ -231,6 +256,25 @@ void quantized_case(const std::string& quant, QuantType type) {
   const double brief = type == QuantType::Q8_0 ? 0.99 : 0.97;
   std::printf("brief's top-1 bound %.2f for %s: %s (measured %.4f)\n", brief, quant.c_str(),
               a.top1 >= brief ? "met" : "NOT met", a.top1);
+  // gemkit's runtime (runtime::Model, kernels after llama.cpp's: Q8_0 activations rounded half to
+  // even, llama.cpp's block accumulation) on the very same file. It loads this model (tied
+  // embeddings, 30 layers, GQA 9/3) and agrees with llama.cpp a little better than the LibTorch
+  // fake-quantized forward does, but no better than the noise floor above: its own floor
+  // (norms x (1 + 1e-6)) is as wide as llama.cpp's, so it does not reach the brief's 99% / 97%
+  // either. Measured (480 positions, 2-core AMD EPYC, runtime's AVX-512 kernels, 3 s per file):
+  //   Q8_0: top-1 97.1%, mean KL 3.2e-3, max KL 1.7e-2; runtime's floor 96.5%, 3.4e-3
+  //   Q4_0: top-1 94.8%, mean KL 3.9e-3, max KL 2.3e-2; runtime's floor 95.4%, 4.4e-3
+  // Bounds: as for the LibTorch forward against both floors (mean KL < 2 x floor, top-1 >= floor
+  // - 4 points), and absolute ones about 2 points / 1.5x under the measured figures: top-1 >=
+  // 95% (Q8_0) / 93% (Q4_0), mean KL < 6e-3.
+  EXPECT_LT(r.mean_kl, 2 * run_floor.mean_kl) << quant << " (runtime)";
+  EXPECT_GE(r.top1, run_floor.top1 - 0.04) << quant << " (runtime)";
+  EXPECT_LT(r.mean_kl, 2 * llama_floor.mean_kl) << quant << " (runtime)";
+  EXPECT_GE(r.top1, llama_floor.top1 - 0.04) << quant << " (runtime)";
+  EXPECT_GE(r.top1, type == QuantType::Q8_0 ? 0.95 : 0.93) << quant << " (runtime)";
+  EXPECT_LT(r.mean_kl, 6e-3) << quant << " (runtime)";
+  std::printf("brief's top-1 bound %.2f for %s, gemkit-run: %s (measured %.4f)\n", brief, quant.c_str(),
+              r.top1 >= brief ? "met" : "NOT met", r.top1);
 }
 
 }  // namespace
