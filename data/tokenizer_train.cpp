@@ -1,8 +1,5 @@
 #include "data/tokenizer_train.h"
 
-#include <fcntl.h>
-#include <spawn.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,8 +12,8 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "core/process.h"
 
-extern char** environ;
 
 namespace gemkit {
 
@@ -188,40 +185,14 @@ SentencePieceTrainResult train_sentencepiece(const SentencePieceTrainOptions& o)
     args.push_back("--control_symbols=" + join(o.control_symbols, "control_symbols"));
   for (const auto& [k, v] : o.extra) args.push_back("--" + k + "=" + v);
 
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) fail(kWhere, std::string("pipe: ") + std::strerror(errno));
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], STDERR_FILENO);
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = ::posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  ::close(fds[1]);
-  if (rc != 0) {
-    ::close(fds[0]);
-    fail(exe, std::string("cannot start the trainer: ") + std::strerror(rc));
-  }
   SentencePieceTrainResult result;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fds[0], buf, sizeof buf);
-    if (n > 0) result.log.append(buf, static_cast<size_t>(n));
-    else if (n == 0 || errno != EINTR) break;
-  }
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+  const ProcessResult run = run_process(args);
+  result.log = run.output;
+  if (!run.ok()) {
     // The trainer's own message is on its last lines.
-    std::string tail = result.log.size() > 2000 ? result.log.substr(result.log.size() - 2000) : result.log;
-    const std::string how = WIFEXITED(status) ? "exited with status " + std::to_string(WEXITSTATUS(status))
-                                              : "was killed by signal " + std::to_string(WTERMSIG(status));
-    fail(exe, how + " while training " + o.model_prefix + ".model:\n" + tail);
+    const std::string how = run.exit_code < 128 ? "exited with status " + std::to_string(run.exit_code)
+                                                : "was killed by signal " + std::to_string(run.exit_code - 128);
+    fail(exe, how + " while training " + o.model_prefix + ".model:\n" + run.tail());
   }
   result.model_path = o.model_prefix + ".model";
   result.vocab_path = o.model_prefix + ".vocab";
