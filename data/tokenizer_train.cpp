@@ -14,7 +14,6 @@
 #include "core/file_io.h"
 #include "core/process.h"
 
-
 namespace gemkit {
 
 namespace {
