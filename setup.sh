@@ -52,7 +52,7 @@ build() {
 }
 
 # The main job on the bundled defaults: adapt the bundled base model (checkpoints/gemkit-base) to
-# one domain of the bundled mini suite twice, by plain fine-tuning and by GEM (design/gem-method.md),
+# one domain of the bundled mini suite twice, by plain fine-tuning and by GEM (docs/design/gem-method.md),
 # and measure what each gained there and lost elsewhere. Every step is one gemkit command; outputs
 # go to out/quickstart. About five minutes on 2 cores.
 quickstart() {

@@ -1,4 +1,4 @@
-// Forward speed of GEM's routing against the same model without it (design/gem-method.md §2-3).
+// Forward speed of GEM's routing against the same model without it (docs/design/gem-method.md §2-3).
 //
 //   routing_bench [--model DIR | --size base|50m] [--batch B] [--seq T] [--reps N] [--capacity C]
 //                 [--attention-only 1]

@@ -1,5 +1,5 @@
 // What dense exporters (GGUF for llama.cpp, TorchScript, Hugging Face) write from a checkpoint
-// (design/gem-method.md section 8): a routed GEM checkpoint has one chosen domain's SCAR expert
+// (docs/design/gem-method.md section 8): a routed GEM checkpoint has one chosen domain's SCAR expert
 // merged into the base weights in float (W + alpha/r B A, before any quantization) and its
 // token-router blocks run dense. Plain checkpoints load unchanged.
 #pragma once

@@ -4,7 +4,7 @@
 //   quant/block_quant.h: the same arithmetic as QAT's fake quantization, so the file's
 //   dequantized weights equal the fake-quantized training weights exactly.
 // - q and k rows are permuted per head from Hugging Face's rotate-halves RoPE to llama.cpp's
-//   interleaved pairs (design/formats.md); tied embeddings write no output.weight.
+//   interleaved pairs (docs/design/formats.md); tied embeddings write no output.weight.
 // - Tokenizer metadata: a SentencePiece tokenizer.model as tokenizer.ggml.model "llama" (tokens,
 //   scores, token types, special ids), or a byte-level BPE tokenizer.json as "gpt2" (tokens,
 //   merges, token types, llama.cpp's pre-tokenizer name).

@@ -1,4 +1,4 @@
-// GGUF v3 writer (design/formats.md): metadata in insertion order, tensors with ggml dims
+// GGUF v3 writer (docs/design/formats.md): metadata in insertion order, tensors with ggml dims
 // (fastest-varying first), data aligned to 32 bytes. The file is written atomically (a
 // temporary file renamed into place) and an existing file is only replaced when asked.
 // Torch-free; model/gguf.h reads what this writes.

@@ -18,7 +18,7 @@ namespace gemkit {
 Pretrained load_gguf_model(const std::string& path, const torch::Device& device = torch::kCPU);
 
 // Hugging Face (rotate halves) -> llama.cpp (interleaved pairs) row order of a q or k weight
-// [heads * head_dim, in], and back (design/formats.md).
+// [heads * head_dim, in], and back (docs/design/formats.md).
 torch::Tensor permute_rope_rows(const torch::Tensor& w, int64_t heads);
 torch::Tensor unpermute_rope_rows(const torch::Tensor& w, int64_t heads);
 

@@ -1,4 +1,4 @@
-// Hugging Face Llama / Qwen2 tensor names <-> GGUF "llama" / "qwen2" tensor names (design/formats.md). Torch-free.
+// Hugging Face Llama / Qwen2 tensor names <-> GGUF "llama" / "qwen2" tensor names (docs/design/formats.md). Torch-free.
 //   model.embed_tokens.weight                      <-> token_embd.weight
 //   model.layers.N.input_layernorm.weight          <-> blk.N.attn_norm.weight
 //   model.layers.N.self_attn.{q,k,v,o}_proj.weight <-> blk.N.attn_{q,k,v,output}.weight

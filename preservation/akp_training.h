@@ -1,4 +1,4 @@
-// Adaptive knowledge preservation in `gemkit train` (design/gem-method.md §4): the recipe's
+// Adaptive knowledge preservation in `gemkit train` (docs/design/gem-method.md §4): the recipe's
 // akp.* keys, and the loss terms, hooks and checkpoint state they add to a Trainer.
 //
 //   loss = task + lambda_kd * s * L_KD + lambda_ewc * s * L_EWC + lambda_l2sp * L_L2SP + router losses

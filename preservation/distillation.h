@@ -1,4 +1,4 @@
-// Weighted knowledge distillation (design/gem-method.md §4, L_KD): keeps the adapted model's
+// Weighted knowledge distillation (docs/design/gem-method.md §4, L_KD): keeps the adapted model's
 // predictions close to the frozen teacher's where the weights say so.
 //
 //   L_KD = sum_i w_i * T^2 * KL(p_teacher^T(.|i) || p_student^T(.|i)) / sum_i w_i

@@ -1,4 +1,4 @@
-// Diagonal Fisher information of the base model on general data (design/gem-method.md §4,
+// Diagonal Fisher information of the base model on general data (docs/design/gem-method.md §4,
 // L_EWC): how much each parameter matters to what the base already knows.
 //
 // The TRUE Fisher, estimated per sequence: for each row of the batches (rows without a loss

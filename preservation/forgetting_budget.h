@@ -1,4 +1,4 @@
-// Adaptive strength of knowledge preservation (design/gem-method.md §4): every `every` steps
+// Adaptive strength of knowledge preservation (docs/design/gem-method.md §4): every `every` steps
 // the trainer measures the loss on a fixed held-out general batch; its relative rise over the
 // base model's loss on the same batch is compared with a forgetting budget, and one multiplier
 // for lambda_kd and lambda_ewc is raised or lowered multiplicatively:

@@ -1,5 +1,5 @@
 // The distillation teacher: the model as it was before adaptation, frozen
-// (design/gem-method.md §4).
+// (docs/design/gem-method.md §4).
 //
 // Two ways to have it:
 //  - same_network: when only adapters and routers train, the base weights never change, so the

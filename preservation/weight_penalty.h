@@ -1,4 +1,4 @@
-// EWC, online EWC and L2-SP (design/gem-method.md §4): one quadratic penalty that holds weights
+// EWC, online EWC and L2-SP (docs/design/gem-method.md §4): one quadratic penalty that holds weights
 // near an anchor, each parameter k weighted by an importance F_k:
 //
 //   penalty = 1/2 * sum_k F_k * (theta_k - theta*_k)^2

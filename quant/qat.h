@@ -1,4 +1,4 @@
-// Quantization-aware training (design/gem-method.md section 5): fake-quantization hooks on the
+// Quantization-aware training (docs/design/gem-method.md section 5): fake-quantization hooks on the
 // model's linear layers and token embedding, typed by a QuantPolicy, so that the forward pass
 // computes with exactly the weights the exported file will hold (quant/fake_quant.h) and the
 // gradient passes straight through to the float weights.

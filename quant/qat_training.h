@@ -1,5 +1,5 @@
 // Recipe keys quant.* in `gemkit train`: quantization-aware training with a delayed start and
-// the L_Q distillation term (design/gem-method.md section 5).
+// the L_Q distillation term (docs/design/gem-method.md section 5).
 //
 //   [quant]
 //   qat = true

@@ -1,4 +1,4 @@
-// SCAR's router (design/gem-method.md §3): tokens cross-attend to a small bank of expert keys
+// SCAR's router (docs/design/gem-method.md §3): tokens cross-attend to a small bank of expert keys
 // and go to a variable number of experts.
 //
 //   q_i  = W_q . rmsnorm(x_i)                      [d_r]   (d_r = router_dim, default 64)

@@ -1,4 +1,4 @@
-// Sparse Cross-Attention Router (SCAR, design/gem-method.md §3): a bank of low-rank domain
+// Sparse Cross-Attention Router (SCAR, docs/design/gem-method.md §3): a bank of low-rank domain
 // experts on the linear layers of the routed blocks, and a router per block that sends each
 // token to a variable number of them (routing/expert_router.h).
 //

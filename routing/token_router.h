@@ -1,4 +1,4 @@
-// Dynamic Token Router (DTR, design/gem-method.md §2): Mixture-of-Depths style routing of one
+// Dynamic Token Router (DTR, docs/design/gem-method.md §2): Mixture-of-Depths style routing of one
 // decoder block, made causal so that token-by-token decoding works.
 //
 // A TokenRouter wraps decoder block i (Transformer::set_block). Per token it computes a logit

@@ -1,4 +1,4 @@
-// Dense exports of a routed GEM checkpoint (design/gem-method.md section 8): the SCAR expert
+// Dense exports of a routed GEM checkpoint (docs/design/gem-method.md section 8): the SCAR expert
 // merged in float equals the routed model with every token forced to that expert; each expert
 // as a PEFT adapter equals it too; the Hugging Face folder loads back to the same model.
 #include <gtest/gtest.h>

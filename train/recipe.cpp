@@ -115,7 +115,7 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"lora.dropout", T::Float, "0", 0.0, 0.999, "", "dropout on the adapter input while training"},
       {"lora.target_modules", T::StringList, "q_proj,v_proj", -kInf, kInf, "", "module names, \"re:<regex>\" or \"all-linear\" (PEFT's rules)"},
       {"lora.seed", T::Int, "0", 0, kMaxInt, "", "seed of the adapter initialisation and dropout masks"},
-      // dtr: Dynamic Token Router (routing/token_router.h; design/gem-method.md section 2).
+      // dtr: Dynamic Token Router (routing/token_router.h; docs/design/gem-method.md section 2).
       {"dtr.enabled", T::Bool, "false", -kInf, kInf, "", "route tokens around whole blocks (Mixture-of-Depths, causal)"},
       {"dtr.blocks", T::StringList, std::nullopt, -kInf, kInf, "", "routed block indices; default: every other block, never the first or last"},
       {"dtr.capacity", T::Float, "0.5", 1e-6, 1.0, "", "training: share of each sequence's tokens a routed block processes (top-k)"},
@@ -125,7 +125,7 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"dtr.anneal_steps", T::Int, "0", 0, kMaxInt, "", "capacity goes from 1.0 to dtr.capacity over this many steps"},
       {"dtr.seed", T::Int, "0", 0, kMaxInt, "", "seed of the router initialisation"},
       {"dtr.aux_weight", T::Float, "0.01", 0.0, 1e6, "", "weight of the causal predictor's binary cross-entropy"},
-      // scar: Sparse Cross-Attention Router (routing/scar.h; design/gem-method.md section 3).
+      // scar: Sparse Cross-Attention Router (routing/scar.h; docs/design/gem-method.md section 3).
       {"scar.enabled", T::Bool, "false", -kInf, kInf, "", "domain experts (low-rank adapters) chosen per token by a cross-attention router"},
       {"scar.experts", T::StringList, std::nullopt, -kInf, kInf, "", "domain expert names (domain names of the token shards, e.g. law)"},
       {"scar.general_expert", T::Bool, "true", -kInf, kInf, "", "expert 0 \"general\": the untouched base path"},
@@ -141,7 +141,7 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"scar.z_weight", T::Float, "1e-3", 0.0, 1e6, "", "weight of the router z-loss"},
       {"scar.supervision_weight", T::Float, "0.1", 0.0, 1e6, "", "weight of the domain-supervision loss (sequences with a known domain)"},
       {"scar.seed", T::Int, "0", 0, kMaxInt, "", "seed of the router and expert initialisation"},
-      // akp: adaptive knowledge preservation (preservation/akp_training.h; design/gem-method.md section 4).
+      // akp: adaptive knowledge preservation (preservation/akp_training.h; docs/design/gem-method.md section 4).
       // Replay is data mixing: put a general shard in train.data with its share in train.data_weights.
       {"akp.kd_weight", T::Float, "0", 0.0, 1e6, "", "lambda_kd: distillation from the model before fine-tuning; 0: off"},
       {"akp.temperature", T::Float, "2.0", 1e-3, 1e3, "", "distillation temperature T (the loss is scaled by T^2)"},
@@ -159,7 +159,7 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"akp.budget_data", T::String, std::nullopt, -kInf, kInf, "", "held-out general token shard the budget is measured on"},
       {"akp.budget_batches", T::Int, "4", 1, kMaxInt, "", "batches of akp.budget_data per measurement"},
       {"akp.budget_reference", T::String, "start", -kInf, kInf, "start|base|routed", "loss the rise is measured against: the trained model as training starts (routers attached), the base network, or (frozen base) the same routed network with its experts and adapters off, at each measurement"},
-      // quant: quantization-aware training (quant/qat_training.h; design/gem-method.md section 5).
+      // quant: quantization-aware training (quant/qat_training.h; docs/design/gem-method.md section 5).
       {"quant.qat", T::Bool, "false", -kInf, kInf, "", "fake-quantize weights as the export will store them (straight-through gradient)"},
       {"quant.policy", T::StringList, std::nullopt, -kInf, kInf, "", "\"NAME_GLOB=TYPE\" rules, first match wins (f32|f16|q8_0|q4_0); default: hybrid (attention, embeddings q8_0; MLP q4_0)"},
       {"quant.start_step", T::Int, "0", 0, kMaxInt, "", "fake quantization starts at this optimizer step (float training before)"},
