@@ -11,8 +11,8 @@
 
 #include "core/error.h"
 #include "model/checkpoint.h"
-#include "model/safetensors.h"
-#include "data/tokenizer.h"
+#include "formats/safetensors.h"
+#include "tokenizers/tokenizer.h"
 #include "routing/gem_modules.h"
 
 #include <fstream>

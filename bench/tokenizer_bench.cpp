@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "data/tokenizer_loaders.h"
+#include "tokenizers/tokenizer_loaders.h"
 
 using namespace gemkit;
 

@@ -38,7 +38,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "data/token_shards.h"
-#include "data/unicode.h"
+#include "tokenizers/unicode.h"
 #include "eval/ablation_report.h"
 #include "eval/grid_estimate.h"
 #include "eval/run_metrics.h"

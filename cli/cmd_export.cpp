@@ -17,7 +17,7 @@
 #include "export/torchscript_export.h"
 #include "import/model_registry.h"
 #include "model/checkpoint.h"
-#include "quant/qat_training.h"
+#include "methods/qat.h"
 #include "train/recipe.h"
 
 namespace gemkit::cli {

@@ -10,8 +10,8 @@
 #include "cli/recipe_args.h"
 #include "core/error.h"
 #include "core/file_io.h"
-#include "data/tokenizer.h"
-#include "data/tokenizer_train.h"
+#include "tokenizers/tokenizer.h"
+#include "tokenizers/tokenizer_train.h"
 
 namespace gemkit::cli {
 namespace {
@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------------------------------------
 // tokenizer train: the recipe's tokenizer.* keys -> train_sentencepiece (runs in a child
-// process; see data/tokenizer_train.h) -> OUT/tokenizer.model + OUT/resolved_recipe.toml.
+// process; see tokenizers/tokenizer_train.h) -> OUT/tokenizer.model + OUT/resolved_recipe.toml.
 void train(const Recipe& r) {
   SentencePieceTrainOptions o;
   o.input_files = r.get_strings("tokenizer.input");

@@ -1,7 +1,7 @@
 // gemkit train RECIPE [key=value ...] [--out RUN_DIR] [--resume] [--device cpu|cuda]:
 // fine-tunes model.path, or pretrains a model.init.* architecture from random weights, on the
 // token shards of train.data. Everything the run produces goes to RUN_DIR (README "Training").
-// train.mode = "lora" trains low-rank adapters on the frozen model (train/lora_training.h).
+// train.mode = "lora" trains low-rank adapters on the frozen model (methods/lora.h).
 // Data parallel with torchrun's variables (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): every
 // rank runs this same command; rank 0 writes the run folder (train/trainer.h).
 #include <cstdio>
@@ -17,15 +17,15 @@
 #include "core/file_io.h"
 #include "core/torch_compat.h"
 #include "data/loader.h"
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "model/checkpoint.h"
-#include "preservation/akp_training.h"
-#include "quant/qat_training.h"
-#include "routing/gem_training.h"
+#include "methods/akp.h"
+#include "methods/qat.h"
+#include "methods/gem.h"
 #include "train/batch_stream.h"
 #include "train/checkpointing.h"
 #include "train/distributed.h"
-#include "train/lora_training.h"
+#include "methods/lora.h"
 #include "train/model_init.h"
 #include "train/recipe.h"
 #include "train/trainer.h"
@@ -169,7 +169,7 @@ void train(const TrainArgs& a) {
     add_lora_checkpointing(trainer, adapters, model, base_model);
   }
 
-  // GEM routing (dtr.*, scar.*): modules on the model, trained with it (routing/gem_training.h).
+  // GEM routing (dtr.*, scar.*): modules on the model, trained with it (methods/gem.h).
   std::unique_ptr<GemModules> gem;
   const GemConfig gem_config = gem_config_from_recipe(r);
   if (gem_config.any()) {

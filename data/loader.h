@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "data/batch.h"
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 
 namespace gemkit {
 

@@ -15,7 +15,7 @@
 #include "core/file_io.h"
 #include "core/sha256.h"
 #include "data/token_shards.h"
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 
 namespace gemkit {
 

@@ -2,9 +2,9 @@
 
 #include "core/error.h"
 #include "export/dense_model.h"
-#include "export/gguf_writer.h"
+#include "formats/gguf_writer.h"
 #include "model/gguf_model.h"
-#include "model/llama_tensor_names.h"
+#include "formats/llama_tensor_names.h"
 #include "routing/gem_modules.h"
 
 namespace gemkit {

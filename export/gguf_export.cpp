@@ -4,11 +4,11 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "data/sentencepiece_model.h"
-#include "data/tokenizer_loaders.h"
-#include "export/gguf_writer.h"
+#include "tokenizers/sentencepiece_model.h"
+#include "tokenizers/tokenizer_loaders.h"
+#include "formats/gguf_writer.h"
 #include "model/gguf_model.h"
-#include "model/llama_tensor_names.h"
+#include "formats/llama_tensor_names.h"
 
 namespace gemkit {
 
@@ -49,7 +49,7 @@ void write_bpe_tokenizer(GgufWriter& w, const std::string& path, int64_t vocab_s
   std::vector<std::string> merges;
   merges.reserve(c.merges.size());
   for (const auto& [left, right] : c.merges) merges.push_back(left + " " + right);
-  const char* pre = pretokenizer_gguf_name(c.pretokenizer);  // one name per splitter (data/pretokenizer.h)
+  const char* pre = pretokenizer_gguf_name(c.pretokenizer);  // one name per splitter (tokenizers/pretokenizer.h)
   w.set_string("tokenizer.ggml.model", "gpt2");
   w.set_string("tokenizer.ggml.pre", pre);
   w.set_strings("tokenizer.ggml.tokens", tokens);

@@ -1,7 +1,7 @@
 // `gemkit export gguf`: a llama-architecture decoder as a GGUF v3 file that llama.cpp runs.
 //
 // - Every tensor gets the type the QuantPolicy gives it (1-D tensors f32), packed by
-//   quant/block_quant.h: the same arithmetic as QAT's fake quantization, so the file's
+//   formats/block_quant.h: the same arithmetic as QAT's fake quantization, so the file's
 //   dequantized weights equal the fake-quantized training weights exactly.
 // - q and k rows are permuted per head from Hugging Face's rotate-halves RoPE to llama.cpp's
 //   interleaved pairs (docs/design/formats.md); tied embeddings write no output.weight.
@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "model/transformer.h"
-#include "quant/quant_policy.h"
+#include "formats/quant_policy.h"
 
 namespace gemkit {
 

@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "model/checkpoint.h"
 #include "routing/gem_modules.h"
-#include "train/peft_export.h"
+#include "export/peft_export.h"
 
 namespace gemkit {
 

@@ -1,6 +1,6 @@
 // `gemkit export peft`: each SCAR domain expert of a routed checkpoint as its own PEFT LoRA
 // adapter folder (FOLDER/<domain>/adapter_config.json + adapter_model.safetensors), loadable
-// by Hugging Face peft on the base model (and by `gemkit` itself, train/peft_export.h). An
+// by Hugging Face peft on the base model (and by `gemkit` itself, export/peft_export.h). An
 // expert is exactly a LoRA adapter: the same A [r, in], B [out, r] and alpha / r scale, applied
 // to every token (the router's choice is what PEFT cannot express: one adapter per domain).
 #pragma once

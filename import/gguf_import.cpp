@@ -13,12 +13,12 @@
 #include "core/file_io.h"
 #include "core/sha256.h"
 #include "import/tokenizer_files.h"
-#include "model/gguf.h"
-#include "model/llama_tensor_names.h"
-#include "model/model_config.h"
-#include "model/safetensors.h"
-#include "quant/block_quant.h"
-#include "quant/ggml_dequant.h"
+#include "formats/gguf.h"
+#include "formats/llama_tensor_names.h"
+#include "formats/model_config.h"
+#include "formats/safetensors.h"
+#include "formats/block_quant.h"
+#include "formats/ggml_dequant.h"
 
 namespace gemkit {
 

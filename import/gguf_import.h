@@ -1,7 +1,7 @@
 // `gemkit import gguf`: a llama.cpp GGUF file of the llama or qwen2 architecture becomes a
 // Hugging Face checkpoint folder that gemkit and transformers load:
 //   config.json            LlamaForCausalLM / Qwen2ForCausalLM from the <arch>.* keys
-//   model.safetensors      every tensor dequantized (quant/ggml_dequant.h) and stored as
+//   model.safetensors      every tensor dequantized (formats/ggml_dequant.h) and stored as
 //                          f32, bf16 or f16; llama.cpp's q/k row permutation undone (llama only:
 //                          qwen2 files keep Hugging Face's rotate-halves order)
 //   tokenizer.json, tokenizer_config.json   from tokenizer.ggml.* (import/tokenizer_files.h)

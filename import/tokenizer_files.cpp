@@ -1,6 +1,6 @@
 // GGUF tokenizer.ggml.* -> tokenizer.json (byte-level BPE, "gpt2") or tokenizer.model
 // (SentencePiece, "llama"), plus tokenizer_config.json. The special ids, add_bos / add_eos and
-// the pre-tokenizer come from gemkit's own GGUF tokenizer (data/gguf_tokenizer.cpp), so the
+// the pre-tokenizer come from gemkit's own GGUF tokenizer (tokenizers/gguf_tokenizer.cpp), so the
 // written files cannot drift from what gemkit does with the .gguf itself; the vocabulary, token
 // types, scores and merges are copied from the metadata.
 //
@@ -18,10 +18,10 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "data/bpe_tokenizer.h"
-#include "data/sentencepiece_model.h"
-#include "data/tokenizer_loaders.h"
-#include "model/gguf.h"
+#include "tokenizers/bpe_tokenizer.h"
+#include "tokenizers/sentencepiece_model.h"
+#include "tokenizers/tokenizer_loaders.h"
+#include "formats/gguf.h"
 
 namespace gemkit {
 
@@ -207,7 +207,7 @@ std::vector<int64_t> gguf_token_types(const GgufFile& g, size_t n) {
 }
 
 // ---- SentencePiece: a ModelProto in protobuf wire format, with the field numbers that
-// data/sentencepiece_model.cpp reads (sentencepiece_model.proto).
+// tokenizers/sentencepiece_model.cpp reads (sentencepiece_model.proto).
 
 void put_varint(std::string& out, uint64_t v) {
   while (v >= 0x80) {

@@ -8,7 +8,7 @@
 #include "model/attention.h"
 #include "model/layers.h"
 #include "model/linear.h"
-#include "model/model_config.h"
+#include "formats/model_config.h"
 
 namespace gemkit {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "model/model_config.h"
+#include "formats/model_config.h"
 #include "model/state_dict.h"
 #include "model/transformer.h"
 

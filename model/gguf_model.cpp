@@ -3,9 +3,9 @@
 #include <set>
 
 #include "core/error.h"
-#include "model/gguf.h"
-#include "model/llama_tensor_names.h"
-#include "quant/ggml_dequant.h"
+#include "formats/gguf.h"
+#include "formats/llama_tensor_names.h"
+#include "formats/ggml_dequant.h"
 
 namespace gemkit {
 

@@ -1,5 +1,5 @@
 // A llama-architecture GGUF file (what `gemkit export gguf` writes, or any llama GGUF of the
-// types quant/ggml_dequant.h reads) as a LibTorch model: the config from the llama.* keys, every tensor
+// types formats/ggml_dequant.h reads) as a LibTorch model: the config from the llama.* keys, every tensor
 // dequantized to f32 (the exact values llama.cpp multiplies with), q and k rows put back in
 // Hugging Face order. load_pretrained() takes this path for a *.gguf file, so `gemkit eval`
 // and `gemkit generate` measure an exported file directly.

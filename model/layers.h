@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "model/model_config.h"
+#include "formats/model_config.h"
 
 namespace gemkit {
 

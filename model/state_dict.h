@@ -1,4 +1,4 @@
-// The bridge between safetensors (torch-free, model/safetensors.h) and torch modules.
+// The bridge between safetensors (torch-free, formats/safetensors.h) and torch modules.
 //
 // gemkit computes in the parameters' dtype (fp32) whatever the checkpoint stores. Loading
 // records each tensor's stored dtype so saving writes it back in that dtype: F16 and BF16
@@ -9,10 +9,15 @@
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
+#include <vector>
 
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 
 namespace gemkit {
+
+// Parameters or tensors by name, in a fixed order (optimizer groups, penalties, exports).
+using NamedParams = std::vector<std::pair<std::string, torch::Tensor>>;
 
 // Tensor name -> dtype it was stored in.
 using TensorDtypes = std::map<std::string, DType>;

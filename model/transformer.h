@@ -27,7 +27,7 @@
 #include "model/blocks.h"
 #include "model/kv_cache.h"
 #include "model/linear.h"
-#include "model/model_config.h"
+#include "formats/model_config.h"
 
 namespace gemkit {
 

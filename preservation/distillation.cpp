@@ -4,7 +4,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "model/safetensors.h"  // shape_text
+#include "formats/safetensors.h"  // shape_text
 
 namespace gemkit {
 

@@ -11,10 +11,10 @@
 #include "core/file_io.h"
 #include "core/sha256.h"
 #include "model/loss.h"
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 #include "preservation/teacher.h"
 #include "preservation/tensor_file.h"
-#include "train/batch_tensors.h"
+#include "model/batch_tensors.h"
 
 namespace gemkit {
 

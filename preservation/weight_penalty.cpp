@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "model/safetensors.h"  // shape_text
+#include "formats/safetensors.h"  // shape_text
 #include "preservation/tensor_file.h"
 
 namespace gemkit {

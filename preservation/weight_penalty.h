@@ -22,8 +22,8 @@
 #include <string>
 #include <vector>
 
-#include "train/lora.h"
-#include "train/optimizer.h"  // NamedParams
+#include "model/lora.h"
+#include "model/state_dict.h"  // NamedParams
 
 namespace gemkit {
 

@@ -1,5 +1,5 @@
 // Fake quantization for quantization-aware training: a tensor's values replaced by what the
-// deployed block format stores, dequantized (quant/block_quant.h), with a straight-through
+// deployed block format stores, dequantized (formats/block_quant.h), with a straight-through
 // gradient. Bit-exact: for every float32 tensor w of shape [..., n],
 //   fake_quantize(w, t)  ==  dequantize_row(t, quantize_row(t, w))   row by row,
 // so what training sees is exactly what the exported file holds (tested over many seeds and
@@ -7,7 +7,7 @@
 #pragma once
 #include <torch/torch.h>
 
-#include "quant/block_quant.h"
+#include "formats/block_quant.h"
 
 namespace gemkit {
 

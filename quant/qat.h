@@ -22,7 +22,7 @@
 #include <vector>
 
 #include "model/transformer.h"
-#include "quant/quant_policy.h"
+#include "formats/quant_policy.h"
 
 namespace gemkit {
 

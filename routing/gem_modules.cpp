@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 #include "model/state_dict.h"
 
 namespace gemkit {

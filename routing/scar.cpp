@@ -5,7 +5,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "train/lora.h"
+#include "model/lora.h"
 
 namespace gemkit {
 namespace {

@@ -3,7 +3,7 @@
 // token to a variable number of them (routing/expert_router.h).
 //
 // Experts: expert 0 is "general" (optional, on by default): no adapter, the untouched base path.
-// The others are domain experts, one LoRA-style adapter (train/lora.h LoraLayer: A [r, in],
+// The others are domain experts, one LoRA-style adapter (model/lora.h LoraLayer: A [r, in],
 // B [out, r], scale alpha / r, B = 0 at start) per targeted linear layer of each routed block.
 //
 // Where a token is routed. A decoder block has two groups of linears, each fed by one normalised

@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "quant/block_quant.h"
+#include "formats/block_quant.h"
 
 namespace gemkit::runtime {
 

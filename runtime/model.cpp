@@ -7,7 +7,7 @@
 #include <set>
 
 #include "core/error.h"
-#include "data/tokenizer_loaders.h"
+#include "tokenizers/tokenizer_loaders.h"
 
 namespace gemkit::runtime {
 

@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
-#include "data/tokenizer.h"
-#include "model/gguf.h"
-#include "quant/block_quant.h"
+#include "tokenizers/tokenizer.h"
+#include "formats/gguf.h"
+#include "formats/block_quant.h"
 #include "runtime/kernels.h"
 #include "runtime/thread_pool.h"
 

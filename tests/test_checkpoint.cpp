@@ -15,8 +15,8 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "model/checkpoint.h"
-#include "model/model_config.h"
-#include "model/safetensors.h"
+#include "formats/model_config.h"
+#include "formats/safetensors.h"
 #include "model/state_dict.h"
 
 using namespace gemkit;

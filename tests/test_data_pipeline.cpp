@@ -22,8 +22,8 @@
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "data/token_shards.h"
-#include "data/tokenizer.h"
-#include "data/tokenizer_train.h"
+#include "tokenizers/tokenizer.h"
+#include "tokenizers/tokenizer_train.h"
 
 using namespace gemkit;
 namespace fs = std::filesystem;

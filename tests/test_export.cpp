@@ -12,11 +12,11 @@
 #include "export/peft_experts.h"
 #include "export/torchscript_export.h"
 #include "model/checkpoint.h"
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 #include "routing/gem_modules.h"
 #include "tests/scar_test_util.h"
 #include "test_util.h"
-#include "train/peft_export.h"
+#include "export/peft_export.h"
 
 using namespace gemkit;
 

@@ -1,6 +1,6 @@
 // The smollm / starcoder pre-tokenizer family against llama.cpp's published cases, tokenizer
 // files written from GGUF vocabularies (import/tokenizer_files.h) tokenizing as the GGUF
-// itself does, and chat templates rendered by family (data/chat_template.h). The parity with
+// itself does, and chat templates rendered by family (tokenizers/chat_template.h). The parity with
 // Hugging Face `tokenizers` and transformers is tests/reference/check_tokenizers.py.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -11,12 +11,12 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "data/chat_template.h"
-#include "data/pretokenizer.h"
-#include "data/tokenizer.h"
-#include "data/tokenizer_loaders.h"
+#include "tokenizers/chat_template.h"
+#include "tokenizers/pretokenizer.h"
+#include "tokenizers/tokenizer.h"
+#include "tokenizers/tokenizer_loaders.h"
 #include "import/tokenizer_files.h"
-#include "model/gguf.h"
+#include "formats/gguf.h"
 #include "tokenizer_test_util.h"
 
 using namespace gemkit;

@@ -15,10 +15,10 @@
 #include <fstream>
 #include <random>
 
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "export/gguf_export.h"
 #include "model/checkpoint.h"
-#include "quant/block_quant.h"
+#include "formats/block_quant.h"
 #include "quant/qat.h"
 #include "runtime/model.h"
 #include "logits_test_util.h"

@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "export/gguf_export.h"
 #include "model/checkpoint.h"
 #include "quant/qat.h"

@@ -1,4 +1,4 @@
-// LoRA adapters (train/lora.h) and PEFT adapter folders (train/peft_export.h): target
+// LoRA adapters (model/lora.h) and PEFT adapter folders (export/peft_export.h): target
 // selection, PEFT initialisation, merge/unmerge, gradients against an explicit dense
 // computation, dropout, export -> load round trips, and an independent reading of the
 // exported files by Python (stdlib + torch, no peft/safetensors packages).
@@ -17,8 +17,8 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "model/checkpoint.h"
-#include "train/lora.h"
-#include "train/peft_export.h"
+#include "model/lora.h"
+#include "export/peft_export.h"
 
 using namespace gemkit;
 namespace fs = std::filesystem;

@@ -4,7 +4,7 @@
 // gemkit must agree: logits within 1e-4 relative, gradients within 1e-3 relative, all losses
 // within 1e-4.
 //
-// The C++ side writes and reads the safetensors files with model/safetensors.h and
+// The C++ side writes and reads the safetensors files with formats/safetensors.h and
 // model/state_dict.h; the reference reads and writes them with its own stdlib code.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -20,7 +20,7 @@
 #include <sstream>
 #include <string>
 
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 #include "model/state_dict.h"
 #include "model/transformer.h"
 

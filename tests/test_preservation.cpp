@@ -23,7 +23,7 @@
 #include "preservation/tensor_file.h"
 #include "preservation/weight_penalty.h"
 #include "tests/test_util.h"
-#include "train/lora.h"
+#include "model/lora.h"
 
 #ifndef GEMKIT_TORCH_PYTHON
 #define GEMKIT_TORCH_PYTHON "/usr/bin/python3"

@@ -1,4 +1,4 @@
-// Block quantization (quant/block_quant.h), fake quantization (quant/fake_quant.h), the type
+// Block quantization (formats/block_quant.h), fake quantization (quant/fake_quant.h), the type
 // policy, QAT hooks and the GGUF export invariant: what the exported file holds, dequantized,
 // is exactly what training computed with.
 #include <gtest/gtest.h>
@@ -12,15 +12,15 @@
 #include "core/error.h"
 #include "export/gguf_export.h"
 #include "model/gguf_model.h"
-#include "export/gguf_writer.h"
-#include "model/llama_tensor_names.h"
+#include "formats/gguf_writer.h"
+#include "formats/llama_tensor_names.h"
 #include "model/checkpoint.h"
-#include "model/gguf.h"
-#include "quant/block_quant.h"
+#include "formats/gguf.h"
+#include "formats/block_quant.h"
 #include "quant/fake_quant.h"
 #include "quant/qat.h"
-#include "quant/quant_policy.h"
-#include "data/tokenizer.h"
+#include "formats/quant_policy.h"
+#include "tokenizers/tokenizer.h"
 #include "test_util.h"
 #include "tokenizer_test_util.h"
 

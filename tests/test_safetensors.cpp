@@ -17,7 +17,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 
 using namespace gemkit;
 namespace fs = std::filesystem;

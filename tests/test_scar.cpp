@@ -10,12 +10,12 @@
 #include <cmath>
 #include <fstream>
 
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 #include "routing/expert_router.h"
 #include "routing/gem_modules.h"
 #include "tests/scar_test_util.h"
 #include "tests/test_util.h"
-#include "train/lora.h"
+#include "model/lora.h"
 
 using namespace gemkit;
 

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <unistd.h>
 
-#include "data/tokenizer_loaders.h"
-#include "data/spm_tokenizer.h"
+#include "tokenizers/tokenizer_loaders.h"
+#include "tokenizers/spm_tokenizer.h"
 #include "tokenizer_test_util.h"
 
 using namespace gemkit;

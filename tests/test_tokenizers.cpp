@@ -12,12 +12,12 @@
 #include <unistd.h>
 
 #include "core/error.h"
-#include "data/pretokenizer.h"
-#include "data/sentencepiece_model.h"
-#include "data/tokenizer.h"
-#include "data/tokenizer_loaders.h"
-#include "data/tokenizer_train.h"
-#include "model/gguf.h"
+#include "tokenizers/pretokenizer.h"
+#include "tokenizers/sentencepiece_model.h"
+#include "tokenizers/tokenizer.h"
+#include "tokenizers/tokenizer_loaders.h"
+#include "tokenizers/tokenizer_train.h"
+#include "formats/gguf.h"
 #include "tokenizer_test_util.h"
 
 using namespace gemkit;

@@ -33,7 +33,7 @@
 #include <thread>
 #include <vector>
 
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 #include "model/state_dict.h"
 
 extern char** environ;
@@ -312,7 +312,7 @@ TEST(TrainCli, ResumeWithLargerBudgetMatchesUninterruptedRunBitForBit) {
   fs::remove(recipe);
 }
 
-// GEM (routing/gem_training.h, preservation/akp_training.h): a frozen base with a SCAR expert
+// GEM (methods/gem.h, methods/akp.h): a frozen base with a SCAR expert
 // for commonsense beside the general path, the token router on block 1 (of 2), general replay, distillation, EWC with a cached Fisher and the forgetting budget. The run
 // logs every part's figures, stops and resumes bit for bit, and its checkpoint evaluates as a
 // routed model.
@@ -385,7 +385,7 @@ TEST(TrainCli, GemRunLogsRoutingAndPreservationAndResumesExactly) {
   fs::remove(recipe);
 }
 
-// Online EWC over two sequential stages (preservation/akp_training.h): stage 1 ends by writing
+// Online EWC over two sequential stages (methods/akp.h): stage 1 ends by writing
 // its consolidated anchor; stage 2 starts from stage 1's checkpoint with that anchor, so its
 // penalty is exactly zero before the first update and positive after.
 TEST(TrainCli, OnlineEwcCarriesTheAnchorToTheNextStage) {

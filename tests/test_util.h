@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "model/model_config.h"
+#include "formats/model_config.h"
 
 namespace gemkit::test {
 

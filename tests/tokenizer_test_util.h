@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/file_io.h"
-#include "model/gguf.h"
+#include "formats/gguf.h"
 
 namespace gemkit::testing {
 

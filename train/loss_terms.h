@@ -17,20 +17,10 @@
 #include <string>
 
 #include "data/batch.h"
+#include "model/batch_tensors.h"
 #include "model/transformer.h"
 
 namespace gemkit {
-
-// The tensors of one micro-batch (train/batch_tensors.h builds them from a TokenBatch).
-struct BatchTensors {
-  torch::Tensor input_ids;       // [B, T] int64
-  torch::Tensor labels;          // [B, T] int64, kIgnoreIndex where no loss is taken
-  torch::Tensor attention_mask;  // [B, T] int64
-  torch::Tensor segment_ids;     // [B, T] int64, -1 on padding; undefined when the loader packs nothing
-  torch::Tensor class_labels;    // [B] int64 (classification), else undefined
-  torch::Tensor domain_ids;      // [B] int64
-  torch::Tensor source_ids;      // [B] int64
-};
 
 struct StepContext {
   Transformer& model;

@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <string>
 
-#include "model/model_config.h"
+#include "formats/model_config.h"
 
 namespace gemkit {
 

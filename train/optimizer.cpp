@@ -2,7 +2,7 @@
 
 #include "core/error.h"
 #include "core/torch_compat.h"
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 #include "model/state_dict.h"
 
 namespace gemkit {

@@ -12,9 +12,9 @@
 #include <utility>
 #include <vector>
 
-namespace gemkit {
+#include "model/state_dict.h"  // NamedParams
 
-using NamedParams = std::vector<std::pair<std::string, torch::Tensor>>;
+namespace gemkit {
 
 struct OptimizerOptions {
   double lr = 3e-4;  // the schedule overwrites it every step

@@ -108,7 +108,7 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"train.log_every", T::Int, "10", 1, kMaxInt, "", "steps between console lines when stdout is not a terminal"},
       {"train.seed", T::Int, "0", 0, kMaxInt, "", "seed of data order, masking and the trainer's RNG"},
       {"train.lora_merge_on_save", T::Bool, "false", -kInf, kInf, "", "lora mode: also write RUN/merged, a Hugging Face checkpoint with the adapters folded in"},
-      // lora: adapters of train.mode = "lora" (train/lora.h; written as PEFT adapter folders).
+      // lora: adapters of train.mode = "lora" (model/lora.h; written as PEFT adapter folders).
       {"lora.rank", T::Int, "8", 1, 65536, "", "adapter rank r"},
       {"lora.alpha", T::Float, "16", 1e-9, 1e9, "", "scale numerator: scale = alpha / r (alpha / sqrt(r) with rslora)"},
       {"lora.rslora", T::Bool, "false", -kInf, kInf, "", "rank-stabilised scale alpha / sqrt(r)"},
@@ -141,7 +141,7 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"scar.z_weight", T::Float, "1e-3", 0.0, 1e6, "", "weight of the router z-loss"},
       {"scar.supervision_weight", T::Float, "0.1", 0.0, 1e6, "", "weight of the domain-supervision loss (sequences with a known domain)"},
       {"scar.seed", T::Int, "0", 0, kMaxInt, "", "seed of the router and expert initialisation"},
-      // akp: adaptive knowledge preservation (preservation/akp_training.h; docs/design/gem-method.md section 4).
+      // akp: adaptive knowledge preservation (methods/akp.h; docs/design/gem-method.md section 4).
       // Replay is data mixing: put a general shard in train.data with its share in train.data_weights.
       {"akp.kd_weight", T::Float, "0", 0.0, 1e6, "", "lambda_kd: distillation from the model before fine-tuning; 0: off"},
       {"akp.temperature", T::Float, "2.0", 1e-3, 1e3, "", "distillation temperature T (the loss is scaled by T^2)"},
@@ -159,7 +159,7 @@ const std::vector<RecipeKey>& recipe_schema() {
       {"akp.budget_data", T::String, std::nullopt, -kInf, kInf, "", "held-out general token shard the budget is measured on"},
       {"akp.budget_batches", T::Int, "4", 1, kMaxInt, "", "batches of akp.budget_data per measurement"},
       {"akp.budget_reference", T::String, "start", -kInf, kInf, "start|base|routed", "loss the rise is measured against: the trained model as training starts (routers attached), the base network, or (frozen base) the same routed network with its experts and adapters off, at each measurement"},
-      // quant: quantization-aware training (quant/qat_training.h; docs/design/gem-method.md section 5).
+      // quant: quantization-aware training (methods/qat.h; docs/design/gem-method.md section 5).
       {"quant.qat", T::Bool, "false", -kInf, kInf, "", "fake-quantize weights as the export will store them (straight-through gradient)"},
       {"quant.policy", T::StringList, std::nullopt, -kInf, kInf, "", "\"NAME_GLOB=TYPE\" rules, first match wins (f32|f16|q8_0|q4_0); default: hybrid (attention, embeddings q8_0; MLP q4_0)"},
       {"quant.start_step", T::Int, "0", 0, kMaxInt, "", "fake quantization starts at this optimizer step (float training before)"},

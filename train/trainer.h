@@ -22,7 +22,7 @@
 // Trainable parameters come from the mode: Full trains every model parameter plus the added
 // ones; FrozenBase sets requires_grad false on the model's own parameters and trains only the
 // added ones (adapters, routers). Lora is FrozenBase for the trainer: the caller attaches the
-// adapters (train/lora.h, train/lora_training.h) and add_parameters(adapters.named_parameters()).
+// adapters (model/lora.h, methods/lora.h) and add_parameters(adapters.named_parameters()).
 //
 // Data parallel (options.distributed enabled, W ranks): every rank reads the SAME stream, whose
 // batches are the combined batch of B rows, and trains on its own contiguous rows

@@ -14,10 +14,10 @@ mkdir -p "$OUT/obj" "$OUT/seeds" "$OUT/corpus"
 SOURCES=(
   tests/fuzz/runtime_loader_fuzz.cpp
   runtime/model.cpp runtime/kernels.cpp runtime/kernels_avx2.cpp runtime/kernels_avx512.cpp runtime/thread_pool.cpp
-  model/gguf.cpp core/file_io.cpp quant/block_quant.cpp
-  data/unicode.cpp data/added_tokens.cpp data/pretokenizer.cpp data/bpe_tokenizer.cpp
-  data/wordpiece_tokenizer.cpp data/sentencepiece_model.cpp data/spm_normalizer.cpp
-  data/spm_tokenizer.cpp data/gguf_tokenizer.cpp
+  formats/gguf.cpp core/file_io.cpp formats/block_quant.cpp
+  tokenizers/unicode.cpp tokenizers/added_tokens.cpp tokenizers/pretokenizer.cpp tokenizers/bpe_tokenizer.cpp
+  tokenizers/wordpiece_tokenizer.cpp tokenizers/sentencepiece_model.cpp tokenizers/spm_normalizer.cpp
+  tokenizers/spm_tokenizer.cpp tokenizers/gguf_tokenizer.cpp
 )
 FLAGS=(-std=c++17 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -I"$ROOT")
 objs=()

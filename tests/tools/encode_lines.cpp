@@ -9,7 +9,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 
 int main(int argc, char** argv) {
   if (argc < 3 || argc > 4 || (argc == 4 && std::string(argv[3]) != "--no-special")) {

@@ -1,4 +1,4 @@
-// Test tool: every tensor of a GGUF file dequantized by gemkit (quant/ggml_dequant.h) into a
+// Test tool: every tensor of a GGUF file dequantized by gemkit (formats/ggml_dequant.h) into a
 // float32 safetensors file under the same names, in PyTorch order ([rows, columns]), with no
 // other transformation. tests/reference/check_dequant.py compares it with the `gguf` package.
 //   gguf_dequant_dump FILE.gguf OUT.safetensors
@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "core/error.h"
-#include "model/gguf.h"
-#include "model/safetensors.h"
-#include "quant/ggml_dequant.h"
+#include "formats/gguf.h"
+#include "formats/safetensors.h"
+#include "formats/ggml_dequant.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {

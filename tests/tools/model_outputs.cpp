@@ -38,7 +38,7 @@
 #include "core/error.h"
 #include "model/checkpoint.h"
 #include "model/loss.h"
-#include "model/safetensors.h"
+#include "formats/safetensors.h"
 #include "model/state_dict.h"
 
 using namespace gemkit;

@@ -1,6 +1,6 @@
 // render_chat FOLDER CONVERSATIONS.json: each conversation ({"messages": [{"role", "content"}],
 // "add_generation_prompt": bool}) rendered with the folder's chat template
-// (data/chat_template.h), printed as one JSON string per line.
+// (tokenizers/chat_template.h), printed as one JSON string per line.
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -8,7 +8,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "data/chat_template.h"
+#include "tokenizers/chat_template.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {

@@ -1,5 +1,5 @@
 // roundtrip_logits: gemkit's logits for given token rows from a checkpoint folder, optionally
-// with a PEFT LoRA adapter folder attached (gemkit's LoRA model: train/peft_export.h
+// with a PEFT LoRA adapter folder attached (gemkit's LoRA model: export/peft_export.h
 // load_peft_adapter, the adapters as forward hooks, not merged), written as a safetensors file
 // for tests/reference/check_smollm2_roundtrip.py to hold against transformers / peft.
 //
@@ -19,8 +19,8 @@
 
 #include "core/error.h"
 #include "model/checkpoint.h"
-#include "model/safetensors.h"
-#include "train/peft_export.h"
+#include "formats/safetensors.h"
+#include "export/peft_export.h"
 
 using namespace gemkit;
 using json = nlohmann::json;

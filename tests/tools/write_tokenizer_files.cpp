@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "import/tokenizer_files.h"
-#include "model/gguf.h"
+#include "formats/gguf.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {

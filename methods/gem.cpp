@@ -1,0 +1,115 @@
+#include "methods/gem.h"
+
+#include <cstdlib>
+
+#include "core/error.h"
+#include "data/token_shards.h"
+
+namespace gemkit {
+namespace {
+
+std::vector<int64_t> block_list(const Recipe& r, const std::string& key) {
+  std::vector<int64_t> blocks;
+  if (!r.has(key)) return blocks;
+  for (const std::string& s : r.get_strings(key)) {
+    char* end = nullptr;
+    const long long v = std::strtoll(s.c_str(), &end, 10);
+    if (end == s.c_str() || *end || v < 0) fail(key, "expected block indices (integers >= 0), got '" + s + "'");
+    blocks.push_back(v);
+  }
+  return blocks;
+}
+
+}  // namespace
+
+GemConfig gem_config_from_recipe(const Recipe& r) {
+  GemConfig c;
+  c.dtr = r.get_bool("dtr.enabled");
+  if (c.dtr) {
+    c.dtr_blocks = block_list(r, "dtr.blocks");
+    auto& o = c.dtr_options;
+    o.capacity = r.get_float("dtr.capacity");
+    o.threshold = r.get_float("dtr.threshold");
+    o.initial_bias = r.get_float("dtr.initial_bias");
+    o.attention_only = r.get_bool("dtr.attention_only");
+    o.anneal_steps = r.get_int("dtr.anneal_steps");
+    o.seed = uint64_t(r.get_int("dtr.seed"));
+  }
+  c.scar = r.get_bool("scar.enabled");
+  if (c.scar) {
+    if (!r.has("scar.experts")) fail("scar.experts", "not set: name the domain experts (e.g. scar.experts = [\"law\"])");
+    auto& o = c.scar_options;
+    o.experts = r.get_strings("scar.experts");
+    o.general_expert = r.get_bool("scar.general_expert");
+    o.blocks = block_list(r, "scar.blocks");
+    o.target_modules = r.get_strings("scar.target_modules");
+    o.rank = r.get_int("scar.rank");
+    o.alpha = r.get_float("scar.alpha");
+    o.router.router_dim = r.get_int("scar.router_dim");
+    o.router.temperature = r.get_float("scar.temperature");
+    o.router.mass = r.get_float("scar.mass");
+    o.router.max_experts = r.get_int("scar.max_experts");
+    o.seed = uint64_t(r.get_int("scar.seed"));
+  }
+  return c;
+}
+
+SourceDomains source_domains(const std::vector<std::string>& shards) {
+  SourceDomains out;
+  for (const std::string& s : shards) out.push_back(TokenShard(s).info().domain_names);
+  return out;
+}
+
+std::vector<std::string> row_domains(const TokenBatch& batch, const SourceDomains& domains) {
+  std::vector<std::string> out(size_t(batch.rows));
+  for (int64_t i = 0; i < batch.rows; ++i) {
+    const size_t src = size_t(batch.source_ids.at(size_t(i)));
+    const int32_t dom = batch.domain_ids.at(size_t(i));
+    if (src < domains.size() && dom >= 0 && size_t(dom) < domains[src].size()) out[size_t(i)] = domains[src][size_t(dom)];
+  }
+  return out;
+}
+
+void add_gem_training(Trainer& trainer, GemModules& gem, const Recipe& r, const SourceDomains& domains) {
+  if (!gem.config().any()) return;
+  trainer.add_parameters(gem.named_parameters());
+  trainer.add_checkpoint_hook({[&gem](const std::string& folder) { gem.save_config(folder); }, nullptr});
+
+  if (TokenRouters* dtr = gem.dtr())
+    trainer.add_loss_term({"dtr_aux", r.get_float("dtr.aux_weight"), [dtr](const StepContext&) { return (*dtr)->aux_loss(); }});
+
+  // SCAR's three losses come from one pass over the routing decisions; the first term computes
+  // them for the micro-batch and the other two read the cached values.
+  auto cached = std::make_shared<ScarLosses>();
+  auto accuracy = std::make_shared<std::pair<double, int64_t>>(0.0, 0);  // correct rows, rows
+  if (Scar* scar = gem.scar()) {
+    auto balance = [scar, cached, accuracy, domains](const StepContext& c) {
+      std::vector<int64_t> experts;
+      for (const std::string& d : row_domains(c.batch, domains)) experts.push_back(d.empty() ? -1 : scar->expert_index(d));
+      auto row_expert = torch::tensor(experts, torch::kInt64).to(c.tensors.input_ids.device());
+      *cached = scar->losses(row_expert, c.tensors.attention_mask.to(torch::kBool));
+      accuracy->first += cached->domain_accuracy * double(cached->supervised_rows);
+      accuracy->second += cached->supervised_rows;
+      return cached->balance;
+    };
+    trainer.add_loss_term({"scar_balance", r.get_float("scar.balance_weight"), balance});
+    trainer.add_loss_term({"scar_z", r.get_float("scar.z_weight"), [cached](const StepContext&) { return cached->z; }});
+    trainer.add_loss_term({"scar_supervision", r.get_float("scar.supervision_weight"),
+                           [cached](const StepContext&) { return cached->supervision; }});
+  }
+
+  StepHook hook;
+  hook.before = [&gem](int64_t step) {
+    gem.set_step(step);
+    gem.metrics();  // drop what forwards outside training (validation, budget checks) counted
+  };
+  hook.after = [&gem, accuracy](int64_t) {
+    auto m = gem.metrics();
+    if (accuracy->second > 0) m["scar/domain_accuracy"] = accuracy->first / double(accuracy->second);
+    *accuracy = {0.0, 0};
+    return m;
+  };
+  trainer.add_step_hook(hook);
+}
+
+}  // namespace gemkit
