@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "eval/bootstrap.h"
 #include "eval/report.h"
 #include "eval/tasks.h"

@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 #include "core/torch_compat.h"
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "eval/classification.h"
 #include "eval/multiple_choice.h"
 #include "eval/perplexity.h"

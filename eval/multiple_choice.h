@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "data/tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "eval/bootstrap.h"
 #include "eval/report.h"
 #include "eval/tasks.h"
