@@ -1,7 +1,8 @@
 // gemkit train RECIPE [key=value ...] [--out RUN_DIR] [--resume] [--device cpu|cuda]:
 // fine-tunes model.path, or pretrains a model.init.* architecture from random weights, on the
 // token shards of train.data. Everything the run produces goes to RUN_DIR (README "Training").
-// train.mode = "lora" trains low-rank adapters on the frozen model (methods/lora.h).
+// The methods the recipe enables (LoRA, GEM, AKP, QAT: methods/methods.h) attach to the
+// trainer in turn and write their final files after the run.
 // Data parallel with torchrun's variables (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): every
 // rank runs this same command; rank 0 writes the run folder (train/trainer.h).
 #include <cstdio>
@@ -17,15 +18,12 @@
 #include "core/file_io.h"
 #include "core/torch_compat.h"
 #include "data/loader.h"
-#include "tokenizers/tokenizer.h"
+#include "methods/methods.h"
 #include "model/checkpoint.h"
-#include "methods/akp.h"
-#include "methods/qat.h"
-#include "methods/gem.h"
+#include "tokenizers/tokenizer.h"
 #include "train/batch_stream.h"
 #include "train/checkpointing.h"
 #include "train/distributed.h"
-#include "methods/lora.h"
 #include "train/model_init.h"
 #include "train/recipe.h"
 #include "train/trainer.h"
@@ -159,43 +157,28 @@ void train(const TrainArgs& a) {
   Trainer trainer(model, stream, options);
   trainer.set_validation(validation_batches(r, lo));
 
-  // LoRA: adapters on the frozen base (the trainer froze it); they are the added parameters,
-  // so extra.safetensors carries them and resume is exact.
-  const std::string base_model = r.has("model.path") ? r.get_string("model.path") : tokenizer_source;
-  LoraAdapters adapters;
-  if (mode == TrainMode::Lora) {
-    adapters = LoraAdapters::attach(model, lora_options_from_recipe(r));
-    trainer.add_parameters(adapters.named_parameters());
-    add_lora_checkpointing(trainer, adapters, model, base_model);
+  // The methods (methods/): LoRA, GEM routing, knowledge preservation, QAT, as the recipe
+  // enables them; each adds its modules, loss terms and hooks to the trainer.
+  MethodContext context{r};
+  context.model = model;
+  context.mode = mode;
+  context.domains = source_domains(shards);
+  context.loader = lo;
+  context.run_dir = run_dir;
+  context.base_model = r.has("model.path") ? r.get_string("model.path") : tokenizer_source;
+  context.tokenizer_source = tokenizer_source;
+  const std::vector<std::unique_ptr<Method>> methods = enabled_methods(r);
+  for (const std::unique_ptr<Method>& m : methods) {
+    m->attach(trainer, context);
+    context.attached.push_back(m.get());
   }
-
-  // GEM routing (dtr.*, scar.*): modules on the model, trained with it (methods/gem.h).
-  std::unique_ptr<GemModules> gem;
-  const GemConfig gem_config = gem_config_from_recipe(r);
-  if (gem_config.any()) {
-    gem = std::make_unique<GemModules>(model, gem_config);
-    add_gem_training(trainer, *gem, r, source_domains(shards));
-  }
-  // Knowledge preservation (akp.*): distillation, EWC / L2-SP, forgetting budget.
-  AkpInputs akp;
-  akp.model = model;
-  akp.mode = mode;
-  akp.gem = gem.get();
-  akp.lora = &adapters;
-  akp.domains = source_domains(shards);
-  akp.loader = lo;
-  const std::shared_ptr<AkpRun> akp_run = add_akp_training(trainer, r, akp);
-  // Quantization-aware training (quant.*): fake quantization as the export will store weights.
-  const std::unique_ptr<Qat> qat = add_qat_training(trainer, r, model);
 
   int64_t params = 0, trainable = 0;
   for (const auto& p : model->parameters()) {
     params += p.numel();
     if (p.requires_grad()) trainable += p.numel();
   }
-  for (const torch::Tensor& p : adapters.parameters()) trainable += p.numel();
-  if (gem)
-    for (const auto& [name, p] : gem->named_parameters()) trainable += p.numel();
+  for (const std::unique_ptr<Method>& m : methods) trainable += m->added_parameters();
   if (main_rank) {
     std::printf("training %s (%lld parameters, %lld trainable) on %zu shard(s), %lld steps planned -> %s\n",
                 model->config().architecture.c_str(), (long long)params, (long long)trainable, shards.size(),
@@ -207,12 +190,8 @@ void train(const TrainArgs& a) {
   if (a.resume && !trainer.resume() && main_rank)
     std::printf("no checkpoint in %s yet: starting from step 0\n", run_dir.c_str());
   trainer.run();
-  if (mode == TrainMode::Lora && main_rank) {
-    write_final_lora(adapters, model, run_dir, base_model, tokenizer_source, r.get_bool("train.lora_merge_on_save"));
-    std::printf("adapter: %s/adapter%s\n", run_dir.c_str(),
-                r.get_bool("train.lora_merge_on_save") ? (" (merged checkpoint: " + run_dir + "/merged)").c_str() : "");
-  }
-  if (main_rank) akp_run->finish(run_dir);
+  if (main_rank)
+    for (const std::unique_ptr<Method>& m : methods) m->finish(context);
   dist.barrier();  // the other ranks exit after rank 0's last files
   if (main_rank)
     std::printf("done: %lld steps, %lld tokens; checkpoints in %s (latest: %s)\n", (long long)trainer.steps_done(),

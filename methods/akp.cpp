@@ -20,8 +20,14 @@
 namespace gemkit {
 namespace {
 
-struct AkpState : AkpRun {
-  AkpInputs inputs;
+}  // namespace
+
+// What the method keeps for the run: the teacher, the anchors and the controller.
+struct AkpState {
+  Transformer model{nullptr};
+  TrainMode mode = TrainMode::Full;
+  LoaderOptions loader;
+  std::vector<const Method*> adapters;  // methods attached before AKP (their weight deltas)
   const Recipe* recipe = nullptr;
   std::unique_ptr<Teacher> teacher;
   std::unique_ptr<WeightAnchor> ewc, l2sp;
@@ -30,23 +36,21 @@ struct AkpState : AkpRun {
   double base_general_loss = 0;
   double last_general_loss = 0, last_rise = 0;
   double kd_weight = 0, ewc_weight = 0;
-
-  void finish(const std::string& run_dir) override;
 };
+
+namespace {
 
 // The weights the penalties look at: every trained model weight (full mode), or the effective
 // weight changes of the adapters and experts (frozen base).
-NamedParams penalised(const AkpInputs& in, bool deltas) {
+NamedParams penalised(const AkpState& s, bool deltas) {
   NamedParams out;
   if (!deltas) {
-    for (const auto& p : in.model->named_parameters())
+    for (const auto& p : s.model->named_parameters())
       if (p.value().requires_grad()) out.push_back({p.key(), p.value()});
     return out;
   }
-  if (in.lora && !in.lora->module_paths().empty())
-    for (auto& d : lora_weight_deltas(*in.lora)) out.push_back(d);
-  if (in.gem && in.gem->scar())
-    for (auto& d : in.gem->scar()->weight_deltas()) out.push_back(d);
+  for (const Method* m : s.adapters)
+    for (auto& d : m->weight_deltas()) out.push_back(d);
   return out;
 }
 
@@ -80,17 +84,22 @@ std::vector<TokenBatch> held_out(const std::string& shard, const LoaderOptions& 
 
 }  // namespace
 
-void AkpState::finish(const std::string& run_dir) {
-  if (!ewc || inputs.mode != TrainMode::Full) return;
-  const Recipe& r = *recipe;
+AkpMethod::AkpMethod() : state_(std::make_unique<AkpState>()) {}
+AkpMethod::~AkpMethod() = default;
+
+void AkpMethod::finish(const MethodContext& context) {
+  AkpState& s = *state_;
+  if (!s.ewc || s.mode != TrainMode::Full) return;
+  const std::string& run_dir = context.run_dir;
+  const Recipe& r = *s.recipe;
   const std::string shard = r.get_strings("train.data").front();
   FisherOptions fo;
   fo.max_sequences = r.get_int("akp.fisher_sequences");
   fo.seed = uint64_t(r.get_int("akp.fisher_seed"));
-  auto fisher = compute_fisher(inputs.model, held_out(shard, inputs.loader, 0), fo);
+  auto fisher = compute_fisher(s.model, held_out(shard, s.loader, 0), fo);
   NamedParams current;
-  for (const std::string& name : ewc->names()) current.push_back({name, inputs.model->named_parameters()[name]});
-  WeightAnchor next = *ewc;
+  for (const std::string& name : s.ewc->names()) current.push_back({name, s.model->named_parameters()[name]});
+  WeightAnchor next = *s.ewc;
   next.consolidate(current, fisher, r.get_float("akp.ewc_gamma"));
   const std::string path = (std::filesystem::path(run_dir) / kEwcAnchorFile).string();
   next.save(path);
@@ -102,11 +111,14 @@ bool akp_enabled(const Recipe& r) {
   return r.get_float("akp.kd_weight") > 0 || r.get_float("akp.ewc_weight") > 0 || r.get_float("akp.l2sp_weight") > 0;
 }
 
-std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, const AkpInputs& in) {
-  auto s = std::make_shared<AkpState>();
-  s->inputs = in;
+void AkpMethod::attach(Trainer& trainer, MethodContext& in) {
+  AkpState* s = state_.get();
+  const Recipe& r = in.recipe;
+  s->model = in.model;
+  s->mode = in.mode;
+  s->loader = in.loader;
+  s->adapters = in.attached;
   s->recipe = &r;
-  if (!akp_enabled(r)) return s;
   const bool frozen_base = in.mode != TrainMode::Full;
   const torch::Device device = in.model->device();
   s->kd_weight = r.get_float("akp.kd_weight");
@@ -126,13 +138,15 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
   if (s->kd_weight > 0) {
     const double temperature = r.get_float("akp.temperature");
     const std::string domain_rule = r.get_string("akp.kd_domain_weight");
-    if (domain_rule == "router" && !(in.gem && in.gem->scar() && in.gem->scar()->options().general_expert))
+    const Method* router = nullptr;  // the method that tells general tokens apart (SCAR)
+    for (const Method* m : in.attached)
+      if (m->routes_general_tokens()) router = m;
+    if (domain_rule == "router" && !router)
       fail("akp.kd_domain_weight", "\"router\" needs SCAR with a general expert (scar.enabled, scar.general_expert); "
                                    "use \"none\" or \"all\"");
-    AkpState* state = s.get();
-    GemModules* gem = in.gem;
+    AkpState* state = s;
     const SourceDomains domains = in.domains;
-    trainer.add_loss_term({"kd", s->kd_weight, [state, gem, domains, temperature, domain_rule](const StepContext& c) {
+    trainer.add_loss_term({"kd", s->kd_weight, [state, router, domains, temperature, domain_rule](const StepContext& c) {
       const auto& t = c.tensors;
       const int64_t B = t.input_ids.size(0), T = t.input_ids.size(1);
       auto opts = torch::TensorOptions().device(t.input_ids.device()).dtype(torch::kFloat);
@@ -140,7 +154,7 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
       auto target = (t.labels != -100).to(torch::kFloat).roll(-1, 1);
       target.select(1, T - 1).zero_();
       torch::Tensor domain_w;
-      if (domain_rule == "router") domain_w = gem->scar()->general_probability(B, T);
+      if (domain_rule == "router") domain_w = router->general_probability(B, T);
       if (!domain_w.defined()) domain_w = torch::full({B, T}, domain_rule == "all" ? 1.0 : 0.0, opts);
       std::vector<float> replay;
       for (const std::string& d : row_domains(c.batch, domains)) replay.push_back(d == "general" ? 1.f : 0.f);
@@ -157,7 +171,7 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
   }
 
   if (s->ewc_weight > 0 || l2sp_weight > 0) {
-    const NamedParams current = penalised(in, frozen_base);
+    const NamedParams current = penalised(*s, frozen_base);
     if (current.empty())
       fail("akp", "EWC / L2-SP need weights that train: full mode, LoRA adapters or SCAR experts");
     // Anchors: the base weights (deltas are measured from zero change, so theta* = 0 there).
@@ -168,8 +182,8 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
         anchor_params.push_back({name, frozen_base ? torch::zeros_like(t) : t.detach()});
     // EWC and L2-SP are the same quadratic penalty with another importance.
     const auto add_penalty = [&](const char* term, double weight, const WeightAnchor* anchor) {
-      trainer.add_loss_term({term, weight, [anchor, inputs = in, frozen_base](const StepContext&) {
-        const NamedParams now = penalised(inputs, frozen_base);
+      trainer.add_loss_term({term, weight, [anchor, s, frozen_base](const StepContext&) {
+        const NamedParams now = penalised(*s, frozen_base);
         return frozen_base ? anchor->penalty_of_deltas(now) : anchor->penalty(now);
       }});
     };
@@ -229,7 +243,7 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
     }
     std::printf("forgetting budget: reference general loss %.4f (%s), budget +%.1f%%, measured every %lld steps\n",
                 s->base_general_loss, r.get_string("akp.budget_reference").c_str(), 100 * bo.budget, (long long)bo.every);
-    AkpState* state = s.get();
+    AkpState* state = s;
     Transformer model = in.model;
     Trainer* tr = &trainer;
     auto apply = [state, tr] {
@@ -280,7 +294,6 @@ std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& r, cons
            apply();
          }});
   }
-  return s;
 }
 
 }  // namespace gemkit

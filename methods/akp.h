@@ -27,40 +27,32 @@
 #include <memory>
 #include <string>
 
-#include "data/loader.h"
-#include "routing/gem_modules.h"
-#include "methods/gem.h"
-#include "model/lora.h"
-#include "train/recipe.h"
-#include "train/trainer.h"
+#include "methods/method.h"
 
 namespace gemkit {
 
 inline constexpr const char* kAkpStateFile = "akp_state.json";
 inline constexpr const char* kEwcAnchorFile = "ewc_anchor.safetensors";
 
-struct AkpInputs {
-  Transformer model{nullptr};
-  TrainMode mode = TrainMode::Full;
-  GemModules* gem = nullptr;         // may be null
-  LoraAdapters* lora = nullptr;      // may be null (or without layers)
-  SourceDomains domains;             // of train.data
-  LoaderOptions loader;              // how held-out shards are cut into batches
-};
-
-// True when any akp.* term or the budget is enabled.
+// True when any akp.* term is enabled (the budget scales the terms, so it needs one).
 bool akp_enabled(const Recipe& recipe);
 
-// What add_akp_training set up: it owns the teacher, the anchors and the controller, and must
-// outlive the trainer's run.
-class AkpRun {
- public:
-  virtual ~AkpRun() = default;
-  // After the last step (rank 0): online EWC's consolidated anchor for the next stage.
-  virtual void finish(const std::string& run_dir) = 0;
-};
+struct AkpState;
 
-// Adds the enabled terms and hooks.
-std::shared_ptr<AkpRun> add_akp_training(Trainer& trainer, const Recipe& recipe, const AkpInputs& inputs);
+// Attaches after the methods whose adapters it protects (LoRA, GEM): with a frozen base the
+// penalties look at their weight_deltas(), and akp.kd_domain_weight = "router" asks them for
+// general_probability().
+class AkpMethod : public Method {
+ public:
+  AkpMethod();
+  ~AkpMethod() override;
+  const char* name() const override { return "akp"; }
+  void attach(Trainer& trainer, MethodContext& context) override;
+  // Online EWC (full mode, akp.ewc_weight > 0): the consolidated anchor for the next stage.
+  void finish(const MethodContext& context) override;
+
+ private:
+  std::unique_ptr<AkpState> state_;
+};
 
 }  // namespace gemkit

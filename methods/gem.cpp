@@ -3,7 +3,6 @@
 #include <cstdlib>
 
 #include "core/error.h"
-#include "data/token_shards.h"
 
 namespace gemkit {
 namespace {
@@ -54,24 +53,11 @@ GemConfig gem_config_from_recipe(const Recipe& r) {
   return c;
 }
 
-SourceDomains source_domains(const std::vector<std::string>& shards) {
-  SourceDomains out;
-  for (const std::string& s : shards) out.push_back(TokenShard(s).info().domain_names);
-  return out;
-}
-
-std::vector<std::string> row_domains(const TokenBatch& batch, const SourceDomains& domains) {
-  std::vector<std::string> out(size_t(batch.rows));
-  for (int64_t i = 0; i < batch.rows; ++i) {
-    const size_t src = size_t(batch.source_ids.at(size_t(i)));
-    const int32_t dom = batch.domain_ids.at(size_t(i));
-    if (src < domains.size() && dom >= 0 && size_t(dom) < domains[src].size()) out[size_t(i)] = domains[src][size_t(dom)];
-  }
-  return out;
-}
-
-void add_gem_training(Trainer& trainer, GemModules& gem, const Recipe& r, const SourceDomains& domains) {
-  if (!gem.config().any()) return;
+void GemMethod::attach(Trainer& trainer, MethodContext& context) {
+  const Recipe& r = context.recipe;
+  const SourceDomains& domains = context.domains;
+  gem_ = std::make_unique<GemModules>(context.model, gem_config_from_recipe(r));
+  GemModules& gem = *gem_;
   trainer.add_parameters(gem.named_parameters());
   trainer.add_checkpoint_hook({[&gem](const std::string& folder) { gem.save_config(folder); }, nullptr});
 
@@ -110,6 +96,26 @@ void add_gem_training(Trainer& trainer, GemModules& gem, const Recipe& r, const 
     return m;
   };
   trainer.add_step_hook(hook);
+}
+
+int64_t GemMethod::added_parameters() const {
+  int64_t n = 0;
+  for (const auto& [name, p] : gem_->named_parameters()) n += p.numel();
+  return n;
+}
+
+NamedParams GemMethod::weight_deltas() const {
+  if (!gem_->scar()) return {};
+  return gem_->scar()->weight_deltas();
+}
+
+bool GemMethod::routes_general_tokens() const {
+  return gem_->scar() && gem_->scar()->options().general_expert;
+}
+
+torch::Tensor GemMethod::general_probability(int64_t rows, int64_t seq_len) const {
+  if (!routes_general_tokens()) return {};
+  return gem_->scar()->general_probability(rows, seq_len);
 }
 
 }  // namespace gemkit

@@ -1,9 +1,5 @@
 // GEM routing in `gemkit train`: the recipe's dtr.* and scar.* keys, and what the trainer gets
-// when they are enabled.
-//
-//   GemConfig config = gem_config_from_recipe(recipe);
-//   GemModules gem(model, config);
-//   add_gem_training(trainer, gem, recipe, source_domains(shards));
+// when either is enabled.
 //
 // The trainer then trains the modules' tensors (extra.safetensors: exact resume), adds their
 // losses as weighted terms (metrics "loss/dtr_aux", "loss/scar_balance", "loss/scar_z",
@@ -11,25 +7,27 @@
 // every step (GemModules::metrics, plus "scar/domain_accuracy"), and writes gem.json into every
 // checkpoint so that the checkpoint can be evaluated and run as a routed model.
 #pragma once
-#include <string>
-#include <vector>
+#include <cstdint>
+#include <memory>
 
-#include "data/batch.h"
+#include "methods/method.h"
 #include "routing/gem_modules.h"
-#include "train/recipe.h"
-#include "train/trainer.h"
 
 namespace gemkit {
 
 GemConfig gem_config_from_recipe(const Recipe& recipe);
 
-// The domain names of each training source (shard), by the shard's domain ids: the loader's
-// rows carry (source id, domain id) and this turns them into names.
-using SourceDomains = std::vector<std::vector<std::string>>;
-SourceDomains source_domains(const std::vector<std::string>& shards);
-// The domain name of each row of `batch` ("" when unknown).
-std::vector<std::string> row_domains(const TokenBatch& batch, const SourceDomains& domains);
+class GemMethod : public Method {
+ public:
+  const char* name() const override { return "gem"; }
+  void attach(Trainer& trainer, MethodContext& context) override;
+  int64_t added_parameters() const override;
+  NamedParams weight_deltas() const override;
+  bool routes_general_tokens() const override;
+  torch::Tensor general_probability(int64_t rows, int64_t seq_len) const override;
 
-void add_gem_training(Trainer& trainer, GemModules& gem, const Recipe& recipe, const SourceDomains& domains);
+ private:
+  std::unique_ptr<GemModules> gem_;
+};
 
 }  // namespace gemkit

@@ -1,5 +1,6 @@
 #include "methods/lora.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 
@@ -9,6 +10,7 @@
 #include "formats/safetensors.h"
 #include "model/state_dict.h"
 #include "export/peft_export.h"
+#include "preservation/weight_penalty.h"
 
 namespace gemkit {
 namespace fs = std::filesystem;
@@ -50,34 +52,50 @@ void restore_generator_states(LoraAdapters& adapters, const std::string& path) {
 
 }  // namespace
 
-void add_lora_checkpointing(Trainer& trainer, LoraAdapters& adapters, const Transformer& model,
-                            const std::string& base_model) {
+void LoraMethod::attach(Trainer& trainer, MethodContext& context) {
+  adapters_ = LoraAdapters::attach(context.model, lora_options_from_recipe(context.recipe));
+  trainer.add_parameters(adapters_.named_parameters());
   CheckpointHook hook;
-  hook.save = [&adapters, model, base_model](const std::string& folder) {
+  hook.save = [this, model = context.model, base_model = context.base_model](const std::string& folder) {
     PeftExportOptions peft;
     peft.base_model_name_or_path = base_model;
-    export_peft_adapter(adapters, model, (fs::path(folder) / "adapter").string(), peft);
-    save_generator_states(adapters, (fs::path(folder) / kLoraRngFile).string());
+    export_peft_adapter(adapters_, model, (fs::path(folder) / "adapter").string(), peft);
+    save_generator_states(adapters_, (fs::path(folder) / kLoraRngFile).string());
   };
-  hook.restore = [&adapters](const std::string& folder) {
-    restore_generator_states(adapters, (fs::path(folder) / kLoraRngFile).string());
+  hook.restore = [this](const std::string& folder) {
+    restore_generator_states(adapters_, (fs::path(folder) / kLoraRngFile).string());
   };
   trainer.add_checkpoint_hook(std::move(hook));
 }
 
-void write_final_lora(LoraAdapters& adapters, Transformer& model, const std::string& run_dir,
-                      const std::string& base_model, const std::string& tokenizer_source, bool merge) {
+void LoraMethod::finish(const MethodContext& context) {
+  const bool merge = context.recipe.get_bool("train.lora_merge_on_save");
   PeftExportOptions peft;
-  peft.base_model_name_or_path = base_model;
+  peft.base_model_name_or_path = context.base_model;
   peft.overwrite = true;
-  export_peft_adapter(adapters, model, (fs::path(run_dir) / "adapter").string(), peft);
-  if (!merge) return;
-  adapters.merge();
-  SaveOptions save;
-  save.tokenizer_source = tokenizer_source;
-  save.overwrite = true;
-  save_pretrained(model, TensorDtypes{}, (fs::path(run_dir) / "merged").string(), save);
-  adapters.unmerge();
+  export_peft_adapter(adapters_, context.model, (fs::path(context.run_dir) / "adapter").string(), peft);
+  if (merge) {
+    Transformer model = context.model;
+    adapters_.merge();
+    SaveOptions save;
+    save.tokenizer_source = context.tokenizer_source;
+    save.overwrite = true;
+    save_pretrained(model, TensorDtypes{}, (fs::path(context.run_dir) / "merged").string(), save);
+    adapters_.unmerge();
+  }
+  std::printf("adapter: %s/adapter%s\n", context.run_dir.c_str(),
+              merge ? (" (merged checkpoint: " + context.run_dir + "/merged)").c_str() : "");
+}
+
+int64_t LoraMethod::added_parameters() const {
+  int64_t n = 0;
+  for (const torch::Tensor& p : adapters_.parameters()) n += p.numel();
+  return n;
+}
+
+NamedParams LoraMethod::weight_deltas() const {
+  if (adapters_.module_paths().empty()) return {};
+  return lora_weight_deltas(adapters_);
 }
 
 }  // namespace gemkit

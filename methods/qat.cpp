@@ -1,5 +1,7 @@
 #include "methods/qat.h"
 
+#include <cstdio>
+
 #include "preservation/distillation.h"
 
 namespace gemkit {
@@ -9,16 +11,16 @@ QuantPolicy recipe_quant_policy(const Recipe& r, const std::string& where) {
   return QuantPolicy::parse(r.get_strings("quant.policy"), where + ": quant.policy");
 }
 
-std::unique_ptr<Qat> add_qat_training(Trainer& trainer, const Recipe& r, Transformer model) {
-  if (!r.get_bool("quant.qat")) return nullptr;
+void QatMethod::attach(Trainer& trainer, MethodContext& context) {
+  const Recipe& r = context.recipe;
   QatOptions options;
   options.policy = recipe_quant_policy(r, "recipe");
   options.activations = r.get_bool("quant.activations");
-  auto qat = std::make_unique<Qat>(model, options);
+  qat_ = std::make_unique<Qat>(context.model, options);
+  Qat* q = qat_.get();
   const int64_t start = r.get_int("quant.start_step");
-  std::printf("qat: %zu tensors fake-quantized (%s), from step %lld%s\n", qat->types().size(),
+  std::printf("qat: %zu tensors fake-quantized (%s), from step %lld%s\n", q->types().size(),
               options.policy.describe().c_str(), (long long)start, options.activations ? ", activations q8_0" : "");
-  Qat* q = qat.get();
   StepHook hook;
   hook.before = [q, start](int64_t step) { q->set_enabled(step >= start); };
   hook.after = [q](int64_t) { return std::map<std::string, double>{{"qat/enabled", q->enabled() ? 1.0 : 0.0}}; };
@@ -46,7 +48,6 @@ std::unique_ptr<Qat> add_qat_training(Trainer& trainer, const Recipe& r, Transfo
       return distillation_loss(c.output.logits, float_logits, w, temperature);
     }});
   }
-  return qat;
 }
 
 }  // namespace gemkit

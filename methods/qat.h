@@ -14,18 +14,25 @@
 // to the run's resolved recipe, so `gemkit export` stores exactly what training simulated.
 #pragma once
 #include <memory>
+#include <string>
 
+#include "methods/method.h"
 #include "quant/qat.h"
-#include "train/recipe.h"
-#include "train/trainer.h"
 
 namespace gemkit {
 
 // The recipe's policy: quant.policy when set, else the hybrid default. `where` names the recipe.
 QuantPolicy recipe_quant_policy(const Recipe& r, const std::string& where);
 
-// Attaches QAT to `model` when quant.qat is true (else returns nullptr): hooks, the start-step
-// switch, the L_Q term "qat_kd", and metrics "qat/enabled".
-std::unique_ptr<Qat> add_qat_training(Trainer& trainer, const Recipe& r, Transformer model);
+// Attaches when quant.qat is true: hooks, the start-step switch, the L_Q term "qat_kd", and
+// metrics "qat/enabled".
+class QatMethod : public Method {
+ public:
+  const char* name() const override { return "qat"; }
+  void attach(Trainer& trainer, MethodContext& context) override;
+
+ private:
+  std::unique_ptr<Qat> qat_;
+};
 
 }  // namespace gemkit
