@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training speed, gemkit against an equivalent Python torch 1.13 loop, side by side in one run:
 # the same Llama configurations (about 15M and 50M parameters), batch 8 x seq 256, AdamW,
-# random tokens, fp32, one intra-op thread and OpenBLAS on every core (toolchain.md). OpenBLAS reads
+# random tokens, fp32, one intra-op thread and OpenBLAS on every core (docs/design/toolchain.md). OpenBLAS reads
 # OMP_NUM_THREADS when OPENBLAS_NUM_THREADS is unset, so both are set explicitly.
 #
 #   bench/train_bench.sh [BUILD_DIR] [STEPS]      (after ./setup.sh build)

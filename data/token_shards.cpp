@@ -292,7 +292,7 @@ TokenShard::TokenShard(const std::string& path, size_t chunk_cache_bytes) : path
     info_.label_names = read_strings_attr(file_, "label_names", path);
 
     // A chunk cache that holds many 256 KB chunks: without it every random read of a document
-    // goes back to the file (HDF5's default cache is 1 MB, toolchain.md).
+    // goes back to the file (HDF5's default cache is 1 MB, docs/design/toolchain.md).
     Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
     check(H5Pset_chunk_cache(dapl, 12421, chunk_cache_bytes, 1.0), path, "cannot set the chunk cache");
     int64_t n_tokens = 0;

@@ -1,4 +1,4 @@
-// Bootstrap confidence intervals over test items (gem-method.md section 6: every figure comes
+// Bootstrap confidence intervals over test items (docs/design/gem-method.md section 6: every figure comes
 // with a 95% interval). Percentile method with a fixed seed, so a report is reproducible
 // byte for byte. Torch-free.
 #pragma once

@@ -1,5 +1,5 @@
 // Comparing evaluation reports (`gemkit eval` JSON) of a base model and models adapted to a target
-// domain: the perplexity and score metrics of gem-method.md section 6. Torch-free.
+// domain: the perplexity and score metrics of docs/design/gem-method.md section 6. Torch-free.
 //
 //   domain gain    (PPL(m0,t) - PPL(m,t)) / PPL(m0,t)
 //   general drift  PPL(m,general) / PPL(m0,general) - 1
@@ -10,7 +10,7 @@
 //   GG(m,t)        (S(m0,~t) - S(m,~t)) / S(m0,~t)
 //
 // The pieces (domain_figures, section_six, forgetting_reduction) serve the other report
-// metrics too: eval/transfer.h (CDTR), eval/sequential.h, eval/ablation_report.h.
+// metrics too: eval/transfer.h (CDTR), eval/sequential.h, report/ablation_report.h.
 #pragma once
 #include <map>
 #include <string>

@@ -1,4 +1,4 @@
-// Sequential domains (continual learning; gem-method.md section 6): a model adapted to domains
+// Sequential domains (continual learning; docs/design/gem-method.md section 6): a model adapted to domains
 // d_1 .. d_T in turn, evaluated after every stage. Torch-free.
 //
 // Accuracy matrix R (T+1 rows, T columns): R[i][j] the score on domain d_j after stage i, row 0

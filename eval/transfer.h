@@ -1,4 +1,4 @@
-// Cross-domain transfer (gem-method.md section 6): how adapting a model to a source domain s
+// Cross-domain transfer (docs/design/gem-method.md section 6): how adapting a model to a source domain s
 // moves its scores on every domain t. Torch-free.
 //
 //   dS(m_s,t)  = S(m_s,t) - S(m0,t)             the transfer matrix, one row per adapted model

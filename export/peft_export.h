@@ -4,7 +4,7 @@
 //   adapter_model.safetensors   base_model.model.<module path>.lora_A.weight [r, in] and
 //                               .lora_B.weight [out, r], float32
 // The effective weight of each adapted layer is W + scale * B A, scale = lora_alpha / r
-// (lora_alpha / sqrt(r) with use_rslora). See formats.md, PEFT section.
+// (lora_alpha / sqrt(r) with use_rslora). See docs/design/formats.md, PEFT section.
 #pragma once
 #include <string>
 #include <vector>

@@ -10,7 +10,7 @@ namespace gemkit {
 namespace {
 
 constexpr uint64_t kAlignment = 32;  // GGUF's default general.alignment
-// GGUF metadata value types (formats.md).
+// GGUF metadata value types (docs/design/formats.md).
 constexpr uint32_t kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7, kString = 8, kArray = 9, kU64 = 10;
 
 template <typename T>

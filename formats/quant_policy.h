@@ -30,7 +30,7 @@ class QuantPolicy {
   QuantPolicy() = default;
   explicit QuantPolicy(std::vector<QuantRule> rules) : rules_(std::move(rules)) {}
 
-  // gem-method.md section 5's hybrid: attention and embeddings (and an untied output head)
+  // docs/design/gem-method.md section 5's hybrid: attention and embeddings (and an untied output head)
   // Q8_0, MLP Q4_0, everything else f32.
   static QuantPolicy hybrid();
   // Every 2-D tensor `type` (e.g. "all q8_0"), 1-D f32.

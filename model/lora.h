@@ -4,7 +4,7 @@
 //   y' = y + scale * dropout(x) A^T B^T,   A [r, in], B [out, r]
 // with scale = alpha / r (or alpha / sqrt(r) with rsLoRA). It is a gemkit::LinearHook
 // (adjust_output), so no model code changes and the model's named_parameters() stay the
-// Hugging Face names. The effective weight is W + scale * B A (formats.md, PEFT section).
+// Hugging Face names. The effective weight is W + scale * B A (docs/design/formats.md, PEFT section).
 //
 // Initialisation as PEFT: A ~ kaiming_uniform(a = sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)),
 // B = 0, so a freshly attached adapter leaves the model's outputs unchanged. Both draws

@@ -13,7 +13,7 @@
 // exp(budget * base_loss) - 1, e.g. 1% of a loss of 4.5 is a 4.6% perplexity rise.
 //
 // Defaults, and why: every 50 steps (a held-out batch costs one forward; 50 keeps that under
-// 2% of the steps while reacting within a few hundred steps); budget 1% (gem-method.md);
+// 2% of the steps while reacting within a few hundred steps); budget 1% (docs/design/gem-method.md);
 // raise x2 / lower x0.5 (symmetric in log scale: a wrong move is undone in one update, and
 // 7 updates span the 100x range); low water 0.5 (lower only when the rise is under half the
 // budget); scale in [0.01, 100] (four orders of magnitude around the recipe's lambdas, so a

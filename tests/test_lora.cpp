@@ -428,7 +428,7 @@ TEST(PeftExport, LoaderRejectsMismatchesWithClearErrors) {
 }
 
 // An independent reading: Python parses both safetensors files itself (json + struct +
-// torch.frombuffer), merges W + (alpha / r) B A per formats.md, and compares with the weights
+// torch.frombuffer), merges W + (alpha / r) B A per docs/design/formats.md, and compares with the weights
 // gemkit merged and saved, and a linear layer's output on a fixed input.
 TEST(PeftExport, PythonReadsTheAdapterAndAgreesOnMergedWeights) {
   TempDir dir("python");

@@ -2,7 +2,7 @@
 // models of both types, with and without byte fallback, identity and precompiled-charsmap
 // normalization (nmt_nfkc, nfkc_cf) and user-defined symbols are trained on a deterministic
 // corpus, then every corpus line and a set of edge cases must encode to the same ids and
-// decode to the same text. Links libsentencepiece, so never torch (toolchain.md).
+// decode to the same text. Links libsentencepiece, so never torch (docs/design/toolchain.md).
 #include <gtest/gtest.h>
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>

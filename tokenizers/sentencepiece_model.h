@@ -1,6 +1,6 @@
 // SentencePiece's tokenizer.model: a serialized sentencepiece.ModelProto (protobuf, proto2).
 // We decode the wire format ourselves instead of linking libsentencepiece, whose bundled
-// protobuf clashes with libtorch's (toolchain.md). Only the fields that affect encoding and
+// protobuf clashes with libtorch's (docs/design/toolchain.md). Only the fields that affect encoding and
 // decoding are kept; unknown fields are skipped as protobuf requires.
 #pragma once
 #include <cstdint>

@@ -1,6 +1,6 @@
 // gemkit-spm-train: trains a SentencePiece BPE or unigram model. A separate executable on
 // purpose: libsentencepiece bundles protobuf 3.14, which crashes any process that also loads
-// libtorch (toolchain.md), so the trainer runs out of process (see tokenizer_train.h).
+// libtorch (docs/design/toolchain.md), so the trainer runs out of process (see tokenizer_train.h).
 //
 // Usage: gemkit-spm-train --input=a.txt,b.txt --model_prefix=out/tok --vocab_size=8000
 //          [--model_type=unigram|bpe] [--character_coverage=0.9995]

@@ -1,6 +1,6 @@
 // Training SentencePiece tokenizers from a torch process: runs the gemkit-spm-train
 // executable (tokenizers/spm_train_main.cpp) as a subprocess, because libsentencepiece must not be
-// loaded next to libtorch (toolchain.md). The result is a standard tokenizer.model that
+// loaded next to libtorch (docs/design/toolchain.md). The result is a standard tokenizer.model that
 // load_tokenizer() reads with our own parser.
 #pragma once
 #include <cstdint>

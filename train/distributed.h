@@ -1,7 +1,7 @@
 // Data-parallel training over c10d (torchrun-style environment, gradient averaging).
 //
 // LibTorch 1.13 has no C++ DistributedDataParallel (and c10d/reducer.hpp does not compile
-// with Debian's headers, toolchain.md), so gemkit does what DDP does in its simplest form:
+// with Debian's headers, docs/design/toolchain.md), so gemkit does what DDP does in its simplest form:
 // after backward, every rank flattens its gradients into one buffer, all-reduces it (sum),
 // divides by the world size and copies the result back. With a mean-reduced loss per rank and
 // equal per-rank batch sizes this is exactly the gradient of the combined batch's mean loss,

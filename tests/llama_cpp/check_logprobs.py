@@ -8,7 +8,7 @@ without tokenizer.ggml.pre), runs next_token_logprobs.mjs on random token sequen
 600, special ids included; 600 spans two decode batches and exceeds llama.context_length 512), and compares with log_softmax of a float64 torch forward of the same
 weights in Hugging Face layout (RMSNorm, rotate-halves RoPE on unpermuted q/k, GQA, SwiGLU). A
 second torch forward on the GGUF layout (permuted q/k, RoPE on interleaved pairs, as llama.cpp
-does) must agree with the first to ~1e-12, which checks the q/k permutation rule of formats.md.
+does) must agree with the first to ~1e-12, which checks the q/k permutation rule of docs/design/formats.md.
 
 Then the same model stored as Q8_0 and as Q4_0 (quantized with check_quantize_ref.py's numpy
 reimplementation of ggml) against the torch forward of the dequantized weights, with and without

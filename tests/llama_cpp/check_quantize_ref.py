@@ -4,7 +4,7 @@
     /usr/bin/python3 tests/llama_cpp/check_quantize_ref.py [--tool PATH] [--prebuilt-lib PATH]
                                                           [--rows N] [--seed S] [--work DIR]
 
-The reimplementation follows docs (formats.md) and ggml/src/ggml-quants.c
+The reimplementation follows docs (docs/design/formats.md) and ggml/src/ggml-quants.c
 (quantize_row_q8_0_ref, quantize_row_q4_0_ref) of the llama.cpp in npm node-llama-cpp@3.22.1:
 
   Q8_0, blocks of 32 -> 34 bytes: amax = max|x|; d = amax / 127 (fp32); id = d ? 1/d : 0 (fp32);

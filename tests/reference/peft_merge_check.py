@@ -5,7 +5,7 @@ usage: peft_merge_check.py BASE_FOLDER ADAPTER_FOLDER MERGED_FOLDER
 
 Reads safetensors with the standard library (json + struct) and torch.frombuffer only -- no
 peft or safetensors package -- applies W + scale * B A (scale = lora_alpha / r, or
-lora_alpha / sqrt(r) with use_rslora; formats.md, PEFT section) to the base checkpoint, and
+lora_alpha / sqrt(r) with use_rslora; docs/design/formats.md, PEFT section) to the base checkpoint, and
 compares with the weights gemkit merged and saved, and one linear layer's adapter output
 x W^T + scale x A^T B^T with x W_merged^T. Every other tensor must be unchanged. Exits 1 on
 any mismatch.
