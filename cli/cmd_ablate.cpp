@@ -5,7 +5,7 @@
 // in a child process of this binary, evaluates each final checkpoint and the recipes' base model
 // with `gemkit eval`, exports it to the compact format and measures it with `gemkit-run --bench`
 // (RUN/deploy/model.gguf, RUN/deploy.json; --no-deploy skips this), and writes the report
-// (eval/ablation_report.h). A run whose folder holds DONE is skipped; an interrupted one continues
+// (report/ablation_report.h). A run whose folder holds DONE is skipped; an interrupted one continues
 // from its last checkpoint; a failing one is reported (RUN/log.txt) and the others go on.
 // --report-only writes the report of the runs finished so far and starts nothing (a look at a grid
 // that is still running, possibly in another process).
@@ -39,9 +39,9 @@
 #include "core/file_io.h"
 #include "data/token_shards.h"
 #include "tokenizers/unicode.h"
-#include "eval/ablation_report.h"
 #include "eval/grid_estimate.h"
-#include "eval/run_metrics.h"
+#include "report/ablation_report.h"
+#include "report/run_metrics.h"
 #include "train/checkpointing.h"
 #include "train/metrics_log.h"
 #include "train/recipe.h"

@@ -9,7 +9,7 @@
 #include "cli/recipe_args.h"
 #include "core/error.h"
 #include "eval/evaluate.h"
-#include "eval/report.h"
+#include "report/eval_report.h"
 
 namespace gemkit::cli {
 namespace {

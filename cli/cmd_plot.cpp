@@ -14,8 +14,8 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/file_io.h"
-#include "eval/run_metrics.h"
-#include "eval/svg_plot.h"
+#include "report/run_metrics.h"
+#include "report/svg_plot.h"
 
 namespace gemkit::cli {
 namespace {

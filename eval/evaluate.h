@@ -6,7 +6,7 @@
 #include <string>
 
 #include "eval/bootstrap.h"
-#include "eval/report.h"
+#include "eval/result.h"
 
 namespace gemkit::eval {
 

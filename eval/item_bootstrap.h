@@ -10,8 +10,8 @@
 // models are paired; each report's figures are then recomputed (perplexity exp(sum nll / sum
 // tokens), the task's primary figure from gold and pred, S(m,d) their mean per domain).
 //
-// `gemkit eval` writes "per_item" (eval/report.h); for older reports without it available() is
-// false, reason() says so, and intervals have NaN bounds.
+// `gemkit eval` writes "per_item" (eval/result.h, report/eval_report.h); for older reports
+// without it available() is false, reason() says so, and intervals have NaN bounds.
 #pragma once
 #include <functional>
 #include <string>

@@ -10,7 +10,7 @@
 
 #include "tokenizers/tokenizer.h"
 #include "eval/bootstrap.h"
-#include "eval/report.h"
+#include "eval/result.h"
 #include "eval/tasks.h"
 
 namespace gemkit::eval {

@@ -19,7 +19,7 @@
 
 #include "tokenizers/tokenizer.h"
 #include "eval/bootstrap.h"
-#include "eval/report.h"
+#include "eval/result.h"
 #include "eval/requests.h"
 #include "eval/tasks.h"
 

@@ -1,4 +1,4 @@
-// `gemkit ablate`: the report math on hand-made evaluation reports (eval/ablation_report.h), and
+// `gemkit ablate`: the report math on hand-made evaluation reports (report/ablation_report.h), and
 // the command end to end through the built binary on a tiny random model: run folders, DONE
 // markers, report files whose numbers match the runs' eval.json, a failing run reported while
 // the others go on, a run killed halfway resumed from its checkpoint, finished runs skipped.
@@ -17,9 +17,9 @@
 #include <vector>
 
 #include "core/file_io.h"
-#include "eval/ablation_report.h"
 #include "eval/grid_estimate.h"
-#include "eval/report.h"
+#include "report/ablation_report.h"
+#include "report/eval_report.h"
 #include "tests/test_util.h"
 
 namespace fs = std::filesystem;
@@ -29,8 +29,8 @@ using namespace gemkit::eval;
 
 namespace {
 
-// A `gemkit eval` report (through eval/report.h) with one perplexity result per domain and
-// one classification task per domain score.
+// A `gemkit eval` report (through report/eval_report.h) with one perplexity result per domain
+// and one classification task per domain score.
 json eval_json(const std::map<std::string, double>& ppl, const std::map<std::string, double>& scores) {
   Report r;
   for (const auto& [d, v] : ppl) {

@@ -1,4 +1,4 @@
-#include "eval/run_metrics.h"
+#include "report/run_metrics.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,4 +1,4 @@
-#include "eval/report.h"
+#include "report/eval_report.h"
 
 #include <cmath>
 #include <cstdio>
@@ -23,20 +23,6 @@ std::string fmt_figure(const std::string& name, double v) {
 
 nlohmann::json json_number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
-// Mean of the primary figures of each domain's evaluated tasks (gem-method.md section 6, S(m,d)).
-std::map<std::string, std::pair<double, int>> domain_scores(const Report& report) {
-  std::map<std::string, std::pair<double, int>> s;
-  for (const Result& r : report.results) {
-    if (r.kind == "perplexity" || !r.skipped.empty()) continue;
-    const Figure* f = r.figure(r.primary);
-    if (!f) continue;
-    s[r.domain].first += f->ci.value;
-    s[r.domain].second += 1;
-  }
-  for (auto& [d, v] : s) v.first /= v.second;
-  return s;
-}
-
 std::string baseline_text(const Result& r) {
   if (r.baselines.is_null() || !r.baselines.is_object()) return "";
   std::string out;
@@ -50,12 +36,6 @@ std::string baseline_text(const Result& r) {
 }
 
 }  // namespace
-
-const Figure* Result::figure(const std::string& name) const {
-  for (const Figure& f : figures)
-    if (f.name == name) return &f;
-  return nullptr;
-}
 
 nlohmann::json to_json(const Report& report) {
   nlohmann::json j;
@@ -84,7 +64,7 @@ nlohmann::json to_json(const Report& report) {
     j["results"].push_back(o);
   }
   j["domain_scores"] = nlohmann::json::object();
-  for (const auto& [d, v] : domain_scores(report)) j["domain_scores"][d] = {{"score", v.first}, {"tasks", v.second}};
+  for (const auto& [d, v] : domain_scores(report)) j["domain_scores"][d] = {{"score", v.score}, {"tasks", v.tasks}};
   j["elapsed_s"] = report.elapsed_s;
   return j;
 }
@@ -111,7 +91,7 @@ std::string to_markdown(const Report& report) {
   const auto scores = domain_scores(report);
   if (!scores.empty()) {
     md += "\n| domain | S(m, d) | tasks |\n|---|---|---|\n";
-    for (const auto& [d, v] : scores) md += "| " + d + " | " + fmt(v.first) + " | " + std::to_string(v.second) + " |\n";
+    for (const auto& [d, v] : scores) md += "| " + d + " | " + fmt(v.score) + " | " + std::to_string(v.tasks) + " |\n";
   }
   md += "\n`*` the task's metric (enters S(m, d)). Intervals: percentile bootstrap over test items "
         "(documents for perplexity).\n";

@@ -1,11 +1,11 @@
-// The report of `gemkit ablate` (gem-method.md section 7): training methods (recipes) crossed
-// with a grid of recipe overrides, each over several seeds, all evaluated on the same suite
-// against the same base model. Torch-free.
+// The report of `gemkit ablate` (docs/design/gem-method.md section 7): training methods
+// (recipes) crossed with a grid of recipe overrides, each over several seeds, all evaluated on
+// the same suite against the same base model. Torch-free.
 //
 // One row per method and grid cell, each figure the mean over the cell's seeds with a 95%
-// interval over seeds (Student t: mean +- t(0.975, n-1) sd / sqrt(n); none with one seed), and
-// an item-level bootstrap 95% interval of that mean where the eval reports keep per-item
-// results (eval/item_bootstrap.h):
+// interval over seeds (eval/seed_interval.h: mean +- t(0.975, n-1) sd / sqrt(n); none with one
+// seed), and an item-level bootstrap 95% interval of that mean where the eval reports keep
+// per-item results (eval/item_bootstrap.h):
 //   target_ppl, domain_gain         perplexity on the run's target domain and its relative fall
 //   general_ppl, general_drift      perplexity on "general" and its relative rise (forgetting)
 //   forgetting_reduction            1 - drift / drift of the first method (plain fine-tuning) in
@@ -21,6 +21,7 @@
 //                                   file_mb, decode_tok_s, prompt_tok_s, peak_rss_mb,
 //                                   realised_capacity
 //
+// The rows are computed in report/ablation_rows.h, then written as JSON, markdown, CSV and plots.
 // Files (write_ablation_report): report.json, report.csv, report.md, and SVG plots:
 // drift_vs_gain.svg (general drift against domain gain, one point per row with interval bars),
 // transfer_heatmap.svg (the perplexity-form transfer matrix, when rows have several target
@@ -35,7 +36,8 @@
 #include <nlohmann/json.hpp>
 
 #include "eval/bootstrap.h"
-#include "eval/run_metrics.h"
+#include "eval/seed_interval.h"  // seed_interval: the intervals over seeds
+#include "report/run_metrics.h"
 
 namespace gemkit::eval {
 
@@ -90,10 +92,6 @@ struct AblationPlan {
 // tokens_per_s: the mean over the run's steps; dtr/, scar/, akp/ metrics: their last value (the
 // target domain's expert named by expert_by_role).
 std::map<std::string, double> training_figures(const RunMetrics& metrics, const std::string& target);
-
-// mean +- t(0.975, n-1) * sd / sqrt(n) over the finite values (NaN bounds for fewer than two;
-// NaN value for none).
-Interval seed_interval(const std::vector<double>& values);
 
 struct AblationReport {
   nlohmann::json json;

@@ -1,13 +1,6 @@
-// The result of one `gemkit eval`: a JSON file (everything, machine-readable) and a markdown
-// table (the headline figures) saved next to it. Torch-free.
-//
-// JSON layout:
-//   {"gemkit_eval": 1, "model": {path, architecture, family, head, layers, hidden_size,
-//    vocab_size, parameters, dtype}, "tokenizer": {kind, vocab_size}, "settings": {...},
-//    "results": [{"kind": "perplexity"|"multiple_choice"|"classification", "key", "domain",
-//                 "method", "items", "figures": {name: {value, low, high}}, "primary",
-//                 "stats": {...}, "baselines": {...}, "skipped": reason (only when skipped)}],
-//    "domain_scores": {domain: {"score", "tasks"}}, "elapsed_s"}
+// What one `gemkit eval` run measures: a result per task or perplexity corpus, each with its
+// figures and intervals, and S(m, d) per domain computed from them. Torch-free. The JSON and
+// markdown files of a Report are written in report/eval_report.h.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -52,13 +45,14 @@ struct Report {
   double elapsed_s = 0;
 };
 
-nlohmann::json to_json(const Report& report);
-// The markdown table: one row per result (figure with its 95% interval, items, baselines),
-// then S(m, d) per domain (mean of the primary figures of the domain's tasks).
-std::string to_markdown(const Report& report);
-// Writes `json_path` and the markdown beside it (same name, .md), atomically.
-void write_report(const Report& report, const std::string& json_path);
-// The .md path for a .json path.
-std::string markdown_path(const std::string& json_path);
+// S(m, d) of one domain (docs/design/gem-method.md section 6): the mean of the primary figures
+// of the domain's evaluated tasks, and how many tasks that is.
+struct DomainScore {
+  double score = 0;
+  int tasks = 0;
+};
+// By domain; perplexity results, skipped ones and those without their primary figure are left
+// out, so a domain with perplexity only has no entry.
+std::map<std::string, DomainScore> domain_scores(const Report& report);
 
 }  // namespace gemkit::eval
