@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "ablate/grid_estimate.h"
 #include "core/file_io.h"
-#include "eval/grid_estimate.h"
 #include "report/ablation_report.h"
 #include "report/eval_report.h"
 #include "tests/test_util.h"
@@ -26,6 +26,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using namespace gemkit;
 using namespace gemkit::eval;
+using namespace gemkit::ablate;
 
 namespace {
 

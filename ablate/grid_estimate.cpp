@@ -1,8 +1,8 @@
-#include "eval/grid_estimate.h"
+#include "ablate/grid_estimate.h"
 
 #include <algorithm>
 
-namespace gemkit::eval {
+namespace gemkit::ablate {
 
 void GridEstimate::plan(int64_t training_steps, int64_t evaluations) {
   steps_to_do_ += std::max<int64_t>(training_steps, 0);
@@ -29,4 +29,4 @@ std::optional<double> GridEstimate::seconds_left(int64_t jobs, int64_t runs_left
   return work / double(std::clamp<int64_t>(runs_left, 1, std::max<int64_t>(jobs, 1)));
 }
 
-}  // namespace gemkit::eval
+}  // namespace gemkit::ablate

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <optional>
 
-namespace gemkit::eval {
+namespace gemkit::ablate {
 
 class GridEstimate {
  public:
@@ -27,4 +27,4 @@ class GridEstimate {
   double train_seconds_ = 0, eval_seconds_ = 0;
 };
 
-}  // namespace gemkit::eval
+}  // namespace gemkit::ablate

@@ -1,0 +1,198 @@
+#include "ablate/plan.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <variant>
+
+#include "ablate/run_naming.h"
+#include "core/error.h"
+#include "data/token_shards.h"
+
+namespace gemkit::ablate {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A setting's value as Recipe::to_toml writes it (so the messages quote what
+// resolved_recipe.toml holds): strings quoted and escaped, floats with a '.', lists in brackets.
+std::string toml_double(double x) {
+  char buf[64];
+  if (x == std::floor(x) && std::fabs(x) < 1e15) {  // 500000.0, not 5e+05
+    std::snprintf(buf, sizeof buf, "%.1f", x);
+    return buf;
+  }
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, x);
+    if (std::strtod(buf, nullptr) == x) break;
+  }
+  std::string s = buf;
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string toml_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += char(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string setting_text(const std::string& key, const RecipeValue& v) {
+  struct Visitor {
+    std::string operator()(const std::string& s) const { return toml_string(s); }
+    std::string operator()(int64_t i) const { return std::to_string(i); }
+    std::string operator()(double d) const { return toml_double(d); }
+    std::string operator()(bool b) const { return b ? "true" : "false"; }
+    std::string operator()(const std::vector<std::string>& list) const {
+      std::string out = "[";
+      for (size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + toml_string(list[i]);
+      return out + "]";
+    }
+  };
+  return key + " = " + std::visit(Visitor{}, v);
+}
+
+// The --grid options as (key, values) in command-line order.
+eval::Grid parse_grid(const std::vector<std::string>& options) {
+  eval::Grid grid;
+  for (const std::string& g : options) {
+    const size_t eq = g.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == g.size())
+      fail("--grid " + g, "expected key=value1,value2,...");
+    const std::string key = g.substr(0, eq);
+    if (key == "train.seed") fail("--grid " + g, "train.seed is set by --seeds (0..N-1)");
+    for (const auto& [k, v] : grid)
+      if (k == key) fail("--grid " + g, "the key " + key + " is given twice");
+    std::vector<std::string> values;
+    std::stringstream ss(g.substr(eq + 1));
+    for (std::string v; std::getline(ss, v, ',');)
+      if (!v.empty()) values.push_back(v);
+    if (values.empty()) fail("--grid " + g, "expected at least one value after '='");
+    grid.emplace_back(key, values);
+  }
+  return grid;
+}
+
+// The one domain of the documents of a recipe's first training shard.
+std::string shard_domain(const std::string& recipe, const std::string& shard) {
+  std::set<std::string> domains;
+  try {
+    const TokenShard s(shard);
+    for (int64_t d = 0; d < s.n_docs(); ++d) domains.insert(s.info().domain_names.at(size_t(s.doc_domain(d))));
+  } catch (const Error& e) {
+    fail(recipe, std::string("cannot read the target domain from train.data (") + e.what() + "); give --target");
+  }
+  if (domains.size() != 1)
+    fail(recipe, "the documents of train.data " + shard + " belong to " + std::to_string(domains.size()) +
+                     " domains, so the target domain is unclear; give --target");
+  return *domains.begin();
+}
+
+}  // namespace
+
+Plan plan_ablation(const AblateOptions& a) {
+  Plan plan;
+  if (a.seeds < 1) fail("--seeds", "expected at least 1");
+  if (a.jobs < 1) fail("--jobs", "expected at least 1");
+  plan.report.grid = parse_grid(a.grid);
+  const std::vector<eval::GridCell> cells = eval::grid_cells(plan.report.grid);
+  plan.cells = cells.size();
+  for (const std::string& recipe : a.recipes) {
+    const std::string method = fs::path(recipe).stem().string();
+    for (const std::string& m : plan.report.methods)
+      if (m == method) fail(recipe, "two recipes named " + method + ": the file stem names the method");
+    plan.report.methods.push_back(method);
+    std::string target = a.target;
+    for (const auto& cell : cells) {
+      Recipe r = Recipe::load(recipe);
+      std::vector<std::string> overrides;
+      for (const auto& [k, v] : cell) overrides.push_back(k + "=" + v);
+      for (const std::string& o : overrides) r.apply_override(o, "--grid");
+      r.resolve();
+      if (!r.has("train.data")) fail(recipe, "train.data: not set (token shards to train on)");
+      if (!r.has("model.path"))
+        fail(recipe, "model.path: not set; ablate compares methods that adapt one base model (model.path)");
+      if (plan.base_model.empty()) plan.base_model = r.get_string("model.path");
+      if (r.get_string("model.path") != plan.base_model)
+        fail(recipe, "model.path is " + r.get_string("model.path") + ", the first recipe's is " + plan.base_model +
+                         ": every method must adapt the same base model");
+      if (target.empty()) target = shard_domain(recipe, r.get_strings("train.data").front());
+      const bool lora = r.get_string("train.mode") == "lora";
+      const bool qat = r.has("quant.qat") && r.get_bool("quant.qat");
+      // LoRA checkpoints hold the unchanged base; the merged folder is the adapted model.
+      if (lora) {
+        overrides.push_back("train.lora_merge_on_save=true");
+        r.apply_override(overrides.back(), "ablate");
+      }
+      for (int64_t s = 0; s < a.seeds; ++s) {
+        PlannedRun p;
+        p.recipe = recipe;
+        p.lora = lora;
+        p.qat = qat;
+        p.run.method = method;
+        p.run.cell = cell;
+        p.run.seed = s;
+        p.run.target = target;
+        p.run.name = run_name(method, cell, s);
+        p.dir = (fs::path(a.out) / ("runs/" + p.run.name)).string();
+        p.overrides = overrides;
+        p.overrides.push_back("train.seed=" + std::to_string(s));
+        p.settings = r;  // what `gemkit train` will resolve for this run
+        p.settings.apply_override(p.overrides.back(), "--seeds");
+        plan.runs.push_back(std::move(p));
+      }
+    }
+  }
+  // Seed-major order: every method's seed 0 first, so a long grid stopped early (or a report
+  // made with a smaller --seeds) already compares all methods.
+  std::stable_sort(plan.runs.begin(), plan.runs.end(),
+                   [](const PlannedRun& x, const PlannedRun& y) { return x.run.seed < y.run.seed; });
+  plan.report.seeds = a.seeds;
+  plan.report.settings = {{"recipes", a.recipes},        {"base_model", plan.base_model},
+                          {"eval_corpus", a.corpus},     {"eval_tasks", a.tasks},
+                          {"split", a.split},            {"max_items", a.max_items},
+                          {"max_documents", a.max_documents}, {"target", a.target}};
+  return plan;
+}
+
+int64_t max_steps(const PlannedRun& run) {
+  return run.settings.has("train.max_steps") ? run.settings.get_int("train.max_steps") : 0;
+}
+
+std::string settings_changes(const Recipe& before, const Recipe& now) {
+  const std::map<std::string, RecipeValue>& was = before.values();
+  const std::map<std::string, RecipeValue>& is = now.values();
+  if (was == is) return "";
+  const auto differs = [](const std::map<std::string, RecipeValue>& other, const std::string& key, const RecipeValue& v) {
+    const auto it = other.find(key);
+    return it == other.end() || !(it->second == v);
+  };
+  std::string changes;
+  int shown = 0;
+  for (const auto& [k, v] : is)
+    if (differs(was, k, v) && shown++ < 4) changes += (changes.empty() ? "" : "; ") + ("now " + setting_text(k, v));
+  for (const auto& [k, v] : was)
+    if (differs(is, k, v) && shown++ < 8) changes += (changes.empty() ? "" : "; ") + ("was " + setting_text(k, v));
+  return changes;
+}
+
+}  // namespace gemkit::ablate
