@@ -19,56 +19,8 @@ namespace fs = std::filesystem;
 
 // A setting's value as Recipe::to_toml writes it (so the messages quote what
 // resolved_recipe.toml holds): strings quoted and escaped, floats with a '.', lists in brackets.
-std::string toml_double(double x) {
-  char buf[64];
-  if (x == std::floor(x) && std::fabs(x) < 1e15) {  // 500000.0, not 5e+05
-    std::snprintf(buf, sizeof buf, "%.1f", x);
-    return buf;
-  }
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, x);
-    if (std::strtod(buf, nullptr) == x) break;
-  }
-  std::string s = buf;
-  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
-  return s;
-}
-
-std::string toml_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += char(c);
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string setting_text(const std::string& key, const RecipeValue& v) {
-  struct Visitor {
-    std::string operator()(const std::string& s) const { return toml_string(s); }
-    std::string operator()(int64_t i) const { return std::to_string(i); }
-    std::string operator()(double d) const { return toml_double(d); }
-    std::string operator()(bool b) const { return b ? "true" : "false"; }
-    std::string operator()(const std::vector<std::string>& list) const {
-      std::string out = "[";
-      for (size_t i = 0; i < list.size(); ++i) out += (i ? ", " : "") + toml_string(list[i]);
-      return out + "]";
-    }
-  };
-  return key + " = " + std::visit(Visitor{}, v);
+  return key + " = " + recipe_format_value(v);
 }
 
 // The --grid options as (key, values) in command-line order.

@@ -30,15 +30,10 @@ using T = RecipeType;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kMaxInt = 9.2e18;  // below INT64_MAX so the double comparison is exact enough
 
-// A default as command-line text: the shortest decimal that reads back as the same double.
-std::string text(double v) {
-  char buf[32];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
-    if (std::strtod(buf, nullptr) == v) break;
-  }
-  return buf;
-}
+std::string format_double(double x);  // below, with the TOML output
+
+// Defaults as command-line text.
+std::string text(double v) { return format_double(v); }
 std::string text(int64_t v) { return std::to_string(v); }
 std::string text(uint64_t v) { return std::to_string(v); }
 std::string text(bool v) { return v ? "true" : "false"; }
@@ -394,7 +389,9 @@ std::string quote(const std::string& s) {
   return out + "\"";
 }
 
-std::string format_value(const RecipeValue& v) {
+}  // namespace
+
+std::string recipe_format_value(const RecipeValue& v) {
   struct Visitor {
     std::string operator()(const std::string& s) const { return quote(s); }
     std::string operator()(int64_t i) const { return std::to_string(i); }
@@ -409,7 +406,6 @@ std::string format_value(const RecipeValue& v) {
   return std::visit(Visitor{}, v);
 }
 
-}  // namespace
 
 std::string recipe_nearest_key(const std::string& path) {
   const std::string* best = nullptr;
@@ -577,7 +573,7 @@ std::string Recipe::to_toml() const {
         first = false;
       }
       header = true;
-      out << k.path.substr(dot + 1) << " = " << format_value(it->second) << "  # " << k.doc << "\n";
+      out << k.path.substr(dot + 1) << " = " << recipe_format_value(it->second) << "  # " << k.doc << "\n";
     }
   }
   return out.str();

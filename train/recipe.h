@@ -80,6 +80,10 @@ class Recipe {
 // Parses `text` as a value of key's type, checking range and choices. `where` prefixes errors.
 RecipeValue recipe_parse_value(const RecipeKey& key, const std::string& text,
                                const std::string& where);
+
+// A value as the resolved TOML writes it (0.5, "text", ["a", "b"]): the shortest decimal that
+// reads back to the same double, with ".0" on whole numbers.
+std::string recipe_format_value(const RecipeValue& value);
 // "did you mean X?" help: the schema key nearest to `path` by edit distance.
 std::string recipe_nearest_key(const std::string& path);
 
