@@ -1,5 +1,6 @@
 // gemkit compare: evaluation reports of a base model and of models adapted to one domain, side by
-// side with domain gain, general drift, forgetting reduction, DSI and GG (eval/compare.h).
+// side with domain gain, general drift, forgetting reduction, DSI and GG (eval/compare.h), or as a
+// transfer matrix (eval/transfer.h) or sequential domains (eval/sequential.h); written by report/.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -14,6 +15,9 @@
 #include "eval/compare.h"
 #include "eval/sequential.h"
 #include "eval/transfer.h"
+#include "report/compare_report.h"
+#include "report/sequential_report.h"
+#include "report/transfer_report.h"
 
 namespace gemkit::cli {
 namespace {

@@ -1,9 +1,9 @@
 #include "eval/compare.h"
 
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "core/error.h"
 
@@ -78,84 +78,33 @@ double forgetting_reduction(double drift, double reference_drift) {
   return 1 - drift / reference_drift;
 }
 
-namespace {
-
-std::string fmt(double v, const char* f = "%.2f") {
-  if (!std::isfinite(v)) return "n/a";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
-
-std::string pct(double v) { return std::isfinite(v) ? fmt(100 * v, "%+.1f%%") : "n/a"; }
-
-json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
-
-}  // namespace
-
-Comparison compare_reports(const std::vector<LabelledReport>& reports, const std::string& target) {
+ComparisonFigures compare_figures(const std::vector<LabelledReport>& reports, const std::string& target) {
   if (reports.size() < 2) fail("eval compare", "expected a base report and at least one adapted report");
   std::vector<DomainFigures> figures;
-  std::vector<std::map<std::string, double>> ppl;
-  for (const LabelledReport& r : reports) {
-    figures.push_back(domain_figures(r));
-    ppl.push_back(figures.back().perplexity);
-  }
+  for (const LabelledReport& r : reports) figures.push_back(domain_figures(r));
   std::set<std::string> domains;
-  for (const auto& p : ppl)
-    for (const auto& [d, v] : p) domains.insert(d);
-  for (const DomainFigures& f : figures)
+  for (const DomainFigures& f : figures) {
+    for (const auto& [d, v] : f.perplexity) domains.insert(d);
     for (const auto& [d, v] : f.score) domains.insert(d);
+  }
   if (!domains.count(target))
     fail("eval compare", "target domain \"" + target + "\" is in none of the reports");
 
-  Comparison c;
-  std::string md = "Perplexity per domain (change against " + reports[0].label + "; target: " + target + ")\n\n| domain |";
-  std::string rule = "|---|";
-  for (size_t i = 0; i < reports.size(); ++i) {
-    md += " " + reports[i].label + " |" + (i ? " change |" : "");
-    rule += i ? "---|---|" : "---|";
-  }
-  md += "\n" + rule + "\n";
-  for (const std::string& d : domains) {
-    if (!ppl[0].count(d)) continue;
-    md += "| " + (d == target ? "**" + d + "**" : d) + " |";
-    for (size_t i = 0; i < reports.size(); ++i) {
-      const double v = ppl[i].count(d) ? ppl[i].at(d) : NAN;
-      md += " " + fmt(v) + " |";
-      if (i) md += " " + pct(v / ppl[0].at(d) - 1) + " |";
-      c.json["perplexity"][d][reports[i].label] = number_or_null(v);
-    }
-    md += "\n";
-  }
-
-  md += "\nSummary (gem-method.md section 6)\n\n| model | domain gain | general drift | forgetting reduction | "
-        "S(m,t) | S(m,~t) | DSI | GG |\n|---|---|---|---|---|---|---|---|\n";
+  ComparisonFigures c;
+  c.target = target;
+  for (const auto& [d, v] : figures[0].perplexity) c.domains.push_back(d);
   double first_drift = NAN;
   for (size_t i = 0; i < reports.size(); ++i) {
-    const SectionSix six = section_six(figures[0], figures[i], target);
+    ComparedRun run;
+    run.label = reports[i].label;
+    run.perplexity = figures[i].perplexity;
+    run.six = section_six(figures[0], figures[i], target);
     // The base against itself: no gain, no drift (also where its perplexity is missing).
-    const double gain = i ? six.domain_gain : 0.0, drift = i ? six.general_drift : 0.0;
-    if (i == 1) first_drift = drift;
-    const double reduction = i > 1 ? forgetting_reduction(drift, first_drift) : NAN;
-    const double s_t = six.S_target, s_other = six.S_other, dsi = six.DSI, gg = six.GG;
-    md += "| " + reports[i].label + " | " + pct(gain) + " | " + pct(drift) + " | " +
-          (i > 1 ? pct(reduction) : "") + " | " + fmt(s_t, "%.3f") + " | " + fmt(s_other, "%.3f") + " | " +
-          fmt(dsi, "%.3f") + " | " + pct(gg) + " |\n";
-    json& s = c.json["summary"][reports[i].label];
-    s["domain_gain"] = number_or_null(gain);
-    s["general_drift"] = number_or_null(drift);
-    s["forgetting_reduction_vs_" + reports[1].label] = number_or_null(reduction);
-    s["S_target"] = number_or_null(s_t);
-    s["S_other"] = number_or_null(s_other);
-    s["DSI"] = number_or_null(dsi);
-    s["GG"] = number_or_null(gg);
+    if (i == 0) run.six.domain_gain = run.six.general_drift = 0.0;
+    if (i == 1) first_drift = run.six.general_drift;
+    if (i > 1) run.forgetting_reduction = forgetting_reduction(run.six.general_drift, first_drift);
+    c.runs.push_back(std::move(run));
   }
-  md += "\nDomain gain: relative fall of the target's perplexity; general drift: relative rise of the general "
-        "corpus's perplexity (forgetting); forgetting reduction: 1 - drift / drift of " + reports[1].label +
-        ". S: mean task score (macro-F1 or accuracy); DSI = S(m,t)/S(m,~t); GG: relative loss of S off-target.\n";
-  c.json["target"] = target;
-  c.markdown = md;
   return c;
 }
 

@@ -10,8 +10,10 @@
 //   GG(m,t)        (S(m0,~t) - S(m,~t)) / S(m0,~t)
 //
 // The pieces (domain_figures, section_six, forgetting_reduction) serve the other report
-// metrics too: eval/transfer.h (CDTR), eval/sequential.h, report/ablation_report.h.
+// metrics too: eval/transfer.h (CDTR), eval/sequential.h, report/ablation_rows.h. The JSON and
+// markdown of a comparison are written in report/compare_report.h.
 #pragma once
+#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
@@ -50,13 +52,26 @@ SectionSix section_six(const DomainFigures& base, const DomainFigures& m, const 
 // 1 - drift / reference_drift (NaN when reference_drift is 0 or either is not finite).
 double forgetting_reduction(double drift, double reference_drift);
 
-struct Comparison {
-  nlohmann::json json;   // per-domain perplexities and scores, per-run summary metrics
-  std::string markdown;  // the same as tables
+// One report of a comparison, against the base m0 (reports[0]).
+struct ComparedRun {
+  std::string label;
+  std::map<std::string, double> perplexity;  // by domain (skipped results left out)
+  SectionSix six;  // the base's own domain_gain and general_drift are 0
+  // Against the first adapted run (plain fine-tuning): NaN for the base and for that run.
+  double forgetting_reduction = NAN;
+};
+
+// The figures of `gemkit compare --target`, before any formatting (report/compare_report.h
+// writes them as JSON and markdown).
+struct ComparisonFigures {
+  std::string target;
+  std::vector<std::string> domains;  // the domains the base has a perplexity for, sorted
+  std::vector<ComparedRun> runs;     // the base first, then the adapted models, in input order
 };
 
 // reports[0] is the base model m0; the others are adapted to `target_domain`. Throws
-// gemkit::Error naming the report whose content is missing or malformed.
-Comparison compare_reports(const std::vector<LabelledReport>& reports, const std::string& target_domain);
+// gemkit::Error naming the report whose content is missing or malformed, or when the target
+// domain is in none of the reports.
+ComparisonFigures compare_figures(const std::vector<LabelledReport>& reports, const std::string& target_domain);
 
 }  // namespace gemkit

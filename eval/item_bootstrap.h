@@ -11,13 +11,12 @@
 // tokens), the task's primary figure from gold and pred, S(m,d) their mean per domain).
 //
 // `gemkit eval` writes "per_item" (eval/result.h, report/eval_report.h); for older reports
-// without it available() is false, reason() says so, and intervals have NaN bounds.
+// without it available() is false, reason() says so, and intervals have NaN bounds. Intervals
+// are written as JSON and text by report/interval_format.h.
 #pragma once
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "eval/bootstrap.h"
 #include "eval/compare.h"
@@ -44,11 +43,5 @@ class ItemBootstrap {
   std::vector<DomainFigures> full_;
   std::vector<std::vector<DomainFigures>> draws_;  // [resample][report]
 };
-
-// {"value", "low", "high"}, non-finite numbers as null.
-nlohmann::json interval_json(const Interval& i);
-// "v [low, high]" with printf format `f` for each number ("n/a" for non-finite; the bracket
-// is left out when both bounds are); `percent` prints 100 x the numbers with a sign and "%".
-std::string interval_text(const Interval& i, const char* f = "%.3f", bool percent = false);
 
 }  // namespace gemkit::eval

@@ -17,12 +17,11 @@
 // (PPL(m0,d_j) - PPL(m_i,d_j)) / PPL(m0,d_j), the relative perplexity gain over the base
 // (higher is better like a score; row 0 is 0), for small models whose task scores sit near
 // chance. Each figure carries an item-level bootstrap 95% interval where the reports keep
-// per-item results (eval/item_bootstrap.h).
+// per-item results (eval/item_bootstrap.h). The JSON and markdown of a SequentialReport are
+// written in report/sequential_report.h.
 #pragma once
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "eval/bootstrap.h"
 #include "eval/compare.h"
@@ -56,8 +55,5 @@ struct SequentialReport {
 // naming the report at fault when one is malformed.
 SequentialReport sequential_report(const LabelledReport& base, const std::vector<TransferSource>& stages,
                                    const BootstrapOptions& options = {});
-
-nlohmann::json to_json(const SequentialReport& r);
-std::string to_markdown(const SequentialReport& r);
 
 }  // namespace gemkit::eval

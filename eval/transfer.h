@@ -11,12 +11,11 @@
 //                gain; undefined when g(m_s,s) < kCdtrMinGain
 //
 // Each figure carries an item-level bootstrap 95% interval where the reports keep per-item
-// results (eval/item_bootstrap.h); otherwise the JSON says why there are none.
+// results (eval/item_bootstrap.h); otherwise item_intervals_note says why there are none. The
+// JSON and markdown of a transfer matrix are written in report/transfer_report.h.
 #pragma once
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "eval/bootstrap.h"
 #include "eval/compare.h"
@@ -52,11 +51,5 @@ struct TransferMatrix {
 // Throws gemkit::Error naming the report at fault when one is malformed.
 TransferMatrix transfer_matrix(const LabelledReport& base, const std::vector<TransferSource>& adapted,
                                const BootstrapOptions& options = {});
-
-// {"domains", "rows": [{"label", "source", "score_delta": {t: {value, low, high}}, "ppl_change":
-// {...}, "cdtr": {value, low, high} | null, "cdtr_undefined": reason, "cdtr_ppl", ...}],
-// "item_intervals": bool, "item_intervals_note"}; non-finite numbers are null.
-nlohmann::json to_json(const TransferMatrix& m);
-std::string to_markdown(const TransferMatrix& m);
 
 }  // namespace gemkit::eval

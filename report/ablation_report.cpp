@@ -6,8 +6,8 @@
 #include <filesystem>
 
 #include "core/file_io.h"
-#include "eval/item_bootstrap.h"
 #include "report/ablation_rows.h"
+#include "report/interval_format.h"
 #include "report/svg_plot.h"
 
 namespace gemkit::eval {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "eval/compare.h"
+#include "report/compare_report.h"
 
 using namespace gemkit;
 using json = nlohmann::json;

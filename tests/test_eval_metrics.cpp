@@ -11,6 +11,8 @@
 #include "eval/item_bootstrap.h"
 #include "eval/sequential.h"
 #include "eval/transfer.h"
+#include "report/sequential_report.h"
+#include "report/transfer_report.h"
 #include "tests/test_util.h"
 
 using namespace gemkit;

@@ -1,0 +1,84 @@
+#include "report/compare_report.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace gemkit {
+namespace {
+
+using json = nlohmann::json;
+
+std::string fmt(double v, const char* f = "%.2f") {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+std::string pct(double v) { return std::isfinite(v) ? fmt(100 * v, "%+.1f%%") : "n/a"; }
+
+json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+double perplexity_of(const ComparedRun& run, const std::string& d) {
+  return run.perplexity.count(d) ? run.perplexity.at(d) : NAN;
+}
+
+}  // namespace
+
+json to_json(const ComparisonFigures& c) {
+  json j;
+  for (const std::string& d : c.domains)
+    for (const ComparedRun& run : c.runs) j["perplexity"][d][run.label] = number_or_null(perplexity_of(run, d));
+  for (const ComparedRun& run : c.runs) {
+    json& s = j["summary"][run.label];
+    s["domain_gain"] = number_or_null(run.six.domain_gain);
+    s["general_drift"] = number_or_null(run.six.general_drift);
+    s["forgetting_reduction_vs_" + c.runs[1].label] = number_or_null(run.forgetting_reduction);
+    s["S_target"] = number_or_null(run.six.S_target);
+    s["S_other"] = number_or_null(run.six.S_other);
+    s["DSI"] = number_or_null(run.six.DSI);
+    s["GG"] = number_or_null(run.six.GG);
+  }
+  j["target"] = c.target;
+  return j;
+}
+
+std::string to_markdown(const ComparisonFigures& c) {
+  const std::vector<ComparedRun>& runs = c.runs;
+  std::string md = "Perplexity per domain (change against " + runs[0].label + "; target: " + c.target + ")\n\n| domain |";
+  std::string rule = "|---|";
+  for (size_t i = 0; i < runs.size(); ++i) {
+    md += " " + runs[i].label + " |" + (i ? " change |" : "");
+    rule += i ? "---|---|" : "---|";
+  }
+  md += "\n" + rule + "\n";
+  for (const std::string& d : c.domains) {
+    md += "| " + (d == c.target ? "**" + d + "**" : d) + " |";
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const double v = perplexity_of(runs[i], d);
+      md += " " + fmt(v) + " |";
+      if (i) md += " " + pct(v / runs[0].perplexity.at(d) - 1) + " |";
+    }
+    md += "\n";
+  }
+
+  md += "\nSummary (gem-method.md section 6)\n\n| model | domain gain | general drift | forgetting reduction | "
+        "S(m,t) | S(m,~t) | DSI | GG |\n|---|---|---|---|---|---|---|---|\n";
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const SectionSix& six = runs[i].six;
+    md += "| " + runs[i].label + " | " + pct(six.domain_gain) + " | " + pct(six.general_drift) + " | " +
+          (i > 1 ? pct(runs[i].forgetting_reduction) : "") + " | " + fmt(six.S_target, "%.3f") + " | " +
+          fmt(six.S_other, "%.3f") + " | " + fmt(six.DSI, "%.3f") + " | " + pct(six.GG) + " |\n";
+  }
+  md += "\nDomain gain: relative fall of the target's perplexity; general drift: relative rise of the general "
+        "corpus's perplexity (forgetting); forgetting reduction: 1 - drift / drift of " + runs[1].label +
+        ". S: mean task score (macro-F1 or accuracy); DSI = S(m,t)/S(m,~t); GG: relative loss of S off-target.\n";
+  return md;
+}
+
+Comparison compare_reports(const std::vector<LabelledReport>& reports, const std::string& target_domain) {
+  const ComparisonFigures figures = compare_figures(reports, target_domain);
+  return {to_json(figures), to_markdown(figures)};
+}
+
+}  // namespace gemkit

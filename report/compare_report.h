@@ -1,0 +1,33 @@
+// The output of `gemkit compare --target`: the comparison of eval/compare.h (base vs adapted
+// models, docs/design/gem-method.md section 6) as a JSON document and as markdown tables.
+// Torch-free.
+//
+// JSON layout:
+//   {"perplexity": {domain: {label: PPL}}, "summary": {label: {"domain_gain", "general_drift",
+//    "forgetting_reduction_vs_<first adapted label>", "S_target", "S_other", "DSI", "GG"}},
+//    "target"}; non-finite numbers are null.
+#pragma once
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/compare.h"
+
+namespace gemkit {
+
+nlohmann::json to_json(const ComparisonFigures& c);
+// A perplexity table (each domain of the base, change against the base) and the summary table.
+std::string to_markdown(const ComparisonFigures& c);
+
+struct Comparison {
+  nlohmann::json json;   // per-domain perplexities and scores, per-run summary metrics
+  std::string markdown;  // the same as tables
+};
+
+// compare_figures (eval/compare.h) written out: reports[0] is the base model m0; the others are
+// adapted to `target_domain`. Throws gemkit::Error naming the report whose content is missing
+// or malformed.
+Comparison compare_reports(const std::vector<LabelledReport>& reports, const std::string& target_domain);
+
+}  // namespace gemkit

@@ -1,0 +1,18 @@
+// An Interval (eval/bootstrap.h: a value with its percentile bounds) in the report files: as a
+// JSON object and as table text. Torch-free.
+#pragma once
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "eval/bootstrap.h"
+
+namespace gemkit::eval {
+
+// {"value", "low", "high"}, non-finite numbers as null.
+nlohmann::json interval_json(const Interval& i);
+// "v [low, high]" with printf format `f` for each number ("n/a" for non-finite; the bracket
+// is left out when both bounds are); `percent` prints 100 x the numbers with a sign and "%".
+std::string interval_text(const Interval& i, const char* f = "%.3f", bool percent = false);
+
+}  // namespace gemkit::eval
