@@ -35,6 +35,8 @@ class Method;
 
 // What a method may read while it attaches and finishes.
 struct MethodContext {
+  explicit MethodContext(const Recipe& resolved) : recipe(resolved) {}
+
   const Recipe& recipe;                  // resolved
   Transformer model{nullptr};            // on its device, base weights loaded
   TrainMode mode = TrainMode::Full;      // train.mode
