@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "export/dense_model.h"
+#include "formats/gguf_keys.h"
 #include "formats/gguf_writer.h"
 #include "model/gguf_model.h"
 #include "formats/llama_tensor_names.h"
@@ -14,7 +15,7 @@ GgufExportReport export_compact(const std::string& checkpoint, const std::string
   DenseModel out{load_pretrained(checkpoint, torch::kCPU), {}, {}};
   std::unique_ptr<GemModules> gem = load_gem_modules(out.pre.model, checkpoint);
   GgufExportOptions o;
-  o.architecture = "gemkit";
+  o.architecture = kCompactArchitecture;
   o.policy = policy;
   o.tokenizer_folder = checkpoint;
   o.overwrite = overwrite;
@@ -33,7 +34,8 @@ GgufExportReport export_compact(const std::string& checkpoint, const std::string
       // experts.<e>.model.layers.<b>.<...>.<proj>.lora_A.weight  ->  blk.<b>.<gguf linear>.expert.<e>.lora_a
       if (name.rfind("routers.", 0) == 0) {
         const size_t dot = name.find('.', 8);
-        o.extra_tensors.push_back({"blk." + name.substr(8, dot - 8) + ".scar_router." + name.substr(dot + 1), t});
+        const int64_t block = std::stoll(name.substr(8, dot - 8));
+        o.extra_tensors.push_back({gguf_block_tensor_name(block, kCompactScarRouter, name.substr(dot + 1)), t});
         continue;
       }
       const size_t e_end = name.find('.', 8);
@@ -47,22 +49,22 @@ GgufExportReport export_compact(const std::string& checkpoint, const std::string
       // so their experts' B rows are permuted like the base weight's.
       torch::Tensor value = t;
       const ModelConfig& mc = out.pre.model->config();
-      if (!is_a && gguf.find(".attn_q.") != std::string::npos) value = permute_rope_rows(t.detach(), mc.num_attention_heads);
-      if (!is_a && gguf.find(".attn_k.") != std::string::npos) value = permute_rope_rows(t.detach(), mc.num_key_value_heads);
+      if (!is_a && is_gguf_block_tensor(gguf, kGgufAttnQ)) value = permute_rope_rows(t.detach(), mc.num_attention_heads);
+      if (!is_a && is_gguf_block_tensor(gguf, kGgufAttnK)) value = permute_rope_rows(t.detach(), mc.num_key_value_heads);
       // f16: the experts were a third of the model's weights and half of the file in f32; their
       // rows (r = 64, or a width like 688) rarely fit 32-blocks, and f16 adds ~1e-4 to logits.
       o.extra_tensors.push_back(
-          {gguf.substr(0, gguf.size() - 7) + ".expert." + expert + (is_a ? ".lora_a" : ".lora_b"), value, QuantType::F16});
+          {compact_expert_tensor_name(gguf, expert, is_a ? kCompactLoraA : kCompactLoraB), value, QuantType::F16});
     }
     const std::vector<std::string> names = scar->expert_names();
     scar_keys = [so, names](GgufWriter& w) {
-      w.set_strings("gemkit.scar.experts", names);
-      w.set_bool("gemkit.scar.general_expert", so.general_expert);
-      w.set_f32("gemkit.scar.scale", static_cast<float>(so.alpha / double(so.rank)));
-      w.set_u32("gemkit.scar.router_dim", static_cast<uint32_t>(so.router.router_dim));
-      w.set_f32("gemkit.scar.temperature", static_cast<float>(so.router.temperature));
-      w.set_f32("gemkit.scar.mass", static_cast<float>(so.router.mass));
-      w.set_u32("gemkit.scar.max_experts", static_cast<uint32_t>(so.router.max_experts));
+      w.set_strings(gguf_key::kScarExperts, names);
+      w.set_bool(gguf_key::kScarGeneralExpert, so.general_expert);
+      w.set_f32(gguf_key::kScarScale, static_cast<float>(so.alpha / double(so.rank)));
+      w.set_u32(gguf_key::kScarRouterDim, static_cast<uint32_t>(so.router.router_dim));
+      w.set_f32(gguf_key::kScarTemperature, static_cast<float>(so.router.temperature));
+      w.set_f32(gguf_key::kScarMass, static_cast<float>(so.router.mass));
+      w.set_u32(gguf_key::kScarMaxExperts, static_cast<uint32_t>(so.router.max_experts));
     };
     o.provenance["scar"] = "routed (experts kept)";
   } else if (!domain.empty()) {
@@ -70,18 +72,17 @@ GgufExportReport export_compact(const std::string& checkpoint, const std::string
   }
   if (gem && gem->dtr()) {
     for (const auto& r : (*gem->dtr())->routers()) {
-      const std::string b = "blk." + std::to_string(r->layer_index()) + ".dtr_router.";
-      o.extra_tensors.push_back({b + "weight", r->weight});
-      o.extra_tensors.push_back({b + "bias", r->bias.reshape({1})});
+      o.extra_tensors.push_back({gguf_block_tensor_name(r->layer_index(), kCompactDtrRouter, "weight"), r->weight});
+      o.extra_tensors.push_back({gguf_block_tensor_name(r->layer_index(), kCompactDtrRouter, "bias"), r->bias.reshape({1})});
       threshold = static_cast<float>(r->options().threshold);
       attention_only = r->options().attention_only;
     }
   }
   o.provenance.insert(out.provenance.begin(), out.provenance.end());
   o.extra_metadata = [threshold, attention_only, scar_keys](GgufWriter& w) {
-    w.set_u32("gemkit.format_version", 2);  // 2: SCAR experts in f16 (1: f32)
-    w.set_f32("gemkit.dtr.threshold", threshold);
-    w.set_bool("gemkit.dtr.attention_only", attention_only);
+    w.set_u32(gguf_key::kFormatVersion, kCompactFormatVersion);
+    w.set_f32(gguf_key::kDtrThreshold, threshold);
+    w.set_bool(gguf_key::kDtrAttentionOnly, attention_only);
     if (scar_keys) scar_keys(w);
   };
   // The routers' parameters are read before gem's destructor puts the base blocks back; the

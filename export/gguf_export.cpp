@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "tokenizers/sentencepiece_model.h"
 #include "tokenizers/tokenizer_loaders.h"
+#include "formats/gguf_keys.h"
 #include "formats/gguf_writer.h"
 #include "model/gguf_model.h"
 #include "formats/llama_tensor_names.h"
@@ -50,17 +51,17 @@ void write_bpe_tokenizer(GgufWriter& w, const std::string& path, int64_t vocab_s
   merges.reserve(c.merges.size());
   for (const auto& [left, right] : c.merges) merges.push_back(left + " " + right);
   const char* pre = pretokenizer_gguf_name(c.pretokenizer);  // one name per splitter (tokenizers/pretokenizer.h)
-  w.set_string("tokenizer.ggml.model", "gpt2");
-  w.set_string("tokenizer.ggml.pre", pre);
-  w.set_strings("tokenizer.ggml.tokens", tokens);
-  w.set_i32s("tokenizer.ggml.token_type", types);
-  w.set_strings("tokenizer.ggml.merges", merges);
-  if (c.special.bos >= 0) w.set_u32("tokenizer.ggml.bos_token_id", c.special.bos);
-  if (c.special.eos >= 0) w.set_u32("tokenizer.ggml.eos_token_id", c.special.eos);
-  if (c.special.unk >= 0) w.set_u32("tokenizer.ggml.unknown_token_id", c.special.unk);
-  if (c.special.pad >= 0) w.set_u32("tokenizer.ggml.padding_token_id", c.special.pad);
-  w.set_bool("tokenizer.ggml.add_bos_token", c.special.add_bos);
-  w.set_bool("tokenizer.ggml.add_eos_token", c.special.add_eos);
+  w.set_string(gguf_key::kTokenizerModel, "gpt2");
+  w.set_string(gguf_key::kTokenizerPre, pre);
+  w.set_strings(gguf_key::kTokenizerTokens, tokens);
+  w.set_i32s(gguf_key::kTokenizerTokenType, types);
+  w.set_strings(gguf_key::kTokenizerMerges, merges);
+  if (c.special.bos >= 0) w.set_u32(gguf_key::kTokenizerBosId, c.special.bos);
+  if (c.special.eos >= 0) w.set_u32(gguf_key::kTokenizerEosId, c.special.eos);
+  if (c.special.unk >= 0) w.set_u32(gguf_key::kTokenizerUnknownId, c.special.unk);
+  if (c.special.pad >= 0) w.set_u32(gguf_key::kTokenizerPaddingId, c.special.pad);
+  w.set_bool(gguf_key::kTokenizerAddBos, c.special.add_bos);
+  w.set_bool(gguf_key::kTokenizerAddEos, c.special.add_eos);
 }
 
 void write_spm_tokenizer(GgufWriter& w, const std::string& folder, int64_t vocab_size) {
@@ -76,17 +77,17 @@ void write_spm_tokenizer(GgufWriter& w, const std::string& folder, int64_t vocab
     scores.push_back(p.score);
     types.push_back(p.type);  // SentencePiece's piece types are GGUF's token types (1..6)
   }
-  w.set_string("tokenizer.ggml.model", "llama");
-  w.set_string("tokenizer.ggml.pre", "default");
-  w.set_strings("tokenizer.ggml.tokens", tokens);
-  w.set_f32s("tokenizer.ggml.scores", scores);
-  w.set_i32s("tokenizer.ggml.token_type", types);
-  if (spm.bos_id >= 0) w.set_u32("tokenizer.ggml.bos_token_id", spm.bos_id);
-  if (spm.eos_id >= 0) w.set_u32("tokenizer.ggml.eos_token_id", spm.eos_id);
-  if (spm.unk_id >= 0) w.set_u32("tokenizer.ggml.unknown_token_id", spm.unk_id);
-  if (spm.pad_id >= 0) w.set_u32("tokenizer.ggml.padding_token_id", spm.pad_id);
-  w.set_bool("tokenizer.ggml.add_bos_token", spm.bos_id >= 0);
-  w.set_bool("tokenizer.ggml.add_eos_token", false);
+  w.set_string(gguf_key::kTokenizerModel, "llama");
+  w.set_string(gguf_key::kTokenizerPre, "default");
+  w.set_strings(gguf_key::kTokenizerTokens, tokens);
+  w.set_f32s(gguf_key::kTokenizerScores, scores);
+  w.set_i32s(gguf_key::kTokenizerTokenType, types);
+  if (spm.bos_id >= 0) w.set_u32(gguf_key::kTokenizerBosId, spm.bos_id);
+  if (spm.eos_id >= 0) w.set_u32(gguf_key::kTokenizerEosId, spm.eos_id);
+  if (spm.unk_id >= 0) w.set_u32(gguf_key::kTokenizerUnknownId, spm.unk_id);
+  if (spm.pad_id >= 0) w.set_u32(gguf_key::kTokenizerPaddingId, spm.pad_id);
+  w.set_bool(gguf_key::kTokenizerAddBos, spm.bos_id >= 0);
+  w.set_bool(gguf_key::kTokenizerAddEos, false);
 }
 
 // llama.cpp's llama_ftype for general.file_type: the type most weight bytes are stored in.
@@ -99,12 +100,12 @@ uint32_t file_type_of(const std::vector<GgufExportedTensor>& tensors) {
   for (const auto& [type, n] : elems)
     if (n > best) best = n, most = type;
   switch (most) {
-    case QuantType::F32: return 0;
-    case QuantType::F16: return 1;
-    case QuantType::Q4_0: return 2;
-    case QuantType::Q8_0: return 7;
+    case QuantType::F32: return kLlamaFileTypeF32;
+    case QuantType::F16: return kLlamaFileTypeF16;
+    case QuantType::Q4_0: return kLlamaFileTypeQ4_0;
+    case QuantType::Q8_0: return kLlamaFileTypeQ8_0;
   }
-  return 0;
+  return kLlamaFileTypeF32;
 }
 
 }  // namespace
@@ -123,8 +124,8 @@ GgufExportReport export_gguf(const Transformer& model, const GgufExportOptions& 
     const std::string gg = gguf_name_of_hf(hf);
     if (gg.empty()) fail(hf, "has no llama GGUF tensor name (not a plain llama parameter)");
     torch::Tensor t = item.value().detach().to(torch::kCPU, torch::kFloat).contiguous();
-    if (gg.find("attn_q.weight") != std::string::npos) t = permute_rope_rows(t, c.num_attention_heads);
-    if (gg.find("attn_k.weight") != std::string::npos) t = permute_rope_rows(t, c.num_key_value_heads);
+    if (is_gguf_block_tensor(gg, kGgufAttnQ)) t = permute_rope_rows(t, c.num_attention_heads);
+    if (is_gguf_block_tensor(gg, kGgufAttnK)) t = permute_rope_rows(t, c.num_key_value_heads);
     const std::vector<int64_t> shape = t.sizes().vec();
     const QuantType type = options.policy.type_for(hf, shape);
     quantized = quantized || is_block_quantized(type);
@@ -154,20 +155,21 @@ GgufExportReport export_gguf(const Transformer& model, const GgufExportOptions& 
   }
 
   const std::string& arch = options.architecture;
-  w.set_string("general.architecture", arch);
-  w.set_string("general.name", options.name.empty() ? "gemkit model" : options.name);
-  w.set_u32("general.file_type", file_type_of(report.tensors));
-  if (quantized) w.set_u32("general.quantization_version", 2);
-  w.set_u32(arch + ".context_length", c.max_position_embeddings);
-  w.set_u32(arch + ".embedding_length", c.hidden_size);
-  w.set_u32(arch + ".block_count", c.num_hidden_layers);
-  w.set_u32(arch + ".feed_forward_length", c.intermediate_size);
-  w.set_u32(arch + ".attention.head_count", c.num_attention_heads);
-  w.set_u32(arch + ".attention.head_count_kv", c.num_key_value_heads);
-  w.set_u32(arch + ".rope.dimension_count", c.head_dim());
-  w.set_f32(arch + ".rope.freq_base", static_cast<float>(c.rope_theta));
-  w.set_f32(arch + ".attention.layer_norm_rms_epsilon", static_cast<float>(c.rms_norm_eps));
-  w.set_u32(arch + ".vocab_size", c.vocab_size);
+  using gguf_key::arch_key;
+  w.set_string(gguf_key::kArchitecture, arch);
+  w.set_string(gguf_key::kName, options.name.empty() ? "gemkit model" : options.name);
+  w.set_u32(gguf_key::kFileType, file_type_of(report.tensors));
+  if (quantized) w.set_u32(gguf_key::kQuantizationVersion, kGgmlQuantizationVersion);
+  w.set_u32(arch_key(arch, gguf_key::kContextLength), c.max_position_embeddings);
+  w.set_u32(arch_key(arch, gguf_key::kEmbeddingLength), c.hidden_size);
+  w.set_u32(arch_key(arch, gguf_key::kBlockCount), c.num_hidden_layers);
+  w.set_u32(arch_key(arch, gguf_key::kFeedForwardLength), c.intermediate_size);
+  w.set_u32(arch_key(arch, gguf_key::kHeadCount), c.num_attention_heads);
+  w.set_u32(arch_key(arch, gguf_key::kHeadCountKv), c.num_key_value_heads);
+  w.set_u32(arch_key(arch, gguf_key::kRopeDimensionCount), c.head_dim());
+  w.set_f32(arch_key(arch, gguf_key::kRopeFreqBase), static_cast<float>(c.rope_theta));
+  w.set_f32(arch_key(arch, gguf_key::kRmsEpsilon), static_cast<float>(c.rms_norm_eps));
+  w.set_u32(arch_key(arch, gguf_key::kVocabSize), c.vocab_size);
   // SentencePiece when the folder has tokenizer.model (also when a tokenizer.json mirrors it),
   // else a byte-level BPE tokenizer.json.
   const std::filesystem::path tok(options.tokenizer_folder);
@@ -177,9 +179,9 @@ GgufExportReport export_gguf(const Transformer& model, const GgufExportOptions& 
     write_bpe_tokenizer(w, (tok / "tokenizer.json").string(), c.vocab_size);
   else
     fail(options.tokenizer_folder, "no tokenizer.model (SentencePiece) or tokenizer.json (byte-level BPE) to write as GGUF tokenizer metadata");
-  w.set_string("gemkit.quant_policy", options.policy.describe());
+  w.set_string(gguf_key::kQuantPolicy, options.policy.describe());
   if (options.extra_metadata) options.extra_metadata(w);
-  for (const auto& [key, value] : options.provenance) w.set_string("gemkit." + key, value);
+  for (const auto& [key, value] : options.provenance) w.set_string(gguf_key::kGemkitPrefix + key, value);
 
   report.file_bytes = w.file_size();
   w.write(path, options.overwrite);

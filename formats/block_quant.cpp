@@ -27,6 +27,8 @@ QuantType parse_quant_type(const std::string& name, const std::string& where) {
   fail(where, "expected one of f32, f16, q8_0, q4_0, got '" + name + "'");
 }
 
+bool is_quant_type_id(uint32_t id) { return id == kGgmlF32 || id == kGgmlF16 || id == kGgmlQ4_0 || id == kGgmlQ8_0; }
+
 bool is_block_quantized(QuantType t) { return t == QuantType::Q8_0 || t == QuantType::Q4_0; }
 
 bool quant_row_fits(QuantType t, int64_t n) { return n > 0 && (!is_block_quantized(t) || n % kQuantBlock == 0); }

@@ -14,10 +14,14 @@
 #include <cstdint>
 #include <string>
 
+#include "formats/gguf_keys.h"
+
 namespace gemkit {
 
 // The storage types an exported tensor can have (numbered as ggml's types).
-enum class QuantType : uint32_t { F32 = 0, F16 = 1, Q4_0 = 2, Q8_0 = 8 };
+enum class QuantType : uint32_t { F32 = kGgmlF32, F16 = kGgmlF16, Q4_0 = kGgmlQ4_0, Q8_0 = kGgmlQ8_0 };
+// Whether ggml type id `id` is one of QuantType's.
+bool is_quant_type_id(uint32_t id);
 
 constexpr int64_t kQuantBlock = 32;  // values per Q8_0 / Q4_0 block
 

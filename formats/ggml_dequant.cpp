@@ -5,16 +5,11 @@
 
 #include "core/error.h"
 #include "formats/block_quant.h"
+#include "formats/gguf_keys.h"
 
 namespace gemkit {
 
 namespace {
-
-// ggml type ids (GGUF tensor infos number their types so).
-enum : uint32_t {
-  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8,
-  kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kBF16 = 30,
-};
 
 struct TypeInfo {
   uint32_t id;
@@ -23,10 +18,10 @@ struct TypeInfo {
 };
 
 constexpr TypeInfo kTypes[] = {
-    {kF32, "f32", 1, 4},       {kF16, "f16", 1, 2},       {kBF16, "bf16", 1, 2},
-    {kQ8_0, "q8_0", 32, 34},   {kQ4_0, "q4_0", 32, 18},   {kQ4_1, "q4_1", 32, 20},
-    {kQ5_0, "q5_0", 32, 22},   {kQ5_1, "q5_1", 32, 24},   {kQ4_K, "q4_k", 256, 144},
-    {kQ5_K, "q5_k", 256, 176}, {kQ6_K, "q6_k", 256, 210},
+    {kGgmlF32, "f32", 1, 4},         {kGgmlF16, "f16", 1, 2},         {kGgmlBF16, "bf16", 1, 2},
+    {kGgmlQ8_0, "q8_0", 32, 34},     {kGgmlQ4_0, "q4_0", 32, 18},     {kGgmlQ4_1, "q4_1", 32, 20},
+    {kGgmlQ5_0, "q5_0", 32, 22},     {kGgmlQ5_1, "q5_1", 32, 24},     {kGgmlQ4_K, "q4_k", 256, 144},
+    {kGgmlQ5_K, "q5_k", 256, 176},   {kGgmlQ6_K, "q6_k", 256, 210},
 };
 
 const TypeInfo* info(uint32_t type) {
@@ -158,19 +153,19 @@ void ggml_dequantize_row(uint32_t type, const uint8_t* in, int64_t n, float* y) 
     const uint8_t* blk = in + b * t.block_bytes;
     float* out = y + b * t.block_elems;
     switch (type) {
-      case kF32: std::memcpy(out, blk, 4); break;
-      case kF16: *out = half(blk); break;
-      case kBF16: *out = bf16(blk); break;
-      case kQ8_0:
+      case kGgmlF32: std::memcpy(out, blk, 4); break;
+      case kGgmlF16: *out = half(blk); break;
+      case kGgmlBF16: *out = bf16(blk); break;
+      case kGgmlQ8_0:
         for (int j = 0; j < 32; ++j) out[j] = static_cast<float>(static_cast<int8_t>(blk[2 + j])) * half(blk);
         break;
-      case kQ4_0: q4_5_block(blk + 2, nullptr, half(blk), nullptr, 8, out); break;
-      case kQ4_1: q4_5_block(blk + 4, nullptr, half(blk), blk + 2, 0, out); break;
-      case kQ5_0: q4_5_block(blk + 6, blk + 2, half(blk), nullptr, 16, out); break;
-      case kQ5_1: q4_5_block(blk + 8, blk + 4, half(blk), blk + 2, 0, out); break;
-      case kQ4_K: qk_block(blk, false, out); break;
-      case kQ5_K: qk_block(blk, true, out); break;
-      case kQ6_K: q6k_block(blk, out); break;
+      case kGgmlQ4_0: q4_5_block(blk + 2, nullptr, half(blk), nullptr, 8, out); break;
+      case kGgmlQ4_1: q4_5_block(blk + 4, nullptr, half(blk), blk + 2, 0, out); break;
+      case kGgmlQ5_0: q4_5_block(blk + 6, blk + 2, half(blk), nullptr, 16, out); break;
+      case kGgmlQ5_1: q4_5_block(blk + 8, blk + 4, half(blk), blk + 2, 0, out); break;
+      case kGgmlQ4_K: qk_block(blk, false, out); break;
+      case kGgmlQ5_K: qk_block(blk, true, out); break;
+      case kGgmlQ6_K: q6k_block(blk, out); break;
     }
   }
 }

@@ -2,29 +2,37 @@
 
 #include <utility>
 
+#include "core/error.h"
+
 namespace gemkit {
 
 namespace {
 
-// Per-block suffixes: HF (after "model.layers.N.") and GGUF (after "blk.N.").
-const std::pair<const char*, const char*> kBlockNames[] = {
-    {"input_layernorm.weight", "attn_norm.weight"},
-    {"self_attn.q_proj.weight", "attn_q.weight"},
-    {"self_attn.k_proj.weight", "attn_k.weight"},
-    {"self_attn.v_proj.weight", "attn_v.weight"},
-    {"self_attn.o_proj.weight", "attn_output.weight"},
-    {"self_attn.q_proj.bias", "attn_q.bias"},  // Qwen2
-    {"self_attn.k_proj.bias", "attn_k.bias"},
-    {"self_attn.v_proj.bias", "attn_v.bias"},
-    {"post_attention_layernorm.weight", "ffn_norm.weight"},
-    {"mlp.gate_proj.weight", "ffn_gate.weight"},
-    {"mlp.up_proj.weight", "ffn_up.weight"},
-    {"mlp.down_proj.weight", "ffn_down.weight"},
+// Per-block tensors: the HF module (after "model.layers.N."), the GGUF stem (after "blk.N.")
+// and the part both names end in.
+struct BlockName {
+  const char* hf;
+  const char* gguf;
+  const char* part;
+};
+const BlockName kBlockNames[] = {
+    {"input_layernorm", kGgufAttnNorm, "weight"},
+    {"self_attn.q_proj", kGgufAttnQ, "weight"},
+    {"self_attn.k_proj", kGgufAttnK, "weight"},
+    {"self_attn.v_proj", kGgufAttnV, "weight"},
+    {"self_attn.o_proj", kGgufAttnOutput, "weight"},
+    {"self_attn.q_proj", kGgufAttnQ, "bias"},  // Qwen2
+    {"self_attn.k_proj", kGgufAttnK, "bias"},
+    {"self_attn.v_proj", kGgufAttnV, "bias"},
+    {"post_attention_layernorm", kGgufFfnNorm, "weight"},
+    {"mlp.gate_proj", kGgufFfnGate, "weight"},
+    {"mlp.up_proj", kGgufFfnUp, "weight"},
+    {"mlp.down_proj", kGgufFfnDown, "weight"},
 };
 const std::pair<const char*, const char*> kGlobalNames[] = {
-    {"model.embed_tokens.weight", "token_embd.weight"},
-    {"model.norm.weight", "output_norm.weight"},
-    {"lm_head.weight", "output.weight"},
+    {"model.embed_tokens.weight", kGgufTokenEmbd},
+    {"model.norm.weight", kGgufOutputNorm},
+    {"lm_head.weight", kGgufOutput},
 };
 
 // "PREFIX<digits>.REST" -> {digits, REST}; {"", ""} when it does not have that form.
@@ -41,8 +49,10 @@ std::string translate(const std::string& name, const std::string& from_prefix, c
     if (name == (forward ? hf : gg)) return forward ? gg : hf;
   const auto [index, rest] = split_block(name, from_prefix);
   if (index.empty()) return "";
-  for (const auto& [hf, gg] : kBlockNames)
+  for (const BlockName& b : kBlockNames) {
+    const std::string hf = std::string(b.hf) + "." + b.part, gg = std::string(b.gguf) + "." + b.part;
     if (rest == (forward ? hf : gg)) return to_prefix + index + "." + (forward ? gg : hf);
+  }
   return "";
 }
 
@@ -50,5 +60,23 @@ std::string translate(const std::string& name, const std::string& from_prefix, c
 
 std::string gguf_name_of_hf(const std::string& hf_name) { return translate(hf_name, "model.layers.", "blk.", true); }
 std::string hf_name_of_gguf(const std::string& gguf_name) { return translate(gguf_name, "blk.", "model.layers.", false); }
+
+std::string gguf_block_prefix(int64_t block) { return "blk." + std::to_string(block) + "."; }
+
+std::string gguf_block_tensor_name(int64_t block, const std::string& stem, const std::string& part) {
+  return gguf_block_prefix(block) + stem + "." + part;
+}
+
+bool is_gguf_block_tensor(const std::string& name, const std::string& stem, const std::string& part) {
+  return split_block(name, "blk.").second == stem + "." + part;
+}
+
+std::string compact_expert_tensor_name(const std::string& linear_weight, const std::string& expert, const std::string& part) {
+  const std::string suffix = ".weight";
+  if (linear_weight.size() <= suffix.size() ||
+      linear_weight.compare(linear_weight.size() - suffix.size(), suffix.size(), suffix) != 0)
+    fail(linear_weight, "not the weight of a linear layer (expected a name ending in .weight)");
+  return linear_weight.substr(0, linear_weight.size() - suffix.size()) + ".expert." + expert + "." + part;
+}
 
 }  // namespace gemkit

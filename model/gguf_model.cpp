@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "formats/gguf.h"
+#include "formats/gguf_keys.h"
 #include "formats/llama_tensor_names.h"
 #include "formats/ggml_dequant.h"
 
@@ -19,41 +20,46 @@ torch::Tensor unpermute_rope_rows(const torch::Tensor& w, int64_t heads) {
 
 namespace {
 
-int64_t required_int(const GgufFile& f, const char* key) {
+// "llama.<suffix>".
+std::string llama_key(const char* suffix) { return gguf_key::arch_key(kLlamaArchitecture, suffix); }
+
+int64_t required_int(const GgufFile& f, const char* suffix) {
+  const std::string key = llama_key(suffix);
   const GgufValue* v = f.find(key);
-  if (!v) fail(f.path(), std::string(key) + ": missing (required for the llama architecture)");
+  if (!v) fail(f.path(), key + ": missing (required for the llama architecture)");
   return v->as_int();
 }
 
 ModelConfig config_of(const GgufFile& f) {
-  const std::string arch = f.get_string("general.architecture", "");
-  if (arch != "llama") fail(f.path(), "general.architecture: expected \"llama\", got \"" + arch + "\"");
+  const std::string arch = f.get_string(gguf_key::kArchitecture, "");
+  if (arch != kLlamaArchitecture)
+    fail(f.path(), std::string(gguf_key::kArchitecture) + ": expected \"" + kLlamaArchitecture + "\", got \"" + arch + "\"");
   ModelConfig c;
   c.family = Family::Decoder;
   c.head = Head::CausalLM;
   c.architecture = "LlamaForCausalLM";
   c.model_type = "llama";
-  c.hidden_size = required_int(f, "llama.embedding_length");
-  c.intermediate_size = required_int(f, "llama.feed_forward_length");
-  c.num_hidden_layers = required_int(f, "llama.block_count");
-  c.num_attention_heads = required_int(f, "llama.attention.head_count");
-  c.num_key_value_heads = f.get_int("llama.attention.head_count_kv", c.num_attention_heads);
-  c.max_position_embeddings = required_int(f, "llama.context_length");
-  if (const GgufValue* v = f.find("llama.attention.layer_norm_rms_epsilon")) c.rms_norm_eps = v->as_double();
-  if (const GgufValue* v = f.find("llama.rope.freq_base")) c.rope_theta = v->as_double();
-  const GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
-  if (!embd || embd->dims.size() != 2) fail(f.path(), "token_embd.weight: missing or not 2-D");
+  c.hidden_size = required_int(f, gguf_key::kEmbeddingLength);
+  c.intermediate_size = required_int(f, gguf_key::kFeedForwardLength);
+  c.num_hidden_layers = required_int(f, gguf_key::kBlockCount);
+  c.num_attention_heads = required_int(f, gguf_key::kHeadCount);
+  c.num_key_value_heads = f.get_int(llama_key(gguf_key::kHeadCountKv), c.num_attention_heads);
+  c.max_position_embeddings = required_int(f, gguf_key::kContextLength);
+  if (const GgufValue* v = f.find(llama_key(gguf_key::kRmsEpsilon))) c.rms_norm_eps = v->as_double();
+  if (const GgufValue* v = f.find(llama_key(gguf_key::kRopeFreqBase))) c.rope_theta = v->as_double();
+  const GgufTensorInfo* embd = f.find_tensor(kGgufTokenEmbd);
+  if (!embd || embd->dims.size() != 2) fail(f.path(), std::string(kGgufTokenEmbd) + ": missing or not 2-D");
   c.vocab_size = static_cast<int64_t>(embd->dims[1]);
-  c.tie_word_embeddings = f.find_tensor("output.weight") == nullptr;
+  c.tie_word_embeddings = f.find_tensor(kGgufOutput) == nullptr;
   c.hidden_act = "silu";
-  c.bos_token_id = f.get_int("tokenizer.ggml.bos_token_id", -1);
-  c.eos_token_id = f.get_int("tokenizer.ggml.eos_token_id", -1);
-  c.pad_token_id = f.get_int("tokenizer.ggml.padding_token_id", -1);
+  c.bos_token_id = f.get_int(gguf_key::kTokenizerBosId, -1);
+  c.eos_token_id = f.get_int(gguf_key::kTokenizerEosId, -1);
+  c.pad_token_id = f.get_int(gguf_key::kTokenizerPaddingId, -1);
   if (c.num_attention_heads <= 0 || c.hidden_size % c.num_attention_heads != 0)
-    fail(f.path(), "llama.attention.head_count: must divide llama.embedding_length");
-  const int64_t rope_dims = f.get_int("llama.rope.dimension_count", c.hidden_size / c.num_attention_heads);
+    fail(f.path(), llama_key(gguf_key::kHeadCount) + ": must divide " + llama_key(gguf_key::kEmbeddingLength));
+  const int64_t rope_dims = f.get_int(llama_key(gguf_key::kRopeDimensionCount), c.hidden_size / c.num_attention_heads);
   if (rope_dims != c.hidden_size / c.num_attention_heads)
-    fail(f.path(), "llama.rope.dimension_count: partial RoPE (" + std::to_string(rope_dims) + " of " +
+    fail(f.path(), llama_key(gguf_key::kRopeDimensionCount) + ": partial RoPE (" + std::to_string(rope_dims) + " of " +
                        std::to_string(c.hidden_size / c.num_attention_heads) + " head dims) is not supported");
   return c;
 }
@@ -88,8 +94,8 @@ Pretrained load_gguf_model(const std::string& path, const torch::Device& device)
     torch::Tensor v = dequantized(f, t);
     if (v.sizes() != p->sizes())
       fail(path, t.name + ": shape " + c10::str(v.sizes()) + " disagrees with the llama.* keys (" + c10::str(p->sizes()) + ")");
-    if (t.name.find("attn_q.weight") != std::string::npos) v = unpermute_rope_rows(v, config.num_attention_heads);
-    if (t.name.find("attn_k.weight") != std::string::npos) v = unpermute_rope_rows(v, config.num_key_value_heads);
+    if (is_gguf_block_tensor(t.name, kGgufAttnQ)) v = unpermute_rope_rows(v, config.num_attention_heads);
+    if (is_gguf_block_tensor(t.name, kGgufAttnK)) v = unpermute_rope_rows(v, config.num_key_value_heads);
     p->copy_(v);
     loaded.insert(hf);
   }
