@@ -7,20 +7,28 @@
 #include <set>
 
 #include "core/error.h"
+#include "formats/gguf_keys.h"
+#include "formats/llama_tensor_names.h"
 #include "tokenizers/tokenizer_loaders.h"
 
 namespace gemkit::runtime {
 
 namespace {
 
-constexpr uint32_t kCompactVersion = 2;  // 1: SCAR experts f32; 2: f16 (both read)
+using gguf_key::arch_key;
 
-int64_t key_int(const GgufFile& f, const std::string& key) {
+// A key the file must have: throws gemkit::Error "FILE: KEY: missing" without it.
+const GgufValue& required(const GgufFile& f, const std::string& key) {
   const GgufValue* v = f.find(key);
   if (!v) fail(f.path(), key + ": missing");
-  return v->as_int();
+  return *v;
 }
 
+int64_t key_int(const GgufFile& f, const std::string& key) { return required(f, key).as_int(); }
+float key_float(const GgufFile& f, const std::string& key) { return static_cast<float>(required(f, key).as_double()); }
+bool key_bool(const GgufFile& f, const std::string& key) { return required(f, key).as_bool(); }
+
+// A llama key that llama.cpp treats as optional, with its default.
 float key_float(const GgufFile& f, const std::string& key, float fallback) {
   const GgufValue* v = f.find(key);
   return v ? static_cast<float>(v->as_double()) : fallback;
@@ -31,41 +39,47 @@ float key_float(const GgufFile& f, const std::string& key, float fallback) {
 Model::Model(const std::string& path) : file_(path) {
   file_bytes_ = std::filesystem::file_size(path);
   RuntimeConfig& c = config_;
-  c.architecture = file_.get_string("general.architecture", "");
-  if (c.architecture == "gemkit") {
-    const int64_t version = file_.get_int("gemkit.format_version", -1);
-    if (version < 1 || version > int64_t(kCompactVersion))
-      fail(path, "gemkit.format_version: this runtime reads versions 1 to " + std::to_string(kCompactVersion) + ", got " +
-                     std::to_string(version) + (version > int64_t(kCompactVersion) ? " (written by a newer gemkit)" : ""));
-  } else if (c.architecture != "llama") {
-    fail(path, "general.architecture: expected \"llama\" or \"gemkit\" (compact), got \"" + c.architecture + "\"");
+  c.architecture = file_.get_string(gguf_key::kArchitecture, "");
+  const bool compact = c.architecture == kCompactArchitecture;
+  if (compact) {
+    const int64_t version = file_.get_int(gguf_key::kFormatVersion, -1);
+    if (version < 1 || version > int64_t(kCompactFormatVersion))
+      fail(path, std::string(gguf_key::kFormatVersion) + ": this runtime reads versions 1 to " +
+                     std::to_string(kCompactFormatVersion) + ", got " + std::to_string(version) +
+                     (version > int64_t(kCompactFormatVersion) ? " (written by a newer gemkit)" : ""));
+  } else if (c.architecture != kLlamaArchitecture) {
+    fail(path, std::string(gguf_key::kArchitecture) + ": expected \"" + kLlamaArchitecture + "\" or \"" +
+                   kCompactArchitecture + "\" (compact), got \"" + c.architecture + "\"");
   }
-  const std::string p = c.architecture + ".";
-  c.hidden = key_int(file_, p + "embedding_length");
-  c.ffn = key_int(file_, p + "feed_forward_length");
-  c.layers = key_int(file_, p + "block_count");
-  c.heads = key_int(file_, p + "attention.head_count");
-  c.kv_heads = file_.get_int(p + "attention.head_count_kv", c.heads);
-  c.context = key_int(file_, p + "context_length");
-  c.eps = key_float(file_, p + "attention.layer_norm_rms_epsilon", 1e-5f);
-  c.theta = key_float(file_, p + "rope.freq_base", 10000.f);
+  const std::string& a = c.architecture;
+  c.hidden = key_int(file_, arch_key(a, gguf_key::kEmbeddingLength));
+  c.ffn = key_int(file_, arch_key(a, gguf_key::kFeedForwardLength));
+  c.layers = key_int(file_, arch_key(a, gguf_key::kBlockCount));
+  c.heads = key_int(file_, arch_key(a, gguf_key::kHeadCount));
+  c.kv_heads = file_.get_int(arch_key(a, gguf_key::kHeadCountKv), c.heads);
+  c.context = key_int(file_, arch_key(a, gguf_key::kContextLength));
+  c.eps = key_float(file_, arch_key(a, gguf_key::kRmsEpsilon), 1e-5f);
+  c.theta = key_float(file_, arch_key(a, gguf_key::kRopeFreqBase), 10000.f);
   if (c.heads <= 0 || c.hidden % c.heads != 0 || c.kv_heads <= 0 || c.heads % c.kv_heads != 0 || c.layers <= 0)
-    fail(path, p + "attention.head_count / head_count_kv / block_count: inconsistent (" + std::to_string(c.heads) + ", " +
-                   std::to_string(c.kv_heads) + ", " + std::to_string(c.layers) + ")");
+    fail(path, arch_key(a, gguf_key::kHeadCount) + " / head_count_kv / block_count: inconsistent (" +
+                   std::to_string(c.heads) + ", " + std::to_string(c.kv_heads) + ", " + std::to_string(c.layers) + ")");
   c.head_dim = c.hidden / c.heads;
-  if (file_.get_int(p + "rope.dimension_count", c.head_dim) != c.head_dim)
-    fail(path, p + "rope.dimension_count: partial RoPE is not supported");
-  c.dtr_threshold = key_float(file_, "gemkit.dtr.threshold", 0.5f);
-  c.dtr_attention_only = file_.get_bool("gemkit.dtr.attention_only", false);
-  if (c.architecture == "gemkit" && file_.find("gemkit.scar.experts")) {
-    const GgufValue& names = file_.get("gemkit.scar.experts");
+  if (file_.get_int(arch_key(a, gguf_key::kRopeDimensionCount), c.head_dim) != c.head_dim)
+    fail(path, arch_key(a, gguf_key::kRopeDimensionCount) + ": partial RoPE is not supported");
+  // The compact format's own keys: every one the exporter writes is required (no defaults).
+  if (compact) {
+    c.dtr_threshold = key_float(file_, gguf_key::kDtrThreshold);
+    c.dtr_attention_only = key_bool(file_, gguf_key::kDtrAttentionOnly);
+  }
+  if (compact && file_.find(gguf_key::kScarExperts)) {
+    const GgufValue& names = file_.get(gguf_key::kScarExperts);
     for (size_t i = 0; i < names.size(); ++i) c.scar_experts.push_back(std::string(names.string_at(i)));
-    c.scar_general = file_.get_bool("gemkit.scar.general_expert", true);
-    c.scar_scale = key_float(file_, "gemkit.scar.scale", 1.f);
-    c.scar_router_dim = key_int(file_, "gemkit.scar.router_dim");
-    c.scar_temperature = key_float(file_, "gemkit.scar.temperature", 1.f);
-    c.scar_mass = key_float(file_, "gemkit.scar.mass", 0.65f);
-    c.scar_max_experts = file_.get_int("gemkit.scar.max_experts", 2);
+    c.scar_general = key_bool(file_, gguf_key::kScarGeneralExpert);
+    c.scar_scale = key_float(file_, gguf_key::kScarScale);
+    c.scar_router_dim = key_int(file_, gguf_key::kScarRouterDim);
+    c.scar_temperature = key_float(file_, gguf_key::kScarTemperature);
+    c.scar_mass = key_float(file_, gguf_key::kScarMass);
+    c.scar_max_experts = key_int(file_, gguf_key::kScarMaxExperts);
     if (c.scar_experts.empty() || c.scar_router_dim <= 0 || c.scar_max_experts < 1)
       fail(path, "gemkit.scar.*: expected experts, router_dim > 0 and max_experts >= 1");
   }
@@ -79,7 +93,7 @@ Model::Model(const std::string& path) : file_(path) {
     }
     used.insert(name);
     const uint32_t id = t->type;
-    if (id != 0 && id != 1 && id != 2 && id != 8)
+    if (!is_quant_type_id(id))
       fail(path, "tensor " + name + ": type " + std::to_string(id) + " is not supported (F32, F16, Q8_0, Q4_0)");
     if (t->dims.empty() || t->dims.size() > 2)
       fail(path, "tensor " + name + ": expected 1 or 2 dims, got " + std::to_string(t->dims.size()));
@@ -95,55 +109,61 @@ Model::Model(const std::string& path) : file_(path) {
     return w;
   };
   const int64_t H = c.hidden, KVD = c.kv_heads * c.head_dim;
-  const GgufTensorInfo* embd = file_.find_tensor("token_embd.weight");
-  if (!embd || embd->dims.size() != 2) fail(path, "tensor token_embd.weight: missing or not 2-D");
+  const GgufTensorInfo* embd = file_.find_tensor(kGgufTokenEmbd);
+  if (!embd || embd->dims.size() != 2) fail(path, std::string("tensor ") + kGgufTokenEmbd + ": missing or not 2-D");
   c.vocab = static_cast<int64_t>(embd->dims[1]);
-  token_embd_ = weight("token_embd.weight", c.vocab, H);
-  output_norm_ = weight("output_norm.weight", 1, H);
-  output_ = file_.find_tensor("output.weight") ? weight("output.weight", c.vocab, H) : token_embd_;
-  for (const Weight* w : {&output_norm_}) (void)w;
+  token_embd_ = weight(kGgufTokenEmbd, c.vocab, H);
+  output_norm_ = weight(kGgufOutputNorm, 1, H);
+  output_ = file_.find_tensor(kGgufOutput) ? weight(kGgufOutput, c.vocab, H) : token_embd_;
   for (int64_t i = 0; i < c.layers; ++i) {
-    const std::string b = "blk." + std::to_string(i) + ".";
+    const std::string b = gguf_block_prefix(i);  // "blk.N.", for messages about several tensors
+    auto name = [i](const char* stem, const char* part = "weight") { return gguf_block_tensor_name(i, stem, part); };
     Layer l;
-    l.attn_norm = weight(b + "attn_norm.weight", 1, H);
-    l.q = weight(b + "attn_q.weight", H, H);
-    l.k = weight(b + "attn_k.weight", KVD, H);
-    l.v = weight(b + "attn_v.weight", KVD, H);
-    l.o = weight(b + "attn_output.weight", H, H);
-    l.ffn_norm = weight(b + "ffn_norm.weight", 1, H);
-    l.gate = weight(b + "ffn_gate.weight", c.ffn, H);
-    l.up = weight(b + "ffn_up.weight", c.ffn, H);
-    l.down = weight(b + "ffn_down.weight", H, c.ffn);
-    if (!c.scar_experts.empty() && file_.find_tensor(b + "scar_router.query")) {
+    l.attn_norm = weight(name(kGgufAttnNorm), 1, H);
+    l.q = weight(name(kGgufAttnQ), H, H);
+    l.k = weight(name(kGgufAttnK), KVD, H);
+    l.v = weight(name(kGgufAttnV), KVD, H);
+    l.o = weight(name(kGgufAttnOutput), H, H);
+    l.ffn_norm = weight(name(kGgufFfnNorm), 1, H);
+    l.gate = weight(name(kGgufFfnGate), c.ffn, H);
+    l.up = weight(name(kGgufFfnUp), c.ffn, H);
+    l.down = weight(name(kGgufFfnDown), H, c.ffn);
+    if (!c.scar_experts.empty() && file_.find_tensor(name(kCompactScarRouter, "query"))) {
       const int64_t E = int64_t(c.scar_experts.size()), R = c.scar_router_dim;
-      const Weight q = weight(b + "scar_router.query", R, H), k = weight(b + "scar_router.keys", E, R);
-      if (q.type != QuantType::F32 || k.type != QuantType::F32) fail(path, "tensor " + b + "scar_router.*: expected f32");
+      const Weight q = weight(name(kCompactScarRouter, "query"), R, H), k = weight(name(kCompactScarRouter, "keys"), E, R);
+      if (q.type != QuantType::F32 || k.type != QuantType::F32)
+        fail(path, "tensor " + b + kCompactScarRouter + ".*: expected f32");
       l.scar = true;
       l.scar_query.assign(reinterpret_cast<const float*>(q.data), reinterpret_cast<const float*>(q.data) + R * H);
       l.scar_keys.assign(reinterpret_cast<const float*>(k.data), reinterpret_cast<const float*>(k.data) + E * R);
-      const char* linear_names[kLinears] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+      const char* linear_names[kLinears] = {kGgufAttnQ,   kGgufAttnK, kGgufAttnV,  kGgufAttnOutput,
+                                            kGgufFfnGate, kGgufFfnUp, kGgufFfnDown};
       const Weight* bases[kLinears] = {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down};
       for (int li = 0; li < kLinears; ++li)
         for (int e = 0; e < int(E); ++e) {
-          const std::string stem = b + linear_names[li] + ".expert." + c.scar_experts[size_t(e)] + ".";
-          const GgufTensorInfo* a = file_.find_tensor(stem + "lora_a");
+          const std::string linear = name(linear_names[li]), expert = c.scar_experts[size_t(e)];
+          const std::string a_name = compact_expert_tensor_name(linear, expert, kCompactLoraA);
+          const std::string b_name = compact_expert_tensor_name(linear, expert, kCompactLoraB);
+          const GgufTensorInfo* a = file_.find_tensor(a_name);
           if (!a) continue;
           const int64_t r = a->dims.size() == 2 ? int64_t(a->dims[1]) : 0;
           Expert x;
           x.index = e;
-          x.a = weight(stem + "lora_a", r, bases[li]->cols);
-          x.b = weight(stem + "lora_b", bases[li]->rows, r);
+          x.a = weight(a_name, r, bases[li]->cols);
+          x.b = weight(b_name, bases[li]->rows, r);
           for (const Weight* w : {&x.a, &x.b})
-            if (w->type != QuantType::F32 && w->type != QuantType::F16) fail(path, "tensor " + stem + "lora_*: expected f32 or f16");
+            if (w->type != QuantType::F32 && w->type != QuantType::F16)
+              fail(path, "tensor " + compact_expert_tensor_name(linear, expert, "lora_*") + ": expected f32 or f16");
           l.experts[li].push_back(x);
         }
     }
     for (const Weight* n : {&l.attn_norm, &l.ffn_norm})
       if (n->type != QuantType::F32) fail(path, "tensor " + b + "norm: expected f32");
-    if (c.architecture == "gemkit" && file_.find_tensor(b + "dtr_router.weight")) {
-      const Weight rw = weight(b + "dtr_router.weight", 1, H);
-      const Weight rb = weight(b + "dtr_router.bias", 1, 1);
-      if (rw.type != QuantType::F32 || rb.type != QuantType::F32) fail(path, "tensor " + b + "dtr_router.*: expected f32");
+    if (compact && file_.find_tensor(name(kCompactDtrRouter))) {
+      const Weight rw = weight(name(kCompactDtrRouter), 1, H);
+      const Weight rb = weight(name(kCompactDtrRouter, "bias"), 1, 1);
+      if (rw.type != QuantType::F32 || rb.type != QuantType::F32)
+        fail(path, "tensor " + b + kCompactDtrRouter + ".*: expected f32");
       l.routed = true;
       l.router_weight.assign(reinterpret_cast<const float*>(rw.data), reinterpret_cast<const float*>(rw.data) + H);
       std::memcpy(&l.router_bias, rb.data, 4);
@@ -152,7 +172,7 @@ Model::Model(const std::string& path) : file_(path) {
   }
   for (const auto& t : file_.tensors())
     if (!used.count(t.name)) fail(path, "tensor " + t.name + ": not part of the " + c.architecture + " format this runtime reads");
-  if (output_norm_.type != QuantType::F32) fail(path, "tensor output_norm.weight: expected f32");
+  if (output_norm_.type != QuantType::F32) fail(path, std::string("tensor ") + kGgufOutputNorm + ": expected f32");
   tokenizer_ = load_gguf_tokenizer(file_);
 }
 

@@ -3,20 +3,24 @@
 // each routed block, which the runtime executes for real), memory-mapped, every weight used in
 // the type it is stored in. Torch-free.
 //
-// Compact format v1 (written by `gemkit export compact`, export/compact_export.h):
-//   general.architecture = "gemkit", gemkit.format_version = 1 (a reader refuses other versions)
+// Compact format (written by `gemkit export compact`, export/compact_export.h; key and tensor
+// names in formats/gguf_keys.h and formats/llama_tensor_names.h):
+//   general.architecture = "gemkit", gemkit.format_version = 1 or 2 (kCompactFormatVersion; a
+//   reader refuses other versions)
 //   gemkit.{context_length, embedding_length, block_count, feed_forward_length,
 //           attention.head_count, attention.head_count_kv, rope.dimension_count,
 //           rope.freq_base, attention.layer_norm_rms_epsilon, vocab_size}   as llama.*
-//   gemkit.dtr.threshold (f32), gemkit.dtr.attention_only (bool)
+//   gemkit.dtr.threshold (f32), gemkit.dtr.attention_only (bool), both required
 //   tensors: the llama names, plus blk.N.dtr_router.weight [hidden] and blk.N.dtr_router.bias [1]
 //   (f32) for each routed block N. Any other tensor name is refused.
 //   SCAR (optional): gemkit.scar.experts (names in index order, "general" first when
-//   gemkit.scar.general_expert), gemkit.scar.{scale, router_dim, temperature, mass, max_experts};
+//   gemkit.scar.general_expert), gemkit.scar.{scale, router_dim, temperature, mass, max_experts},
+//   all required when gemkit.scar.experts is there;
 //   tensors blk.N.scar_router.query [router_dim, hidden], blk.N.scar_router.keys [experts,
 //   router_dim], and per adapted linear blk.N.<linear>.expert.<name>.lora_a [r, in] / .lora_b
-//   [out, r] (f32). Each of a block's two groups (attention: q/k/v/o; MLP: gate/up/down) routes
-//   a token once from its normalised input, as routing/scar.h does.
+//   [out, r] (f32 in version 1, f16 in version 2). Each of a block's two groups (attention:
+//   q/k/v/o; MLP: gate/up/down) routes a token once from its normalised input, as routing/scar.h
+//   does.
 // DTR at inference: a token is processed by routed block N when sigmoid(w . rmsnorm(h) + b) >
 // threshold; its residual update is scaled by that gate; a skipped token writes nothing into
 // that block's KV cache (gemkit's LibTorch model does the same: routing/token_router.h).

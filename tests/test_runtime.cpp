@@ -320,3 +320,32 @@ TEST(Runtime, MalformedFilesAreNamedErrors) {
   EXPECT_NE(v2.find("newer gemkit"), std::string::npos) << v2;
   EXPECT_EQ(message(dir + "/ok.gguf"), "loaded");
 }
+
+// The compact format's own keys have no defaults: a file without one is refused, naming the file
+// and the key (the DTR keys always; SCAR's when gemkit.scar.experts is there).
+TEST(Runtime, CompactKeysAreRequired) {
+  const std::string dir = test::temp_folder("gemkit_runtime", "keys");
+  auto compact = [](GgufWriter& w) {
+    w.set_string("general.architecture", "gemkit");
+    w.set_u32("gemkit.format_version", 2);
+    for (const char* k : {"gemkit.embedding_length", "gemkit.feed_forward_length", "gemkit.context_length"}) w.set_u32(k, 32);
+    w.set_u32("gemkit.block_count", 1);
+    w.set_u32("gemkit.attention.head_count", 1);
+  };
+  GgufWriter no_dtr;
+  compact(no_dtr);
+  no_dtr.write(dir + "/no_dtr.gguf", false);
+  test::expect_error([&] { runtime::Model m(dir + "/no_dtr.gguf"); }, {dir + "/no_dtr.gguf", "gemkit.dtr.threshold: missing"});
+  GgufWriter no_mass;
+  compact(no_mass);
+  no_mass.set_f32("gemkit.dtr.threshold", 0.5f);
+  no_mass.set_bool("gemkit.dtr.attention_only", false);
+  no_mass.set_strings("gemkit.scar.experts", {"general", "law"});
+  no_mass.set_bool("gemkit.scar.general_expert", true);
+  no_mass.set_f32("gemkit.scar.scale", 2.f);
+  no_mass.set_u32("gemkit.scar.router_dim", 8);
+  no_mass.set_f32("gemkit.scar.temperature", 1.f);
+  no_mass.set_u32("gemkit.scar.max_experts", 2);
+  no_mass.write(dir + "/no_mass.gguf", false);
+  test::expect_error([&] { runtime::Model m(dir + "/no_mass.gguf"); }, {dir + "/no_mass.gguf", "gemkit.scar.mass: missing"});
+}

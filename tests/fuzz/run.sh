@@ -14,7 +14,7 @@ mkdir -p "$OUT/obj" "$OUT/seeds" "$OUT/corpus"
 SOURCES=(
   tests/fuzz/runtime_loader_fuzz.cpp
   runtime/model.cpp runtime/kernels.cpp runtime/kernels_avx2.cpp runtime/kernels_avx512.cpp runtime/thread_pool.cpp
-  formats/gguf.cpp core/file_io.cpp formats/block_quant.cpp
+  formats/gguf.cpp core/file_io.cpp formats/block_quant.cpp formats/llama_tensor_names.cpp
   tokenizers/unicode.cpp tokenizers/added_tokens.cpp tokenizers/pretokenizer.cpp tokenizers/bpe_tokenizer.cpp
   tokenizers/wordpiece_tokenizer.cpp tokenizers/sentencepiece_model.cpp tokenizers/spm_normalizer.cpp
   tokenizers/spm_tokenizer.cpp tokenizers/gguf_tokenizer.cpp
