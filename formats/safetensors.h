@@ -86,9 +86,12 @@ class SafetensorsSet {
   std::map<std::string, const TensorView*> by_name_;
 };
 
-// The names Hugging Face uses in a checkpoint folder.
+// The names Hugging Face uses in a checkpoint folder,
 inline constexpr const char* kSafetensorsSingleName = "model.safetensors";
 inline constexpr const char* kSafetensorsIndexName = "model.safetensors.index.json";
+// and the file gemkit adds beside them: the tensors of modules added to the model (adapters,
+// routers), written by the trainer (train/checkpointing.h) and by GemModules::save.
+inline constexpr const char* kExtraTensorsFile = "extra.safetensors";
 
 // Collects tensors and writes them as safetensors. Headers list tensors sorted by name and
 // the data follows in the same order; the header is padded with spaces so the data starts

@@ -155,7 +155,7 @@ void GemModules::save(const std::string& folder) const {
     auto keep = std::make_shared<torch::Tensor>(t.detach().to(torch::kCPU, torch::kFloat).contiguous());
     writer.add(name, DType::F32, keep->sizes().vec(), keep->data_ptr(), keep->nbytes(), keep);
   }
-  writer.write((std::filesystem::path(folder) / "extra.safetensors").string());
+  writer.write((std::filesystem::path(folder) / kExtraTensorsFile).string());
   save_config(folder);  // last: a folder with gem.json has its tensors
 }
 
@@ -207,8 +207,9 @@ std::unique_ptr<GemModules> load_gem_modules(Transformer model, const std::strin
     fail(config_path, std::string("not valid JSON: ") + e.what());
   }
   auto modules = std::make_unique<GemModules>(model, gem_config_from_json(j, config_path));
-  const std::string extra_path = (std::filesystem::path(checkpoint) / "extra.safetensors").string();
-  if (!file_exists(extra_path)) fail(checkpoint, "has gem.json but no extra.safetensors (the routing tensors)");
+  const std::string extra_path = (std::filesystem::path(checkpoint) / kExtraTensorsFile).string();
+  if (!file_exists(extra_path))
+    fail(checkpoint, std::string("has ") + kGemConfigFile + " but no " + kExtraTensorsFile + " (the routing tensors)");
   SafetensorsSet extra = SafetensorsSet::open(extra_path);
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& [name, view] : extra.tensors())

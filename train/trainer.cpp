@@ -523,7 +523,7 @@ std::string Trainer::save_checkpoint() {
         writer.add(name, to_safetensors_dtype(c.scalar_type(), name), c.sizes().vec(), c.data_ptr(),
                    size_t(c.nbytes()), std::make_shared<torch::Tensor>(c));
       }
-      writer.write((fs::path(tmp) / "extra.safetensors").string());
+      writer.write((fs::path(tmp) / kExtraTensorsFile).string());
     }
     std::map<std::string, int64_t> adam_steps;
     optimizer_.save_state((fs::path(tmp) / "optimizer.safetensors").string(), adam_steps);
@@ -602,8 +602,8 @@ void Trainer::resume_from(const std::string& folder) {
       torch::NoGradGuard no_grad;
       load_weights(*model_, folder, model_->ignorable_checkpoint_tensors());
       if (!added_.empty()) {
-        const std::string extra_path = (fs::path(folder) / "extra.safetensors").string();
-        if (!file_exists(extra_path)) fail(folder, "extra.safetensors is missing (the run has added parameters)");
+        const std::string extra_path = (fs::path(folder) / kExtraTensorsFile).string();
+        if (!file_exists(extra_path)) fail(folder, std::string(kExtraTensorsFile) + " is missing (the run has added parameters)");
         SafetensorsSet extra = SafetensorsSet::open(extra_path);
         for (auto& [name, p] : added_) {
           const TensorView* v = extra.find(name);
