@@ -24,23 +24,15 @@
 #include "data/token_shards.h"
 #include "tokenizers/tokenizer.h"
 #include "tokenizers/tokenizer_train.h"
+#include "test_util.h"
 
 using namespace gemkit;
+using gemkit::test::error_of;
 namespace fs = std::filesystem;
 
 namespace {
 
 const std::string kMini = std::string(GEMKIT_SOURCE_DIR) + "/data/mini";
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 // Shared by every test: one tokenizer and a few shards, made once.
 struct Fixture {

@@ -17,10 +17,12 @@
 #include "tokenizers/tokenizer_loaders.h"
 #include "import/tokenizer_files.h"
 #include "formats/gguf.h"
+#include "test_util.h"
 #include "tokenizer_test_util.h"
 
 using namespace gemkit;
 using namespace gemkit::testing;
+using gemkit::test::error_of;
 
 namespace {
 
@@ -28,16 +30,6 @@ std::string temp_dir(const std::string& name) {
   const std::string d = ::testing::TempDir() + "gemkit_imptok_" + std::to_string(::getpid()) + "_" + name;
   std::filesystem::create_directories(d);
   return d;
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 std::vector<std::string> split(PreTokenizer k, const std::string& s) {
@@ -91,11 +83,7 @@ TEST_P(SmollmFamilyVocab, MatchesLlamaCppExpectedIds) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Vocabs, SmollmFamilyVocab, ::testing::Values("starcoder", "refact", "command-r"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n) if (c == '-') c = '_';
-                           return n;
-                         });
+                         vocab_param_name);
 
 // The written tokenizer.json, read back by gemkit, tokenizes every llama.cpp case exactly as the
 // GGUF does, with and without special tokens, and names the same special ids.
@@ -136,11 +124,7 @@ TEST_P(TokenizerFilesFromGguf, RoundTripTokenizesAsTheGguf) {
 
 INSTANTIATE_TEST_SUITE_P(Vocabs, TokenizerFilesFromGguf,
                          ::testing::Values("gpt-2", "mpt", "starcoder", "refact", "command-r", "llama-bpe", "qwen2"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n) if (c == '-') c = '_';
-                           return n;
-                         });
+                         vocab_param_name);
 
 // SentencePiece ("llama") vocabularies become a tokenizer.model that gemkit reads back into the
 // same tokenizer (pieces, scores, types, byte fallback, dummy prefix, special ids).
@@ -174,11 +158,7 @@ TEST_P(SpmFilesFromGguf, RoundTripTokenizesAsTheGguf) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Vocabs, SpmFilesFromGguf, ::testing::Values("llama-spm", "phi-3"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n) if (c == '-') c = '_';
-                           return n;
-                         });
+                         vocab_param_name);
 
 TEST(TokenizerFiles, UnsupportedTokenizerModelNamesTheKey) {
   const std::string path = require_testdata("ggml-vocab-bert-bge.gguf");

@@ -12,20 +12,12 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "train/recipe.h"
+#include "test_util.h"
 
 using gemkit::Recipe;
+using gemkit::test::error_of;
 
 namespace {
-
-// The gemkit::Error message of `f`, or "" when it does not throw.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const gemkit::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 void list_toml(const std::string& dir, std::vector<std::string>* out) {
   DIR* d = opendir(dir.c_str());

@@ -18,10 +18,12 @@
 #include "tokenizers/tokenizer_loaders.h"
 #include "tokenizers/tokenizer_train.h"
 #include "formats/gguf.h"
+#include "test_util.h"
 #include "tokenizer_test_util.h"
 
 using namespace gemkit;
 using namespace gemkit::testing;
+using gemkit::test::error_of;
 
 namespace {
 
@@ -63,16 +65,6 @@ std::string temp_path(const std::string& name) {
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream out(path, std::ios::binary);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 }  // namespace
@@ -119,11 +111,7 @@ TEST_P(LlamaVocab, DecodeInvertsEncode) {
 INSTANTIATE_TEST_SUITE_P(Vocabs, LlamaVocab,
                          ::testing::Values("llama-spm", "phi-3", "llama-bpe", "qwen2", "gpt-2", "mpt",
                                            "bert-bge"),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (char& c : n) if (c == '-') c = '_';
-                           return n;
-                         });
+                         vocab_param_name);
 
 TEST(Tokenizers, KindsAndSpecialTokens) {
   struct Expect {

@@ -1,5 +1,5 @@
-// Helpers shared by the test programs: temporary folders removed after the run, and the tiny
-// decoder configuration the model tests start from. Each test program is one translation unit,
+// Helpers shared by the test programs: temporary folders removed after the run, the tiny
+// decoder configuration the model tests start from, and the messages of expected errors. Each test program is one translation unit,
 // so the inline registration below runs once per program.
 #pragma once
 #include <arpa/inet.h>
@@ -58,6 +58,16 @@ inline ModelConfig tiny_decoder_config(int64_t layers = 2) {
   c.max_position_embeddings = 64;
   c.hidden_act = "silu";
   return c;
+}
+
+// The message of the gemkit::Error that `f` throws, or "(no error)" when it throws none.
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 // Runs `f`, expecting a gemkit::Error whose message contains every one of `parts`.

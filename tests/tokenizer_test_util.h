@@ -30,6 +30,15 @@ inline std::string require_testdata(const std::string& name) {
   return p;
 }
 
+// A parameterised test's name from its vocabulary name ("llama-spm" -> "llama_spm": gtest names
+// take letters, digits and underscores only).
+inline std::string vocab_param_name(const ::testing::TestParamInfo<std::string>& info) {
+  std::string n = info.param;
+  for (char& c : n)
+    if (c == '-') c = '_';
+  return n;
+}
+
 struct VocabCase {
   std::string text;
   std::vector<int32_t> ids;
