@@ -40,9 +40,10 @@
 #include "model/loss.h"
 #include "formats/safetensors.h"
 #include "model/state_dict.h"
+#include "tool_io.h"
 
 using namespace gemkit;
-using json = nlohmann::json;
+using namespace gemkit::tool;
 
 namespace {
 
@@ -72,29 +73,6 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-// A JSON list of rows of integers -> int64 [B, T]; `where` is "file: field" for errors.
-torch::Tensor int_matrix(const json& value, const std::string& where) {
-  if (!value.is_array() || value.empty() || !value[0].is_array())
-    fail(where, "expected a non-empty list of rows of integers");
-  const int64_t B = static_cast<int64_t>(value.size()), T = static_cast<int64_t>(value[0].size());
-  if (T == 0) fail(where, "rows must not be empty");
-  auto t = torch::empty({B, T}, torch::kInt64);
-  auto acc = t.accessor<int64_t, 2>();
-  for (int64_t b = 0; b < B; ++b) {
-    const json& row = value[static_cast<size_t>(b)];
-    if (!row.is_array() || static_cast<int64_t>(row.size()) != T)
-      fail(where, "row " + std::to_string(b) + " has " + std::to_string(row.size()) +
-                      " entries, row 0 has " + std::to_string(T) + " (rows must have equal length)");
-    for (int64_t j = 0; j < T; ++j) {
-      const json& x = row[static_cast<size_t>(j)];
-      if (!x.is_number_integer())
-        fail(where, "row " + std::to_string(b) + " entry " + std::to_string(j) + " is not an integer");
-      acc[b][j] = x.get<int64_t>();
-    }
-  }
-  return t;
-}
-
 torch::Tensor int_vector(const json& value, const std::string& where) {
   if (!value.is_array() || value.empty()) fail(where, "expected a non-empty list of integers");
   std::vector<int64_t> v;
@@ -105,28 +83,13 @@ torch::Tensor int_vector(const json& value, const std::string& where) {
   return torch::tensor(v, torch::kInt64);
 }
 
-// Float32, or float64 under --float64.
-void add_tensor(SafetensorsWriter& writer, const std::string& name, const torch::Tensor& t, bool float64) {
-  const auto dtype = float64 ? torch::kFloat64 : torch::kFloat32;
-  auto stored = std::make_shared<torch::Tensor>(t.detach().to(dtype).contiguous().cpu());
-  writer.add(name, float64 ? DType::F64 : DType::F32, stored->sizes().vec(), stored->data_ptr(), stored->nbytes(),
-             stored);
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 int run(const Args& args) {
   auto t0 = std::chrono::steady_clock::now();
-  std::ifstream in(args.inputs);
-  if (!in) fail(args.inputs, "cannot open");
-  json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    fail(args.inputs, std::string("not valid JSON: ") + e.what());
-  }
+  const json j = read_json_file(args.inputs);
   if (!j.is_object() || !j.contains("input_ids")) fail(args.inputs + ": input_ids", "missing");
   const torch::Tensor ids = int_matrix(j["input_ids"], args.inputs + ": input_ids");
   ForwardOptions options;

@@ -21,9 +21,10 @@
 #include "model/checkpoint.h"
 #include "formats/safetensors.h"
 #include "export/peft_export.h"
+#include "tool_io.h"
 
 using namespace gemkit;
-using json = nlohmann::json;
+using namespace gemkit::tool;
 
 namespace {
 
@@ -51,29 +52,9 @@ Args parse_args(int argc, char** argv) {
 }
 
 torch::Tensor read_ids(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail(path, "cannot open");
-  json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    fail(path, std::string("not valid JSON: ") + e.what());
-  }
-  const json& rows = j.contains("input_ids") ? j["input_ids"] : json();
-  if (!rows.is_array() || rows.empty() || !rows[0].is_array() || rows[0].empty())
-    fail(path + ": input_ids", "expected a non-empty list of non-empty rows of integers");
-  const int64_t B = int64_t(rows.size()), T = int64_t(rows[0].size());
-  torch::Tensor ids = torch::empty({B, T}, torch::kInt64);
-  auto acc = ids.accessor<int64_t, 2>();
-  for (int64_t b = 0; b < B; ++b) {
-    const json& row = rows[size_t(b)];
-    if (!row.is_array() || int64_t(row.size()) != T) fail(path + ": input_ids", "rows must have equal length");
-    for (int64_t t = 0; t < T; ++t) {
-      if (!row[size_t(t)].is_number_integer()) fail(path + ": input_ids", "expected integers only");
-      acc[b][t] = row[size_t(t)].get<int64_t>();
-    }
-  }
-  return ids;
+  const json j = read_json_file(path);
+  if (!j.is_object() || !j.contains("input_ids")) fail(path + ": input_ids", "missing");
+  return int_matrix(j["input_ids"], path + ": input_ids");
 }
 
 int run(const Args& args) {
@@ -87,11 +68,11 @@ int run(const Args& args) {
   }
   torch::NoGradGuard no_grad;
   p.model->eval();
-  auto logits = std::make_shared<torch::Tensor>(p.model->forward(ids).logits.to(torch::kFloat32).contiguous());
+  const torch::Tensor logits = p.model->forward(ids).logits;
   SafetensorsWriter writer;
-  writer.add("logits", DType::F32, logits->sizes().vec(), logits->data_ptr(), logits->nbytes(), logits);
+  add_tensor(writer, "logits", logits);
   writer.write(args.out);
-  std::cerr << "roundtrip_logits: wrote " << args.out << " " << logits->sizes() << "\n";
+  std::cerr << "roundtrip_logits: wrote " << args.out << " " << logits.sizes() << "\n";
   return 0;
 }
 
