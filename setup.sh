@@ -182,5 +182,5 @@ case "$cmd" in
   base)
     install_missing; build gemkit gemkit-spm-train; base ;;
   *)
-    sed -n '2,13p' "$0"; exit 2 ;;
+    sed -n '2,12p' "$0"; exit 2 ;;
 esac
