@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "formats/gguf_keys.h"
 
 namespace gemkit {
 
@@ -331,11 +332,11 @@ struct GgufParser {
         fail(f.path_ + ": " + f.kv_[i].key, "duplicate metadata key");
     }
 
-    if (const GgufValue* a = f.find("general.alignment")) {
+    if (const GgufValue* a = f.find(gguf_key::kAlignment)) {
       if (a->type() != GgufType::U32) a->type_error("u32");
       const uint64_t al = a->as_uint();
       if (al == 0 || (al & (al - 1)) != 0)
-        fail(f.path_ + ": general.alignment",
+        fail(f.path_ + ": " + gguf_key::kAlignment,
              "expected a power of two, got " + std::to_string(al));
       f.alignment_ = al;
     }

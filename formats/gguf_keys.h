@@ -1,9 +1,10 @@
 // The GGUF facts that gemkit's writers and readers share, in one table: the metadata key names
 // (general.*, the per-architecture hyperparameters, tokenizer.ggml.*, gemkit's own gemkit.*),
 // the architecture names, the compact format's version, the ggml tensor type ids and llama.cpp's
-// file types. Torch-free. export/gguf_export.cpp and export/compact_export.cpp write these keys,
-// model/gguf_model.cpp and runtime/model.cpp read them; tensor names (llama's and the compact
-// format's) are in formats/llama_tensor_names.h.
+// file types. Torch-free. export/gguf_export.cpp and export/compact_export.cpp write these keys;
+// formats/gguf.cpp, model/gguf_model.cpp, runtime/model.cpp, import/ and
+// tokenizers/gguf_tokenizer.cpp read them. Tensor names (llama's and the compact format's) are in
+// formats/llama_tensor_names.h.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -40,6 +41,8 @@ enum LlamaFileType : uint32_t {
 
 // general.architecture of a llama.cpp llama file and of gemkit's compact format (runtime/model.h).
 inline constexpr const char* kLlamaArchitecture = "llama";
+// general.architecture of a llama.cpp qwen2 file (import/gguf_import.cpp reads it).
+inline constexpr const char* kQwen2Architecture = "qwen2";
 inline constexpr const char* kCompactArchitecture = "gemkit";
 
 // The compact format's version (gemkit.format_version): 1: SCAR experts in f32; 2: in f16. The
@@ -52,6 +55,7 @@ inline constexpr const char* kArchitecture = "general.architecture";
 inline constexpr const char* kName = "general.name";
 inline constexpr const char* kFileType = "general.file_type";
 inline constexpr const char* kQuantizationVersion = "general.quantization_version";
+inline constexpr const char* kAlignment = "general.alignment";
 
 // Hyperparameters, named "<architecture>.<suffix>" (llama.cpp's LLM_KV_* names):
 // arch_key("llama", kBlockCount) is "llama.block_count".
@@ -64,6 +68,10 @@ inline constexpr const char* kHeadCountKv = "attention.head_count_kv";
 inline constexpr const char* kRopeDimensionCount = "rope.dimension_count";
 inline constexpr const char* kRopeFreqBase = "rope.freq_base";
 inline constexpr const char* kRmsEpsilon = "attention.layer_norm_rms_epsilon";
+inline constexpr const char* kKeyLength = "attention.key_length";
+inline constexpr const char* kValueLength = "attention.value_length";
+inline constexpr const char* kRopeScalingType = "rope.scaling.type";
+inline constexpr const char* kRopeScalingFactor = "rope.scaling.factor";
 inline constexpr const char* kVocabSize = "vocab_size";
 inline std::string arch_key(const std::string& architecture, const char* suffix) { return architecture + "." + suffix; }
 
@@ -80,6 +88,14 @@ inline constexpr const char* kTokenizerUnknownId = "tokenizer.ggml.unknown_token
 inline constexpr const char* kTokenizerPaddingId = "tokenizer.ggml.padding_token_id";
 inline constexpr const char* kTokenizerAddBos = "tokenizer.ggml.add_bos_token";
 inline constexpr const char* kTokenizerAddEos = "tokenizer.ggml.add_eos_token";
+inline constexpr const char* kTokenizerClsId = "tokenizer.ggml.cls_token_id";
+inline constexpr const char* kTokenizerSeparatorId = "tokenizer.ggml.seperator_token_id";  // llama.cpp's spelling
+inline constexpr const char* kTokenizerMaskId = "tokenizer.ggml.mask_token_id";
+inline constexpr const char* kTokenizerAddSpacePrefix = "tokenizer.ggml.add_space_prefix";
+inline constexpr const char* kTokenizerRemoveExtraWhitespaces = "tokenizer.ggml.remove_extra_whitespaces";
+inline constexpr const char* kTokenizerLowercase = "tokenizer.ggml.normalizer.lowercase";
+inline constexpr const char* kTokenizerStripAccents = "tokenizer.ggml.normalizer.strip_accents";
+inline constexpr const char* kTokenizerChatTemplate = "tokenizer.chat_template";
 
 // gemkit's own keys: the quantization policy and provenance ("gemkit.<key>") of every export,
 inline constexpr const char* kGemkitPrefix = "gemkit.";

@@ -26,6 +26,8 @@ std::string hf_name_of_gguf(const std::string& gguf_name);
 inline constexpr const char* kGgufTokenEmbd = "token_embd.weight";
 inline constexpr const char* kGgufOutputNorm = "output_norm.weight";
 inline constexpr const char* kGgufOutput = "output.weight";
+// llama.cpp's per-frequency RoPE factors (Llama 3.1+), which the importer refuses,
+inline constexpr const char* kGgufRopeFreqs = "rope_freqs.weight";
 // the stems of a block's tensors (blk.N.<stem>.weight, and .bias for Qwen2's q/k/v),
 inline constexpr const char* kGgufAttnNorm = "attn_norm";
 inline constexpr const char* kGgufAttnQ = "attn_q";

@@ -14,6 +14,7 @@
 #include "core/sha256.h"
 #include "import/tokenizer_files.h"
 #include "formats/gguf.h"
+#include "formats/gguf_keys.h"
 #include "formats/llama_tensor_names.h"
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
@@ -35,15 +36,16 @@ struct Architecture {
   bool attention_bias;    // q/k/v biases
 };
 constexpr Architecture kArchitectures[] = {
-    {"llama", "LlamaForCausalLM", "llama", true, false},
-    {"qwen2", "Qwen2ForCausalLM", "qwen2", false, true},
+    {kLlamaArchitecture, "LlamaForCausalLM", "llama", true, false},
+    {kQwen2Architecture, "Qwen2ForCausalLM", "qwen2", false, true},
 };
 
 const Architecture& architecture_of(const GgufFile& f) {
-  const std::string arch = f.get_string("general.architecture", "");
+  const std::string arch = f.get_string(gguf_key::kArchitecture, "");
   for (const Architecture& a : kArchitectures)
     if (arch == a.gguf) return a;
-  fail(f.path(), "general.architecture: expected \"llama\" or \"qwen2\", got \"" + arch + "\"");
+  fail(f.path(), std::string(gguf_key::kArchitecture) + ": expected \"" + kLlamaArchitecture + "\" or \"" +
+                     kQwen2Architecture + "\", got \"" + arch + "\"");
 }
 
 // GGUF stores these as f32: 1e-5 arrives as 9.99999974738e-06. config.json gets the shortest
@@ -67,59 +69,60 @@ int64_t required_int(const GgufFile& f, const std::string& key) {
 }
 
 ModelConfig config_of(const GgufFile& f, const Architecture& a, const std::string& torch_dtype) {
-  const std::string p = std::string(a.gguf) + ".";
-  if (f.find_tensor("rope_freqs.weight"))
-    fail(f.path(), "rope_freqs.weight: per-frequency RoPE factors (Llama 3.1+ long-context scaling) "
+  namespace k = gguf_key;
+  auto key = [&](const char* suffix) { return k::arch_key(a.gguf, suffix); };
+  if (f.find_tensor(kGgufRopeFreqs))
+    fail(f.path(), std::string(kGgufRopeFreqs) + ": per-frequency RoPE factors (Llama 3.1+ long-context scaling) "
                    "are not supported by the importer");
   ModelConfig c;
   c.family = Family::Decoder;
   c.head = Head::CausalLM;
   c.architecture = a.hf_class;
   c.model_type = a.model_type;
-  c.hidden_size = required_int(f, p + "embedding_length");
-  c.intermediate_size = required_int(f, p + "feed_forward_length");
-  c.num_hidden_layers = required_int(f, p + "block_count");
-  c.num_attention_heads = required_int(f, p + "attention.head_count");
-  c.num_key_value_heads = f.find(p + "attention.head_count_kv") ? required_int(f, p + "attention.head_count_kv")
-                                                                 : c.num_attention_heads;
+  c.hidden_size = required_int(f, key(k::kEmbeddingLength));
+  c.intermediate_size = required_int(f, key(k::kFeedForwardLength));
+  c.num_hidden_layers = required_int(f, key(k::kBlockCount));
+  c.num_attention_heads = required_int(f, key(k::kHeadCount));
+  c.num_key_value_heads = f.find(key(k::kHeadCountKv)) ? required_int(f, key(k::kHeadCountKv)) : c.num_attention_heads;
   if (c.num_attention_heads % c.num_key_value_heads != 0)
-    fail(f.path(), p + "attention.head_count_kv: " + std::to_string(c.num_key_value_heads) +
-                       " does not divide attention.head_count " + std::to_string(c.num_attention_heads));
-  c.max_position_embeddings = required_int(f, p + "context_length");
-  if (const GgufValue* v = f.find(p + "attention.layer_norm_rms_epsilon")) c.rms_norm_eps = shortest_f32(v->as_double());
-  if (const GgufValue* v = f.find(p + "rope.freq_base")) c.rope_theta = shortest_f32(v->as_double());
-  const int64_t head_dim = f.find(p + "attention.key_length") ? required_int(f, p + "attention.key_length")
-                                                              : c.hidden_size / c.num_attention_heads;
-  if (f.find(p + "attention.value_length") && required_int(f, p + "attention.value_length") != head_dim)
-    fail(f.path(), p + "attention.value_length: differs from attention.key_length (not supported)");
+    fail(f.path(), key(k::kHeadCountKv) + ": " + std::to_string(c.num_key_value_heads) + " does not divide " +
+                       k::kHeadCount + " " + std::to_string(c.num_attention_heads));
+  c.max_position_embeddings = required_int(f, key(k::kContextLength));
+  if (const GgufValue* v = f.find(key(k::kRmsEpsilon))) c.rms_norm_eps = shortest_f32(v->as_double());
+  if (const GgufValue* v = f.find(key(k::kRopeFreqBase))) c.rope_theta = shortest_f32(v->as_double());
+  const int64_t head_dim = f.find(key(k::kKeyLength)) ? required_int(f, key(k::kKeyLength))
+                                                      : c.hidden_size / c.num_attention_heads;
+  if (f.find(key(k::kValueLength)) && required_int(f, key(k::kValueLength)) != head_dim)
+    fail(f.path(), key(k::kValueLength) + ": differs from " + k::kKeyLength + " (not supported)");
   if (head_dim != c.hidden_size / c.num_attention_heads || c.hidden_size % c.num_attention_heads != 0)
     c.explicit_head_dim = head_dim;
-  if (head_dim % 2 != 0) fail(f.path(), p + "attention.key_length: expected an even head size, got " + std::to_string(head_dim));
-  const int64_t rope_dims = f.get_int(p + "rope.dimension_count", head_dim);
+  if (head_dim % 2 != 0)
+    fail(f.path(), key(k::kKeyLength) + ": expected an even head size, got " + std::to_string(head_dim));
+  const int64_t rope_dims = f.get_int(key(k::kRopeDimensionCount), head_dim);
   if (rope_dims != head_dim)
-    fail(f.path(), p + "rope.dimension_count: partial RoPE (" + std::to_string(rope_dims) + " of " +
+    fail(f.path(), key(k::kRopeDimensionCount) + ": partial RoPE (" + std::to_string(rope_dims) + " of " +
                        std::to_string(head_dim) + " head dims) is not supported");
-  const std::string scaling = f.get_string(p + "rope.scaling.type", "none");
+  const std::string scaling = f.get_string(key(k::kRopeScalingType), "none");
   if (scaling == "linear") {
     c.rope_scaling.type = "linear";
-    const GgufValue* factor = f.find(p + "rope.scaling.factor");
-    if (!factor) fail(f.path(), p + "rope.scaling.factor: missing for linear RoPE scaling");
+    const GgufValue* factor = f.find(key(k::kRopeScalingFactor));
+    if (!factor) fail(f.path(), key(k::kRopeScalingFactor) + ": missing for linear RoPE scaling");
     c.rope_scaling.factor = factor->as_double();
   } else if (scaling != "none") {
-    fail(f.path(), p + "rope.scaling.type: expected \"none\" or \"linear\", got \"" + scaling + "\"");
+    fail(f.path(), key(k::kRopeScalingType) + ": expected \"none\" or \"linear\", got \"" + scaling + "\"");
   }
-  const GgufTensorInfo* embd = f.find_tensor("token_embd.weight");
-  if (!embd || embd->dims.size() != 2) fail(f.path(), "token_embd.weight: missing or not 2-D");
+  const GgufTensorInfo* embd = f.find_tensor(kGgufTokenEmbd);
+  if (!embd || embd->dims.size() != 2) fail(f.path(), std::string(kGgufTokenEmbd) + ": missing or not 2-D");
   c.vocab_size = static_cast<int64_t>(embd->dims[1]);
   if (static_cast<int64_t>(embd->dims[0]) != c.hidden_size)
-    fail(f.path(), "token_embd.weight: width " + std::to_string(embd->dims[0]) + " disagrees with " + p +
-                       "embedding_length " + std::to_string(c.hidden_size));
-  c.tie_word_embeddings = f.find_tensor("output.weight") == nullptr;
+    fail(f.path(), std::string(kGgufTokenEmbd) + ": width " + std::to_string(embd->dims[0]) + " disagrees with " +
+                       key(k::kEmbeddingLength) + " " + std::to_string(c.hidden_size));
+  c.tie_word_embeddings = f.find_tensor(kGgufOutput) == nullptr;
   c.attention_bias = a.attention_bias;
   c.hidden_act = "silu";
-  c.bos_token_id = f.get_int("tokenizer.ggml.bos_token_id", -1);
-  c.eos_token_id = f.get_int("tokenizer.ggml.eos_token_id", -1);
-  c.pad_token_id = f.get_int("tokenizer.ggml.padding_token_id", -1);
+  c.bos_token_id = f.get_int(k::kTokenizerBosId, -1);
+  c.eos_token_id = f.get_int(k::kTokenizerEosId, -1);
+  c.pad_token_id = f.get_int(k::kTokenizerPaddingId, -1);
   c.torch_dtype = torch_dtype;
   return c;
 }
@@ -211,7 +214,7 @@ GgufImportReport import_gguf_into(const std::string& gguf_path, const std::strin
 
   GgufImportReport report;
   report.architecture = arch.gguf;
-  report.name = f.get_string("general.name", "");
+  report.name = f.get_string(gguf_key::kName, "");
   const std::set<std::string> wanted = expected_names(config);
   std::set<std::string> seen;
   SafetensorsWriter writer;
@@ -263,7 +266,7 @@ GgufImportReport import_gguf_into(const std::string& gguf_path, const std::strin
                   {"gguf_version", f.version()},
                   {"architecture", arch.gguf},
                   {"name", report.name},
-                  {"file_type", f.get_int("general.file_type", -1)},
+                  {"file_type", f.get_int(gguf_key::kFileType, -1)},
                   {"tensor_types", report.tensor_types}}},
       {"stored_dtype", dtype_name},
       {"rope_rows_unpermuted", arch.permuted_rope},

@@ -22,6 +22,7 @@
 #include "tokenizers/sentencepiece_model.h"
 #include "tokenizers/tokenizer_loaders.h"
 #include "formats/gguf.h"
+#include "formats/gguf_keys.h"
 
 namespace gemkit {
 
@@ -106,7 +107,7 @@ std::string tokenizer_json(const GgufFile& g, const ByteLevelBpeTokenizer& tok, 
   for (size_t i = 0; i < tokens.size(); ++i) {
     const bool control = types[i] == kControl || types[i] == kUnknown;
     if ((!control && types[i] != kUserDefined) || tokens[i].empty() || !seen_added.insert(tokens[i]).second) continue;
-    quoted(tokens[i], path + ": tokenizer.ggml.tokens[" + std::to_string(i) + "]");
+    quoted(tokens[i], path + ": " + std::string(gguf_key::kTokenizerTokens) + "[" + std::to_string(i) + "]");
     added.push_back({{"id", i},
                      {"content", tokens[i]},
                      {"single_word", false},
@@ -122,17 +123,17 @@ std::string tokenizer_json(const GgufFile& g, const ByteLevelBpeTokenizer& tok, 
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (tokens[i].empty() || !seen.insert(tokens[i]).second) continue;
     vocab += vocab.empty() ? "\n      " : ",\n      ";
-    vocab += quoted(tokens[i], path + ": tokenizer.ggml.tokens[" + std::to_string(i) + "]");
+    vocab += quoted(tokens[i], path + ": " + std::string(gguf_key::kTokenizerTokens) + "[" + std::to_string(i) + "]");
     vocab += ": " + std::to_string(i);
   }
-  const GgufValue& merges = g.get("tokenizer.ggml.merges");
+  const GgufValue& merges = g.get(gguf_key::kTokenizerMerges);
   std::string merge_list;
   merge_list.reserve(merges.size() * 16);
   for (size_t i = 0; i < merges.size(); ++i) {
     // Pairs, not "left right" strings: a token may itself contain a space.
     const std::string_view m = merges.string_at(i);
     const size_t sp = m.find(' ', 1);
-    const std::string where = path + ": tokenizer.ggml.merges[" + std::to_string(i) + "]";
+    const std::string where = path + ": " + std::string(gguf_key::kTokenizerMerges) + "[" + std::to_string(i) + "]";
     if (sp == std::string_view::npos) fail(where, "expected \"left right\", got \"" + std::string(m) + "\"");
     merge_list += merge_list.empty() ? "\n      [" : ",\n      [";
     merge_list += quoted(m.substr(0, sp), where) + ", " + quoted(m.substr(sp + 1), where) + "]";
@@ -182,17 +183,18 @@ std::string tokenizer_config_json(const GgufFile& g, const SpecialTokens& sp, co
   cfg["eos_token"] = name(sp.eos);
   cfg["unk_token"] = name(sp.unk);
   cfg["pad_token"] = name(sp.pad);
-  if (const GgufValue* t = g.find("tokenizer.chat_template")) cfg["chat_template"] = std::string(t->as_string());
+  if (const GgufValue* t = g.find(gguf_key::kTokenizerChatTemplate)) cfg["chat_template"] = std::string(t->as_string());
   cfg["clean_up_tokenization_spaces"] = false;
   // llama.cpp keeps the training context as <arch>.context_length.
-  const std::string arch = g.get_string("general.architecture", "");
-  if (const GgufValue* n = arch.empty() ? nullptr : g.find(arch + ".context_length")) cfg["model_max_length"] = n->as_int();
+  const std::string arch = g.get_string(gguf_key::kArchitecture, "");
+  if (const GgufValue* n = arch.empty() ? nullptr : g.find(gguf_key::arch_key(arch, gguf_key::kContextLength)))
+    cfg["model_max_length"] = n->as_int();
   cfg["tokenizer_class"] = tokenizer_class;
   return cfg.dump(2) + "\n";
 }
 
 std::vector<std::string> gguf_tokens(const GgufFile& g) {
-  const GgufValue& toks = g.get("tokenizer.ggml.tokens");
+  const GgufValue& toks = g.get(gguf_key::kTokenizerTokens);
   std::vector<std::string> tokens;
   tokens.reserve(toks.size());
   for (size_t i = 0; i < toks.size(); ++i) tokens.emplace_back(toks.string_at(i));
@@ -201,7 +203,7 @@ std::vector<std::string> gguf_tokens(const GgufFile& g) {
 
 std::vector<int64_t> gguf_token_types(const GgufFile& g, size_t n) {
   std::vector<int64_t> types(n, 1);
-  if (const GgufValue* t = g.find("tokenizer.ggml.token_type"))
+  if (const GgufValue* t = g.find(gguf_key::kTokenizerTokenType))
     for (size_t i = 0; i < n && i < t->size(); ++i) types[i] = t->int_at(i);
   return types;
 }
@@ -240,13 +242,13 @@ std::string spm_model_proto(const GgufFile& g, const std::vector<std::string>& t
                             const std::vector<int64_t>& types, const SpecialTokens& sp) {
   const std::string& path = g.path();
   std::vector<float> scores(tokens.size(), 0.0f);
-  if (const GgufValue* s = g.find("tokenizer.ggml.scores"))
+  if (const GgufValue* s = g.find(gguf_key::kTokenizerScores))
     for (size_t i = 0; i < tokens.size() && i < s->size(); ++i) scores[i] = static_cast<float>(s->double_at(i));
   std::string out;
   bool byte_fallback = false;
   std::unordered_set<std::string_view> seen;
   for (size_t i = 0; i < tokens.size(); ++i) {
-    const std::string where = path + ": tokenizer.ggml.tokens[" + std::to_string(i) + "]";
+    const std::string where = path + ": " + std::string(gguf_key::kTokenizerTokens) + "[" + std::to_string(i) + "]";
     if (tokens[i].empty()) fail(where, "expected a non-empty piece (SentencePiece has no holes)");
     if (!seen.insert(tokens[i]).second) fail(where, "piece \"" + tokens[i] + "\" is defined twice");
     int64_t type = types[i] >= SentencePieceModel::NORMAL && types[i] <= SentencePieceModel::BYTE
@@ -277,8 +279,8 @@ std::string spm_model_proto(const GgufFile& g, const std::vector<std::string>& t
   put_bytes(out, 2, trainer);
   std::string normalizer;
   put_bytes(normalizer, 1, "identity");
-  put_int(normalizer, 3, g.get_bool("tokenizer.ggml.add_space_prefix", true) ? 1 : 0);
-  put_int(normalizer, 4, g.get_bool("tokenizer.ggml.remove_extra_whitespaces", false) ? 1 : 0);
+  put_int(normalizer, 3, g.get_bool(gguf_key::kTokenizerAddSpacePrefix, true) ? 1 : 0);
+  put_int(normalizer, 4, g.get_bool(gguf_key::kTokenizerRemoveExtraWhitespaces, false) ? 1 : 0);
   put_int(normalizer, 5, 1);
   put_bytes(out, 3, normalizer);
   return out;
@@ -290,18 +292,18 @@ void write_spm_files(const GgufFile& g, const std::string& dir) {
   const std::vector<std::string> tokens = gguf_tokens(g);
   const std::vector<int64_t> types = gguf_token_types(g, tokens.size());
   if (sp.unk < 0)
-    fail(g.path() + ": tokenizer.ggml.unknown_token_id", "missing, and no token has the unknown type; "
-                                                         "a SentencePiece model needs one");
+    fail(g.path() + ": " + gguf_key::kTokenizerUnknownId,
+         "missing, and no token has the unknown type; a SentencePiece model needs one");
   // A tokenizer.model carries no add_bos / add_eos: its readers (gemkit's included) prepend
   // BOS when the BOS piece is a control piece and never append EOS. Refuse what it cannot say.
   auto control = [&](int32_t id) { return id >= 0 && id != sp.unk && types[id] == SentencePieceModel::CONTROL; };
   if (sp.add_bos != control(sp.bos))
-    fail(g.path() + ": tokenizer.ggml.add_bos_token",
+    fail(g.path() + ": " + gguf_key::kTokenizerAddBos,
          std::string("expected ") + (control(sp.bos) ? "true" : "false") +
              " for a tokenizer.model (BOS is added exactly when the BOS piece is a control piece)");
-  if (sp.add_eos) fail(g.path() + ": tokenizer.ggml.add_eos_token", "expected false for a tokenizer.model, got true");
-  for (const auto& [id, key] : {std::pair{sp.bos, "tokenizer.ggml.bos_token_id"}, {sp.eos, "tokenizer.ggml.eos_token_id"},
-                                {sp.pad, "tokenizer.ggml.padding_token_id"}})
+  if (sp.add_eos) fail(g.path() + ": " + gguf_key::kTokenizerAddEos, "expected false for a tokenizer.model, got true");
+  for (const auto& [id, key] : {std::pair{sp.bos, gguf_key::kTokenizerBosId}, {sp.eos, gguf_key::kTokenizerEosId},
+                                {sp.pad, gguf_key::kTokenizerPaddingId}})
     if (id >= 0 && !control(id))
       fail(g.path() + ": " + key, "expected a control token (type 3), got token " + std::to_string(id) +
                                       " of type " + std::to_string(types[id]));
@@ -314,10 +316,10 @@ void write_bpe_files(const GgufFile& g, const std::string& dir) {
   // Validates everything (pre-tokenizer name, merges against the vocabulary) before writing.
   std::unique_ptr<Tokenizer> loaded = load_gguf_tokenizer(g);
   const auto* tok = dynamic_cast<const ByteLevelBpeTokenizer*>(loaded.get());
-  if (!tok) fail(g.path() + ": tokenizer.ggml.model", "expected a byte-level BPE tokenizer, got " + loaded->kind());
+  if (!tok) fail(g.path() + ": " + gguf_key::kTokenizerModel, "expected a byte-level BPE tokenizer, got " + loaded->kind());
   const std::vector<std::string> tokens = gguf_tokens(g);
   const std::vector<int64_t> types = gguf_token_types(g, tokens.size());
-  const bool ignore_merges = gguf_pre_ignores_merges(g.get_string("tokenizer.ggml.pre", ""));
+  const bool ignore_merges = gguf_pre_ignores_merges(g.get_string(gguf_key::kTokenizerPre, ""));
   const std::string json = tokenizer_json(g, *tok, tokens, types, ignore_merges);
   write_text_file_atomic(dir + "/tokenizer.json", json);
   write_text_file_atomic(dir + "/tokenizer_config.json",
@@ -327,11 +329,11 @@ void write_bpe_files(const GgufFile& g, const std::string& dir) {
 }  // namespace
 
 void write_hf_tokenizer_files(const GgufFile& g, const std::string& dir) {
-  const GgufValue* model = g.find("tokenizer.ggml.model");
-  if (!model) fail(g.path() + ": tokenizer.ggml.model", "missing; the file has no tokenizer");
+  const GgufValue* model = g.find(gguf_key::kTokenizerModel);
+  if (!model) fail(g.path() + ": " + gguf_key::kTokenizerModel, "missing; the file has no tokenizer");
   const std::string kind(model->as_string());
   if (kind != "gpt2" && kind != "llama")
-    fail(g.path() + ": tokenizer.ggml.model",
+    fail(g.path() + ": " + gguf_key::kTokenizerModel,
          "expected \"gpt2\" (byte-level BPE) or \"llama\" (SentencePiece), got \"" + kind + "\"");
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);

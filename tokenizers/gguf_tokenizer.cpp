@@ -9,6 +9,7 @@
 #include "tokenizers/tokenizer_loaders.h"
 #include "tokenizers/wordpiece_tokenizer.h"
 #include "formats/gguf.h"
+#include "formats/gguf_keys.h"
 
 namespace gemkit {
 
@@ -29,25 +30,25 @@ struct Vocab {
 
 Vocab read_vocab(const GgufFile& g) {
   Vocab v;
-  const GgufValue& toks = g.get("tokenizer.ggml.tokens");
+  const GgufValue& toks = g.get(gguf_key::kTokenizerTokens);
   if (!toks.is_array() || toks.array_type() != GgufType::STRING)
-    fail(g.path() + ": tokenizer.ggml.tokens",
+    fail(g.path() + ": " + gguf_key::kTokenizerTokens,
          std::string("expected array of string, got ") + gguf_type_name(toks.type()));
   const size_t n = toks.size();
-  if (n == 0) fail(g.path() + ": tokenizer.ggml.tokens", "expected at least one token, got 0");
+  if (n == 0) fail(g.path() + ": " + gguf_key::kTokenizerTokens, "expected at least one token, got 0");
   v.tokens.reserve(n);
   for (size_t i = 0; i < n; ++i) v.tokens.emplace_back(toks.string_at(i));
   v.scores.assign(n, 0.0f);
-  if (const GgufValue* s = g.find("tokenizer.ggml.scores")) {
+  if (const GgufValue* s = g.find(gguf_key::kTokenizerScores)) {
     if (s->size() < n)
-      fail(g.path() + ": tokenizer.ggml.scores",
+      fail(g.path() + ": " + gguf_key::kTokenizerScores,
            "expected " + std::to_string(n) + " scores, got " + std::to_string(s->size()));
     for (size_t i = 0; i < n; ++i) v.scores[i] = static_cast<float>(s->double_at(i));
   }
   v.types.assign(n, 1);
-  if (const GgufValue* t = g.find("tokenizer.ggml.token_type")) {
+  if (const GgufValue* t = g.find(gguf_key::kTokenizerTokenType)) {
     if (t->size() < n)
-      fail(g.path() + ": tokenizer.ggml.token_type",
+      fail(g.path() + ": " + gguf_key::kTokenizerTokenType,
            "expected " + std::to_string(n) + " types, got " + std::to_string(t->size()));
     for (size_t i = 0; i < n; ++i) v.types[i] = static_cast<int32_t>(t->int_at(i));
   }
@@ -68,7 +69,7 @@ std::unique_ptr<Tokenizer> spm_from_gguf(const GgufFile& g) {
   }
   // llama.cpp tolerates several UNKNOWN-typed tokens (Phi-3 marks placeholders so); the
   // declared unknown token gets that type, the others act as control tokens.
-  int32_t unk = opt_id(g, "tokenizer.ggml.unknown_token_id");
+  int32_t unk = opt_id(g, gguf_key::kTokenizerUnknownId);
   if (unk >= static_cast<int32_t>(m.pieces.size())) unk = -1;
   for (size_t i = 0; i < m.pieces.size() && unk < 0; ++i)
     if (m.pieces[i].type == SentencePieceModel::UNKNOWN) unk = static_cast<int32_t>(i);
@@ -78,50 +79,50 @@ std::unique_ptr<Tokenizer> spm_from_gguf(const GgufFile& g) {
     else if (p.type == SentencePieceModel::UNKNOWN) p.type = SentencePieceModel::CONTROL;
   }
   m.normalizer_name = "identity";
-  m.add_dummy_prefix = g.get_bool("tokenizer.ggml.add_space_prefix", true);
-  m.remove_extra_whitespaces = g.get_bool("tokenizer.ggml.remove_extra_whitespaces", false);
+  m.add_dummy_prefix = g.get_bool(gguf_key::kTokenizerAddSpacePrefix, true);
+  m.remove_extra_whitespaces = g.get_bool(gguf_key::kTokenizerRemoveExtraWhitespaces, false);
   m.escape_whitespaces = true;
   SpecialTokens sp;
-  sp.bos = opt_id(g, "tokenizer.ggml.bos_token_id");
-  sp.eos = opt_id(g, "tokenizer.ggml.eos_token_id");
-  sp.unk = opt_id(g, "tokenizer.ggml.unknown_token_id");
-  sp.pad = opt_id(g, "tokenizer.ggml.padding_token_id");
-  sp.add_bos = g.get_bool("tokenizer.ggml.add_bos_token", true);
-  sp.add_eos = g.get_bool("tokenizer.ggml.add_eos_token", false);
+  sp.bos = opt_id(g, gguf_key::kTokenizerBosId);
+  sp.eos = opt_id(g, gguf_key::kTokenizerEosId);
+  sp.unk = opt_id(g, gguf_key::kTokenizerUnknownId);
+  sp.pad = opt_id(g, gguf_key::kTokenizerPaddingId);
+  sp.add_bos = g.get_bool(gguf_key::kTokenizerAddBos, true);
+  sp.add_eos = g.get_bool(gguf_key::kTokenizerAddEos, false);
   return std::make_unique<SentencePieceTokenizer>(std::move(m), g.path(), &sp);
 }
 
 std::unique_ptr<Tokenizer> bpe_from_gguf(const GgufFile& g) {
   Vocab v = read_vocab(g);
   ByteLevelBpeConfig c;
-  const std::string pre = g.get_string("tokenizer.ggml.pre", "");
+  const std::string pre = g.get_string(gguf_key::kTokenizerPre, "");
   if (pre.empty())
-    fail(g.path() + ": tokenizer.ggml.pre",
+    fail(g.path() + ": " + gguf_key::kTokenizerPre,
          "missing; the pre-tokenizer cannot be inferred (expected e.g. gpt-2, llama-bpe, qwen2)");
   if (!pretokenizer_from_gguf_name(pre, &c.pretokenizer))
-    fail(g.path() + ": tokenizer.ggml.pre",
+    fail(g.path() + ": " + gguf_key::kTokenizerPre,
          "unsupported pre-tokenizer \"" + pre + "\" (supported: the gpt-2, smollm, llama3 and qwen2 families)");
   const bool llama3 = gguf_pre_ignores_merges(pre);
   c.ignore_merges = llama3;
-  const GgufValue& merges = g.get("tokenizer.ggml.merges");
+  const GgufValue& merges = g.get(gguf_key::kTokenizerMerges);
   c.merges.reserve(merges.size());
   for (size_t i = 0; i < merges.size(); ++i) {
     const std::string_view m = merges.string_at(i);
     const size_t sp = m.find(' ', 1);
     if (sp == std::string_view::npos)
-      fail(g.path() + ": tokenizer.ggml.merges[" + std::to_string(i) + "]",
+      fail(g.path() + ": " + std::string(gguf_key::kTokenizerMerges) + "[" + std::to_string(i) + "]",
            "expected \"left right\", got \"" + std::string(m) + "\"");
     c.merges.emplace_back(std::string(m.substr(0, sp)), std::string(m.substr(sp + 1)));
   }
   for (size_t i = 0; i < v.tokens.size(); ++i) {
     if (v.types[i] == 4) c.added.push_back(AddedToken{v.tokens[i], int32_t(i), false, false, false, false});
   }
-  c.special.bos = opt_id(g, "tokenizer.ggml.bos_token_id");
-  c.special.eos = opt_id(g, "tokenizer.ggml.eos_token_id");
-  c.special.unk = opt_id(g, "tokenizer.ggml.unknown_token_id");
-  c.special.pad = opt_id(g, "tokenizer.ggml.padding_token_id");
-  c.special.add_bos = g.get_bool("tokenizer.ggml.add_bos_token", llama3);
-  c.special.add_eos = g.get_bool("tokenizer.ggml.add_eos_token", false);
+  c.special.bos = opt_id(g, gguf_key::kTokenizerBosId);
+  c.special.eos = opt_id(g, gguf_key::kTokenizerEosId);
+  c.special.unk = opt_id(g, gguf_key::kTokenizerUnknownId);
+  c.special.pad = opt_id(g, gguf_key::kTokenizerPaddingId);
+  c.special.add_bos = g.get_bool(gguf_key::kTokenizerAddBos, llama3);
+  c.special.add_eos = g.get_bool(gguf_key::kTokenizerAddEos, false);
   c.vocab = std::move(v.tokens);
   auto tok = std::make_unique<ByteLevelBpeTokenizer>(std::move(c), g.path());
   return tok;
@@ -140,15 +141,15 @@ std::unique_ptr<Tokenizer> wordpiece_from_gguf(const GgufFile& g) {
     else if (v.types[i] == 3 || (t.size() >= 2 && t.front() == '[' && t.back() == ']')) c.vocab.push_back(t);
     else c.vocab.push_back("##" + t);
   }
-  c.lowercase = g.get_bool("tokenizer.ggml.normalizer.lowercase", true);
-  c.strip_accents = g.get_bool("tokenizer.ggml.normalizer.strip_accents", c.lowercase);
-  c.special.unk = opt_id(g, "tokenizer.ggml.unknown_token_id");
-  c.special.cls = opt_id(g, "tokenizer.ggml.cls_token_id");
-  if (c.special.cls < 0) c.special.cls = opt_id(g, "tokenizer.ggml.bos_token_id");
-  c.special.sep = opt_id(g, "tokenizer.ggml.seperator_token_id");
-  if (c.special.sep < 0) c.special.sep = opt_id(g, "tokenizer.ggml.eos_token_id");
-  c.special.pad = opt_id(g, "tokenizer.ggml.padding_token_id");
-  c.special.mask = opt_id(g, "tokenizer.ggml.mask_token_id");
+  c.lowercase = g.get_bool(gguf_key::kTokenizerLowercase, true);
+  c.strip_accents = g.get_bool(gguf_key::kTokenizerStripAccents, c.lowercase);
+  c.special.unk = opt_id(g, gguf_key::kTokenizerUnknownId);
+  c.special.cls = opt_id(g, gguf_key::kTokenizerClsId);
+  if (c.special.cls < 0) c.special.cls = opt_id(g, gguf_key::kTokenizerBosId);
+  c.special.sep = opt_id(g, gguf_key::kTokenizerSeparatorId);
+  if (c.special.sep < 0) c.special.sep = opt_id(g, gguf_key::kTokenizerEosId);
+  c.special.pad = opt_id(g, gguf_key::kTokenizerPaddingId);
+  c.special.mask = opt_id(g, gguf_key::kTokenizerMaskId);
   c.special.add_bos = c.special.cls >= 0;
   c.special.add_eos = c.special.sep >= 0;
   for (size_t i = 0; i < c.vocab.size(); ++i)
@@ -159,12 +160,12 @@ std::unique_ptr<Tokenizer> wordpiece_from_gguf(const GgufFile& g) {
 }  // namespace
 
 std::unique_ptr<Tokenizer> load_gguf_tokenizer(const GgufFile& g) {
-  const GgufValue& model = g.get("tokenizer.ggml.model");
+  const GgufValue& model = g.get(gguf_key::kTokenizerModel);
   const std::string name(model.as_string());
   if (name == "llama") return spm_from_gguf(g);
   if (name == "gpt2") return bpe_from_gguf(g);
   if (name == "bert") return wordpiece_from_gguf(g);
-  fail(g.path() + ": tokenizer.ggml.model",
+  fail(g.path() + ": " + gguf_key::kTokenizerModel,
        "expected \"llama\", \"gpt2\" or \"bert\", got \"" + name + "\"");
 }
 
