@@ -15,12 +15,7 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string num(double v, const char* f = "%.6g") {
-  if (!std::isfinite(v)) return "";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+std::string num(double v, const char* f = "%.6g") { return number_text(v, f, ""); }
 
 json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 

@@ -3,17 +3,14 @@
 #include <cmath>
 #include <cstdio>
 
+#include "report/interval_format.h"
+
 namespace gemkit {
 namespace {
 
 using json = nlohmann::json;
 
-std::string fmt(double v, const char* f = "%.2f") {
-  if (!std::isfinite(v)) return "n/a";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+std::string fmt(double v, const char* f = "%.2f") { return eval::number_text(v, f); }
 
 std::string pct(double v) { return std::isfinite(v) ? fmt(100 * v, "%+.1f%%") : "n/a"; }
 

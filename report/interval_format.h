@@ -1,5 +1,5 @@
-// An Interval (eval/bootstrap.h: a value with its percentile bounds) in the report files: as a
-// JSON object and as table text. Torch-free.
+// Numbers and Intervals (eval/bootstrap.h: a value with its percentile bounds) in the report
+// files: as table text and, for intervals, as a JSON object. Torch-free.
 #pragma once
 #include <string>
 
@@ -8,6 +8,9 @@
 #include "eval/bootstrap.h"
 
 namespace gemkit::eval {
+
+// A number with printf format `f`; `missing` for a non-finite one (an undefined figure).
+std::string number_text(double v, const char* f, const char* missing = "n/a");
 
 // {"value", "low", "high"}, non-finite numbers as null.
 nlohmann::json interval_json(const Interval& i);

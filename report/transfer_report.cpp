@@ -11,12 +11,7 @@ namespace {
 
 using json = nlohmann::json;
 
-std::string fmt(double v, const char* f) {
-  if (!std::isfinite(v)) return "n/a";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+std::string fmt(double v, const char* f) { return number_text(v, f); }
 
 }  // namespace
 
