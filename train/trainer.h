@@ -21,8 +21,11 @@
 //
 // Trainable parameters come from the mode: Full trains every model parameter plus the added
 // ones; FrozenBase sets requires_grad false on the model's own parameters and trains only the
-// added ones (adapters, routers). Lora is FrozenBase for the trainer: the caller attaches the
-// adapters (model/lora.h, methods/lora.h) and add_parameters(adapters.named_parameters()).
+// added ones (adapters, routers). Lora is FrozenBase for the trainer: the LoRA method attaches
+// the adapters and adds their parameters.
+//
+// The trainer knows no method. LoRA, GEM, AKP and QAT (methods/method.h) plug in through the
+// set-up calls below: add_parameters, add_loss_term, add_step_hook, add_checkpoint_hook.
 //
 // Data parallel (options.distributed enabled, W ranks): every rank reads the SAME stream, whose
 // batches are the combined batch of B rows, and trains on its own contiguous rows
