@@ -5,37 +5,44 @@
 
 #include "core/error.h"
 #include "formats/block_quant.h"
+#include "formats/gguf.h"
 #include "formats/gguf_keys.h"
 
 namespace gemkit {
 
 namespace {
 
-struct TypeInfo {
+// The types ggml_dequantize_row implements, by the names its messages use. Their block sizes come
+// from the GGUF reader's table of every ggml type (formats/gguf.h), not written again here.
+struct Supported {
   uint32_t id;
   const char* name;
-  uint32_t block_elems, block_bytes;
 };
 
-constexpr TypeInfo kTypes[] = {
-    {kGgmlF32, "f32", 1, 4},         {kGgmlF16, "f16", 1, 2},         {kGgmlBF16, "bf16", 1, 2},
-    {kGgmlQ8_0, "q8_0", 32, 34},     {kGgmlQ4_0, "q4_0", 32, 18},     {kGgmlQ4_1, "q4_1", 32, 20},
-    {kGgmlQ5_0, "q5_0", 32, 22},     {kGgmlQ5_1, "q5_1", 32, 24},     {kGgmlQ4_K, "q4_k", 256, 144},
-    {kGgmlQ5_K, "q5_k", 256, 176},   {kGgmlQ6_K, "q6_k", 256, 210},
+constexpr Supported kSupported[] = {
+    {kGgmlF32, "f32"},   {kGgmlF16, "f16"},   {kGgmlBF16, "bf16"}, {kGgmlQ8_0, "q8_0"},
+    {kGgmlQ4_0, "q4_0"}, {kGgmlQ4_1, "q4_1"}, {kGgmlQ5_0, "q5_0"}, {kGgmlQ5_1, "q5_1"},
+    {kGgmlQ4_K, "q4_k"}, {kGgmlQ5_K, "q5_k"}, {kGgmlQ6_K, "q6_k"},
 };
 
-const TypeInfo* info(uint32_t type) {
-  for (const TypeInfo& t : kTypes)
+const Supported* supported(uint32_t type) {
+  for (const Supported& t : kSupported)
     if (t.id == type) return &t;
   return nullptr;
 }
 
-const TypeInfo& require(uint32_t type) {
-  const TypeInfo* t = info(type);
+struct TypeInfo {
+  const char* name;
+  uint32_t block_elems, block_bytes;
+};
+
+TypeInfo require(uint32_t type) {
+  const Supported* t = supported(type);
   if (!t)
     fail("ggml type " + std::to_string(type),
          "not supported for import (expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k)");
-  return *t;
+  const GgmlTypeInfo* sizes = ggml_type_info(type);
+  return {t->name, sizes->block_elems, sizes->block_bytes};
 }
 
 float half(const uint8_t* p) { return fp16_to_fp32(static_cast<uint16_t>(p[0] | p[1] << 8)); }
@@ -134,17 +141,17 @@ void q6k_block(const uint8_t* blk, float* y) {
 
 }  // namespace
 
-bool ggml_can_dequantize(uint32_t type) { return info(type) != nullptr; }
+bool ggml_can_dequantize(uint32_t type) { return supported(type) != nullptr; }
 uint32_t ggml_block_elems(uint32_t type) { return require(type).block_elems; }
 uint32_t ggml_block_bytes(uint32_t type) { return require(type).block_bytes; }
 
 const char* ggml_dequant_type_name(uint32_t type) {
-  const TypeInfo* t = info(type);
+  const Supported* t = supported(type);
   return t ? t->name : "unsupported";
 }
 
 void ggml_dequantize_row(uint32_t type, const uint8_t* in, int64_t n, float* y) {
-  const TypeInfo& t = require(type);
+  const TypeInfo t = require(type);
   if (n <= 0 || n % t.block_elems != 0)
     fail(t.name, "a row of " + std::to_string(n) + " values is not a whole number of " +
                      std::to_string(t.block_elems) + "-value blocks");
