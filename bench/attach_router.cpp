@@ -10,10 +10,10 @@
 #include <string>
 
 #include "core/error.h"
-#include "model/checkpoint.h"
 #include "formats/safetensors.h"
-#include "tokenizers/tokenizer.h"
+#include "model/checkpoint.h"
 #include "routing/gem_modules.h"
+#include "tokenizers/tokenizer.h"
 
 #include <fstream>
 #include <sstream>

@@ -16,8 +16,8 @@
 #include "export/peft_experts.h"
 #include "export/torchscript_export.h"
 #include "import/model_registry.h"
-#include "model/checkpoint.h"
 #include "methods/qat.h"
+#include "model/checkpoint.h"
 #include "train/recipe.h"
 
 namespace gemkit::cli {

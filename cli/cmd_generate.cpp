@@ -12,11 +12,11 @@
 #include "cli/recipe_args.h"
 #include "core/error.h"
 #include "core/torch_compat.h"
+#include "model/checkpoint.h"
+#include "model/generate.h"
+#include "routing/gem_modules.h"
 #include "tokenizers/chat_template.h"
 #include "tokenizers/tokenizer.h"
-#include "model/checkpoint.h"
-#include "routing/gem_modules.h"
-#include "model/generate.h"
 
 namespace gemkit::cli {
 namespace {

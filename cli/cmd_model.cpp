@@ -13,11 +13,11 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/torch_compat.h"
-#include "tokenizers/tokenizer.h"
-#include "import/model_registry.h"
-#include "model/checkpoint.h"
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
+#include "import/model_registry.h"
+#include "model/checkpoint.h"
+#include "tokenizers/tokenizer.h"
 #include "train/model_init.h"
 
 namespace gemkit::cli {

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "tokenizers/tokenizer.h"
 
 static_assert(std::is_same<hid_t, int64_t>::value, "HDF5 >= 1.10: hid_t is int64_t");
 
@@ -391,7 +392,7 @@ std::vector<int32_t> TokenShard::read_document(int64_t doc) const {
 
 std::string tokenizer_identity_file(const std::string& path) {
   if (!is_directory(path)) return path;
-  for (const char* name : {"tokenizer.json", "tokenizer.model", "vocab.txt"}) {
+  for (const char* name : kTokenizerVocabularyFiles) {
     std::string f = path + "/" + name;
     if (file_exists(f)) return f;
   }

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "tokenizers/tokenizer.h"
 #include "eval/bootstrap.h"
 #include "eval/result.h"
 #include "eval/tasks.h"
+#include "tokenizers/tokenizer.h"
 
 namespace gemkit::eval {
 

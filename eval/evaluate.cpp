@@ -6,7 +6,6 @@
 
 #include "core/error.h"
 #include "core/torch_compat.h"
-#include "tokenizers/tokenizer.h"
 #include "eval/classification.h"
 #include "eval/multiple_choice.h"
 #include "eval/perplexity.h"
@@ -14,6 +13,7 @@
 #include "eval/tasks.h"
 #include "model/checkpoint.h"
 #include "routing/gem_modules.h"
+#include "tokenizers/tokenizer.h"
 
 namespace gemkit::eval {
 namespace {

@@ -8,10 +8,10 @@
 #include <cstdint>
 #include <vector>
 
-#include "tokenizers/tokenizer.h"
 #include "eval/bootstrap.h"
 #include "eval/result.h"
 #include "eval/tasks.h"
+#include "tokenizers/tokenizer.h"
 
 namespace gemkit::eval {
 

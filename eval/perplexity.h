@@ -17,11 +17,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "tokenizers/tokenizer.h"
 #include "eval/bootstrap.h"
-#include "eval/result.h"
 #include "eval/requests.h"
+#include "eval/result.h"
 #include "eval/tasks.h"
+#include "tokenizers/tokenizer.h"
 
 namespace gemkit::eval {
 

@@ -4,8 +4,8 @@
 #include "export/dense_model.h"
 #include "formats/gguf_keys.h"
 #include "formats/gguf_writer.h"
-#include "model/gguf_model.h"
 #include "formats/llama_tensor_names.h"
+#include "model/gguf_model.h"
 #include "routing/gem_modules.h"
 
 namespace gemkit {

@@ -4,12 +4,13 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "tokenizers/sentencepiece_model.h"
-#include "tokenizers/tokenizer_loaders.h"
 #include "formats/gguf_keys.h"
 #include "formats/gguf_writer.h"
-#include "model/gguf_model.h"
 #include "formats/llama_tensor_names.h"
+#include "model/gguf_model.h"
+#include "tokenizers/sentencepiece_model.h"
+#include "tokenizers/tokenizer.h"
+#include "tokenizers/tokenizer_loaders.h"
 
 namespace gemkit {
 
@@ -65,7 +66,7 @@ void write_bpe_tokenizer(GgufWriter& w, const std::string& path, int64_t vocab_s
 }
 
 void write_spm_tokenizer(GgufWriter& w, const std::string& folder, int64_t vocab_size) {
-  const std::string path = (std::filesystem::path(folder) / "tokenizer.model").string();
+  const std::string path = (std::filesystem::path(folder) / kSentencePieceModelFile).string();
   const SentencePieceModel spm = SentencePieceModel::load(path);
   if (static_cast<int64_t>(spm.pieces.size()) != vocab_size)
     fail(path, "has " + std::to_string(spm.pieces.size()) + " pieces, the model's vocab_size is " + std::to_string(vocab_size));
@@ -173,10 +174,10 @@ GgufExportReport export_gguf(const Transformer& model, const GgufExportOptions& 
   // SentencePiece when the folder has tokenizer.model (also when a tokenizer.json mirrors it),
   // else a byte-level BPE tokenizer.json.
   const std::filesystem::path tok(options.tokenizer_folder);
-  if (std::filesystem::exists(tok / "tokenizer.model"))
+  if (std::filesystem::exists(tok / kSentencePieceModelFile))
     write_spm_tokenizer(w, options.tokenizer_folder, c.vocab_size);
-  else if (std::filesystem::exists(tok / "tokenizer.json"))
-    write_bpe_tokenizer(w, (tok / "tokenizer.json").string(), c.vocab_size);
+  else if (std::filesystem::exists(tok / kTokenizerJsonFile))
+    write_bpe_tokenizer(w, (tok / kTokenizerJsonFile).string(), c.vocab_size);
   else
     fail(options.tokenizer_folder, "no tokenizer.model (SentencePiece) or tokenizer.json (byte-level BPE) to write as GGUF tokenizer metadata");
   w.set_string(gguf_key::kQuantPolicy, options.policy.describe());

@@ -18,8 +18,8 @@
 #include <string>
 #include <vector>
 
-#include "model/transformer.h"
 #include "formats/quant_policy.h"
+#include "model/transformer.h"
 
 namespace gemkit {
 

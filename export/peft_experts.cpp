@@ -4,9 +4,9 @@
 #include <map>
 
 #include "core/error.h"
+#include "export/peft_export.h"
 #include "model/checkpoint.h"
 #include "routing/gem_modules.h"
-#include "export/peft_export.h"
 
 namespace gemkit {
 

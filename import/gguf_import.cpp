@@ -12,14 +12,14 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/sha256.h"
-#include "import/tokenizer_files.h"
+#include "formats/block_quant.h"
+#include "formats/ggml_dequant.h"
 #include "formats/gguf.h"
 #include "formats/gguf_keys.h"
 #include "formats/llama_tensor_names.h"
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
-#include "formats/block_quant.h"
-#include "formats/ggml_dequant.h"
+#include "import/tokenizer_files.h"
 
 namespace gemkit {
 

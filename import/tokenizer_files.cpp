@@ -18,11 +18,11 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "formats/gguf.h"
+#include "formats/gguf_keys.h"
 #include "tokenizers/bpe_tokenizer.h"
 #include "tokenizers/sentencepiece_model.h"
 #include "tokenizers/tokenizer_loaders.h"
-#include "formats/gguf.h"
-#include "formats/gguf_keys.h"
 
 namespace gemkit {
 

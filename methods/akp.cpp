@@ -9,13 +9,13 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "model/batch_tensors.h"
 #include "model/checkpoint.h"
 #include "preservation/distillation.h"
 #include "preservation/fisher.h"
 #include "preservation/forgetting_budget.h"
 #include "preservation/teacher.h"
 #include "preservation/weight_penalty.h"
-#include "model/batch_tensors.h"
 
 namespace gemkit {
 namespace {

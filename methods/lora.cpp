@@ -6,10 +6,10 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "model/checkpoint.h"
-#include "formats/safetensors.h"
-#include "model/state_dict.h"
 #include "export/peft_export.h"
+#include "formats/safetensors.h"
+#include "model/checkpoint.h"
+#include "model/state_dict.h"
 #include "preservation/weight_penalty.h"
 
 namespace gemkit {

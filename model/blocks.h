@@ -5,10 +5,10 @@
 
 #include <memory>
 
+#include "formats/model_config.h"
 #include "model/attention.h"
 #include "model/layers.h"
 #include "model/linear.h"
-#include "formats/model_config.h"
 
 namespace gemkit {
 

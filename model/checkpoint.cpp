@@ -8,14 +8,15 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "model/gguf_model.h"
+#include "tokenizers/tokenizer.h"
 
 namespace gemkit {
 
 namespace fs = std::filesystem;
 
 const std::vector<std::string> kTokenizerFiles = {
-    "tokenizer.json",          "tokenizer.model",         "vocab.txt",
-    "tokenizer_config.json",   "special_tokens_map.json", "generation_config.json",
+    kTokenizerJsonFile,   kSentencePieceModelFile, kWordPieceVocabFile,
+    kTokenizerConfigFile, kSpecialTokensMapFile,   "generation_config.json",
 };
 
 namespace {
@@ -83,7 +84,7 @@ void save_pretrained(const torch::nn::Module& module, const ModelConfig& config,
     if (!is_directory(options.tokenizer_source))
       fail(options.tokenizer_source, "expected a folder with tokenizer files, not found");
     bool has_tokenizer = false;
-    for (const char* name : {"tokenizer.json", "tokenizer.model", "vocab.txt"})
+    for (const char* name : kTokenizerVocabularyFiles)
       has_tokenizer |= file_exists(join(options.tokenizer_source, name));
     if (!has_tokenizer)
       fail(options.tokenizer_source, "expected tokenizer.json, tokenizer.model or vocab.txt, found none");

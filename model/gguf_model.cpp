@@ -3,10 +3,10 @@
 #include <set>
 
 #include "core/error.h"
+#include "formats/ggml_dequant.h"
 #include "formats/gguf.h"
 #include "formats/gguf_keys.h"
 #include "formats/llama_tensor_names.h"
-#include "formats/ggml_dequant.h"
 
 namespace gemkit {
 

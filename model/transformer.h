@@ -24,10 +24,10 @@
 #include <string>
 #include <vector>
 
+#include "formats/model_config.h"
 #include "model/blocks.h"
 #include "model/kv_cache.h"
 #include "model/linear.h"
-#include "formats/model_config.h"
 
 namespace gemkit {
 

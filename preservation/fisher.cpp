@@ -10,11 +10,11 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/sha256.h"
-#include "model/loss.h"
 #include "formats/safetensors.h"
+#include "model/batch_tensors.h"
+#include "model/loss.h"
 #include "preservation/teacher.h"
 #include "preservation/tensor_file.h"
-#include "model/batch_tensors.h"
 
 namespace gemkit {
 

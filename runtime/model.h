@@ -30,11 +30,11 @@
 #include <string>
 #include <vector>
 
-#include "tokenizers/tokenizer.h"
-#include "formats/gguf.h"
 #include "formats/block_quant.h"
+#include "formats/gguf.h"
 #include "runtime/kernels.h"
 #include "runtime/thread_pool.h"
+#include "tokenizers/tokenizer.h"
 
 namespace gemkit::runtime {
 

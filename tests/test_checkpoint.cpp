@@ -14,9 +14,9 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "model/checkpoint.h"
 #include "formats/model_config.h"
 #include "formats/safetensors.h"
+#include "model/checkpoint.h"
 #include "model/state_dict.h"
 
 using namespace gemkit;

@@ -22,9 +22,9 @@
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "data/token_shards.h"
+#include "test_util.h"
 #include "tokenizers/tokenizer.h"
 #include "tokenizers/tokenizer_train.h"
-#include "test_util.h"
 
 using namespace gemkit;
 using gemkit::test::error_of;

@@ -17,8 +17,6 @@
 #include "core/sha256.h"
 #include "data/prepare.h"
 #include "data/token_shards.h"
-#include "tokenizers/tokenizer.h"
-#include "tokenizers/tokenizer_train.h"
 #include "eval/bootstrap.h"
 #include "eval/classification.h"
 #include "eval/evaluate.h"
@@ -35,6 +33,8 @@
 #include "routing/gem_modules.h"
 #include "tests/scar_test_util.h"
 #include "tests/test_util.h"
+#include "tokenizers/tokenizer.h"
+#include "tokenizers/tokenizer_train.h"
 
 namespace fs = std::filesystem;
 using namespace gemkit;

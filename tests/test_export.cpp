@@ -10,13 +10,13 @@
 
 #include "export/dense_model.h"
 #include "export/peft_experts.h"
-#include "export/torchscript_export.h"
-#include "model/checkpoint.h"
-#include "formats/safetensors.h"
-#include "routing/gem_modules.h"
-#include "tests/scar_test_util.h"
-#include "test_util.h"
 #include "export/peft_export.h"
+#include "export/torchscript_export.h"
+#include "formats/safetensors.h"
+#include "model/checkpoint.h"
+#include "routing/gem_modules.h"
+#include "test_util.h"
+#include "tests/scar_test_util.h"
 
 using namespace gemkit;
 

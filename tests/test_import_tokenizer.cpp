@@ -11,14 +11,14 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "formats/gguf.h"
+#include "import/tokenizer_files.h"
+#include "test_util.h"
+#include "tokenizer_test_util.h"
 #include "tokenizers/chat_template.h"
 #include "tokenizers/pretokenizer.h"
 #include "tokenizers/tokenizer.h"
 #include "tokenizers/tokenizer_loaders.h"
-#include "import/tokenizer_files.h"
-#include "formats/gguf.h"
-#include "test_util.h"
-#include "tokenizer_test_util.h"
 
 using namespace gemkit;
 using namespace gemkit::testing;

@@ -15,14 +15,14 @@
 #include <fstream>
 #include <random>
 
-#include "tokenizers/tokenizer.h"
 #include "export/gguf_export.h"
-#include "model/checkpoint.h"
 #include "formats/block_quant.h"
+#include "logits_test_util.h"
+#include "model/checkpoint.h"
 #include "quant/qat.h"
 #include "runtime/model.h"
-#include "logits_test_util.h"
 #include "test_util.h"
+#include "tokenizers/tokenizer.h"
 
 using namespace gemkit;
 

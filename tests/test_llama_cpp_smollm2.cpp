@@ -23,13 +23,13 @@
 #include <string>
 #include <vector>
 
-#include "tokenizers/tokenizer.h"
 #include "export/gguf_export.h"
+#include "logits_test_util.h"
 #include "model/checkpoint.h"
 #include "quant/qat.h"
 #include "runtime/model.h"
-#include "logits_test_util.h"
 #include "test_util.h"
+#include "tokenizers/tokenizer.h"
 
 using namespace gemkit;
 

@@ -16,9 +16,9 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "export/peft_export.h"
 #include "model/checkpoint.h"
 #include "model/lora.h"
-#include "export/peft_export.h"
 
 using namespace gemkit;
 namespace fs = std::filesystem;

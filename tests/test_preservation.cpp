@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "model/blocks.h"
+#include "model/lora.h"
 #include "preservation/distillation.h"
 #include "preservation/fisher.h"
 #include "preservation/forgetting_budget.h"
@@ -23,7 +24,6 @@
 #include "preservation/tensor_file.h"
 #include "preservation/weight_penalty.h"
 #include "tests/test_util.h"
-#include "model/lora.h"
 
 #ifndef GEMKIT_TORCH_PYTHON
 #define GEMKIT_TORCH_PYTHON "/usr/bin/python3"

@@ -11,18 +11,18 @@
 
 #include "core/error.h"
 #include "export/gguf_export.h"
-#include "model/gguf_model.h"
+#include "formats/block_quant.h"
+#include "formats/gguf.h"
 #include "formats/gguf_writer.h"
 #include "formats/llama_tensor_names.h"
+#include "formats/quant_policy.h"
 #include "model/checkpoint.h"
-#include "formats/gguf.h"
-#include "formats/block_quant.h"
+#include "model/gguf_model.h"
 #include "quant/fake_quant.h"
 #include "quant/qat.h"
-#include "formats/quant_policy.h"
-#include "tokenizers/tokenizer.h"
 #include "test_util.h"
 #include "tokenizer_test_util.h"
+#include "tokenizers/tokenizer.h"
 
 using namespace gemkit;
 using namespace gemkit::test;

@@ -11,8 +11,8 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "train/recipe.h"
 #include "test_util.h"
+#include "train/recipe.h"
 
 using gemkit::Recipe;
 using gemkit::test::error_of;

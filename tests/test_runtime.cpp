@@ -14,14 +14,14 @@
 #include "export/compact_export.h"
 #include "export/gguf_export.h"
 #include "formats/gguf_writer.h"
-#include "model/checkpoint.h"
 #include "formats/safetensors.h"
+#include "logits_test_util.h"
+#include "model/checkpoint.h"
 #include "quant/qat.h"
 #include "routing/gem_modules.h"
 #include "runtime/gemkit_runtime.h"
 #include "runtime/kernels.h"
 #include "runtime/model.h"
-#include "logits_test_util.h"
 #include "test_util.h"
 
 using namespace gemkit;

@@ -11,11 +11,11 @@
 #include <fstream>
 
 #include "formats/safetensors.h"
+#include "model/lora.h"
 #include "routing/expert_router.h"
 #include "routing/gem_modules.h"
 #include "tests/scar_test_util.h"
 #include "tests/test_util.h"
-#include "model/lora.h"
 
 using namespace gemkit;
 

@@ -10,9 +10,9 @@
 #include <fstream>
 #include <unistd.h>
 
-#include "tokenizers/tokenizer_loaders.h"
-#include "tokenizers/spm_tokenizer.h"
 #include "tokenizer_test_util.h"
+#include "tokenizers/spm_tokenizer.h"
+#include "tokenizers/tokenizer_loaders.h"
 
 using namespace gemkit;
 using namespace gemkit::testing;

@@ -12,14 +12,14 @@
 #include <unistd.h>
 
 #include "core/error.h"
+#include "formats/gguf.h"
+#include "test_util.h"
+#include "tokenizer_test_util.h"
 #include "tokenizers/pretokenizer.h"
 #include "tokenizers/sentencepiece_model.h"
 #include "tokenizers/tokenizer.h"
 #include "tokenizers/tokenizer_loaders.h"
 #include "tokenizers/tokenizer_train.h"
-#include "formats/gguf.h"
-#include "test_util.h"
-#include "tokenizer_test_util.h"
 
 using namespace gemkit;
 using namespace gemkit::testing;

@@ -4,12 +4,12 @@
 #include <memory>
 
 #include "core/error.h"
+#include "formats/gguf.h"
+#include "formats/gguf_keys.h"
 #include "tokenizers/bpe_tokenizer.h"
 #include "tokenizers/spm_tokenizer.h"
 #include "tokenizers/tokenizer_loaders.h"
 #include "tokenizers/wordpiece_tokenizer.h"
-#include "formats/gguf.h"
-#include "formats/gguf_keys.h"
 
 namespace gemkit {
 

@@ -6,6 +6,7 @@
 #include "core/file_io.h"
 #include "tokenizers/bpe_tokenizer.h"
 #include "tokenizers/spm_tokenizer.h"
+#include "tokenizers/tokenizer.h"
 #include "tokenizers/tokenizer_loaders.h"
 #include "tokenizers/wordpiece_tokenizer.h"
 
@@ -218,7 +219,7 @@ ByteLevelBpeConfig bpe_config_from_json(const json& root, const json& model, con
   std::string first, last;
   read_template(root, c.special, id_of, first, last);
   json cfg;
-  if (file_exists(sibling(path, "tokenizer_config.json"))) cfg = parse_json_file(sibling(path, "tokenizer_config.json"));
+  if (file_exists(sibling(path, kTokenizerConfigFile))) cfg = parse_json_file(sibling(path, kTokenizerConfigFile));
   const std::string bos = config_token(cfg, "bos_token"), eos = config_token(cfg, "eos_token");
   const std::string pad = config_token(cfg, "pad_token"), unk = config_token(cfg, "unk_token");
   c.special.bos = !first.empty() ? id_of(first) : bos.empty() ? -1 : id_of(bos);

@@ -15,8 +15,8 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   if (is_directory(path)) {
     const std::string dir = ends_with(path, "/") ? path : path + "/";
-    const std::string json = dir + "tokenizer.json", spm = dir + "tokenizer.model",
-                      vocab = dir + "vocab.txt";
+    const std::string json = dir + kTokenizerJsonFile, spm = dir + kSentencePieceModelFile,
+                      vocab = dir + kWordPieceVocabFile;
     // SentencePiece checkpoints often ship both files; the .model is the exact original.
     if (file_exists(json) && !(file_exists(spm) && hf_tokenizer_json_is_sentencepiece(json)))
       return load_hf_tokenizer_json(json);

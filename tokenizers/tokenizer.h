@@ -12,6 +12,16 @@
 
 namespace gemkit {
 
+// The files of a tokenizer in a Hugging Face checkpoint folder. One of the first three holds the
+// vocabulary (the one a folder is identified by, in this order); the others carry settings.
+inline constexpr const char* kTokenizerJsonFile = "tokenizer.json";
+inline constexpr const char* kSentencePieceModelFile = "tokenizer.model";
+inline constexpr const char* kWordPieceVocabFile = "vocab.txt";
+inline constexpr const char* kTokenizerConfigFile = "tokenizer_config.json";
+inline constexpr const char* kSpecialTokensMapFile = "special_tokens_map.json";
+inline constexpr const char* kTokenizerVocabularyFiles[] = {kTokenizerJsonFile, kSentencePieceModelFile,
+                                                            kWordPieceVocabFile};
+
 struct SpecialTokens {
   int32_t bos = -1, eos = -1, unk = -1, pad = -1;  // -1: the vocabulary has none
   int32_t cls = -1, sep = -1, mask = -1;           // WordPiece / BERT

@@ -1,8 +1,8 @@
 // The architecture of a randomly initialised model from a recipe's model.init.* keys, shared by
 // `gemkit model init` and `gemkit train` (pretraining when model.path is not given).
 #pragma once
-#include "tokenizers/tokenizer.h"
 #include "formats/model_config.h"
+#include "tokenizers/tokenizer.h"
 #include "train/recipe.h"
 
 namespace gemkit {

@@ -8,10 +8,10 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
-#include "model/checkpoint.h"
 #include "formats/safetensors.h"
-#include "model/state_dict.h"
 #include "model/batch_tensors.h"
+#include "model/checkpoint.h"
+#include "model/state_dict.h"
 #include "train/checkpointing.h"
 #include "train/distributed.h"
 #include "train/recipe.h"

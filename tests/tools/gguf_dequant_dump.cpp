@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "formats/ggml_dequant.h"
 #include "formats/gguf.h"
 #include "formats/safetensors.h"
-#include "formats/ggml_dequant.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {

@@ -36,9 +36,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "formats/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/loss.h"
-#include "formats/safetensors.h"
 #include "model/state_dict.h"
 #include "tool_io.h"
 

@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "core/error.h"
-#include "model/checkpoint.h"
-#include "formats/safetensors.h"
 #include "export/peft_export.h"
+#include "formats/safetensors.h"
+#include "model/checkpoint.h"
 #include "tool_io.h"
 
 using namespace gemkit;

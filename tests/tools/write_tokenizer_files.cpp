@@ -4,8 +4,8 @@
 #include <cstdio>
 
 #include "core/error.h"
-#include "import/tokenizer_files.h"
 #include "formats/gguf.h"
+#include "import/tokenizer_files.h"
 
 int main(int argc, char** argv) {
   if (argc != 3) {
