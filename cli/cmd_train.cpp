@@ -116,6 +116,11 @@ void train(const TrainArgs& a) {
   if (main_rank) r.save((fs::path(run_dir) / "resolved_recipe.toml").string());
 
   const torch::Device device = compat::parse_device(r.get_string("model.device"));
+  // LibTorch seeds its global CPU generator from the OS at start-up; seeded here, whatever draws
+  // from it (a freshly initialised head, dropout of the model's own modules) repeats from run to
+  // run, and the generator state each checkpoint stores is the same for the same recipe.
+  // Pretraining re-seeds with model.init.seed for the initial weights (make_model).
+  torch::manual_seed(uint64_t(r.get_int("train.seed")));
   Transformer model{nullptr};
   const std::string tokenizer_source = make_model(r, device, model);
 

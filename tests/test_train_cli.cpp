@@ -307,6 +307,10 @@ TEST(TrainCli, ResumeWithLargerBudgetMatchesUninterruptedRunBitForBit) {
   ASSERT_EQ(b.size(), 6u);
   for (const auto& [step, loss] : b) EXPECT_EQ(a.at(step), loss) << "step " << step;  // exact doubles
   EXPECT_EQ(slurp(part + "/step-0000006/model.safetensors"), slurp(whole + "/step-0000006/model.safetensors"));
+  // Every generator's state too, the global torch one included: `gemkit train` seeds it from
+  // train.seed (LibTorch seeds it from the OS), so a resumed run and an uninterrupted one agree.
+  EXPECT_EQ(json::parse(slurp(part + "/step-0000006/trainer_state.json")).at("rng"),
+            json::parse(slurp(whole + "/step-0000006/trainer_state.json")).at("rng"));
   fs::remove_all(part);
   fs::remove_all(whole);
   fs::remove(recipe);
