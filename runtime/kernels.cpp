@@ -61,6 +61,10 @@ float dot_f32(const void* w, const float* x, int64_t n) {
   return sum;
 }
 
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
 // llama.cpp's activation quantizer (quantize_row_q8_0 on x86): d = amax / 127, values rounded
 // to nearest even (the SIMD path's _mm256_round_ps), fp16 d.
 void quantize_q8(const float* x, BlockQ8* out, int64_t n) {
@@ -74,11 +78,29 @@ void quantize_q8(const float* x, BlockQ8* out, int64_t n) {
   }
 }
 
-const Kernels kPortable = {"portable", dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, nullptr, nullptr};
+const Kernels kPortable = {"portable", dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32,
+                           nullptr,    nullptr,  nullptr, nullptr};
 
 }  // namespace
 
 float fp16_to_fp32_fast(uint16_t h) { return fp16_table()[h]; }
+
+void make_act_pairs(const BlockQ8* x, int64_t blocks, ActPair* out) {
+  for (int64_t p = 0; p < blocks / 2; ++p) {
+    ActPair& a = out[p];
+    std::fill(std::begin(a.neg_sum_x8), std::end(a.neg_sum_x8), 0);
+    std::fill(std::begin(a.neg_sum_x128), std::end(a.neg_sum_x128), 0);
+    for (int half = 0; half < 2; ++half) {
+      const BlockQ8& b = x[2 * p + half];
+      int32_t sum = 0;
+      for (int j = 0; j < 32; ++j) sum += b.qs[j];
+      std::memcpy(a.qs + 32 * half, b.qs, 32);
+      a.neg_sum_x8[8 * half] = -8 * sum;
+      a.neg_sum_x128[8 * half] = -128 * sum;
+      std::fill(a.d + 8 * half, a.d + 8 * half + 8, fp16_to_fp32_fast(b.d));
+    }
+  }
+}
 
 const Kernels& portable_kernels() { return kPortable; }
 
@@ -89,6 +111,14 @@ bool cpu_has_avx2() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29));
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_avx512_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
 #else
   return false;
 #endif
@@ -109,6 +139,7 @@ const Kernels& kernels() {
     const char* env = std::getenv("GEMKIT_RUNTIME_KERNELS");
     const std::string force = env ? env : "";
     if (force == "portable") return &kPortable;
+    if (cpu_has_avx512_vnni() && force != "avx2" && force != "avx512") return avx512_vnni_kernels();
     if (cpu_has_avx512() && force != "avx2") return avx512_kernels();
     if (cpu_has_avx2()) return avx2_kernels();
     return &kPortable;

@@ -1,9 +1,10 @@
 // Dot products of one weight row with one activation row, per storage type, as llama.cpp's CPU
 // path computes them: Q8_0 and Q4_0 weights against activations quantized to Q8_0 blocks of 32
 // (round to nearest even, fp16 scale), f16 and f32 weights against f32 activations.
-// Implementations: portable C++, AVX2 (+FMA, F16C), AVX-512 (F, BW, VL, DQ); the best the CPU
-// has is chosen once at run time (GEMKIT_RUNTIME_KERNELS=portable|avx2|avx512 forces one, for
-// tests and comparison; a forced set the CPU lacks falls back to the best available).
+// Implementations: portable C++, AVX2 (+FMA, F16C), AVX-512 (F, BW, VL, DQ), AVX-512 VNNI (adds
+// the matrix kernels gemm_q4_0 / gemm_q8_0); the best the CPU has is chosen once at run time
+// (GEMKIT_RUNTIME_KERNELS=portable|avx2|avx512|avx512_vnni forces one, for tests and
+// comparison; a forced set the CPU lacks falls back to the best available).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -22,6 +23,20 @@ struct BlockQ4 {  // ggml's block_q4_0
 };
 static_assert(sizeof(BlockQ8) == 34 && sizeof(BlockQ4) == 18, "ggml block layouts");
 
+// Two consecutive Q8_0 activation blocks (64 values) laid out for the matrix kernels: the
+// quantized values; minus 8 and minus 128 times each block's sum of values in the first of its
+// eight int32 lanes (lanes 0 and 8; the offsets that make Q4_0 and Q8_0 weights unsigned,
+// kernels_vnni.cpp); each block's scale in its eight float lanes. 256 bytes per 64 values:
+// what the kernels need is loaded, never recomputed per weight row.
+struct alignas(64) ActPair {
+  int8_t qs[64];
+  int32_t neg_sum_x8[16];
+  int32_t neg_sum_x128[16];
+  float d[16];
+};
+// x: `blocks` (even) blocks of one row -> blocks / 2 pairs.
+void make_act_pairs(const BlockQ8* x, int64_t blocks, ActPair* out);
+
 struct Kernels {
   const char* name;
   // n: row length (a multiple of 32 for the block types); x: the activation row in the form
@@ -31,19 +46,29 @@ struct Kernels {
   float (*dot_f16)(const void* w, const float* x, int64_t n);
   float (*dot_f32)(const void* w, const float* x, int64_t n);
   void (*quantize_q8)(const float* x, BlockQ8* out, int64_t n);
+  void (*axpy_f32)(float a, const float* x, float* y, int64_t n);  // y += a x (attention's value sum)
   // Optional (nullptr: use the single-row ones): four consecutive weight rows (row r at
   // w + r * stride) against one activation row, so the activation blocks are loaded and
   // prepared once for four rows.
   void (*dot4_q4_0)(const uint8_t* w, size_t stride, const BlockQ8* x, int64_t n, float* out);
   void (*dot4_q8_0)(const uint8_t* w, size_t stride, const BlockQ8* x, int64_t n, float* out);
+  // Optional matrix kernels (nullptr: the dot products): y[t * ldy + r] = W[r] . x[t] for
+  // `rows` weight rows (row r at w + r * row_bytes) and `tokens` activation rows of `pairs`
+  // ActPairs each (row length 64 * pairs).
+  void (*gemm_q4_0)(const uint8_t* w, size_t row_bytes, int64_t rows, const ActPair* x, int64_t tokens,
+                    int64_t pairs, float* y, int64_t ldy);
+  void (*gemm_q8_0)(const uint8_t* w, size_t row_bytes, int64_t rows, const ActPair* x, int64_t tokens,
+                    int64_t pairs, float* y, int64_t ldy);
 };
 
 const Kernels& kernels();          // the best for this CPU (or the forced one)
 const Kernels& portable_kernels();
 const Kernels* avx2_kernels();
 const Kernels* avx512_kernels();
-bool cpu_has_avx2();    // AVX2, FMA, F16C
-bool cpu_has_avx512();  // and AVX-512 F, BW, VL, DQ
+const Kernels* avx512_vnni_kernels();
+bool cpu_has_avx2();         // AVX2, FMA, F16C
+bool cpu_has_avx512();       // and AVX-512 F, BW, VL, DQ
+bool cpu_has_avx512_vnni();  // and AVX-512 VNNI
 
 float fp16_to_fp32_fast(uint16_t h);  // table lookup
 

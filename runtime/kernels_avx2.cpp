@@ -107,7 +107,14 @@ void quantize_q8(const float* x, BlockQ8* out, int64_t n) {
   }
 }
 
-const Kernels kAvx2 = {"avx2", dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, nullptr, nullptr};
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+const Kernels kAvx2 = {"avx2", dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32, nullptr, nullptr, nullptr, nullptr};
 
 }  // namespace
 

@@ -146,8 +146,9 @@ class Session {
   std::vector<std::vector<float>> kcache_, vcache_;  // per layer [context, kv_heads * head_dim]
   std::vector<int64_t> cache_len_;                   // entries per layer (DTR: fewer)
   // Row buffers (rows x width), grown to the largest batch seen.
-  std::vector<float> h_, xn_, q_, kk_, vv_, att_, a_, tmp_, g_, u_, m_, logits_, in_, sub_, sub_out_;
+  std::vector<float> h_, xn_, q_, kk_, vv_, a_, tmp_, g_, u_, m_, logits_, in_, sub_, sub_out_;
   std::vector<BlockQ8> xq_;
+  std::vector<ActPair> xp_;  // xq_ laid out for the matrix kernels (when the row length allows)
   std::vector<int64_t> sub_pos_, sub_index_;
   std::vector<float> sub_gate_;
   std::vector<float> rope_cos_, rope_sin_;

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <tuple>
 
 #include "core/error.h"
 #include "export/compact_export.h"
@@ -51,6 +52,7 @@ TEST(RuntimeKernels, SimdKernelsEqualPortable) {
   std::vector<const runtime::Kernels*> simd;
   if (runtime::cpu_has_avx2()) simd.push_back(runtime::avx2_kernels());
   if (runtime::cpu_has_avx512()) simd.push_back(runtime::avx512_kernels());
+  if (runtime::cpu_has_avx512_vnni()) simd.push_back(runtime::avx512_vnni_kernels());
   // The run-time choice: the widest set the CPU has.
   EXPECT_STREQ(runtime::kernels().name, simd.empty() ? "portable" : simd.back()->name);
   for (const runtime::Kernels* avx2 : simd) {
@@ -95,6 +97,56 @@ TEST(RuntimeKernels, SimdKernelsEqualPortable) {
     }
   }
   }
+}
+
+// The matrix kernels (a tile of weight rows x tokens) against the portable dot product of every
+// pair: row and token counts around the 4 x 4 tile (ragged edges), row lengths of 1 to 12 block
+// pairs, and more than one 64-token chunk. The int8 sums are exact; only the float accumulation
+// order differs (bound: 4e-6 of the sum of the blocks' |terms|; measured: 1.0e-6, printed).
+TEST(RuntimeKernels, MatrixKernelsEqualDotProducts) {
+  if (!runtime::cpu_has_avx512_vnni()) {  // then they must never be chosen (this project's machines have VNNI)
+    EXPECT_EQ(runtime::kernels().gemm_q4_0, nullptr);
+    return;
+  }
+  const runtime::Kernels& v = *runtime::avx512_vnni_kernels();
+  const runtime::Kernels& p = runtime::portable_kernels();
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd;
+  double worst = 0;
+  for (const auto [rows, tokens, pairs] : {std::tuple{1, 1, 1}, {4, 1, 9}, {7, 3, 12}, {9, 5, 2}, {13, 70, 3}, {4, 4, 24}}) {
+    const int64_t n = 64 * pairs;
+    std::vector<float> w(size_t(rows * n)), x(size_t(tokens * n));
+    for (auto& f : w) f = nd(rng);
+    for (auto& f : x) f = nd(rng) * 2.f;
+    std::vector<runtime::BlockQ8> xq(size_t(tokens * n / 32));
+    std::vector<runtime::ActPair> xp(size_t(tokens * pairs));
+    for (int64_t t = 0; t < tokens; ++t) {
+      p.quantize_q8(x.data() + t * n, xq.data() + t * n / 32, n);
+      runtime::make_act_pairs(xq.data() + t * n / 32, n / 32, xp.data() + t * pairs);
+    }
+    for (const QuantType type : {QuantType::Q4_0, QuantType::Q8_0}) {
+      const size_t row_bytes = quant_row_bytes(type, n);
+      std::vector<uint8_t> q(row_bytes * size_t(rows));
+      for (int64_t r = 0; r < rows; ++r) quantize_row(type, w.data() + r * n, n, q.data() + size_t(r) * row_bytes);
+      std::vector<float> y(size_t(tokens * rows), NAN);
+      (type == QuantType::Q4_0 ? v.gemm_q4_0 : v.gemm_q8_0)(q.data(), row_bytes, rows, xp.data(), tokens, pairs, y.data(), rows);
+      const auto dot = type == QuantType::Q4_0 ? p.dot_q4_0 : p.dot_q8_0;
+      for (int64_t t = 0; t < tokens; ++t)
+        for (int64_t r = 0; r < rows; ++r) {
+          const uint8_t* row = q.data() + size_t(r) * row_bytes;
+          const runtime::BlockQ8* xt = xq.data() + t * n / 32;
+          // Float sums in another order differ by a few ulp of the terms' magnitude: the bound is
+          // relative to the sum of the blocks' |terms|, not to the (possibly cancelled) result.
+          double magnitude = 0;
+          for (int64_t b = 0; b < n / 32; ++b) magnitude += std::fabs(dot(row + size_t(b) * row_bytes / size_t(n / 32), xt + b, 32));
+          const float want = dot(row, xt, n), got = y[size_t(t * rows + r)];
+          worst = std::max(worst, double(std::fabs(got - want)) / magnitude);
+          ASSERT_LE(std::fabs(got - want), 4e-6 * magnitude) << "rows " << rows << " tokens " << tokens << " pairs " << pairs
+                                                             << " at token " << t << " row " << r << ": " << got << " vs " << want;
+        }
+    }
+  }
+  std::printf("matrix kernels vs portable dot products: largest relative difference %.2e\n", worst);
 }
 
 // Bounds (stated in docs/runtime.md). F32: the same weights and float arithmetic in another
