@@ -523,24 +523,33 @@ const std::vector<float>& Session::eval(const std::vector<int32_t>& tokens, bool
   if (length_ + T > context_)
     fail("gemkit-run", "the context of " + std::to_string(context_) + " tokens is full (" + std::to_string(length_) +
                            " used, " + std::to_string(T) + " more asked)");
-  ensure_rows(T);
-  std::vector<int64_t> positions(static_cast<size_t>(T));
-  const Weight& e = model_.token_embd();
-  for (int64_t t = 0; t < T; ++t) {
-    const int32_t token = tokens[size_t(t)];
+  for (const int32_t token : tokens)
     if (token < 0 || token >= V) fail("gemkit-run", "token id " + std::to_string(token) + " outside the vocabulary");
-    dequantize_row(e.type, e.data + size_t(token) * e.row_bytes, H, h_.data() + t * H);
-    positions[size_t(t)] = length_ + t;
+  // A long prompt goes through in batches of kBatchRows: the row buffers stay small (peak
+  // memory), and the matrix kernels take 64 tokens per pass over the weights anyway.
+  constexpr int64_t kBatchRows = 64;
+  logits_.resize(size_t((all_logits ? T : 1) * V));
+  std::vector<int64_t> positions;
+  const Weight& e = model_.token_embd();
+  for (int64_t t0 = 0; t0 < T; t0 += kBatchRows) {
+    const int64_t rows = std::min(kBatchRows, T - t0);
+    ensure_rows(rows);
+    positions.resize(size_t(rows));
+    for (int64_t t = 0; t < rows; ++t) {
+      dequantize_row(e.type, e.data + size_t(tokens[size_t(t0 + t)]) * e.row_bytes, H, h_.data() + t * H);
+      positions[size_t(t)] = length_ + t;
+    }
+    for (int64_t li = 0; li < c.layers; ++li) block(li, rows, positions.data(), h_.data());
+    length_ += rows;
+    stats_.tokens += rows;
+    // The head: every row, or the prompt's last one.
+    const bool last_batch = t0 + rows == T;
+    if (!all_logits && !last_batch) continue;
+    const int64_t first = all_logits ? 0 : rows - 1, n = rows - first;
+    for (int64_t t = 0; t < n; ++t) rms_norm(h_.data() + (first + t) * H, model_.output_norm(), c.eps, H, xn_.data() + t * H);
+    prepare_input(xn_.data(), n, H, needs_q8(model_.output()));
+    matmul(model_.output(), n, logits_.data() + (all_logits ? t0 * V : 0));
   }
-  for (int64_t li = 0; li < c.layers; ++li) block(li, T, positions.data(), h_.data());
-  length_ += T;
-  stats_.tokens += T;
-  // The head: every row, or the last one.
-  const int64_t first = all_logits ? 0 : T - 1, n = T - first;
-  for (int64_t t = 0; t < n; ++t) rms_norm(h_.data() + (first + t) * H, model_.output_norm(), c.eps, H, xn_.data() + t * H);
-  prepare_input(xn_.data(), n, H, needs_q8(model_.output()));
-  logits_.resize(size_t(n * V));
-  matmul(model_.output(), n, logits_.data());
   return logits_;
 }
 
