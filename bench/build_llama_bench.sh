@@ -15,7 +15,7 @@
 # Idempotent: an existing bin/llama-bench is reused (delete DEST or set REBUILD=1 to rebuild).
 # JOBS (default 2) sets the build parallelism.
 #
-# Flags: -DGGML_NATIVE=ON (-march=native: on this AMD EPYC (Zen 5 family 26) AVX-512, VNNI, BF16),
+# Flags: -DGGML_NATIVE=ON (-march=native: on this AMD EPYC (Zen 4: family 25, model 17) AVX-512, VNNI, BF16),
 # -DLLAMA_CURL=OFF (deprecated in this llama.cpp, only warns), -DLLAMA_OPENSSL=OFF (no HTTPS code),
 # -DGGML_OPENMP=OFF: ggml's own thread pool, as in node-llama-cpp's prebuilt binaries (built with
 # OpenMP off), so both measure the same threading; set OPENMP=ON to get llama.cpp's default (OpenMP

