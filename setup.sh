@@ -9,11 +9,18 @@
 #   ./setup.sh base         install + build + reproduce the bundled base model (checkpoints/gemkit-base)
 #
 # Idempotent: packages already present are not reinstalled; the build is incremental.
-# Environment: BUILD_DIR (default build), JOBS (default nproc), Torch_DIR (a CUDA LibTorch 2.x).
+# Environment: LIBTORCH=debian (default: Debian's LibTorch 1.13, build/) or LIBTORCH=wheel (the
+# LibTorch inside .venv's pinned torch 2.x wheel, used on the CPU; build-wheel/; docs/performance.md),
+# BUILD_DIR (default by LIBTORCH), JOBS (default nproc), Torch_DIR (a CUDA LibTorch 2.x, docs/cuda.md).
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$(pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+LIBTORCH=${LIBTORCH:-debian}
+case "$LIBTORCH" in
+  debian) BUILD_DIR=${BUILD_DIR:-$ROOT/build} ;;
+  wheel) BUILD_DIR=${BUILD_DIR:-$ROOT/build-wheel} ;;
+  *) echo "setup: LIBTORCH: expected debian or wheel, got '$LIBTORCH'" >&2; exit 2 ;;
+esac
 JOBS=${JOBS:-$(nproc)}
 
 APT_PACKAGES=(
@@ -50,7 +57,13 @@ install_missing() {
 # build [TARGET ...]: configures and builds the targets named (the jobs build only the programs
 # they run), or everything (every test program too).
 build() {
-  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release ${Torch_DIR:+-DTorch_DIR="$Torch_DIR"} >/dev/null
+  local torch_args=()
+  [ -n "${Torch_DIR:-}" ] && torch_args+=(-DTorch_DIR="$Torch_DIR")
+  if [ "$LIBTORCH" = wheel ]; then
+    python_env
+    torch_args+=(-DGEMKIT_TORCH_WHEEL="$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')")
+  fi
+  cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release "${torch_args[@]}" >/dev/null
   cmake --build "$BUILD_DIR" -j "$JOBS" ${1:+--target "$@"}
 }
 

@@ -10,6 +10,11 @@
 # over steps 2..N of its own metrics.jsonl (the first step pays for allocation), as the Python half.
 #
 #   bench/smollm2_bench.sh [BUILD_DIR] [STEPS]      (after ./setup.sh build and ./setup.sh test's .venv)
+# PRECISION=fp32|bf16 (default fp32): gemkit's train.precision and autocast on the transformers
+# side. THREADS (default 1): gemkit's intra-op threads (OMP_NUM_THREADS). With Debian's LibTorch
+# 1.13 one is fastest (OpenBLAS runs its own threads on every core); a LibTorch from the torch
+# wheel (LIBTORCH=wheel, build-wheel) does its own threading: give it the cores (THREADS=2 here).
+# LOSS_CHUNK (default: the recipe's train.loss_chunk_tokens): 0 measures the loss on full logits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -17,28 +22,33 @@ STEPS=${2:-4}
 PY=.venv/bin/python
 export GEMKIT_PYTHON=$PY
 export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-$(nproc --all)}
-export OMP_NUM_THREADS=1  # gemkit: one intra-op thread, OpenBLAS on every core (docs/design/toolchain.md)
+export PRECISION=${PRECISION:-fp32}
+export OMP_NUM_THREADS=${THREADS:-1}  # gemkit's intra-op threads (see above)
 gemkit=$BUILD/cli/gemkit
 model=$("$gemkit" models fetch smollm2-135m-instruct)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$gemkit" data prepare --quiet --tokenizer "$model" --split train --out "$work/law.h5" data/mini/law/train.jsonl
 results=$work/results.jsonl
+bf16_flag=()
+[ "$PRECISION" = bf16 ] && bf16_flag=(--bf16)
 for mode in full lora; do
   extra=() recipe=recipes/smollm2/law_finetune.toml
   [ $mode = lora ] && recipe=recipes/smollm2/law_lora.toml && extra=(lora.rank=16 lora.alpha=32 lora.target_modules=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)
   "$gemkit" train "$recipe" --out "$work/run_$mode" \
     train.data="$work/law.h5" ~train.validation train.max_steps="$STEPS" train.checkpoint_every=1000000 \
-    train.eval_every=0 train.log_every=1 "${extra[@]}" 2>&1 | grep -E "^step|error" || true
+    train.eval_every=0 train.log_every=1 train.precision="$PRECISION" ${LOSS_CHUNK:+train.loss_chunk_tokens=$LOSS_CHUNK} \
+    "${extra[@]}" 2>&1 | grep -E "^step|error" || true
   "$PY" - "$work/run_$mode/metrics.jsonl" "$mode" >> "$results" <<'PY'
 import json, sys
 steps = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l]
 steady = steps[1:] or steps
-print(json.dumps({"impl": "gemkit", "mode": sys.argv[2], "threads": 1,
+import os
+print(json.dumps({"impl": "gemkit", "mode": sys.argv[2], "threads": int(os.environ["OMP_NUM_THREADS"]), "precision": os.environ["PRECISION"],
                   "tokens_per_s": sum(s["tokens"] for s in steady) / sum(s["step_s"] for s in steady),
                   "peak_rss_mb": max(s["peak_rss_mb"] for s in steps)}))
 PY
-  env -u OMP_NUM_THREADS "$PY" bench/smollm2_bench_hf.py "$model" --mode $mode --steps "$STEPS" | tee /dev/stderr | tail -1 >> "$results"
+  env -u OMP_NUM_THREADS "$PY" bench/smollm2_bench_hf.py "$model" --mode $mode --steps "$STEPS" ${bf16_flag[@]+"${bf16_flag[@]}"} | tee /dev/stderr | tail -1 >> "$results"
 done
 # Evaluation and generation.
 /usr/bin/time -f '%M' -o "$work/eval.rss" "$gemkit" eval --model "$model" --corpus data/mini/law --split train \
@@ -66,10 +76,11 @@ env -u OMP_NUM_THREADS "$PY" bench/smollm2_bench_hf.py "$model" --mode generate 
 "$PY" - "$results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("\n| workload | implementation | intra-op threads | tokens/s | peak RSS MB |")
-print("|---|---|---|---|---|")
+print("\n| workload | implementation | precision | intra-op threads | tokens/s | peak RSS MB |")
+print("|---|---|---|---|---|---|")
 for r in rows:
-    print("| %s | %s | %s | %.1f | %.0f |" % (r["mode"], r["impl"], r["threads"], r["tokens_per_s"], r["peak_rss_mb"]))
+    print("| %s | %s | %s | %s | %.1f | %.0f |" % (r["mode"], r["impl"], r.get("precision", "fp32"), r["threads"],
+                                               r["tokens_per_s"], r["peak_rss_mb"]))
 for mode in ("full", "lora", "eval", "generate"):
     g = [r for r in rows if r["mode"] == mode and r["impl"] == "gemkit"]
     p = [r for r in rows if r["mode"] == mode and r["impl"] != "gemkit"]

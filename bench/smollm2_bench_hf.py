@@ -6,8 +6,12 @@ Same folder, batch, sequence length, data (the law texts of data/mini, tokenized
 tokenizer.json and packed into rows) and step count as the gemkit half. Prints one JSON line per
 measurement.
 
-usage: .venv/bin/python bench/smollm2_bench_hf.py MODEL_DIR --mode full|lora|eval|generate [--steps N]
+usage: .venv/bin/python bench/smollm2_bench_hf.py MODEL_DIR --mode full|lora|eval|generate [--steps N] [--bf16]
+
+--bf16: the forward and the loss under torch.autocast("cpu", bfloat16), weights and AdamW state
+float32: the same mixed precision as gemkit's train.precision = "bf16".
 """
+import contextlib
 import argparse
 import json
 import resource
@@ -38,11 +42,13 @@ def main():
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--bf16", action="store_true")
     a = ap.parse_args()
+    precision = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if a.bf16 else contextlib.nullcontext
     model = AutoModelForCausalLM.from_pretrained(a.model_dir, dtype=torch.float32)
     data = rows(a.model_dir, a.batch, a.seq)
     out = {"impl": "transformers " + __import__("transformers").__version__ + " / torch " + torch.__version__,
-           "mode": a.mode, "threads": torch.get_num_threads()}
+           "mode": a.mode, "threads": torch.get_num_threads(), "precision": "bf16" if a.bf16 else "fp32"}
     if a.mode in ("full", "lora"):
         if a.mode == "lora":
             from peft import LoraConfig, get_peft_model
@@ -55,7 +61,8 @@ def main():
         for step in range(a.steps):
             x = data[step % len(data)]
             t0 = time.perf_counter()
-            loss = model(input_ids=x, labels=x).loss
+            with precision():
+                loss = model(input_ids=x, labels=x).loss
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -66,7 +73,7 @@ def main():
     elif a.mode == "eval":
         model.eval()
         t0 = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), precision():
             for x in data:  # every row of the law texts, as gemkit eval scores them all
                 model(input_ids=x, labels=x)
         out["tokens_per_s"] = a.batch * a.seq * len(data) / (time.perf_counter() - t0)

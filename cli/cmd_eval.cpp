@@ -23,6 +23,7 @@ void run_eval(const Recipe& r) {
   o.split = r.get_string("eval.split");
   o.batch_size = r.get_int("eval.batch_size");
   o.seq_len = r.get_int("eval.seq_len");
+  o.bf16 = r.get_string("eval.precision") == "bf16";
   o.max_items = r.get_int("eval.max_items");
   o.max_documents = r.get_int("eval.max_documents");
   o.dtr_rule = r.get_string("eval.dtr_rule");
@@ -57,6 +58,7 @@ void add_eval_command(CLI::App& app) {
   recipe->flag("--out,-o", "eval.out", "report JSON path (the markdown goes next to it)");
   recipe->flag("--max-items", "eval.max_items", "items per task (0: all)");
   recipe->flag("--batch-size", "eval.batch_size", "rows per forward pass");
+  recipe->flag("--precision", "eval.precision", "fp32 or bf16 (autocast mixed precision; needs AVX512_BF16 or AMX)");
   recipe->flag("--device", "model.device", "cpu or cuda");
   recipe->flag("--dtr-rule", "eval.dtr_rule", "token router rule of a routed checkpoint: threshold or top-k");
   cmd->callback([recipe] { run_eval(recipe->resolve()); });

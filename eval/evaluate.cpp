@@ -50,6 +50,9 @@ Report run_evaluation(const EvalOptions& o) {
   const int64_t seq_len = std::min(o.seq_len, cfg.max_position_embeddings);
   const int64_t pad = tok->special().pad >= 0 ? tok->special().pad : (cfg.pad_token_id >= 0 ? cfg.pad_token_id : 0);
   Scorer scorer(pre.model, o.batch_size, seq_len, pad);
+  if (o.bf16 && !compat::cpu_has_native_bf16())
+    fail("eval.precision", "bf16 needs a CPU with AVX512_BF16 or AMX (this one would emulate it, slower than fp32); use fp32");
+  scorer.set_bf16(o.bf16);
 
   int64_t params = 0;
   for (const auto& p : pre.model->parameters()) params += p.numel();

@@ -24,6 +24,7 @@ struct EvalOptions {
   // Routed checkpoints: the token router's rule, "threshold" (causal, what decoding runs) or
   // "top-k" (the training rule at the trained capacity; shows what causality costs).
   std::string dtr_rule = "threshold";
+  bool bf16 = false;  // bf16 mixed precision for the forward passes (eval.precision)
 };
 
 // Tasks or figures the model cannot produce (perplexity or multiple choice with an encoder,

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/torch_compat.h"
 
 namespace gemkit::eval {
 namespace {
@@ -31,6 +32,7 @@ std::vector<ContinuationScore> Scorer::score(const std::vector<ScoreRequest>& re
   if (model_->config().head != Head::CausalLM)
     fail("eval", "scoring continuations needs a causal language model, got " + model_->config().architecture);
   torch::NoGradGuard no_grad;
+  const compat::AutocastScope autocast(model_->device(), bf16_);
   std::vector<ContinuationScore> out(requests.size());
 
   // The row of each request: context cut on the left so that the row fits.
@@ -154,13 +156,22 @@ std::vector<double> Scorer::score_rows(const std::vector<const std::vector<int32
   ForwardOptions fo;
   fo.cache = cache;
   fo.attention_mask = torch::from_blob(mask.data(), {B, T}, opts).to(device);
-  torch::Tensor logits = model_->forward(torch::from_blob(ids.data(), {B, T}, opts).to(device), fo).logits;  // [B, T, V]
+  // Hidden states only: the output layer runs on the scored positions, kLogitRows at a time, so
+  // no [B, T, vocab] tensor exists (400 MB in fp32 for SmolLM2 at 8 x 256).
+  fo.skip_logits = true;
+  constexpr int64_t kLogitRows = 512;
+  const torch::Tensor hidden = model_->forward(torch::from_blob(ids.data(), {B, T}, opts).to(device), fo).hidden;
   torch::Tensor sel = torch::from_blob(scored.data(), {B, T}, torch::kUInt8).to(device).to(torch::kBool);
-  torch::Tensor tgt = torch::from_blob(target.data(), {B, T}, opts).to(device);
-  // Only the scored positions go through log_softmax, in at least fp32.
-  torch::Tensor picked = logits.index({sel});
-  if (picked.scalar_type() != torch::kDouble) picked = picked.to(torch::kFloat);
-  torch::Tensor lp = picked.log_softmax(-1).gather(1, tgt.index({sel}).unsqueeze(1)).squeeze(1);
+  const torch::Tensor picked = hidden.index({sel});
+  const torch::Tensor picked_targets = torch::from_blob(target.data(), {B, T}, opts).to(device).index({sel});
+  std::vector<torch::Tensor> parts;
+  for (int64_t begin = 0; begin < picked.size(0); begin += kLogitRows) {
+    const int64_t n = std::min(kLogitRows, picked.size(0) - begin);
+    torch::Tensor logits = model_->output_logits(picked.narrow(0, begin, n));
+    if (logits.scalar_type() != torch::kDouble) logits = logits.to(torch::kFloat);  // log_softmax in at least fp32
+    parts.push_back(logits.log_softmax(-1).gather(1, picked_targets.narrow(0, begin, n).unsqueeze(1)).squeeze(1));
+  }
+  torch::Tensor lp = torch::cat(parts);
   // Per-row sums: the scored positions of row r are contiguous in index order.
   torch::Tensor lp_cpu = lp.to(torch::kCPU).to(torch::kDouble).contiguous();
   const double* lpp = lp_cpu.data_ptr<double>();
@@ -179,6 +190,7 @@ std::vector<std::vector<float>> Scorer::class_logits(const std::vector<std::vect
     fail("eval", "classification-head scoring needs a *ForSequenceClassification model, got " +
                      model_->config().architecture);
   torch::NoGradGuard no_grad;
+  const compat::AutocastScope autocast(model_->device(), bf16_);
   const torch::Device device = model_->device();
   std::vector<std::vector<int32_t>> rows(inputs.size());
   std::vector<size_t> lengths(inputs.size());

@@ -39,6 +39,8 @@ class Scorer {
                                        const ProgressFn& progress = {}, bool share_prefixes = true) const;
   // Off where a token's result depends on later tokens: DTR's top-k rule at inference.
   void set_prefix_sharing(bool on) { prefix_sharing_ = on; }
+  // bf16 mixed precision (autocast) for the forward passes; log-probabilities stay fp32.
+  void set_bf16(bool on) { bf16_ = on; }
 
   // Needs a sequence-classification head: [requests][num_labels] logits. Inputs longer than
   // max_length keep their first max_length - 1 tokens and their last token (BERT's [SEP]).
@@ -52,6 +54,7 @@ class Scorer {
   mutable Transformer model_;  // forward() is not const in libtorch; scoring changes no state
   int64_t batch_size_, max_length_, pad_id_;
   bool prefix_sharing_ = true;
+  bool bf16_ = false;
 
   // Scores requests[i] for i in `group` (same context, non-empty continuations) from one pass
   // over the context.

@@ -185,7 +185,7 @@ void AkpMethod::attach(Trainer& trainer, MethodContext& in) {
       trainer.add_loss_term({term, weight, [anchor, s, frozen_base](const StepContext&) {
         const NamedParams now = penalised(*s, frozen_base);
         return frozen_base ? anchor->penalty_of_deltas(now) : anchor->penalty(now);
-      }});
+      }, false});  // a weight penalty: no logits
     };
     if (s->ewc_weight > 0 && r.has("akp.ewc_previous")) {
       // A later stage of sequential domains: the previous stage's consolidated anchor.

@@ -62,10 +62,11 @@ void GemMethod::attach(Trainer& trainer, MethodContext& context) {
   trainer.add_checkpoint_hook({[&gem](const std::string& folder) { gem.save_config(folder); }, nullptr});
 
   if (TokenRouters* dtr = gem.dtr())
-    trainer.add_loss_term({"dtr_aux", r.get_float("dtr.aux_weight"), [dtr](const StepContext&) { return (*dtr)->aux_loss(); }});
+    trainer.add_loss_term({"dtr_aux", r.get_float("dtr.aux_weight"), [dtr](const StepContext&) { return (*dtr)->aux_loss(); }, false});
 
   // SCAR's three losses come from one pass over the routing decisions; the first term computes
-  // them for the micro-batch and the other two read the cached values.
+  // them for the micro-batch and the other two read the cached values. No GEM term reads the
+  // logits (needs_logits false), so GEM runs keep the chunked loss.
   auto cached = std::make_shared<ScarLosses>();
   auto accuracy = std::make_shared<std::pair<double, int64_t>>(0.0, 0);  // correct rows, rows
   if (Scar* scar = gem.scar()) {
@@ -78,10 +79,10 @@ void GemMethod::attach(Trainer& trainer, MethodContext& context) {
       accuracy->second += cached->supervised_rows;
       return cached->balance;
     };
-    trainer.add_loss_term({"scar_balance", r.get_float("scar.balance_weight"), balance});
-    trainer.add_loss_term({"scar_z", r.get_float("scar.z_weight"), [cached](const StepContext&) { return cached->z; }});
+    trainer.add_loss_term({"scar_balance", r.get_float("scar.balance_weight"), balance, false});
+    trainer.add_loss_term({"scar_z", r.get_float("scar.z_weight"), [cached](const StepContext&) { return cached->z; }, false});
     trainer.add_loss_term({"scar_supervision", r.get_float("scar.supervision_weight"),
-                           [cached](const StepContext&) { return cached->supervision; }});
+                           [cached](const StepContext&) { return cached->supervision; }, false});
   }
 
   StepHook hook;

@@ -1,6 +1,7 @@
 #include "model/transformer.h"
 
 #include "core/error.h"
+#include "model/chunked_loss.h"
 #include "model/loss.h"
 
 namespace gemkit {
@@ -251,13 +252,8 @@ ModelOutput TransformerImpl::forward_decoder(const torch::Tensor& input_ids,
 
   ModelOutput out;
   out.hidden = h;
-  if (config_.head == Head::CausalLM) {
-    auto x = options.last_token_logits_only ? h.narrow(1, T - 1, 1) : h;
-    if (lm_head_) {
-      out.logits = lm_head_(x);
-    } else {
-      out.logits = torch::nn::functional::linear(embedding_hook ? embedding_hook->transform_input(x) : x, table);
-    }
+  if (config_.head == Head::CausalLM && !options.skip_logits) {
+    out.logits = output_logits(options.last_token_logits_only ? h.narrow(1, T - 1, 1) : h);
   } else if (config_.head == Head::SequenceClassification) {
     // Pool the last real token of each row (HF LlamaForSequenceClassification): from the
     // attention mask, else from pad_token_id, else the last position.
@@ -320,6 +316,39 @@ torch::Tensor TransformerImpl::loss(const ModelOutput& output, const torch::Tens
     case Head::None: break;
   }
   fail("Transformer::loss", "a model without a head has no loss");
+}
+
+torch::Tensor TransformerImpl::output_logits(const torch::Tensor& x) {
+  if (config_.head != Head::CausalLM) fail("Transformer::output_logits", "needs a CausalLM head");
+  if (lm_head_) return lm_head_(x);
+  LinearHook* hook = embedding_hook_enabled_ ? embedding_hook_.get() : nullptr;
+  if (!hook) return torch::nn::functional::linear(x, embed_tokens_->weight);
+  return torch::nn::functional::linear(hook->transform_input(x), hook->transform_weight(embed_tokens_->weight));
+}
+
+bool TransformerImpl::chunked_lm_loss_supported() const {
+  return config_.head == Head::CausalLM && (!lm_head_ || !lm_head_->hooks_enabled() || lm_head_->hooks().empty());
+}
+
+torch::Tensor TransformerImpl::chunked_lm_loss(const torch::Tensor& hidden, const torch::Tensor& labels,
+                                               int64_t chunk_tokens) const {
+  if (!chunked_lm_loss_supported())
+    fail("Transformer::chunked_lm_loss", "needs a CausalLM whose lm_head has no hooks (use loss() on the logits)");
+  // The same output layer as forward(): lm_head, or the tied embedding table through the
+  // embedding hook (fake quantization of the table and of its input).
+  torch::Tensor x = hidden, weight;
+  if (lm_head_) {
+    weight = lm_head_->weight;
+  } else {
+    LinearHook* hook = embedding_hook_enabled_ ? embedding_hook_.get() : nullptr;
+    weight = hook ? hook->transform_weight(embed_tokens_->weight) : embed_tokens_->weight;
+    if (hook) x = hook->transform_input(x);
+  }
+  const int64_t B = x.size(0), T = x.size(1), H = x.size(2);
+  // Position t predicts labels[t + 1], as causal_lm_loss.
+  const torch::Tensor inputs = x.narrow(1, 0, T - 1).reshape({B * (T - 1), H});
+  const torch::Tensor targets = labels.narrow(1, 1, T - 1).reshape({B * (T - 1)});
+  return chunked_cross_entropy(inputs, weight, targets, chunk_tokens);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -49,6 +49,9 @@ struct ForwardOptions {
   KVCache* cache = nullptr;
   // CausalLM: compute logits for the last position only ([B, 1, V]); generation needs no more.
   bool last_token_logits_only = false;
+  // CausalLM: no logits at all (ModelOutput::logits undefined); the caller takes the loss from
+  // `hidden` with chunked_lm_loss, which never holds [B, T, vocab] logits.
+  bool skip_logits = false;
 };
 
 struct ModelOutput {
@@ -74,6 +77,16 @@ class TransformerImpl : public torch::nn::Module {
   ModelOutput forward(const torch::Tensor& input_ids, const ForwardOptions& options = {});
   // The head's training loss: causal LM (shifted), masked LM, or classification; see model/loss.h.
   torch::Tensor loss(const ModelOutput& output, const torch::Tensor& labels) const;
+  // The causal LM loss from the final hidden states in chunks of `chunk_tokens` positions
+  // (model/chunked_loss.h): equal to loss() on the logits, without them. Only where
+  // chunked_lm_loss_supported(): a CausalLM whose output layer has no hook that changes its
+  // output (a LoRA adapter on lm_head); input and weight hooks (fake quantization) apply.
+  bool chunked_lm_loss_supported() const;
+  // CausalLM: the output layer on final hidden states [..., H] -> logits [..., V], as forward()
+  // applies it (lm_head with its hooks, or the tied table through the embedding hook); with
+  // ForwardOptions::skip_logits, evaluation takes logits of the positions it scores, in chunks.
+  torch::Tensor output_logits(const torch::Tensor& hidden);
+  torch::Tensor chunked_lm_loss(const torch::Tensor& hidden, const torch::Tensor& labels, int64_t chunk_tokens) const;
 
   // --- hooks ---
   // Module paths of every linear layer, in registration order.

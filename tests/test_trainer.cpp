@@ -20,12 +20,14 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "core/torch_compat.h"
 #include "model/checkpoint.h"
 #include "model/loss.h"
 #include "train/checkpointing.h"
 #include "train/optimizer.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
+#include "test_util.h"
 
 using namespace gemkit;
 namespace fs = std::filesystem;
@@ -514,4 +516,65 @@ TEST(Trainer, FlopsPerTokenFormula) {
   const ModelConfig c = tiny_config();
   // 6 N + 6 L T d_attn with L = 2, T = 16, d_attn = 32.
   EXPECT_DOUBLE_EQ(train_flops_per_token(c, 1000, 16), 6000.0 + 6.0 * 2 * 16 * 32);
+}
+
+// The head's loss in chunks (the default for recipes) trains exactly like the loss on full
+// logits, up to float summation order: 8 steps, losses within 5e-6 (measured: 4.8e-7).
+TEST(Trainer, ChunkedLossTrainsLikeFullLogits) {
+  auto run = [](int64_t chunk, const std::string& name) {
+    SyntheticStream stream(7, 4, 16);
+    TrainerOptions o = tiny_options(fresh_dir(name));
+    o.loss_chunk_tokens = chunk;
+    o.eval_every = 4;
+    Trainer trainer(tiny_model(1), stream, o);
+    trainer.set_validation({SyntheticStream(9, 4, 16).next()});
+    trainer.run();
+    return std::make_pair(trainer.history(), trainer.validate());
+  };
+  const auto [full, full_val] = run(0, "chunk_off");
+  const auto [chunked, chunked_val] = run(7, "chunk_on");
+  ASSERT_EQ(full.size(), chunked.size());
+  double worst = 0;
+  for (size_t i = 0; i < full.size(); ++i) worst = std::max(worst, std::fabs(full[i].loss - chunked[i].loss));
+  std::printf("chunked vs full logits: largest loss difference over %zu steps %.2e\n", full.size(), worst);
+  EXPECT_LT(worst, 5e-6);
+  EXPECT_NEAR(full_val, chunked_val, 5e-6);
+}
+
+// bf16 mixed precision (autocast) against fp32: 200 steps of the tiny model on the same
+// stream. Measured (LibTorch 1.13, this project's AVX512_BF16 CPU): largest per-step loss
+// difference 0.0045, mean loss of the last 50 steps 0.6821 against 0.6814 (0.1%).
+TEST(Trainer, Bf16LossCurveFollowsFp32) {
+  auto run = [](bool bf16, const std::string& name) {
+    SyntheticStream stream(11, 4, 16);
+    TrainerOptions o = tiny_options(fresh_dir(name));
+    o.bf16 = bf16;
+    o.max_steps = 200;
+    o.checkpoint_every = 0;
+    o.loss_chunk_tokens = 16;
+    Trainer trainer(tiny_model(2), stream, o);
+    trainer.run();
+    return trainer.history();
+  };
+  if (!compat::cpu_has_native_bf16()) {  // then it is refused with a message naming the key
+    SyntheticStream stream(11, 4, 16);
+    TrainerOptions o = tiny_options(fresh_dir("bf16_refused"));
+    o.bf16 = true;
+    EXPECT_EQ(test::error_of([&] { Trainer(tiny_model(2), stream, o); }).rfind("train.precision", 0), 0u);
+    return;
+  }
+  const std::vector<StepRecord> fp32 = run(false, "fp32"), bf16 = run(true, "bf16");
+  ASSERT_EQ(fp32.size(), 200u);
+  ASSERT_EQ(bf16.size(), 200u);
+  double worst = 0, tail_fp32 = 0, tail_bf16 = 0;
+  for (size_t i = 0; i < fp32.size(); ++i) {
+    worst = std::max(worst, std::fabs(fp32[i].loss - bf16[i].loss));
+    if (i >= 150) tail_fp32 += fp32[i].loss / 50, tail_bf16 += bf16[i].loss / 50;
+  }
+  std::printf("bf16 vs fp32, 200 steps: first loss %.6f / %.6f, largest step difference %.4f, mean of the last 50 %.4f / %.4f\n",
+              fp32[0].loss, bf16[0].loss, worst, tail_fp32, tail_bf16);
+  EXPECT_NE(fp32[0].loss, bf16[0].loss);  // autocast did change the arithmetic
+  EXPECT_LT(fp32[199].loss, 0.5 * fp32[0].loss);  // it learned something to compare
+  EXPECT_LT(worst, 0.02);
+  EXPECT_NEAR(tail_bf16, tail_fp32, 0.005 * tail_fp32);
 }

@@ -36,6 +36,10 @@ struct LossTerm {
   std::string name;
   double weight = 1.0;
   std::function<torch::Tensor(const StepContext&)> fn;
+  // Whether fn reads StepContext::output.logits (distillation does). While any term does, the
+  // trainer computes full logits; otherwise it may leave them undefined and take the head's
+  // loss in chunks (TrainerOptions::loss_chunk_tokens).
+  bool needs_logits = true;
 };
 
 }  // namespace gemkit

@@ -92,6 +92,7 @@ const std::vector<RecipeKey>& recipe_schema() {
         {"eval.out", T::String, std::nullopt, -kInf, kInf, "", "report JSON path (markdown next to it); default out/eval/<model>.json"},
         {"eval.batch_size", T::Int, "8", 1, 100000, "", "rows per forward pass (padded to the longest)"},
         {"eval.seq_len", T::Int, "512", 2, 1048576, "", "longest row in tokens; capped at max_position_embeddings"},
+        {"eval.precision", T::String, "fp32", -kInf, kInf, "fp32|bf16", "bf16: autocast mixed precision for the forward passes (log-probabilities in fp32); needs a CPU with AVX512_BF16 or AMX"},
         {"eval.max_items", T::Int, "0", 0, kMaxInt, "", "items per task, the first ones (quick runs); 0: all"},
         {"eval.max_documents", T::Int, "0", 0, kMaxInt, "", "documents per corpus file for perplexity; 0: all"},
         {"eval.bootstrap_resamples", T::Int, "1000", 1, 1000000, "", "bootstrap resamples per figure"},
@@ -131,6 +132,8 @@ const std::vector<RecipeKey>& recipe_schema() {
         {"train.outlier_zscore", T::Float, "6.0", 0.0, kInf, "", "skip a step whose loss or grad norm is this many sd above the window"},
         {"train.log_every", T::Int, "10", 1, kMaxInt, "", "steps between console lines when stdout is not a terminal"},
         {"train.seed", T::Int, "0", 0, kMaxInt, "", "seed of data order, masking and the trainer's RNG"},
+        {"train.precision", T::String, "fp32", -kInf, kInf, "fp32|bf16", "bf16: autocast mixed precision (matrix products in bf16; weights, gradients, optimizer state, norms and the loss in fp32); needs a CPU with AVX512_BF16 or AMX"},
+        {"train.loss_chunk_tokens", T::Int, "1024", 0, kMaxInt, "", "causal LM loss in chunks of this many positions, never holding [batch, seq, vocab] logits (used when no loss term reads the logits); 0: full logits"},
         {"train.lora_merge_on_save", T::Bool, "false", -kInf, kInf, "", "lora mode: also write RUN/merged, a Hugging Face checkpoint with the adapters folded in"},
         // lora: adapters of train.mode = "lora" (model/lora.h; written as PEFT adapter folders).
         {"lora.rank", T::Int, text(lora.rank), 1, 65536, "", "adapter rank r"},

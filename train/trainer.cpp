@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "core/torch_compat.h"
 #include "formats/safetensors.h"
 #include "model/batch_tensors.h"
 #include "model/checkpoint.h"
@@ -57,6 +58,8 @@ TrainerOptions trainer_options_from_recipe(const Recipe& r) {
   o.outlier_zscore = r.get_float("train.outlier_zscore");
   o.log_every = r.get_int("train.log_every");
   o.seed = uint64_t(r.get_int("train.seed"));
+  o.bf16 = r.get_string("train.precision") == "bf16";
+  o.loss_chunk_tokens = r.get_int("train.loss_chunk_tokens");
   return o;
 }
 
@@ -70,6 +73,8 @@ Trainer::Trainer(Transformer model, BatchStream& stream, TrainerOptions options)
   if (o.max_steps <= 0 && o.max_tokens <= 0 && o.max_epochs <= 0)
     fail("train.max_steps", "no budget: set train.max_steps, train.max_tokens or train.max_epochs");
   if (o.grad_accum < 1) fail("train.grad_accum", "expected at least 1");
+  if (o.bf16 && o.device.is_cpu() && !compat::cpu_has_native_bf16())
+    fail("train.precision", "bf16 needs a CPU with AVX512_BF16 or AMX (this one would emulate it, slower than fp32); use fp32");
 
   // The schedule needs the run's length in steps; token and epoch budgets are converted with
   // the stream's nominal batch size (packed rows are full, so this is exact but for the last
@@ -258,12 +263,15 @@ StepRecord Trainer::step() {
     ForwardOptions forward;
     forward.attention_mask = t.attention_mask;
     forward.segment_ids = t.segment_ids;  // packed documents attend only within their own
+    forward.skip_logits = chunked_loss();
+    const compat::AutocastScope autocast(options_.device, options_.bf16);
     const ModelOutput output = model_->forward(t.input_ids, forward);
 
     torch::Tensor loss = torch::zeros({}, torch::TensorOptions().device(options_.device));
     if (targets[size_t(i)] > 0) {
       const torch::Tensor& labels = head == Head::SequenceClassification ? t.class_labels : t.labels;
-      const torch::Tensor task = model_->loss(output, labels);
+      const torch::Tensor task = forward.skip_logits ? model_->chunked_lm_loss(output.hidden, labels, options_.loss_chunk_tokens)
+                                                     : model_->loss(output, labels);
       // Single process: sum_i mean_i * n_i / N is the mean over all N targets of the step.
       // Data parallel: with the GLOBAL N, sum over ranks and micro-batches of mean * n / N is
       // that same mean, i.e. the ranks' losses must be SUMMED; average_gradients divides the
@@ -415,13 +423,25 @@ double Trainer::validate() {
     ForwardOptions forward;
     forward.attention_mask = t.attention_mask;
     forward.segment_ids = t.segment_ids;
+    // Validation has no loss terms: chunked whenever the model allows it.
+    forward.skip_logits = options_.loss_chunk_tokens > 0 && model_->chunked_lm_loss_supported();
+    const compat::AutocastScope autocast(options_.device, options_.bf16);
     const ModelOutput output = model_->forward(t.input_ids, forward);
     const torch::Tensor& labels = head == Head::SequenceClassification ? t.class_labels : t.labels;
-    sum += model_->loss(output, labels).item<double>() * double(n);
+    const torch::Tensor loss = forward.skip_logits ? model_->chunked_lm_loss(output.hidden, labels, options_.loss_chunk_tokens)
+                                                   : model_->loss(output, labels);
+    sum += loss.item<double>() * double(n);
     count += n;
   }
   model_->train();
   return count > 0 ? sum / double(count) : std::nan("");
+}
+
+bool Trainer::chunked_loss() const {
+  if (options_.loss_chunk_tokens <= 0 || !model_->chunked_lm_loss_supported()) return false;
+  for (const LossTerm& term : terms_)
+    if (term.needs_logits) return false;
+  return true;
 }
 
 std::map<std::string, double> Trainer::run_evaluators() {

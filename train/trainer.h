@@ -115,6 +115,13 @@ struct TrainerOptions {
   bool console = true;
   bool measure_mfu = true;       // time a matmul peak once at start
 
+  // Precision: bf16 runs the forward and backward passes under autocast (core/torch_compat.h:
+  // matrix products in bf16; weights, gradients and optimizer state stay fp32).
+  bool bf16 = false;
+  // Causal LM: the head's loss in chunks of this many positions (model/chunked_loss.h) when no
+  // loss term reads the logits (LossTerm::needs_logits); 0: the loss on full logits.
+  int64_t loss_chunk_tokens = 0;
+
   uint64_t seed = 0;               // the trainer's own RNG (loss terms draw from it)
   std::string recipe_toml;         // saved as resolved_recipe.toml in each checkpoint
   std::string tokenizer_source;    // folder whose tokenizer files each checkpoint gets
@@ -189,6 +196,8 @@ class Trainer {
   bool is_outlier(double loss, double grad_norm, std::string& reason) const;
   std::map<std::string, double> run_evaluators();
   // `eval`: validation figures (also printed); `figures`: the step hooks' (log only).
+  // Whether this step's loss comes from the hidden states in chunks (see TrainerOptions).
+  bool chunked_loss() const;
   void log_step(const StepRecord& r, double step_seconds, const std::map<std::string, double>& eval,
                 const std::map<std::string, double>& figures);
   void after_checkpoint(int64_t step, const std::map<std::string, double>& metrics);
