@@ -13,7 +13,7 @@ command -v clang++ >/dev/null || { echo "runtime_fuzz: clang++ is not installed 
 mkdir -p "$OUT/obj" "$OUT/seeds" "$OUT/corpus"
 SOURCES=(
   tests/fuzz/runtime_loader_fuzz.cpp
-  runtime/model.cpp runtime/kernels.cpp runtime/kernels_avx2.cpp runtime/kernels_avx512.cpp runtime/thread_pool.cpp
+  runtime/model.cpp runtime/kernels.cpp runtime/kernels_avx2.cpp runtime/kernels_avx512.cpp runtime/kernels_vnni.cpp runtime/thread_pool.cpp
   formats/gguf.cpp core/file_io.cpp formats/block_quant.cpp formats/llama_tensor_names.cpp
   tokenizers/unicode.cpp tokenizers/added_tokens.cpp tokenizers/pretokenizer.cpp tokenizers/bpe_tokenizer.cpp
   tokenizers/wordpiece_tokenizer.cpp tokenizers/sentencepiece_model.cpp tokenizers/spm_normalizer.cpp
@@ -26,6 +26,7 @@ for src in "${SOURCES[@]}"; do
   extra=()
   [[ $src == runtime/kernels_avx2.cpp ]] && extra=(-mavx2 -mfma -mf16c)
   [[ $src == runtime/kernels_avx512.cpp ]] && extra=(-mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c)
+  [[ $src == runtime/kernels_vnni.cpp ]] && extra=(-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c)
   if [[ ! -f $obj || $ROOT/$src -nt $obj ]]; then
     clang++ "${FLAGS[@]}" "${extra[@]}" -c "$ROOT/$src" -o "$obj"
   fi
