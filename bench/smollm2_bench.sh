@@ -13,8 +13,10 @@
 # PRECISION=fp32|bf16 (default fp32): gemkit's train.precision and autocast on the transformers
 # side. THREADS (default 1): gemkit's intra-op threads (OMP_NUM_THREADS). With Debian's LibTorch
 # 1.13 one is fastest (OpenBLAS runs its own threads on every core); a LibTorch from the torch
-# wheel (LIBTORCH=wheel, build-wheel) does its own threading: give it the cores (THREADS=2 here).
+# wheel (the default build/) does its own threading: give it the cores (THREADS=2 here).
 # LOSS_CHUNK (default: the recipe's train.loss_chunk_tokens): 0 measures the loss on full logits.
+# WORKLOADS (default "full lora eval generate"): the workloads to run. Evaluation follows
+# PRECISION too (gemkit eval --precision, autocast in transformers); generation is fp32.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -32,7 +34,10 @@ trap 'rm -rf "$work"' EXIT
 results=$work/results.jsonl
 bf16_flag=()
 [ "$PRECISION" = bf16 ] && bf16_flag=(--bf16)
+WORKLOADS=${WORKLOADS:-full lora eval generate}
+has() { [[ " $WORKLOADS " == *" $1 "* ]]; }
 for mode in full lora; do
+  has $mode || continue
   extra=() recipe=recipes/smollm2/law_finetune.toml
   [ $mode = lora ] && recipe=recipes/smollm2/law_lora.toml && extra=(lora.rank=16 lora.alpha=32 lora.target_modules=q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj)
   "$gemkit" train "$recipe" --out "$work/run_$mode" \
@@ -51,28 +56,35 @@ PY
   env -u OMP_NUM_THREADS "$PY" bench/smollm2_bench_hf.py "$model" --mode $mode --steps "$STEPS" ${bf16_flag[@]+"${bf16_flag[@]}"} | tee /dev/stderr | tail -1 >> "$results"
 done
 # Evaluation and generation.
+if has eval; then
 /usr/bin/time -f '%M' -o "$work/eval.rss" "$gemkit" eval --model "$model" --corpus data/mini/law --split train \
-  --out "$work/eval.json" eval.batch_size=8 eval.seq_len=256 > /dev/null 2> "$work/eval.log" || true
+  --out "$work/eval.json" eval.batch_size=8 eval.seq_len=256 --precision "$PRECISION" > /dev/null 2> "$work/eval.log" || true
 "$PY" - "$work/eval.json" "$work/eval.rss" "$model" >> "$results" <<'PY'
 import json, sys
 from tokenizers import Tokenizer
 r = json.load(open(sys.argv[1]))
 tok = Tokenizer.from_file(sys.argv[3] + "/tokenizer.json")
 tokens = sum(len(tok.encode(json.loads(l)["text"]).ids) for l in open("data/mini/law/train.jsonl"))
-print(json.dumps({"impl": "gemkit", "mode": "eval", "threads": 1, "tokens_per_s": tokens / r["elapsed_s"],
+import os
+print(json.dumps({"impl": "gemkit", "mode": "eval", "threads": int(os.environ["OMP_NUM_THREADS"]),
+                  "precision": os.environ["PRECISION"], "tokens_per_s": tokens / r["elapsed_s"],
                   "peak_rss_mb": int(open(sys.argv[2]).read().split()[-1]) / 1024}))
 PY
-env -u OMP_NUM_THREADS "$PY" bench/smollm2_bench_hf.py "$model" --mode eval | tail -1 >> "$results"
+env -u OMP_NUM_THREADS "$PY" bench/smollm2_bench_hf.py "$model" --mode eval ${bf16_flag[@]+"${bf16_flag[@]}"} | tail -1 >> "$results"
+fi
+if has generate; then
 prompt=$("$PY" -c "import json; print(json.loads(open('data/mini/law/train.jsonl').readline())['text'][:150])")
 /usr/bin/time -f '%M' -o "$work/gen.rss" "$gemkit" generate --model "$model" --prompt "$prompt" --max-new-tokens 64 \
   --temperature 0 > /dev/null 2> "$work/gen.log"
 "$PY" - "$work/gen.log" "$work/gen.rss" >> "$results" <<'PY'
 import json, re, sys
 m = re.search(r"([0-9.]+) tokens/s", open(sys.argv[1]).read())
-print(json.dumps({"impl": "gemkit", "mode": "generate", "threads": 1, "tokens_per_s": float(m.group(1)),
+import os
+print(json.dumps({"impl": "gemkit", "mode": "generate", "threads": int(os.environ["OMP_NUM_THREADS"]), "tokens_per_s": float(m.group(1)),
                   "peak_rss_mb": int(open(sys.argv[2]).read().split()[-1]) / 1024}))
 PY
 env -u OMP_NUM_THREADS "$PY" bench/smollm2_bench_hf.py "$model" --mode generate | tail -1 >> "$results"
+fi
 "$PY" - "$results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]

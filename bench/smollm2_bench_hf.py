@@ -48,7 +48,8 @@ def main():
     model = AutoModelForCausalLM.from_pretrained(a.model_dir, dtype=torch.float32)
     data = rows(a.model_dir, a.batch, a.seq)
     out = {"impl": "transformers " + __import__("transformers").__version__ + " / torch " + torch.__version__,
-           "mode": a.mode, "threads": torch.get_num_threads(), "precision": "bf16" if a.bf16 else "fp32"}
+           "mode": a.mode, "threads": torch.get_num_threads(),
+           "precision": "bf16" if a.bf16 and a.mode != "generate" else "fp32"}
     if a.mode in ("full", "lora"):
         if a.mode == "lora":
             from peft import LoraConfig, get_peft_model
