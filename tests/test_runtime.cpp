@@ -113,7 +113,7 @@ TEST(RuntimeKernels, MatrixKernelsEqualDotProducts) {
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
   double worst = 0;
-  for (const auto [rows, tokens, pairs] : {std::tuple{1, 1, 1}, {4, 1, 9}, {7, 3, 12}, {9, 5, 2}, {13, 70, 3}, {4, 4, 24}}) {
+  for (const auto& [rows, tokens, pairs] : {std::tuple{1, 1, 1}, {4, 1, 9}, {7, 3, 12}, {9, 5, 2}, {13, 70, 3}, {4, 4, 24}}) {
     const int64_t n = 64 * pairs;
     std::vector<float> w(size_t(rows * n)), x(size_t(tokens * n));
     for (auto& f : w) f = nd(rng);
