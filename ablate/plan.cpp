@@ -11,6 +11,7 @@
 #include "ablate/run_naming.h"
 #include "core/error.h"
 #include "data/token_shards.h"
+#include "import/model_registry.h"
 
 namespace gemkit::ablate {
 namespace {
@@ -59,12 +60,22 @@ std::string shard_domain(const std::string& recipe, const std::string& shard) {
   return *domains.begin();
 }
 
+// "s01_finetune+wise0.25": a WiSE-FT method of the recipe (eval/ablation_rows.h method_family).
+std::string wise_method(const std::string& method, double alpha) {
+  char a[32];
+  std::snprintf(a, sizeof a, "%g", alpha);
+  return method + "+wise" + a;
+}
+
 }  // namespace
 
 Plan plan_ablation(const AblateOptions& a) {
   Plan plan;
   if (a.seeds < 1) fail("--seeds", "expected at least 1");
   if (a.jobs < 1) fail("--jobs", "expected at least 1");
+  for (double alpha : a.wise_ft)
+    if (!(alpha > 0 && alpha < 1)) fail("--wise-ft", "each a must lie strictly between 0 (the base) and 1 (the run)");
+  if (a.eval_precision != "fp32" && a.eval_precision != "bf16") fail("--eval-precision", "expected fp32 or bf16");
   plan.report.grid = parse_grid(a.grid);
   const std::vector<eval::GridCell> cells = eval::grid_cells(plan.report.grid);
   plan.cells = cells.size();
@@ -74,6 +85,7 @@ Plan plan_ablation(const AblateOptions& a) {
       if (m == method) fail(recipe, "two recipes named " + method + ": the file stem names the method");
     plan.report.methods.push_back(method);
     std::string target = a.target;
+    bool any_dense = false;  // in some grid cell: the WiSE-FT methods get a row
     for (const auto& cell : cells) {
       Recipe r = Recipe::load(recipe);
       std::vector<std::string> overrides;
@@ -83,6 +95,9 @@ Plan plan_ablation(const AblateOptions& a) {
       if (!r.has("train.data")) fail(recipe, "train.data: not set (token shards to train on)");
       if (!r.has("model.path"))
         fail(recipe, "model.path: not set; ablate compares methods that adapt one base model (model.path)");
+      // As `gemkit train` resolves it (models:NAME -> the cached folder), so that the settings a
+      // run was trained with compare equal.
+      r.set("model.path", resolve_model_path(r.get_string("model.path"), default_cache_dir()), "model.path");
       if (plan.base_model.empty()) plan.base_model = r.get_string("model.path");
       if (r.get_string("model.path") != plan.base_model)
         fail(recipe, "model.path is " + r.get_string("model.path") + ", the first recipe's is " + plan.base_model +
@@ -95,6 +110,9 @@ Plan plan_ablation(const AblateOptions& a) {
         overrides.push_back("train.lora_merge_on_save=true");
         r.apply_override(overrides.back(), "ablate");
       }
+      const bool dense = !(r.has("scar.enabled") && r.get_bool("scar.enabled")) &&
+                         !(r.has("dtr.enabled") && r.get_bool("dtr.enabled")) && r.get_string("train.mode") != "frozen";
+      any_dense = any_dense || dense;
       for (int64_t s = 0; s < a.seeds; ++s) {
         PlannedRun p;
         p.recipe = recipe;
@@ -110,9 +128,21 @@ Plan plan_ablation(const AblateOptions& a) {
         p.overrides.push_back("train.seed=" + std::to_string(s));
         p.settings = r;  // what `gemkit train` will resolve for this run
         p.settings.apply_override(p.overrides.back(), "--seeds");
-        plan.runs.push_back(std::move(p));
+        plan.runs.push_back(p);
+        if (!dense) continue;
+        for (double alpha : a.wise_ft) {  // the interpolations of this run with the base
+          PlannedRun w = p;
+          w.run.method = wise_method(method, alpha);
+          w.run.name = run_name(w.run.method, cell, s);
+          w.dir = (fs::path(a.out) / ("runs/" + w.run.name)).string();
+          w.wise_of = p.dir;
+          w.wise_alpha = alpha;
+          plan.runs.push_back(std::move(w));
+        }
       }
     }
+    if (any_dense)
+      for (double alpha : a.wise_ft) plan.report.methods.push_back(wise_method(method, alpha));
   }
   // Seed-major order: every method's seed 0 first, so a long grid stopped early (or a report
   // made with a smaller --seeds) already compares all methods.
@@ -122,7 +152,9 @@ Plan plan_ablation(const AblateOptions& a) {
   plan.report.settings = {{"recipes", a.recipes},        {"base_model", plan.base_model},
                           {"eval_corpus", a.corpus},     {"eval_tasks", a.tasks},
                           {"split", a.split},            {"max_items", a.max_items},
-                          {"max_documents", a.max_documents}, {"target", a.target}};
+                          {"max_documents", a.max_documents}, {"max_tokens", a.max_tokens},
+                          {"eval_precision", a.eval_precision}, {"wise_ft", a.wise_ft},
+                          {"target", a.target}};
   return plan;
 }
 

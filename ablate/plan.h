@@ -16,8 +16,13 @@ namespace gemkit::ablate {
 // What `gemkit ablate` is asked to do (its command line).
 struct AblateOptions {
   std::vector<std::string> recipes, grid;  // grid: "key=value1,value2" per key
-  int64_t seeds = 3, max_items = 0, max_documents = 0, jobs = 1;
+  int64_t seeds = 3, max_items = 0, max_documents = 0, max_tokens = 0, jobs = 1;
   std::string corpus, tasks, split = "test", target, out;
+  std::string eval_precision = "fp32";  // eval.precision of every evaluation
+  // WiSE-FT: for every recipe whose trained model is dense (no SCAR or DTR modules), one more
+  // method per a, "<stem>+wise<a>": its runs interpolate each finished run with the base
+  // (`gemkit merge wise`) and are evaluated; nothing is trained.
+  std::vector<double> wise_ft;
   bool no_deploy = false;
   bool report_only = false;  // write the report of the finished runs; train, evaluate, export nothing
   std::string runtime;  // gemkit-run; default: beside this binary or in the build tree's runtime/
@@ -29,6 +34,9 @@ struct PlannedRun {
   std::vector<std::string> overrides;  // grid cell, seed (and the LoRA merge)
   bool lora = false;                   // evaluate RUN/merged rather than the latest checkpoint
   bool qat = false;                    // export with the recipe's QAT policy (else hybrid)
+  // A WiSE-FT run: the folder of the run it interpolates with the base, and a. Empty: a training run.
+  std::string wise_of;
+  double wise_alpha = 0;
   Recipe settings;                     // the resolved recipe with the run's overrides
 };
 

@@ -21,6 +21,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/process.h"
+#include "import/model_registry.h"
 #include "report/ablation_report.h"
 #include "report/run_metrics.h"
 #include "tokenizers/unicode.h"
@@ -97,6 +98,7 @@ class Scheduler {
       const PlannedRun& p = plan_.runs[i];
       RunState& st = state_[i];
       st.to_do = !fs::exists(p.dir + "/DONE");
+      if (!p.wise_of.empty()) continue;  // done by its source run's worker, in no estimate
       to_do_ += st.to_do;
       if (!st.to_do) continue;
       const std::vector<int64_t> saved = list_checkpoints(p.dir);
@@ -107,8 +109,11 @@ class Scheduler {
     std::atomic<size_t> next{0};
     const auto worker = [&] {
       for (size_t i = next++; i < plan_.runs.size(); i = next++) {
+        if (!plan_.runs[i].wise_of.empty()) continue;
         execute(i);
         if (state_[i].to_do) grid_progress();
+        for (size_t j = 0; j < plan_.runs.size(); ++j)
+          if (plan_.runs[j].wise_of == plan_.runs[i].dir) execute_wise(j, i);
       }
     };
     std::vector<std::thread> threads;
@@ -173,20 +178,25 @@ class Scheduler {
   std::vector<std::string> eval_args(const std::string& model, const std::string& report) const {
     std::vector<std::string> args{"eval", "--model", model, "--corpus", a_.corpus, "--split", a_.split,
                                   "--max-items", std::to_string(a_.max_items), "--out", report,
-                                  "eval.max_documents=" + std::to_string(a_.max_documents)};
+                                  "eval.max_documents=" + std::to_string(a_.max_documents),
+                                  "eval.max_tokens=" + std::to_string(a_.max_tokens),
+                                  "eval.precision=" + a_.eval_precision};
     if (!a_.tasks.empty()) args.insert(args.end(), {"--tasks", a_.tasks});
     return args;
   }
 
-  // Whether `report_path` is a report of `model` with this invocation's evaluation settings.
+  // Whether `report_path` is a report of `model` with this invocation's evaluation settings
+  // (a models:NAME reference compares as the cached folder `gemkit eval` records).
   bool evaluated_already(const std::string& report_path, const std::string& model) const {
     json r;
     if (!fs::exists(report_path) || !read_json_text(report_path, r).empty() || !r.is_object()) return false;
     const json s = r.value("settings", json::object());
-    return r.value("model", json::object()).value("path", "") == model && s.value("corpus", "") == a_.corpus &&
+    const std::string path = r.value("model", json::object()).value("path", "");
+    return (path == model || path == resolve_model_path(model, default_cache_dir())) && s.value("corpus", "") == a_.corpus &&
            s.value("tasks", "") == a_.tasks && s.value("split", "") == a_.split &&
            s.value("max_items", int64_t(-1)) == a_.max_items &&
-           s.value("max_documents", int64_t(-1)) == a_.max_documents;
+           s.value("max_documents", int64_t(-1)) == a_.max_documents &&
+           s.value("max_tokens", int64_t(0)) == a_.max_tokens && s.value("precision", "fp32") == a_.eval_precision;
   }
 
   void evaluate_base() {
@@ -283,6 +293,37 @@ class Scheduler {
     finish(p, "");
   }
 
+  // WiSE-FT run j of the finished run i: `gemkit merge wise` of i's model with the base into
+  // RUN/model, evaluated, then RUN/model removed (only eval.json is kept; DONE names the
+  // interpolated checkpoint, so a retrained source run is interpolated again).
+  void execute_wise(size_t j, size_t i) {
+    PlannedRun& w = plan_.runs[j];
+    const PlannedRun& src = plan_.runs[i];
+    if (!src.run.ok) return finish(w, "its run " + src.run.name + " did not finish");
+    std::string error;
+    const std::string source = evaluation_model(src, error), model = w.dir + "/model", report = w.dir + "/eval.json";
+    if (!error.empty()) return finish(w, error);
+    json done;
+    if (read_json_text(w.dir + "/DONE", done).empty() && done.value("source", "") == source &&
+        evaluated_already(report, model)) {
+      std::lock_guard<std::mutex> lock(print_);
+      std::printf("[%zu/%zu] %s: skipped (done)\n", j + 1, plan_.runs.size(), w.run.name.c_str());
+      std::fflush(stdout);
+      return finish(w, "");
+    }
+    fs::create_directories(w.dir);
+    fs::remove(w.dir + "/DONE");
+    char alpha[32];
+    std::snprintf(alpha, sizeof alpha, "%g", w.wise_alpha);
+    if (!step(j, "interpolating", {"merge", "wise", "--base", plan_.base_model, "--model", source, "--alpha", alpha,
+                                   "--out", model, "--force"}, error))
+      return finish(w, error);
+    if (!step(j, "evaluating", eval_args(model, report), error)) return finish(w, error);
+    fs::remove_all(model);  // 4 bytes a weight: re-made from the source run if ever needed
+    write_text_file_atomic(w.dir + "/DONE", json({{"checkpoint", model}, {"source", source}, {"eval", report}}).dump() + "\n");
+    finish(w, "");
+  }
+
   // Whether the run folder, if it was trained before, was trained with the settings the recipe
   // and overrides give now (its resolved_recipe.toml, resolved again so that keys added to
   // gemkit since then take their defaults). A changed recipe would otherwise be skipped as done
@@ -374,8 +415,10 @@ class Scheduler {
     return true;
   }
 
-  // The adapted model to evaluate: RUN/merged for LoRA, else RUN/<contents of RUN/latest>.
+  // The adapted model to evaluate: RUN/model for WiSE-FT, RUN/merged for LoRA, else
+  // RUN/<contents of RUN/latest>.
   std::string evaluation_model(const PlannedRun& p, std::string& error) const {
+    if (!p.wise_of.empty()) return p.dir + "/model";
     if (p.lora) return p.dir + "/merged";
     const std::string latest = p.dir + "/latest";
     if (!fs::exists(latest)) {

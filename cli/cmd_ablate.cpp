@@ -1,5 +1,6 @@
 // gemkit ablate RECIPE [RECIPE ...] [--grid key=v1,v2 ...] [--seeds N] --eval-corpus DIR
-//   [--eval-tasks DIR] [--split S] [--max-items N] [--max-documents N] [--target DOMAIN] --out DIR [--jobs N]:
+//   [--eval-tasks DIR] [--split S] [--max-items N] [--max-documents N] [--max-tokens N]
+//   [--eval-precision fp32|bf16] [--wise-ft a1,a2,...] [--target DOMAIN] --out DIR [--jobs N]:
 // trains every recipe (a method: its file stem) on every cell of the override grid with seeds
 // 0..N-1, each run in OUT/runs/<method>[__key=value...]__seed<s> by `gemkit train ... --resume`
 // in a child process of this binary, evaluates each final checkpoint and the recipes' base model
@@ -7,6 +8,8 @@
 // (RUN/deploy/model.gguf, RUN/deploy.json; --no-deploy skips this), and writes the report
 // (report/ablation_report.h). A run whose folder holds DONE is skipped; an interrupted one continues
 // from its last checkpoint; a failing one is reported (RUN/log.txt) and the others go on.
+// --wise-ft adds, for every recipe whose model is dense, methods <recipe>+wise<a> whose runs are
+// the finished runs interpolated with the base (`gemkit merge wise`) and evaluated.
 // --report-only writes the report of the runs finished so far and starts nothing (a look at a grid
 // that is still running, possibly in another process).
 // The work is done by ablate/: the planner (ablate/plan.h), the run folder names
@@ -34,6 +37,15 @@ void add_ablate_command(CLI::App& app) {
   cmd->add_option("--max-items", a->max_items, "items per task (0: all)")->capture_default_str();
   cmd->add_option("--max-documents", a->max_documents, "documents per domain corpus for perplexity (0: all)")
       ->capture_default_str();
+  cmd->add_option("--max-tokens", a->max_tokens,
+                  "tokens per domain corpus for perplexity: whole documents in file order until reached (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--eval-precision", a->eval_precision, "eval.precision of every evaluation: fp32 or bf16")
+      ->capture_default_str();
+  cmd->add_option("--wise-ft", a->wise_ft,
+                  "a values (0 < a < 1): WiSE-FT methods <recipe>+wise<a> for every recipe with a dense model, "
+                  "its runs interpolated with the base and evaluated (no training)")
+      ->delimiter(',');
   cmd->add_option("--target", a->target, "target domain of every recipe (default: the domain of its train.data shard)");
   cmd->add_option("--out,-o", a->out, "ablation folder: runs/, base_eval.json, report.*")->required();
   cmd->add_option("--jobs,-j", a->jobs, "runs in parallel")->capture_default_str();

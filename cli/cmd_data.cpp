@@ -69,7 +69,7 @@ void build_suite(const SuiteBuildArgs& a, std::vector<std::string> extra) {
     if (!entry.is_directory() || !file_exists(domain_dir + "/.complete")) continue;
     for (const char* split : {"train", "validation", "test"}) {
       const std::string corpus = domain_dir + "/" + split + ".jsonl";
-      if (!file_exists(corpus)) continue;
+      if (!file_exists(corpus) || std::filesystem::file_size(corpus) == 0) continue;  // a probe's train split
       PrepareOptions o;
       o.tokenizer = a.tokenizer;
       o.inputs = {corpus};
@@ -96,7 +96,7 @@ void add_data_commands(CLI::App& app) {
       "build", "fetch pinned packages, extract text, write splits, tasks and a manifest; with --tokenizer also "
                "HDF5 token shards (further options passed to the builder: --mini, --cache DIR, --force)");
   build->add_option("--out", suite_args->out, "suite folder")->capture_default_str();
-  build->add_option("--domains", suite_args->domains, "comma-separated subset (default: all eight)");
+  build->add_option("--domains", suite_args->domains, "comma-separated subset (default: all eight and the general probe)");
   build->add_option("--tokenizer", suite_args->tokenizer,
                     "also write DIR/<domain>/shards/<split>.h5 token shards for this tokenizer");
   build->allow_extras();

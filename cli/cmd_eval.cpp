@@ -26,6 +26,7 @@ void run_eval(const Recipe& r) {
   o.bf16 = r.get_string("eval.precision") == "bf16";
   o.max_items = r.get_int("eval.max_items");
   o.max_documents = r.get_int("eval.max_documents");
+  o.max_tokens = r.get_int("eval.max_tokens");
   o.dtr_rule = r.get_string("eval.dtr_rule");
   o.bootstrap.resamples = r.get_int("eval.bootstrap_resamples");
   o.bootstrap.seed = uint64_t(r.get_int("eval.seed"));

@@ -66,6 +66,7 @@ int main(int argc, char** argv) {
   gemkit::cli::add_export_commands(app);
   gemkit::cli::add_import_commands(app);
   gemkit::cli::add_models_commands(app);
+  gemkit::cli::add_merge_commands(app);
   try {
     check_command_names(app, argc, argv);
     app.parse(argc, argv);  // subcommand callbacks run inside parse

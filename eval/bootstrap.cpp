@@ -34,11 +34,13 @@ Interval bootstrap(size_t n, const std::function<double(const std::vector<size_t
   for (int64_t r = 0; r < options.resamples; ++r) {
     for (size_t i = 0; i < n; ++i) idx[i] = size_t(rng() % n);  // bias ~n/2^64: negligible
     const double s = statistic(idx);
-    if (std::isfinite(s)) stats.push_back(s);
-  }
-  if (stats.empty()) {
-    out.low = out.high = out.value;
-    return out;
+    // A figure undefined on one resample has no interval: dropping that resample would narrow
+    // the interval to the samples where the figure happens to exist.
+    if (!std::isfinite(s)) {
+      out.low = out.high = NAN;
+      return out;
+    }
+    stats.push_back(s);
   }
   std::sort(stats.begin(), stats.end());
   const double alpha = 1 - options.confidence;

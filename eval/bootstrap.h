@@ -23,7 +23,8 @@ struct BootstrapOptions {
 
 // `statistic` receives the item indices of one sample (with repetition; the full sample is
 // 0..n-1) and returns the figure. Resampling whole items (documents for perplexity) keeps the
-// dependence between an item's tokens inside one draw.
+// dependence between an item's tokens inside one draw. When the figure is not finite on some
+// resample, low and high are NaN: the interval is undefined (no resample is dropped).
 Interval bootstrap(size_t n, const std::function<double(const std::vector<size_t>&)>& statistic,
                    const BootstrapOptions& options = {});
 

@@ -60,9 +60,28 @@ double score_off_target(const std::map<std::string, double>& scores, const std::
   return n ? sum / n : NAN;
 }
 
+double nll_rise(const DomainFigures& base, const DomainFigures& m, const std::string& domain) {
+  const auto at = [](const std::map<std::string, double>& v, const std::string& k) { return v.count(k) ? v.at(k) : NAN; };
+  return std::log(at(m.perplexity, domain)) - std::log(at(base.perplexity, domain));
+}
+
+std::vector<std::string> off_target_domains(const DomainFigures& base, const std::string& target) {
+  std::vector<std::string> out;
+  for (const auto& [d, v] : base.perplexity)
+    if (d != target && d != kGeneralDomain) out.push_back(d);
+  return out;
+}
+
 SectionSix section_six(const DomainFigures& base, const DomainFigures& m, const std::string& target) {
   const auto at = [](const std::map<std::string, double>& v, const std::string& k) { return v.count(k) ? v.at(k) : NAN; };
   SectionSix s;
+  s.nll_gain = -nll_rise(base, m, target);
+  const std::vector<std::string> off = off_target_domains(base, target);
+  double sum = 0;
+  for (const std::string& d : off) sum += nll_rise(base, m, d);
+  s.off_target_rise = off.empty() ? NAN : sum / double(off.size());
+  s.general_rise = nll_rise(base, m, kGeneralDomain);
+  s.probe_rise = nll_rise(base, m, kGeneralProbe);
   s.domain_gain = (at(base.perplexity, target) - at(m.perplexity, target)) / at(base.perplexity, target);
   s.general_drift = at(m.perplexity, kGeneralDomain) / at(base.perplexity, kGeneralDomain) - 1;
   s.S_target = at(m.score, target);
@@ -73,9 +92,14 @@ SectionSix section_six(const DomainFigures& base, const DomainFigures& m, const 
   return s;
 }
 
-double forgetting_reduction(double drift, double reference_drift) {
-  if (!std::isfinite(drift) || !std::isfinite(reference_drift) || reference_drift == 0) return NAN;
-  return 1 - drift / reference_drift;
+double forgetting_reduction(double rise, double reference_rise) {
+  if (!std::isfinite(rise) || !std::isfinite(reference_rise) || reference_rise <= 0) return NAN;
+  return 1 - rise / reference_rise;
+}
+
+double gain_kept(double gain, double reference_gain) {
+  if (!std::isfinite(gain) || !std::isfinite(reference_gain) || reference_gain <= 0) return NAN;
+  return gain / reference_gain;
 }
 
 ComparisonFigures compare_figures(const std::vector<LabelledReport>& reports, const std::string& target) {
@@ -93,16 +117,22 @@ ComparisonFigures compare_figures(const std::vector<LabelledReport>& reports, co
   ComparisonFigures c;
   c.target = target;
   for (const auto& [d, v] : figures[0].perplexity) c.domains.push_back(d);
-  double first_drift = NAN;
   for (size_t i = 0; i < reports.size(); ++i) {
     ComparedRun run;
     run.label = reports[i].label;
     run.perplexity = figures[i].perplexity;
     run.six = section_six(figures[0], figures[i], target);
-    // The base against itself: no gain, no drift (also where its perplexity is missing).
-    if (i == 0) run.six.domain_gain = run.six.general_drift = 0.0;
-    if (i == 1) first_drift = run.six.general_drift;
-    if (i > 1) run.forgetting_reduction = forgetting_reduction(run.six.general_drift, first_drift);
+    // The base against itself: no gain, no rise (also where its perplexity is missing).
+    if (i == 0) {
+      SectionSix& z = run.six;
+      z.nll_gain = z.off_target_rise = z.general_rise = z.domain_gain = z.general_drift = 0.0;
+      if (std::isfinite(z.probe_rise)) z.probe_rise = 0.0;
+    }
+    if (i > 1) {
+      const SectionSix& ft = c.runs[1].six;
+      run.gain_kept = gain_kept(run.six.nll_gain, ft.nll_gain);
+      run.forgetting_reduction = forgetting_reduction(run.six.off_target_rise, ft.off_target_rise);
+    }
     c.runs.push_back(std::move(run));
   }
   return c;

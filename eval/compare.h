@@ -1,9 +1,19 @@
 // Comparing evaluation reports (`gemkit eval` JSON) of a base model and models adapted to a target
-// domain: the perplexity and score metrics of docs/design/gem-method.md section 6. Torch-free.
+// domain: the loss, perplexity and score metrics of docs/design/gem-method.md section 6. Torch-free.
 //
+// In loss terms (the headline; L(m,d) = log PPL(m,d), the mean token NLL in nats):
+//   NLL gain       G(m,t) = L(m0,t) - L(m,t)
+//   rise           R(m,d) = L(m,d) - L(m0,d)
+//   off-target rise R_off(m,t): the mean of R(m,d) over every domain d other than t and "general"
+//                  (the replay pool, which replay methods train on): the other suite domains and the
+//                  held-out general probe when the reports have it
+//   general rise   R(m,general), the replayed corpus, reported on its own
+//   probe rise     R(m,general_probe), general English that no method trains on
+//   gain kept of X against plain fine-tuning FT: G(X,t) / G(FT,t) (undefined when G(FT,t) <= 0)
+//   forgetting reduction: 1 - R_off(X,t) / R_off(FT,t) (undefined when R_off(FT,t) <= 0)
+// Perplexity forms (extra columns):
 //   domain gain    (PPL(m0,t) - PPL(m,t)) / PPL(m0,t)
 //   general drift  PPL(m,general) / PPL(m0,general) - 1
-//   forgetting reduction of run X against the first run (plain fine-tuning): 1 - drift(X)/drift(first)
 //   S(m,d)         mean task score of domain d; S(m,~t) the mean over the other domains
 //                  ("cross", the domain-identification task, is not a domain and is left out)
 //   DSI(m,t)       S(m,t) / S(m,~t)
@@ -28,6 +38,7 @@ struct LabelledReport {
 };
 
 inline constexpr const char* kGeneralDomain = "general";
+inline constexpr const char* kGeneralProbe = "general_probe";  // held-out general English (DATA.md)
 
 // What section 6 reads of one report, by domain.
 struct DomainFigures {
@@ -45,20 +56,34 @@ double score_off_target(const std::map<std::string, double>& score, const std::s
 // The section-6 figures of model m against the base m0 for target domain t. NaN where a figure
 // is missing from a report (or, for the base itself, is a ratio of zeros).
 struct SectionSix {
+  double nll_gain, off_target_rise, general_rise, probe_rise;  // nats
   double domain_gain, general_drift, S_target, S_other, DSI, GG;
 };
 SectionSix section_six(const DomainFigures& base, const DomainFigures& m, const std::string& target);
 
-// 1 - drift / reference_drift (NaN when reference_drift is 0 or either is not finite).
-double forgetting_reduction(double drift, double reference_drift);
+// R(m,d) = log PPL(m,d) - log PPL(m0,d): NaN when either perplexity is missing.
+double nll_rise(const DomainFigures& base, const DomainFigures& m, const std::string& domain);
+
+// The domains R_off averages for `target`: those with a base perplexity, less the target and the
+// replayed general corpus. R_off is NaN when one of them has no perplexity in m (never a mean
+// over whatever happens to be there) or when there are none.
+std::vector<std::string> off_target_domains(const DomainFigures& base, const std::string& target);
+
+// 1 - rise / reference_rise: NaN when reference_rise <= 0 (plain fine-tuning did not forget, so
+// there is nothing to reduce) or either is not finite.
+double forgetting_reduction(double rise, double reference_rise);
+
+// gain / reference_gain: NaN when reference_gain <= 0 or either is not finite.
+double gain_kept(double gain, double reference_gain);
 
 // One report of a comparison, against the base m0 (reports[0]).
 struct ComparedRun {
   std::string label;
   std::map<std::string, double> perplexity;  // by domain (skipped results left out)
-  SectionSix six;  // the base's own domain_gain and general_drift are 0
-  // Against the first adapted run (plain fine-tuning): NaN for the base and for that run.
-  double forgetting_reduction = NAN;
+  SectionSix six;  // the base's own gains and rises are 0
+  // Against the first adapted run (plain fine-tuning), in loss terms: NaN for the base and for
+  // that run.
+  double gain_kept = NAN, forgetting_reduction = NAN;
 };
 
 // The figures of `gemkit compare --target`, before any formatting (report/compare_report.h

@@ -86,6 +86,8 @@ Report run_evaluation(const EvalOptions& o) {
                      {"seq_len", seq_len},
                      {"max_items", o.max_items},
                      {"max_documents", o.max_documents},
+                     {"max_tokens", o.max_tokens},
+                     {"precision", o.bf16 ? "bf16" : "fp32"},
                      {"bootstrap", {{"resamples", o.bootstrap.resamples},
                                     {"seed", o.bootstrap.seed},
                                     {"confidence", o.bootstrap.confidence},
@@ -103,7 +105,7 @@ Report run_evaluation(const EvalOptions& o) {
       continue;
     }
     if (gem) gem->metrics();  // reset the routing figures
-    report.results.push_back(evaluate_perplexity(scorer, *tok, c, seq_len, o.bootstrap));
+    report.results.push_back(evaluate_perplexity(scorer, *tok, c, seq_len, o.bootstrap, o.max_tokens));
     if (gem)
       for (const auto& [key, value] : gem->metrics()) report.results.back().stats[key] = value;
   }

@@ -20,6 +20,7 @@ struct EvalOptions {
   int64_t seq_len = 512;        // longest row; capped at the model's max_position_embeddings
   int64_t max_items = 0;        // per task; 0: all
   int64_t max_documents = 0;    // per corpus file; 0: all
+  int64_t max_tokens = 0;       // per corpus: whole documents in file order until this many tokens; 0: all
   BootstrapOptions bootstrap;
   // Routed checkpoints: the token router's rule, "threshold" (causal, what decoding runs) or
   // "top-k" (the training rule at the trained capacity; shows what causality costs).

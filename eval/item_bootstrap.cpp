@@ -155,9 +155,9 @@ Interval ItemBootstrap::interval(const std::function<double(const std::vector<Do
   std::vector<double> stats;
   for (const auto& draw : draws_) {
     const double s = metric(draw);
-    if (std::isfinite(s)) stats.push_back(s);
+    if (!std::isfinite(s)) return out;  // undefined on a resample: no interval (never drop it)
+    stats.push_back(s);
   }
-  if (stats.empty()) return out;
   std::sort(stats.begin(), stats.end());
   const double alpha = 1 - confidence_;
   out.low = quantile(stats, alpha / 2);

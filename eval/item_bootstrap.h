@@ -33,8 +33,8 @@ class ItemBootstrap {
   const std::string& reason() const { return reason_; }  // why not, when unavailable
 
   // value: metric(the reports' own figures, in order); low, high: percentile bounds of the
-  // metric over the resamples (those where it is not finite are left out; NaN when none is
-  // finite or the bootstrap is unavailable).
+  // metric over the resamples, NaN when it is not finite on any one resample (an undefined
+  // figure has no interval; resamples are never dropped) or the bootstrap is unavailable.
   Interval interval(const std::function<double(const std::vector<DomainFigures>&)>& metric) const;
 
  private:

@@ -93,13 +93,18 @@ Result perplexity_result(const std::string& domain, const std::vector<DocumentNl
 }
 
 Result evaluate_perplexity(const Scorer& scorer, const Tokenizer& tok, const Corpus& corpus, int64_t seq_len,
-                           const BootstrapOptions& boot) {
+                           const BootstrapOptions& boot, int64_t max_tokens) {
   const bool shard = !corpus.tokenizer_hash.empty();  // ids already framed, no text
   const DocumentFraming framing = document_framing(tok.special());
   std::vector<std::vector<int32_t>> docs(corpus.documents.size());
   for (size_t i = 0; i < docs.size(); ++i) {
     if (shard) docs[i] = corpus.documents[i].ids;
     else framing.append(tok.encode(corpus.documents[i].text, /*add_special=*/false), docs[i]);
+  }
+  if (max_tokens > 0) {  // whole documents in file order until the budget is reached
+    size_t keep = 0;
+    for (int64_t seen = 0; keep < docs.size() && seen < max_tokens; ++keep) seen += int64_t(docs[keep].size());
+    docs.resize(keep);
   }
   std::vector<DocumentNll> nlls = document_nlls(scorer, docs, seq_len, "perplexity " + corpus.domain);
   if (!shard)

@@ -44,9 +44,11 @@ std::vector<DocumentNll> document_nlls(const Scorer& scorer, const std::vector<s
                                        int64_t seq_len, const std::string& label);
 
 // Result "perplexity" for one corpus (text, or token ids from a shard: Corpus::tokenizer_hash):
-// figures perplexity and, for text, bits_per_byte.
+// figures perplexity and, for text, bits_per_byte. max_tokens > 0 scores only the first
+// documents, whole, until that many tokens are reached (a fixed token budget per domain, whatever
+// its documents' lengths).
 Result evaluate_perplexity(const Scorer& scorer, const Tokenizer& tok, const Corpus& corpus, int64_t seq_len,
-                           const BootstrapOptions& boot);
+                           const BootstrapOptions& boot, int64_t max_tokens = 0);
 
 // The Result for per-document NLLs (bytes may be 0: then no bits_per_byte).
 Result perplexity_result(const std::string& domain, const std::vector<DocumentNll>& docs,

@@ -8,6 +8,7 @@
 #include "core/file_io.h"
 #include "report/ablation_rows.h"
 #include "report/interval_format.h"
+#include "report/pareto.h"
 #include "report/svg_plot.h"
 
 namespace gemkit::eval {
@@ -74,6 +75,11 @@ json ablation_json(const AblationTable& t, const AblationPlan& plan, const std::
     for (const auto& [k, c] : row.training) r["training"][k] = cell_json(c);
     r["deployment"] = json::object();
     for (const auto& [k, c] : row.deployment) r["deployment"][k] = cell_json(c);
+    const RowTradeoff& to = row.tradeoff;
+    r["tradeoff"] = {{"others_frontier_rise", number_or_null(to.frontier_rise)},
+                     {"rise_ratio", number_or_null(to.rise_ratio)}, {"beyond_others", to.beyond},
+                     {"on_frontier_of_all", to.on_front}, {"seeds_beyond", to.seeds_beyond},
+                     {"seeds_compared", to.seeds_compared}};
     j["rows"].push_back(r);
   }
   j["runs"] = json::array();
@@ -94,6 +100,7 @@ json ablation_json(const AblationTable& t, const AblationPlan& plan, const std::
   j["transfer"] = {{"domains", t.domains}, {"rows", json::array()}};
   for (const Row& row : t.rows) {
     json tr = {{"label", row.label}, {"source", row.target}};
+    for (const auto& [d, v] : row.nll_change) tr["nll_rise"][d] = number_or_null(v);
     for (const auto& [d, v] : row.ppl_change) tr["ppl_change"][d] = number_or_null(v);
     for (const auto& [d, v] : row.score_delta) tr["score_delta"][d] = number_or_null(v);
     j["transfer"]["rows"].push_back(tr);
@@ -107,6 +114,34 @@ bool any_statistics(const AblationTable& t) {
   bool any_stats = false;
   for (const std::string& k : t.training_keys) any_stats = any_stats || k != "tokens_per_s";
   return any_stats;
+}
+
+// The trade-off table: per target domain, each row's mean (G, R_off) against the frontier of the
+// other recipes' rows.
+std::string tradeoff_markdown(const AblationTable& t) {
+  std::string md =
+      "\n## Trade-off: domain gain against off-target forgetting\n\nEach row as the point (NLL gain, off-target "
+      "rise), mean over seeds [95% interval over seeds]. Frontier of the others: the Pareto frontier of the rows of "
+      "the same target from other recipes (a recipe's WiSE-FT rows count as that recipe), with the base model at "
+      "(0, 0), joined by straight lines, read at this row's gain (n/a past their largest gain). Ratio: this row's "
+      "rise / that frontier's. Beyond: below the others' frontier (or past their largest gain, undominated); per "
+      "seed: each seed's runs against the same seed's runs of the others. Plot: tradeoff.svg.\n";
+  for (const std::string& target : t.targets) {
+    md += "\n### " + target + "\n\n| method | NLL gain | off-target rise | general probe rise | others' frontier "
+          "at this gain | ratio | beyond the others | seeds beyond | on the frontier of all |\n"
+          "|---|---|---|---|---|---|---|---|---|\n";
+    for (const Row& row : t.rows) {
+      if (row.target != target || row.ok.empty()) continue;
+      const RowTradeoff& to = row.tradeoff;
+      md += "| " + row.label + " | " + interval_text(row.metrics.at("nll_gain").seeds, "%+.4f") + " | " +
+            interval_text(row.metrics.at("off_target_rise").seeds, "%+.4f") + " | " +
+            interval_text(row.metrics.at("probe_rise").seeds, "%+.4f") + " | " + number_text(to.frontier_rise, "%+.4f") +
+            " | " + number_text(to.rise_ratio, "%.2f") + " | " + (to.beyond ? "yes" : "no") + " | " +
+            std::to_string(to.seeds_beyond) + " of " + std::to_string(to.seeds_compared) + " | " +
+            (to.on_front ? "yes" : "no") + " |\n";
+    }
+  }
+  return md;
 }
 
 // report.md: the plan, the base model, the results with intervals over seeds and over items,
@@ -147,11 +182,17 @@ std::string ablation_markdown(const AblationTable& t, const AblationPlan& plan, 
     md += " " + (row.training.count("tokens_per_s") ? interval_text(row.training.at("tokens_per_s").seeds, "%.0f") : "n/a") +
           " |\n";
   }
-  md += "\nDomain gain: relative fall of the target's perplexity; general drift: relative rise of the general "
-        "perplexity (forgetting); forgetting reduction: 1 - drift / drift of the target domain's baseline"
-        " (same grid cell and seed); gain kept: domain gain / the baseline's domain gain (same cell and seed). S: mean task score (macro-F1 or accuracy); DSI = S(m,t)/S(m,~t); GG: relative "
-        "loss of S off-target; CDTR: mean over t != target of dS(m,t)/dS(m,target), undefined when the on-target "
-        "gain is below 0.01 (CDTR (PPL): the same with relative perplexity gains). n/a: undefined or missing.\n";
+  md += "\nIn nats of mean token NLL: NLL gain G = the fall on the target; off-target rise R_off = the mean rise "
+        "over every domain but the target and the replayed general corpus (the held-out general probe included); "
+        "general probe rise: general English that no method trains on; general (replayed) rise: the corpus replay "
+        "trains on, shown apart. Gain kept: G / the baseline's G; forgetting reduction: 1 - R_off / the "
+        "baseline's R_off (baseline: the target domain's first method, same grid cell and seed; n/a when the "
+        "baseline did not gain, or did not forget). Perplexity forms: domain gain = relative fall of the target's "
+        "perplexity, general drift = relative rise of the general perplexity. S: mean task score (macro-F1 or "
+        "accuracy); DSI = S(m,t)/S(m,~t); GG: relative loss of S off-target; CDTR: mean over t != target of "
+        "dS(m,t)/dS(m,target), undefined when the on-target gain is below 0.01 (CDTR (PPL): the same with relative "
+        "perplexity gains). n/a: undefined or missing; an interval is n/a when the figure is undefined on a seed "
+        "or a resample.\n";
   std::vector<std::string> undefined;
   for (const Row& row : t.rows)
     if (!row.ok.empty() && row.metrics.at("CDTR").n < row.ok.size())
@@ -161,6 +202,7 @@ std::string ablation_markdown(const AblationTable& t, const AblationPlan& plan, 
     md += "\nCDTR undefined (on-target task-score gain below 0.01, or no task scores):\n";
     for (const std::string& u : undefined) md += "- " + u + "\n";
   }
+  md += tradeoff_markdown(t);
   md += "\n## Item-level intervals\n\n";
   if (t.item_intervals) {
     md += "Percentile bootstrap 95% over test items of the mean over seeds.\n\n| method |";
@@ -204,14 +246,15 @@ std::string ablation_markdown(const AblationTable& t, const AblationPlan& plan, 
       md += "\n";
     }
   }
-  md += "\n## Transfer matrix\n\nPerplexity change against the base, PPL(m,d) / PPL(m0,d) - 1, mean over seeds "
-        "(rows: method and target).\n\n| method (target) |";
+  md += "\n## Transfer matrix\n\nNLL rise against the base, R(m,d) = L(m,d) - L(m0,d) in nats (negative: the "
+        "model improved there), mean over seeds (rows: method and target; the perplexity form is in report.json).\n\n"
+        "| method (target) |";
   std::string r4 = "|---|";
   for (const std::string& d : t.domains) md += " " + d + " |", r4 += "---|";
   md += "\n" + r4 + "\n";
   for (const Row& row : t.rows) {
     md += "| " + row.label + " (" + row.target + ") |";
-    for (const std::string& d : t.domains) md += " " + interval_text({row.ppl_change.at(d), NAN, NAN}, "%.1f", true) + " |";
+    for (const std::string& d : t.domains) md += " " + interval_text({row.nll_change.at(d), NAN, NAN}, "%+.4f") + " |";
     md += "\n";
   }
   std::vector<const AblationRun*> failed;
@@ -230,16 +273,11 @@ std::string ablation_markdown(const AblationTable& t, const AblationPlan& plan, 
   return md;
 }
 
-// The SVG plots by file name: drift_vs_gain.svg always, transfer_heatmap.svg over several target
+// The SVG plots by file name: tradeoff.svg always, transfer_heatmap.svg over several target
 // domains, routing_stats.svg when there are routing or preservation statistics.
 std::map<std::string, std::string> ablation_plots(const AblationTable& t) {
   std::map<std::string, std::string> plots;
-  PlotPanel scatter;
-  scatter.title = "General drift against domain gain (mean over seeds, 95% intervals)";
-  scatter.x_label = "domain gain (%)";
-  scatter.y_label = "general drift (%)";
-  // Over several target domains: one colour per domain, one marker shape per method within it (in
-  // the order of the rows), so that e.g. every domain's fine-tuning baseline is a circle.
+  // One colour per target domain in the other plots, in order of first appearance.
   std::vector<std::string> target_order;
   const auto target_colour = [&](const std::string& target) {
     const auto it = std::find(target_order.begin(), target_order.end(), target);
@@ -247,41 +285,52 @@ std::map<std::string, std::string> ablation_plots(const AblationTable& t) {
     target_order.push_back(target);
     return int(target_order.size() - 1);
   };
-  std::map<std::string, int> methods_seen;
-  for (const Row& row : t.rows) {
-    const Cell& g = row.metrics.at("domain_gain");
-    const Cell& d = row.metrics.at("general_drift");
-    // Intervals over seeds, else item-level ones.
-    const Interval& gi = std::isfinite(g.seeds.low) ? g.seeds : g.items;
-    const Interval& di = std::isfinite(d.seeds.low) ? d.seeds : d.items;
-    PlotSeries s;
-    s.name = row.label;
-    s.markers = true;
-    s.x = {100 * g.seeds.value};
-    s.y = {100 * d.seeds.value};
-    s.x_low = {100 * gi.low};
-    s.x_high = {100 * gi.high};
-    s.y_low = {100 * di.low};
-    s.y_high = {100 * di.high};
-    if (t.targets.size() > 1) {
-      s.colour = target_colour(row.target);
-      s.shape = methods_seen[row.target]++;
+  // The trade-off plane, one panel per target domain: every row with its intervals over seeds
+  // (else item-level ones) and the Pareto frontier of all rows (the base at (0, 0) included).
+  std::vector<PlotPanel> panels;
+  for (const std::string& target : t.targets) {
+    PlotPanel panel;
+    panel.title = target + ": off-target NLL rise against target NLL gain (mean over seeds, 95% intervals)";
+    panel.x_label = "NLL gain on " + target + " (nats)";
+    panel.y_label = "off-target NLL rise (nats)";
+    std::vector<TradeoffPoint> points{{0.0, 0.0}};
+    for (const Row& row : t.rows) {
+      if (row.target != target || row.ok.empty()) continue;
+      const Cell& g = row.metrics.at("nll_gain");
+      const Cell& r = row.metrics.at("off_target_rise");
+      const Interval& gi = std::isfinite(g.seeds.low) ? g.seeds : g.items;
+      const Interval& ri = std::isfinite(r.seeds.low) ? r.seeds : r.items;
+      PlotSeries s;
+      s.name = row.label;
+      s.markers = true;
+      s.x = {g.seeds.value};
+      s.y = {r.seeds.value};
+      s.x_low = {gi.low};
+      s.x_high = {gi.high};
+      s.y_low = {ri.low};
+      s.y_high = {ri.high};
+      panel.series.push_back(s);
+      points.push_back({g.seeds.value, r.seeds.value});
     }
-    scatter.series.push_back(s);
+    PlotSeries front;
+    front.name = "Pareto frontier (all, base at 0)";
+    for (size_t i : pareto_front(points)) front.x.push_back(points[i].gain), front.y.push_back(points[i].rise);
+    panel.series.push_back(front);
+    panels.push_back(panel);
   }
   PlotOptions po;
   po.panel_height = 420;
-  plots["drift_vs_gain.svg"] = render_svg({scatter}, po);
+  plots["tradeoff.svg"] = render_svg(panels, po);
+
   if (t.targets.size() > 1) {
     Heatmap h;
-    h.title = "Transfer matrix: PPL(m,d) / PPL(m0,d) - 1";
+    h.title = "Transfer matrix: NLL rise L(m,d) - L(m0,d), nats";
     h.columns.assign(t.domains.begin(), t.domains.end());
-    h.percent = true;
-    h.note = "rows: method (target); blue: perplexity fell, red: it rose; mean over seeds";
+    h.note = "rows: method (target); blue: the loss fell, red: it rose; mean over seeds";
     for (const Row& row : t.rows) {
       h.rows.push_back(row.label + " (" + row.target + ")");
       h.values.emplace_back();
-      for (const std::string& d : t.domains) h.values.back().push_back(row.ppl_change.at(d));
+      for (const std::string& d : t.domains) h.values.back().push_back(row.nll_change.at(d));
     }
     plots["transfer_heatmap.svg"] = render_heatmap_svg(h);
   }

@@ -6,12 +6,14 @@
 // interval over seeds (eval/seed_interval.h: mean +- t(0.975, n-1) sd / sqrt(n); none with one
 // seed), and an item-level bootstrap 95% interval of that mean where the eval reports keep
 // per-item results (eval/item_bootstrap.h):
-//   target_ppl, domain_gain         perplexity on the run's target domain and its relative fall
-//   general_ppl, general_drift      perplexity on "general" and its relative rise (forgetting)
-//   forgetting_reduction            1 - drift / drift of the first method (plain fine-tuning) in
-//                                   the same grid cell with the same seed
-//   gain_kept                       domain gain / that baseline run's domain gain (undefined
-//                                   when the baseline gained nothing)
+//   target_nll, nll_gain            mean token NLL (nats) on the target and its fall G
+//   off_target_rise                 R_off: the mean NLL rise over every domain but the target and
+//                                   the replayed "general" (the held-out general_probe included)
+//   probe_rise, general_rise        the rise on general_probe and on the replayed general corpus
+//   gain_kept                       G / G of the first method (plain fine-tuning) in the same grid
+//                                   cell with the same seed (undefined when that G <= 0)
+//   forgetting_reduction            1 - R_off / R_off of that baseline run (undefined when <= 0)
+//   target_ppl, domain_gain, general_ppl, general_drift, gain_kept_ppl: the perplexity forms
 //   S_target, S_other, DSI, GG      task scores (macro-F1 / accuracy) on and off the target
 //   CDTR, CDTR_ppl                  cross-domain transfer (eval/transfer.h), mean over the seeds
 //                                   where it is defined
@@ -23,9 +25,10 @@
 //
 // The rows are computed in report/ablation_rows.h, then written as JSON, markdown, CSV and plots.
 // Files (write_ablation_report): report.json, report.csv, report.md, and SVG plots:
-// drift_vs_gain.svg (general drift against domain gain, one point per row with interval bars),
-// transfer_heatmap.svg (the perplexity-form transfer matrix, when rows have several target
-// domains) and routing_stats.svg (bar charts of the train/ statistics, when there are any).
+// tradeoff.svg (off-target NLL rise against NLL gain, a panel per target domain, one point per
+// row with interval bars and the Pareto frontier of all rows; the table beside it places each row
+// against the frontier of the other recipes' rows, report/pareto.h), transfer_heatmap.svg (the
+// NLL-rise transfer matrix, when rows have several target domains) and routing_stats.svg (bar charts of the train/ statistics, when there are any).
 #pragma once
 #include <cstdint>
 #include <map>

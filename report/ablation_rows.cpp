@@ -74,55 +74,116 @@ Cell per_seed_cell(const Row& row, std::map<std::string, double> AblationRun::*f
   return c;
 }
 
-// The row's transfer entries: per domain, the mean over seeds of the relative perplexity change
-// and of the task-score change against the base.
+// The row's transfer entries: per domain, the mean over seeds of the NLL rise R(m,d), of the
+// relative perplexity change and of the task-score change against the base.
 void transfer_row(const AblationTable& t, Row& row) {
   for (const std::string& d : t.domains) {
-    std::vector<double> dp, ds;
+    std::vector<double> dn, dp, ds;
     for (const AblationRun* r : row.ok) {
       const DomainFigures& f = t.figures[t.index.at(r)];
+      dn.push_back(nll_rise(t.figures[0], f, d));
       dp.push_back(value_or_nan(f.perplexity, d) / value_or_nan(t.figures[0].perplexity, d) - 1);
       ds.push_back(value_or_nan(f.score, d) - value_or_nan(t.figures[0].score, d));
     }
+    row.nll_change[d] = seed_interval(dn).value;
     row.ppl_change[d] = seed_interval(dp).value;
     row.score_delta[d] = seed_interval(ds).value;
   }
 }
 
+const MetricDef& metric_def(const std::string& name) {
+  for (const MetricDef& m : metric_defs())
+    if (name == m.name) return m;
+  fail("ablation report", "no metric " + name);
+}
+
+// Every row's place in the trade-off plane, against the rows of its target from other recipes.
+void tradeoffs(AblationTable& t) {
+  const MetricDef& gain = metric_def("nll_gain");
+  const MetricDef& rise = metric_def("off_target_rise");
+  const auto mean_point = [](const Row& r) {
+    return TradeoffPoint{r.metrics.at("nll_gain").seeds.value, r.metrics.at("off_target_rise").seeds.value};
+  };
+  for (Row& row : t.rows) {
+    if (row.ok.empty()) continue;
+    std::vector<TradeoffPoint> others, all;
+    size_t self = 0;
+    for (const Row& o : t.rows) {
+      if (o.ok.empty() || o.target != row.target) continue;
+      if (&o == &row) self = all.size();
+      all.push_back(mean_point(o));
+      if (method_family(o.method) != method_family(row.method)) others.push_back(mean_point(o));
+    }
+    const FrontierPosition pos = frontier_position(mean_point(row), others);
+    RowTradeoff& out = row.tradeoff;
+    out.frontier_rise = pos.frontier_rise;
+    out.rise_ratio = pos.rise_ratio;
+    out.beyond = pos.beyond;
+    for (size_t i : pareto_front(all)) out.on_front = out.on_front || i == self;
+    // Seed by seed: this row's run of seed s against the others' runs of seed s.
+    for (const AblationRun* r : row.ok) {
+      std::vector<TradeoffPoint> seed_others;
+      for (const Row& o : t.rows)
+        if (o.target == row.target && method_family(o.method) != method_family(row.method))
+          for (const AblationRun* q : o.ok)
+            if (q->seed == r->seed) seed_others.push_back({t.metric(gain, *q), t.metric(rise, *q)});
+      if (seed_others.empty()) continue;
+      ++out.seeds_compared;
+      out.seeds_beyond += frontier_position({t.metric(gain, *r), t.metric(rise, *r)}, seed_others).beyond;
+    }
+  }
+}
+
 }  // namespace
 
+std::string method_family(const std::string& method) { return method.substr(0, method.find('+')); }
+
 const std::vector<MetricDef>& metric_defs() {
+  // Loss-form figures first (the headline, gem-method.md section 6), then the perplexity forms.
+  const auto six = [](const Figures& f, size_t r, const std::string& t) { return section_six(f[0], f[r], t); };
   static const std::vector<MetricDef> defs = {
-      {"target_ppl", "target PPL", "%.2f", false,
-       [](const Figures& f, size_t r, long, const std::string& t) { return value_or_nan(f[r].perplexity, t); }},
-      {"domain_gain", "domain gain", "%.1f", true,
-       [](const Figures& f, size_t r, long, const std::string& t) { return section_six(f[0], f[r], t).domain_gain; }},
-      {"general_ppl", "general PPL", "%.2f", false,
-       [](const Figures& f, size_t r, long, const std::string&) { return value_or_nan(f[r].perplexity, kGeneralDomain); }},
-      {"general_drift", "general drift", "%.1f", true,
-       [](const Figures& f, size_t r, long, const std::string& t) { return section_six(f[0], f[r], t).general_drift; }},
-      {"forgetting_reduction", "forgetting reduction", "%.1f", true,
-       [](const Figures& f, size_t r, long b, const std::string& t) {
-         if (b < 0) return double(NAN);
-         return forgetting_reduction(section_six(f[0], f[r], t).general_drift,
-                                     section_six(f[0], f[size_t(b)], t).general_drift);
+      {"target_nll", "target NLL", "%.4f", false,
+       [](const Figures& f, size_t r, long, const std::string& t) { return std::log(value_or_nan(f[r].perplexity, t)); }},
+      {"nll_gain", "NLL gain", "%+.4f", false,
+       [six](const Figures& f, size_t r, long, const std::string& t) { return six(f, r, t).nll_gain; }},
+      {"off_target_rise", "off-target rise", "%+.4f", false,
+       [six](const Figures& f, size_t r, long, const std::string& t) { return six(f, r, t).off_target_rise; }},
+      {"probe_rise", "general probe rise", "%+.4f", false,
+       [six](const Figures& f, size_t r, long, const std::string& t) { return six(f, r, t).probe_rise; }},
+      {"general_rise", "general (replayed) rise", "%+.4f", false,
+       [six](const Figures& f, size_t r, long, const std::string& t) { return six(f, r, t).general_rise; }},
+      {"gain_kept", "gain kept", "%.1f", true,
+       [six](const Figures& f, size_t r, long b, const std::string& t) {
+         return b < 0 ? double(NAN) : gain_kept(six(f, r, t).nll_gain, six(f, size_t(b), t).nll_gain);
        },
        true},
-      {"gain_kept", "gain kept", "%.1f", true,
-       [](const Figures& f, size_t r, long b, const std::string& t) {
-         if (b < 0) return double(NAN);
-         const double baseline_gain = section_six(f[0], f[size_t(b)], t).domain_gain;
-         return baseline_gain > 0 ? section_six(f[0], f[r], t).domain_gain / baseline_gain : double(NAN);
+      {"forgetting_reduction", "forgetting reduction", "%.1f", true,
+       [six](const Figures& f, size_t r, long b, const std::string& t) {
+         return b < 0 ? double(NAN)
+                      : forgetting_reduction(six(f, r, t).off_target_rise, six(f, size_t(b), t).off_target_rise);
+       },
+       true},
+      {"target_ppl", "target PPL", "%.2f", false,
+       [](const Figures& f, size_t r, long, const std::string& t) { return value_or_nan(f[r].perplexity, t); }},
+      {"domain_gain", "domain gain (PPL)", "%.1f", true,
+       [six](const Figures& f, size_t r, long, const std::string& t) { return six(f, r, t).domain_gain; }},
+      {"general_ppl", "general PPL", "%.2f", false,
+       [](const Figures& f, size_t r, long, const std::string&) { return value_or_nan(f[r].perplexity, kGeneralDomain); }},
+      {"general_drift", "general drift (PPL)", "%.1f", true,
+       [six](const Figures& f, size_t r, long, const std::string& t) { return six(f, r, t).general_drift; }},
+      {"gain_kept_ppl", "gain kept (PPL)", "%.1f", true,
+       [six](const Figures& f, size_t r, long b, const std::string& t) {
+         return b < 0 ? double(NAN) : gain_kept(six(f, r, t).domain_gain, six(f, size_t(b), t).domain_gain);
        },
        true},
       {"S_target", "S(m,t)", "%.3f", false,
-       [](const Figures& f, size_t r, long, const std::string& t) { return section_six(f[0], f[r], t).S_target; }},
+       [six](const Figures& f, size_t r, long, const std::string& t) { return six(f, r, t).S_target; }},
       {"S_other", "S(m,~t)", "%.3f", false,
-       [](const Figures& f, size_t r, long, const std::string& t) { return section_six(f[0], f[r], t).S_other; }},
+       [six](const Figures& f, size_t r, long, const std::string& t) { return six(f, r, t).S_other; }},
       {"DSI", "DSI", "%.3f", false,
-       [](const Figures& f, size_t r, long, const std::string& t) { return section_six(f[0], f[r], t).DSI; }},
+       [six](const Figures& f, size_t r, long, const std::string& t) { return six(f, r, t).DSI; }},
       {"GG", "GG", "%.1f", true,
-       [](const Figures& f, size_t r, long, const std::string& t) { return section_six(f[0], f[r], t).GG; }},
+       [six](const Figures& f, size_t r, long, const std::string& t) { return six(f, r, t).GG; }},
       {"CDTR", "CDTR", "%.3f", false,
        [](const Figures& f, size_t r, long, const std::string& t) { return cdtr(f[0], f[r], t); }},
       {"CDTR_ppl", "CDTR (PPL)", "%.3f", false,
@@ -249,6 +310,7 @@ AblationTable ablation_table(const AblationPlan& plan, const json& base_eval, co
       for (const char* k : kDeploymentKeys) row.deployment[k] = per_seed_cell(row, &AblationRun::deployment, k);
     transfer_row(t, row);
   }
+  tradeoffs(t);
   t.item_intervals = boot.available();
   if (!t.item_intervals) t.item_note = boot.reason() + ", so there are no item-level intervals (only intervals over seeds)";
   return t;

@@ -17,6 +17,7 @@
 #include "eval/bootstrap.h"
 #include "eval/compare.h"
 #include "report/ablation_report.h"
+#include "report/pareto.h"
 
 namespace gemkit::eval {
 
@@ -40,7 +41,7 @@ struct MetricDef {
   std::function<double(const Figures& f, size_t run, long baseline, const std::string& target)> of;
   bool against_baseline = false;  // undefined for the baseline itself ("reference" in the table)
 };
-// target_ppl, domain_gain, ..., CDTR_ppl: the columns of the report, in order.
+// target_nll, nll_gain, ..., CDTR_ppl: the columns of the report, in order.
 const std::vector<MetricDef>& metric_defs();
 
 struct Cell {  // one figure of one row
@@ -50,13 +51,28 @@ struct Cell {  // one figure of one row
   size_t n = 0;            // seeds where the figure is defined
 };
 
+// A row in the trade-off plane (report/pareto.h) against the rows of the same target domain
+// from other recipes (a WiSE-FT row "m+wise0.5" belongs to recipe m): at the means over seeds,
+// and seed by seed (each seed's runs against the same seed's runs of the others).
+struct RowTradeoff {
+  double frontier_rise = NAN;  // the others' frontier at this row's mean gain
+  double rise_ratio = NAN;     // mean off-target rise / frontier_rise
+  bool beyond = false;         // beyond the others' frontier
+  bool on_front = false;       // on the frontier of all rows of its target
+  size_t seeds_beyond = 0, seeds_compared = 0;
+};
+
+// The recipe a method comes from: the text before the first '+' ("s01_finetune+wise0.5").
+std::string method_family(const std::string& method);
+
 struct Row {
   std::string method, label;
   GridCell cell;
   std::string target;
   std::vector<const AblationRun*> ok, failed;
   std::map<std::string, Cell> metrics, training, deployment;
-  std::map<std::string, double> ppl_change, score_delta;  // transfer row: mean over seeds, by domain
+  std::map<std::string, double> nll_change, ppl_change, score_delta;  // transfer row: mean over seeds, by domain
+  RowTradeoff tradeoff;
 };
 
 struct AblationTable {

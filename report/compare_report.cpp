@@ -28,9 +28,14 @@ json to_json(const ComparisonFigures& c) {
     for (const ComparedRun& run : c.runs) j["perplexity"][d][run.label] = number_or_null(perplexity_of(run, d));
   for (const ComparedRun& run : c.runs) {
     json& s = j["summary"][run.label];
+    s["nll_gain"] = number_or_null(run.six.nll_gain);
+    s["off_target_rise"] = number_or_null(run.six.off_target_rise);
+    s["probe_rise"] = number_or_null(run.six.probe_rise);
+    s["general_rise"] = number_or_null(run.six.general_rise);
+    s["gain_kept_vs_" + c.runs[1].label] = number_or_null(run.gain_kept);
+    s["forgetting_reduction_vs_" + c.runs[1].label] = number_or_null(run.forgetting_reduction);
     s["domain_gain"] = number_or_null(run.six.domain_gain);
     s["general_drift"] = number_or_null(run.six.general_drift);
-    s["forgetting_reduction_vs_" + c.runs[1].label] = number_or_null(run.forgetting_reduction);
     s["S_target"] = number_or_null(run.six.S_target);
     s["S_other"] = number_or_null(run.six.S_other);
     s["DSI"] = number_or_null(run.six.DSI);
@@ -59,17 +64,22 @@ std::string to_markdown(const ComparisonFigures& c) {
     md += "\n";
   }
 
-  md += "\nSummary (gem-method.md section 6)\n\n| model | domain gain | general drift | forgetting reduction | "
-        "S(m,t) | S(m,~t) | DSI | GG |\n|---|---|---|---|---|---|---|---|\n";
+  md += "\nSummary (gem-method.md section 6; losses in nats)\n\n| model | NLL gain | off-target rise | "
+        "general probe rise | general (replayed) rise | gain kept | forgetting reduction | domain gain (PPL) | "
+        "general drift (PPL) | S(m,t) | S(m,~t) | DSI | GG |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (size_t i = 0; i < runs.size(); ++i) {
     const SectionSix& six = runs[i].six;
-    md += "| " + runs[i].label + " | " + pct(six.domain_gain) + " | " + pct(six.general_drift) + " | " +
-          (i > 1 ? pct(runs[i].forgetting_reduction) : "") + " | " + fmt(six.S_target, "%.3f") + " | " +
+    md += "| " + runs[i].label + " | " + fmt(six.nll_gain, "%+.4f") + " | " + fmt(six.off_target_rise, "%+.4f") +
+          " | " + fmt(six.probe_rise, "%+.4f") + " | " + fmt(six.general_rise, "%+.4f") + " | " +
+          (i > 1 ? pct(runs[i].gain_kept) : "") + " | " + (i > 1 ? pct(runs[i].forgetting_reduction) : "") + " | " +
+          pct(six.domain_gain) + " | " + pct(six.general_drift) + " | " + fmt(six.S_target, "%.3f") + " | " +
           fmt(six.S_other, "%.3f") + " | " + fmt(six.DSI, "%.3f") + " | " + pct(six.GG) + " |\n";
   }
-  md += "\nDomain gain: relative fall of the target's perplexity; general drift: relative rise of the general "
-        "corpus's perplexity (forgetting); forgetting reduction: 1 - drift / drift of " + runs[1].label +
-        ". S: mean task score (macro-F1 or accuracy); DSI = S(m,t)/S(m,~t); GG: relative loss of S off-target.\n";
+  md += "\nNLL gain: fall of the target's mean token NLL; off-target rise: mean NLL rise over the other domains "
+        "and the held-out general probe (not the replayed general corpus, shown on its own); gain kept: NLL gain / "
+        "that of " + runs[1].label + "; forgetting reduction: 1 - off-target rise / that of " + runs[1].label +
+        " (n/a when it did not rise). Domain gain and general drift: the relative perplexity forms. S: mean task "
+        "score (macro-F1 or accuracy); DSI = S(m,t)/S(m,~t); GG: relative loss of S off-target.\n";
   return md;
 }
 

@@ -3,8 +3,10 @@
 // Torch-free.
 //
 // JSON layout:
-//   {"perplexity": {domain: {label: PPL}}, "summary": {label: {"domain_gain", "general_drift",
-//    "forgetting_reduction_vs_<first adapted label>", "S_target", "S_other", "DSI", "GG"}},
+//   {"perplexity": {domain: {label: PPL}}, "summary": {label: {"nll_gain", "off_target_rise",
+//    "probe_rise", "general_rise", "gain_kept_vs_<first adapted label>",
+//    "forgetting_reduction_vs_<first adapted label>", "domain_gain", "general_drift", "S_target",
+//    "S_other", "DSI", "GG"}},
 //    "target"}; non-finite numbers are null.
 #pragma once
 #include <string>

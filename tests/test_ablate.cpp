@@ -147,7 +147,7 @@ TEST(AblationReport, RowsFromHandMadeReports) {
   plan.grid = {{"train.lr", {"1", "2"}}};
   plan.seeds = 2;
   const std::vector<AblationRun> runs = {
-      run("ft", "1", 0, "law", eval_json({{"law", 80}, {"general", 60}, {"finance", 80}}, s0), 1000),
+      run("ft", "1", 0, "law", eval_json({{"law", 80}, {"general", 60}, {"finance", 88}}, s0), 1000),
       run("ft", "1", 1, "law", eval_json({{"law", 90}, {"general", 55}, {"finance", 80}}, s0), 3000),
       run("ft", "2", 0, "law", eval_json({{"law", 75}, {"general", 75}, {"finance", 80}}, s0), 1000),
       run("ft", "2", 1, "law", nullptr, 0),
@@ -176,13 +176,22 @@ TEST(AblationReport, RowsFromHandMadeReports) {
   EXPECT_TRUE(ft1["forgetting_reduction"]["mean"].is_null());  // the baseline itself
   EXPECT_FALSE(ft1["domain_gain"].contains("item_interval"));  // no per-item results
 
+  // Off target (finance; general is the replayed corpus): ft seed 0 rises log 1.1, seed 1 not at all.
+  EXPECT_NEAR(ft1["off_target_rise"]["per_seed"][0].get<double>(), std::log(1.1), 1e-12);
+  EXPECT_NEAR(ft1["nll_gain"]["mean"].get<double>(), (std::log(100.0 / 80) + std::log(100.0 / 90)) / 2, 1e-12);
   const json& gem1 = row(j, "gem [train.lr=1]")["metrics"];
-  EXPECT_NEAR(gem1["forgetting_reduction"]["mean"].get<double>(), 0.65, 1e-12);
-  EXPECT_NEAR(gem1["forgetting_reduction"]["per_seed"][0].get<double>(), 0.8, 1e-12);
-  // Gain kept: seed 0 gains 0.2 like its baseline (1.0), seed 1 gains 0.15 against 0.1 (1.5).
+  // Forgetting reduction: seed 0 1 - 0 / log 1.1; seed 1 n/a (the baseline did not forget), so
+  // the mean is over one seed.
+  EXPECT_NEAR(gem1["forgetting_reduction"]["per_seed"][0].get<double>(), 1.0, 1e-12);
+  EXPECT_TRUE(gem1["forgetting_reduction"]["per_seed"][1].is_null());
+  EXPECT_NEAR(gem1["forgetting_reduction"]["mean"].get<double>(), 1.0, 1e-12);
+  EXPECT_EQ(gem1["forgetting_reduction"]["n"], 1);
+  // Gain kept in loss terms: seed 0 as its baseline (1.0), seed 1 log(100/85) / log(100/90);
+  // the perplexity form: 0.15 / 0.1.
   EXPECT_NEAR(gem1["gain_kept"]["per_seed"][0].get<double>(), 1.0, 1e-12);
-  EXPECT_NEAR(gem1["gain_kept"]["per_seed"][1].get<double>(), 1.5, 1e-12);
-  EXPECT_NEAR(gem1["gain_kept"]["mean"].get<double>(), 1.25, 1e-12);
+  EXPECT_NEAR(gem1["gain_kept"]["per_seed"][1].get<double>(), std::log(100.0 / 85) / std::log(100.0 / 90), 1e-12);
+  EXPECT_NEAR(gem1["gain_kept_ppl"]["per_seed"][1].get<double>(), 1.5, 1e-12);
+  EXPECT_NEAR(gem1["gain_kept_ppl"]["mean"].get<double>(), 1.25, 1e-12);
   EXPECT_TRUE(ft1["gain_kept"]["mean"].is_null());  // the baseline itself
   EXPECT_EQ(gem1["CDTR"]["mean"].get<double>(), 0.125);
   EXPECT_EQ(gem1["CDTR"]["n"], 1);
@@ -206,18 +215,34 @@ TEST(AblationReport, RowsFromHandMadeReports) {
   // Per run, and the transfer rows.
   for (const json& run : j["runs"])
     if (run["name"] == "gem__train.lr=1__seed0") {
-      EXPECT_NEAR(run["metrics"]["forgetting_reduction"].get<double>(), 0.8, 1e-12);
+      EXPECT_NEAR(run["metrics"]["forgetting_reduction"].get<double>(), 1.0, 1e-12);
     }
   EXPECT_NEAR(j["transfer"]["rows"][0]["ppl_change"]["general"].get<double>(), 0.15, 1e-12);
+  EXPECT_NEAR(j["transfer"]["rows"][0]["nll_rise"]["general"].get<double>(), (std::log(1.2) + std::log(1.1)) / 2, 1e-12);
+
+  // The trade-off plane for law: ft [lr=2] (gain log 4/3, no rise) dominates ft [lr=1], so the
+  // frontier of gem's others is flat at 0 up to that gain: gem lies on that line, dominated by
+  // ft [lr=2] (more gain, the same rise), so neither beyond it nor on the frontier of all. Seed by
+  // seed, gem's seed 1 lies past the only other seed-1 run's gain (ft [lr=2] seed 1 failed).
+  const json& gem_trade = row(j, "gem [train.lr=1]")["tradeoff"];
+  EXPECT_EQ(gem_trade["others_frontier_rise"].get<double>(), 0.0);
+  EXPECT_TRUE(gem_trade["rise_ratio"].is_null());
+  EXPECT_FALSE(gem_trade["beyond_others"].get<bool>());
+  EXPECT_EQ(gem_trade["seeds_beyond"], 1);
+  EXPECT_EQ(gem_trade["seeds_compared"], 2);
+  EXPECT_FALSE(gem_trade["on_frontier_of_all"].get<bool>());
+  EXPECT_FALSE(row(j, "ft [train.lr=1]")["tradeoff"]["on_frontier_of_all"].get<bool>());
+  EXPECT_TRUE(row(j, "ft [train.lr=2]")["tradeoff"]["on_frontier_of_all"].get<bool>());
   EXPECT_FALSE(j["item_intervals"].get<bool>());
 
   // The files: plots (the heatmap because there are two targets), markdown, CSV.
   EXPECT_EQ(r.plots.size(), 3u);
-  for (const char* f : {"drift_vs_gain.svg", "transfer_heatmap.svg", "routing_stats.svg"}) {
+  for (const char* f : {"tradeoff.svg", "transfer_heatmap.svg", "routing_stats.svg"}) {
     ASSERT_TRUE(r.plots.count(f)) << f;
     EXPECT_EQ(r.plots.at(f).rfind("<?xml", 0), 0u) << f;
   }
-  EXPECT_NE(r.markdown.find("| ft [train.lr=1] | 2 | law | 85.00 ["), std::string::npos) << r.markdown;
+  EXPECT_NE(r.markdown.find("| ft [train.lr=1] | 2 | law | 4.4409 ["), std::string::npos) << r.markdown;
+  EXPECT_NE(r.markdown.find("### law\n\n| method | NLL gain |"), std::string::npos) << r.markdown;
   EXPECT_NE(r.markdown.find("| ft [train.lr=2] | 1 (1 failed) | law |"), std::string::npos) << r.markdown;
   EXPECT_NE(r.markdown.find("- ft__train.lr=2__seed1: training failed"), std::string::npos) << r.markdown;
   EXPECT_NE(r.markdown.find("Not available: report base keeps no per-item results"), std::string::npos) << r.markdown;
@@ -226,8 +251,8 @@ TEST(AblationReport, RowsFromHandMadeReports) {
   std::vector<std::string> lines;
   for (std::string line; std::getline(csv, line);) lines.push_back(line);
   ASSERT_EQ(lines.size(), 5u);
-  EXPECT_EQ(lines[0].rfind("method,grid,target,seeds,failed_seeds,target_ppl,target_ppl_low,", 0), 0u) << lines[0];
-  EXPECT_EQ(lines[1].rfind("ft,train.lr=1,law,2,0,85,", 0), 0u) << lines[1];
+  EXPECT_EQ(lines[0].rfind("method,grid,target,seeds,failed_seeds,target_nll,target_nll_low,", 0), 0u) << lines[0];
+  EXPECT_EQ(lines[1].rfind("ft,train.lr=1,law,2,0,4.44092,", 0), 0u) << lines[1];
 
   // Deployment figures (RUN/deploy.json): mean over seeds, a markdown table, CSV columns.
   std::vector<AblationRun> deployed = runs;
@@ -434,7 +459,7 @@ TEST(AblateCli, GridRunsSkipsFinishedAndResumesKilledRuns) {
   }
   EXPECT_GT(report["runs"][0]["metrics"]["domain_gain"].get<double>(), 0);  // fine-tuning on law lowers law PPL
   EXPECT_EQ(count(read_text_file(out + "/report.csv"), "\n"), 5u);
-  EXPECT_EQ(read_text_file(out + "/drift_vs_gain.svg").rfind("<?xml", 0), 0u);
+  EXPECT_EQ(read_text_file(out + "/tradeoff.svg").rfind("<?xml", 0), 0u);
   EXPECT_NE(read_text_file(out + "/report.md").find("| lora [train.lr=3e-3] | 1 | law |"), std::string::npos);
   // Each run exported to the compact format and measured by gemkit-run.
   for (size_t i = 0; i < 4; ++i) {
@@ -482,6 +507,33 @@ TEST(AblateCli, GridRunsSkipsFinishedAndResumesKilledRuns) {
   EXPECT_EQ(o.out.find("training ..."), std::string::npos) << o.out;
   EXPECT_TRUE(fs::exists(run_dir(0) + "/DONE"));
   EXPECT_EQ(mtime_ns(run_dir(0) + "/eval.json"), ft_eval_time);
+
+  // 6. WiSE-FT at a = 0.5 (the recipe restored): every finished run (plain and LoRA, both dense)
+  //    is interpolated with the base and evaluated, nothing trained; the interpolated weights are
+  //    removed once evaluated; a second invocation skips them.
+  std::ofstream(dir + "/ft.toml") << "# plain fine-tuning\n" << common << "checkpoint_every = 1\nkeep_last = 0\n";
+  std::vector<std::string> wise = args;
+  wise.insert(wise.end(), {"--wise-ft", "0.5", "--no-deploy"});
+  o = run_gemkit(wise, "", log);
+  ASSERT_EQ(o.code, 0) << o.out;
+  EXPECT_EQ(count(o.out, ": skipped (done)"), 4u) << o.out;
+  EXPECT_EQ(count(o.out, ": interpolating ... done"), 4u) << o.out;
+  EXPECT_EQ(o.out.find("training ..."), std::string::npos) << o.out;
+  const std::string wise_dir = out + "/runs/ft+wise0.5__train.lr=1e-3__seed0";
+  EXPECT_TRUE(fs::exists(wise_dir + "/DONE"));
+  EXPECT_FALSE(fs::exists(wise_dir + "/model"));
+  const json wise_eval = json::parse(read_text_file(wise_dir + "/eval.json"));
+  EXPECT_EQ(wise_eval["model"]["path"], wise_dir + "/model");
+  const json wise_report = json::parse(read_text_file(out + "/report.json"));
+  EXPECT_EQ(wise_report["methods"], json::array({"ft", "ft+wise0.5", "lora", "lora+wise0.5"}));
+  ASSERT_EQ(wise_report["rows"].size(), 8u);
+  const json& wise_row = wise_report["rows"][2];
+  EXPECT_EQ(wise_row["label"], "ft+wise0.5 [train.lr=1e-3]");
+  EXPECT_DOUBLE_EQ(wise_row["metrics"]["target_ppl"]["mean"].get<double>(), ppl(wise_eval, "law"));
+  EXPECT_TRUE(wise_row["metrics"]["gain_kept"]["mean"].is_number());  // against ft's run of the same cell and seed
+  o = run_gemkit(wise, "", log);
+  ASSERT_EQ(o.code, 0) << o.out;
+  EXPECT_EQ(count(o.out, ": skipped (done)"), 8u) << o.out;
 }
 
 TEST(AblateCli, BadArgumentsFailBeforeAnyRun) {

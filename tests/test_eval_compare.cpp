@@ -1,6 +1,7 @@
 // eval/compare: the section-6 metrics from hand-built reports with hand-computed answers.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 
 #include "core/error.h"
@@ -41,10 +42,56 @@ TEST(EvalCompare, SectionSixMetrics) {
   const json& gem = c.json["summary"]["gem"];
   EXPECT_NEAR(gem["domain_gain"].get<double>(), 0.15, 1e-12);
   EXPECT_NEAR(gem["general_drift"].get<double>(), 0.04, 1e-12);
-  EXPECT_NEAR(gem["forgetting_reduction_vs_ft"].get<double>(), 1 - 0.04 / 0.20, 1e-12);
+  // No domain off target but the replayed general corpus: R_off, so the reduction, is undefined.
+  EXPECT_TRUE(gem["forgetting_reduction_vs_ft"].is_null());
   EXPECT_TRUE(ft["forgetting_reduction_vs_ft"].is_null());  // only runs after the reference have one
   EXPECT_NE(c.markdown.find("| **law** | 100.00 | 80.00 | -20.0% | 85.00 | -15.0% |"), std::string::npos)
       << c.markdown;
+}
+
+// The loss forms (gem-method.md section 6) on reports with an off-target domain and the probe:
+// L = log PPL, G = L(m0,t) - L(m,t), R_off = mean rise over stem and the probe (not the replayed
+// general corpus), gain kept G / G_ft, forgetting reduction 1 - R_off / R_off(ft).
+TEST(EvalCompare, LossFormsOffTargetAndProbe) {
+  const auto with = [](double law, double general, double stem, double probe) {
+    json r = report(law, general, 0.5, 0.4, 0.6);
+    r["results"].push_back({{"kind", "perplexity"}, {"domain", "stem"}, {"figures", {{"perplexity", {{"value", stem}}}}}});
+    r["results"].push_back(
+        {{"kind", "perplexity"}, {"domain", "general_probe"}, {"figures", {{"perplexity", {{"value", probe}}}}}});
+    return r;
+  };
+  const Comparison c = compare_reports(
+      {{"base", with(100, 50, 40, 30)}, {"ft", with(80, 60, 48, 36)}, {"gem", with(85, 40, 42, 30.9)}}, "law");
+  const json& ft = c.json["summary"]["ft"];
+  EXPECT_NEAR(ft["nll_gain"].get<double>(), std::log(100.0 / 80), 1e-12);
+  EXPECT_NEAR(ft["off_target_rise"].get<double>(), std::log(1.2), 1e-12);  // stem and probe both x1.2
+  EXPECT_NEAR(ft["probe_rise"].get<double>(), std::log(1.2), 1e-12);
+  EXPECT_NEAR(ft["general_rise"].get<double>(), std::log(1.2), 1e-12);
+  const json& gem = c.json["summary"]["gem"];
+  const double gem_off = (std::log(42.0 / 40) + std::log(30.9 / 30)) / 2;  // the general fall is not counted
+  EXPECT_NEAR(gem["off_target_rise"].get<double>(), gem_off, 1e-12);
+  EXPECT_NEAR(gem["general_rise"].get<double>(), std::log(40.0 / 50), 1e-12);
+  EXPECT_NEAR(gem["gain_kept_vs_ft"].get<double>(), std::log(100.0 / 85) / std::log(100.0 / 80), 1e-12);
+  EXPECT_NEAR(gem["forgetting_reduction_vs_ft"].get<double>(), 1 - gem_off / std::log(1.2), 1e-12);
+  EXPECT_EQ(c.json["summary"]["base"]["off_target_rise"].get<double>(), 0.0);
+  EXPECT_NE(c.markdown.find("| gem | +0.1625 | +0.0392 | +0.0296 | -0.2231 | +72.8% | +78.5% |"), std::string::npos)
+      << c.markdown;
+
+  // Undefined, never silently partial: a model without the stem perplexity has no R_off; a
+  // reference that did not forget (or gain) leaves the ratios n/a.
+  json no_stem = with(85, 40, 42, 30.9);
+  no_stem["results"].erase(3);
+  const Comparison partial = compare_reports({{"base", with(100, 50, 40, 30)}, {"ft", with(80, 60, 48, 36)},
+                                              {"gem", no_stem}}, "law");
+  EXPECT_TRUE(partial.json["summary"]["gem"]["off_target_rise"].is_null());
+  EXPECT_TRUE(partial.json["summary"]["gem"]["forgetting_reduction_vs_ft"].is_null());
+  const Comparison no_forgetting = compare_reports(
+      {{"base", with(100, 50, 40, 30)}, {"ft", with(80, 60, 38, 30)}, {"gem", with(85, 40, 42, 30.9)}}, "law");
+  EXPECT_TRUE(no_forgetting.json["summary"]["gem"]["forgetting_reduction_vs_ft"].is_null());
+  EXPECT_NE(no_forgetting.markdown.find("| +72.8% | n/a |"), std::string::npos) << no_forgetting.markdown;
+  const Comparison no_gain = compare_reports(
+      {{"base", with(100, 50, 40, 30)}, {"ft", with(100, 60, 48, 36)}, {"gem", with(85, 40, 42, 30.9)}}, "law");
+  EXPECT_TRUE(no_gain.json["summary"]["gem"]["gain_kept_vs_ft"].is_null());
 }
 
 TEST(EvalCompare, ErrorsNameTheProblem) {

@@ -11,6 +11,7 @@
 #include "eval/item_bootstrap.h"
 #include "eval/sequential.h"
 #include "eval/transfer.h"
+#include "report/pareto.h"
 #include "report/sequential_report.h"
 #include "report/transfer_report.h"
 #include "tests/test_util.h"
@@ -232,4 +233,56 @@ TEST(EvalMetrics, MalformedReportsAreClearErrors) {
   expect_error([&] { sequential_report(good, {{"law", broken([](json& r) { r["domain_scores"] = 3; })}}); },
                {"report m_law: domain_scores", "expected an object"});
   expect_error([&] { transfer_matrix(good, {}); }, {"at least one adapted model"});
+}
+
+// The trade-off plane by hand. Points (gain, rise): a (0.2, 0.10), b (0.4, 0.30), c (0.3, 0.35)
+// dominated by b, d (0.1, 0.20) dominated by a, e with a NaN left out.
+TEST(EvalPareto, FrontierAndPositionByHand) {
+  const std::vector<TradeoffPoint> pts = {{0.2, 0.10}, {0.4, 0.30}, {0.3, 0.35}, {0.1, 0.20}, {NAN, 0.0}};
+  EXPECT_EQ(pareto_front(pts), (std::vector<size_t>{0, 1}));
+  const std::vector<TradeoffPoint> others = {pts[0], pts[1], pts[2], pts[3]};
+  // The line through the base (0, 0), a and b.
+  EXPECT_NEAR(frontier_rise(others, 0.1), 0.05, 1e-12);
+  EXPECT_NEAR(frontier_rise(others, 0.3), 0.20, 1e-12);
+  EXPECT_NEAR(frontier_rise(others, 0.4), 0.30, 1e-12);
+  EXPECT_TRUE(std::isnan(frontier_rise(others, 0.41)));  // past the others' largest gain
+  EXPECT_EQ(frontier_rise(others, -0.1), 0.0);             // the base reaches any lower gain
+
+  const FrontierPosition below = frontier_position({0.3, 0.08}, others);
+  EXPECT_NEAR(below.frontier_rise, 0.20, 1e-12);
+  EXPECT_NEAR(below.rise_ratio, 0.4, 1e-12);
+  EXPECT_TRUE(below.beyond);
+  const FrontierPosition above = frontier_position({0.3, 0.25}, others);
+  EXPECT_FALSE(above.beyond);
+  EXPECT_NEAR(above.rise_ratio, 1.25, 1e-12);
+  // Past the others' largest gain: beyond unless one of them dominates it (none can).
+  const FrontierPosition far = frontier_position({0.5, 0.9}, others);
+  EXPECT_TRUE(std::isnan(far.rise_ratio));
+  EXPECT_TRUE(far.beyond);
+  // A point some other point dominates is not beyond, even where the line is undefined.
+  EXPECT_FALSE(frontier_position({0.4, 0.31}, others).beyond);
+  EXPECT_FALSE(frontier_position({0.2, 0.10}, others).beyond);  // on the frontier: not below it
+}
+
+// An undefined figure on any resample makes the interval undefined: resamples are never dropped.
+TEST(EvalBootstrap, UndefinedOnAResampleLeavesNoInterval) {
+  const std::vector<double> x = {1, 2, 3, 4, 5, 6};
+  BootstrapOptions o;
+  o.resamples = 200;
+  // Undefined when the resample lacks item 0 (about a third of the resamples).
+  const Interval i = bootstrap(x.size(), [&](const std::vector<size_t>& idx) {
+    double s = 0;
+    bool has0 = false;
+    for (size_t k : idx) s += x[k], has0 = has0 || k == 0;
+    return has0 ? s : NAN;
+  }, o);
+  EXPECT_EQ(i.value, 21.0);
+  EXPECT_TRUE(std::isnan(i.low));
+  EXPECT_TRUE(std::isnan(i.high));
+  const Interval defined = bootstrap(x.size(), [&](const std::vector<size_t>& idx) {
+    double s = 0;
+    for (size_t k : idx) s += x[k];
+    return s;
+  }, o);
+  EXPECT_LT(defined.low, defined.high);
 }

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <tuple>
 #include <string>
 #include <vector>
 
@@ -189,6 +190,44 @@ TEST(Optimizer, DecayGroups) {
   Optimizer opt2 = make_optimizer(named, o);
   EXPECT_TRUE(names(opt2.no_decay).count("model.layers.0.mlp.up_proj.weight"));
   EXPECT_TRUE(names(opt2.decay).count("model.embed_tokens.weight"));
+}
+
+// MoFO: one step moves exactly the entries with the largest |first moment| (after one step,
+// (1 - beta1) |g|), ceil(fraction x numel) of each tensor; the others keep their values while
+// their moments update as in AdamW.
+TEST(Trainer, MofoMovesOnlyTheLargestMomentumEntries) {
+  torch::manual_seed(3);
+  const torch::Tensor w = torch::randn({4, 10}).requires_grad_(true);
+  const torch::Tensor b = torch::randn({10}).requires_grad_(true);
+  OptimizerOptions o;
+  o.mofo_fraction = 0.25;
+  o.weight_decay = 0.0;
+  Optimizer opt = make_optimizer({{"w", w}, {"b", b}}, o);
+  const torch::Tensor w0 = w.detach().clone(), b0 = b.detach().clone();
+  const torch::Tensor gw = torch::randn({4, 10}), gb = torch::randn({10});
+  w.mutable_grad() = gw.clone();
+  b.mutable_grad() = gb.clone();
+  opt.step();
+  for (const auto& [p, p0, g, keep] : {std::tuple{w, w0, gw, int64_t(10)}, std::tuple{b, b0, gb, int64_t(3)}}) {
+    const torch::Tensor moved = (p.detach() != p0).flatten();
+    EXPECT_EQ(moved.sum().item<int64_t>(), keep);  // ceil(0.25 x 40) = 10, ceil(0.25 x 10) = 3
+    const torch::Tensor top = std::get<1>(g.abs().flatten().topk(keep));
+    EXPECT_TRUE(moved.index_select(0, top).all().item<bool>());
+    // The moments of every entry updated: exp_avg = (1 - beta1) g everywhere.
+    auto& state = opt.adamw->state();
+    const auto& s = static_cast<const torch::optim::AdamWParamState&>(*state.at(compat::optimizer_state_key(state, p)));
+    EXPECT_TRUE(torch::allclose(s.exp_avg(), (1 - o.beta1) * g));
+  }
+  // Fraction 1 is AdamW: every entry moves.
+  const torch::Tensor v = torch::randn({3, 3}).requires_grad_(true);
+  Optimizer plain = make_optimizer({{"v", v}}, OptimizerOptions{});
+  const torch::Tensor v0 = v.detach().clone();
+  v.mutable_grad() = torch::randn({3, 3});
+  plain.step();
+  EXPECT_EQ((v.detach() != v0).sum().item<int64_t>(), 9);
+  OptimizerOptions bad;
+  bad.mofo_fraction = 0;
+  gemkit::test::expect_error([&] { make_optimizer({{"v", v}}, bad); }, {"train.mofo_fraction", "(0, 1]"});
 }
 
 // k micro-batches of b rows give the same update as one batch of k*b rows, even though the

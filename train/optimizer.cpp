@@ -1,5 +1,8 @@
 #include "train/optimizer.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/error.h"
 #include "core/torch_compat.h"
 #include "formats/safetensors.h"
@@ -34,6 +37,9 @@ Optimizer make_optimizer(const NamedParams& params, const OptimizerOptions& o) {
   groups.push_back(group(opt.decay, o.weight_decay));
   groups.push_back(group(opt.no_decay, 0.0));
   opt.adamw = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(o.lr));
+  if (!(o.mofo_fraction > 0 && o.mofo_fraction <= 1))
+    fail("train.mofo_fraction", "expected a share in (0, 1], got " + std::to_string(o.mofo_fraction));
+  opt.mofo_fraction = o.mofo_fraction;
   return opt;
 }
 
@@ -50,6 +56,33 @@ void for_each_named(const Optimizer& o, F f) {
 }
 
 }  // namespace
+
+void Optimizer::step() {
+  if (mofo_fraction >= 1) {
+    adamw->step();
+    return;
+  }
+  // AdamW moves every entry; MoFO keeps the update only where |exp_avg| is among the largest
+  // mofo_fraction of the tensor, so the others are put back. Their moments still update, so an
+  // entry whose gradient keeps pushing enters the selection later.
+  torch::NoGradGuard no_grad;
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> before;
+  for_each_named(*this, [&](const std::string&, const torch::Tensor& p) {
+    if (p.grad().defined()) before.emplace_back(p, p.detach().clone());
+  });
+  adamw->step();
+  auto& state = adamw->state();
+  for (auto& [p, old] : before) {
+    auto it = state.find(compat::optimizer_state_key(state, p));
+    if (it == state.end()) continue;
+    const torch::Tensor m = static_cast<const torch::optim::AdamWParamState&>(*it->second).exp_avg().abs().flatten();
+    const int64_t keep = std::max<int64_t>(1, int64_t(std::ceil(mofo_fraction * double(m.numel()))));
+    // The keep-th largest |m| is the (numel - keep + 1)-th smallest; ties at it are all kept.
+    const torch::Tensor threshold = std::get<0>(m.kthvalue(m.numel() - keep + 1));
+    const torch::Tensor moved = (m >= threshold).view(p.sizes());
+    p.copy_(torch::where(moved, p, old));
+  }
+}
 
 void Optimizer::save_state(const std::string& path, std::map<std::string, int64_t>& steps) const {
   SafetensorsWriter writer;

@@ -26,6 +26,11 @@ struct OptimizerOptions {
   static std::vector<std::string> default_no_decay() {
     return {"norm", "bias", "embed", "LayerNorm"};
   }
+  // MoFO (momentum-filtered optimizer, Chen et al. 2024; train.mofo_fraction): when in (0, 1),
+  // each step moves only this share of every parameter tensor's entries, those with the largest
+  // |first moment| after the step's update; the moments of all entries update as in AdamW.
+  // 1: plain AdamW.
+  double mofo_fraction = 1.0;
 };
 
 bool param_decays(const std::string& name, const torch::Tensor& p, const std::vector<std::string>& no_decay);
@@ -34,8 +39,11 @@ bool param_decays(const std::string& name, const torch::Tensor& p, const std::ve
 struct Optimizer {
   std::unique_ptr<torch::optim::AdamW> adamw;
   NamedParams decay, no_decay;
+  double mofo_fraction = 1.0;
 
   void set_lr(double lr);
+  // One AdamW step, filtered by MoFO when mofo_fraction < 1 (entries left out keep their values).
+  void step();
   // Per parameter: exp_avg, exp_avg_sq as "<name>.exp_avg", "<name>.exp_avg_sq" tensors
   // (fp32 safetensors: bit-exact), and each AdamW step count in `steps` (JSON side).
   void save_state(const std::string& safetensors_path, std::map<std::string, int64_t>& steps) const;

@@ -39,6 +39,7 @@ TrainerOptions trainer_options_from_recipe(const Recipe& r) {
   o.optimizer.beta2 = r.get_float("train.beta2");
   o.optimizer.eps = r.get_float("train.eps");
   o.optimizer.no_decay = r.get_strings("train.no_decay");
+  o.optimizer.mofo_fraction = r.get_float("train.mofo_fraction");
   o.schedule = parse_schedule_kind(r.get_string("train.schedule"), "train.schedule");
   o.lr = r.get_float("train.lr");
   o.warmup_steps = r.get_int("train.warmup_steps");
@@ -328,7 +329,7 @@ StepRecord Trainer::step() {
       for (torch::Tensor& p : params)
         if (p.grad().defined()) p.grad().mul_(scale);
     }
-    optimizer_.adamw->step();
+    optimizer_.step();
     if (options_.outlier_window > 0) {
       recent_loss_.push_back(r.loss);
       recent_grad_norm_.push_back(r.grad_norm);

@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from common import DOMAINS, SuiteError, chunk_text, dumps, norm_key, rank_key, read_jsonl, write_json, write_jsonl  # noqa: E402
+from common import DOMAINS, PROBES, SuiteError, chunk_text, dumps, norm_key, rank_key, read_jsonl, write_json, write_jsonl  # noqa: E402
 import domains  # noqa: E402
 import fetch  # noqa: E402
 import manifest  # noqa: E402
@@ -99,12 +99,15 @@ def build_domain(name, out, cache, mini, log):
     domains.BUILDERS[name](dom)
     sources = dom.write_corpus()
     files = {}
+    task_dir = os.path.join(part, "tasks")  # a probe has no tasks
     for rel in ["%s.jsonl" % s for s in SPLITS] + sorted(
-            os.path.join("tasks", f) for f in os.listdir(os.path.join(part, "tasks"))):
+            os.path.join("tasks", f) for f in (os.listdir(task_dir) if os.path.isdir(task_dir) else [])):
         files[rel] = manifest.file_entry(part, rel)
     chars = {s: sum(src["splits"][s]["chars"] for src in sources) for s in SPLITS}
     m = {"domain": name, "mini": mini, "sources": sources, "chars": chars, "tasks": dom.tasks, "files": files}
-    if not mini and chars["train"] < 2_000_000:
+    if name in PROBES:
+        m["note"] = "evaluation only: held-out sources that no recipe trains on (no train split)"
+    elif not mini and chars["train"] < 2_000_000:
         m["note"] = "fewer than 2 MB of training text: the sources allow no more"
     write_json(os.path.join(part, "manifest.json"), m)
     with open(os.path.join(part, ".complete"), "w") as f:
@@ -133,9 +136,10 @@ def complete(out, name):
 
 
 def cross_dedup(out, log):
-    """Drop corpus documents whose text already occurs in an earlier domain (fixed domain order)."""
+    """Drop corpus documents whose text already occurs in an earlier domain (fixed domain order,
+    the probes last)."""
     seen = set()
-    for name in DOMAINS:
+    for name in DOMAINS + PROBES:
         if not complete(out, name):
             continue
         d = os.path.join(out, name)
@@ -197,10 +201,11 @@ def build_cross(out, mini, log):
 def cmd_build(args):
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
-    want = DOMAINS if not args.domains else [d.strip() for d in args.domains.split(",") if d.strip()]
-    bad = [d for d in want if d not in DOMAINS]
+    known = DOMAINS + ([] if args.mini else PROBES)
+    want = known if not args.domains else [d.strip() for d in args.domains.split(",") if d.strip()]
+    bad = [d for d in want if d not in known]
     if bad:
-        sys.exit("unknown domain(s): %s (known: %s)" % (", ".join(bad), ", ".join(DOMAINS)))
+        sys.exit("unknown domain(s): %s (known: %s)" % (", ".join(bad), ", ".join(known)))
     cache = fetch.Cache(args.cache)
     log = lambda s: print(s, flush=True)  # noqa: E731
     t0 = time.time()
@@ -227,8 +232,9 @@ def cmd_build(args):
     if all(complete(out, d) for d in DOMAINS):
         build_cross(out, args.mini, log)
     suite = manifest.write_suite_manifest(out, args.mini)
-    log("suite: %d/8 domains complete, %d tasks, %.0f s" % (
-        len(suite["domains_complete"]), len(suite["tasks"]), time.time() - t0))
+    log("suite: %d/8 domains complete, probes %s, %d tasks, %.0f s" % (
+        len(suite["domains_complete"]), ", ".join(suite.get("probes_complete", [])) or "none", len(suite["tasks"]),
+        time.time() - t0))
     if failed:
         log("failed domains: %s" % ", ".join(failed))
         return 1
@@ -249,7 +255,7 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="fetch, extract and write the suite")
     b.add_argument("--out", default="suite")
-    b.add_argument("--domains", default="", help="comma-separated subset (default: all eight)")
+    b.add_argument("--domains", default="", help="comma-separated subset (default: all eight and, in a full build, the probe)")
     b.add_argument("--mini", action="store_true", help="the small redistributable bundle (data/mini)")
     b.add_argument("--cache", default=os.environ.get("GEMKIT_SUITE_CACHE", "~/.cache/gemkit/suite"))
     b.add_argument("--force", action="store_true", help="rebuild domains that are already complete")

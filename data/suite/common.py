@@ -18,6 +18,10 @@ class SuiteError(Exception):
 
 DOMAINS = ["general", "healthcare", "law", "finance", "stem",
            "conversational", "commonsense", "multilingual"]
+# Evaluation-only corpora: held-out sources that no recipe trains on (no train split, no tasks,
+# no token shards). "general_probe" measures forgetting of general English away from the replay
+# pool (the "general" corpus). Full builds only: data/mini has no probe.
+PROBES = ["general_probe"]
 
 _CTRL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]")
 _TRAIL = re.compile(r"[ \t]+\n")

@@ -3,7 +3,7 @@ corpus counts; files with sha256; task headers) and the suite-wide DIR/manifest.
 import json
 import os
 
-from common import DOMAINS, sha256_file, write_json
+from common import DOMAINS, PROBES, sha256_file, write_json
 
 FORMAT = "gemkit-suite/1"
 
@@ -27,7 +27,7 @@ def read(path):
 def write_suite_manifest(out, mini):
     """Merge every complete domain's manifest (and cross/) into DIR/manifest.json."""
     doms, tasks = {}, {}
-    for d in DOMAINS + ["cross"]:
+    for d in DOMAINS + PROBES + ["cross"]:
         p = os.path.join(out, d, "manifest.json")
         if os.path.exists(os.path.join(out, d, ".complete")) and os.path.exists(p):
             m = read(p)
@@ -40,5 +40,7 @@ def write_suite_manifest(out, mini):
                            "task items inherit the split of the document they come from",
              "dedup_rule": "sha256 of NFKC case-folded whitespace-collapsed text; first occurrence kept "
                            "(domain order %s)" % ", ".join(DOMAINS)}
+    if any(d in doms for d in PROBES):  # full builds (data/mini has no probe: its manifest is unchanged)
+        suite["probes_complete"] = [d for d in PROBES if d in doms]
     write_json(os.path.join(out, "manifest.json"), suite)
     return suite

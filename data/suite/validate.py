@@ -1,6 +1,7 @@
 """Checks a built suite (full or data/mini): every check returns human-readable problems.
 
-- manifest: all eight domains (and cross/) complete; every listed file exists and its sha256,
+- manifest: all eight domains (and cross/; in a full build also the probe, which has no training
+  text) complete; every listed file exists and its sha256,
   size and record count match;
 - corpus: records have id/text/domain/source, ids unique, text non-empty; no normalised text
   occurs twice anywhere (within a split, across splits, across domains);
@@ -11,7 +12,7 @@
 import json
 import os
 
-from common import DOMAINS, norm_key, sha256_file
+from common import DOMAINS, PROBES, norm_key, sha256_file
 from split import SPLITS
 
 
@@ -33,9 +34,9 @@ def validate(root, require_all=True):
         return ["%s missing" % mpath]
     with open(mpath, encoding="utf-8") as f:
         suite = json.load(f)
-    present = [d for d in DOMAINS if d in suite.get("domains", {})]
+    present = [d for d in DOMAINS + PROBES if d in suite.get("domains", {})]
     if require_all:
-        for d in DOMAINS + ["cross"]:
+        for d in DOMAINS + ([] if suite.get("mini") else PROBES) + ["cross"]:
             if d not in suite.get("domains", {}):
                 problems.append("domain %s missing from manifest" % d)
     text_home = {}   # norm key -> (domain, split, id)
@@ -77,6 +78,8 @@ def validate(root, require_all=True):
                     text_home[k] = (d, s, r["id"])
                 if s == "train":
                     train_keys.add(k)
+                    if d in PROBES:
+                        problems.append("%s/train: a probe has no training text (%s)" % (d, r["id"]))
     all_docs = {i: s for dd in doc_split.values() for i, s in dd.items()}
     for tname, h in suite.get("tasks", {}).items():
         problems += _check_task(root, tname, h, train_keys, all_docs)
