@@ -424,6 +424,20 @@ TEST(Perplexity, TokenShardScoresAsTheJsonlOfTheSameDocuments) {
   expected.push_back(tok->special().eos);
   EXPECT_EQ(corpora[0].documents[0].ids, expected);
   EXPECT_EQ(load_corpora(po.out, "test", 2, model_dir)[1].documents.size(), 2u);  // max_documents per domain
+
+  // max_tokens: whole documents in file order until the budget is reached, per corpus: a budget
+  // just above the first document (its framed ids are at most one more than its scored tokens)
+  // scores exactly the first two documents.
+  o.corpus = general;
+  const Report all = run_evaluation(o);
+  std::vector<double> doc_tokens;
+  for (const auto& t : all.results[0].per_item["tokens"]) doc_tokens.push_back(t.get<double>());
+  ASSERT_GE(doc_tokens.size(), 3u);
+  o.max_tokens = int64_t(doc_tokens[0]) + 2;
+  const Report capped = run_evaluation(o);
+  EXPECT_EQ(capped.results[0].items, 2);
+  EXPECT_EQ(capped.results[0].stats.at("tokens"), doc_tokens[0] + doc_tokens[1]);
+  EXPECT_EQ(capped.settings["max_tokens"], o.max_tokens);
 }
 
 TEST(Perplexity, TokenShardOfAnotherTokenizerIsRefused) {
