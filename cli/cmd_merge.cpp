@@ -1,4 +1,4 @@
-// gemkit merge wise | task-arithmetic: checkpoints of one base model merged in weight space
+// gemkit merge wise | task-arithmetic | ties: checkpoints of one base model merged in weight space
 // (merge/merge.h). WiSE-FT is the interpolation sweep of the baselines (evaluation only: no
 // training); task arithmetic adds several fine-tunings' changes to the base.
 #include <cstdio>
@@ -17,8 +17,9 @@ namespace {
 struct MergeArgs {
   std::string base, out;
   std::vector<std::string> models;
-  double scale = 1.0;
+  double scale = 1.0, density = 0.2;
   bool force = false;
+  MergeMethod method = MergeMethod::TaskArithmetic;
 };
 
 void run_merge(MergeArgs a, const char* what) {
@@ -28,6 +29,8 @@ void run_merge(MergeArgs a, const char* what) {
   o.scale = a.scale;
   o.out = a.out;
   o.force = a.force;
+  o.method = a.method;
+  o.density = a.density;
   merge_checkpoints(o);
   std::printf("%s of %zu checkpoint(s) with %s at %g -> %s\n", what, o.models.size(), o.base.c_str(), o.scale,
               o.out.c_str());
@@ -58,6 +61,19 @@ void add_merge_commands(CLI::App& app) {
   t->add_option("--out", ta->out, "the merged checkpoint folder")->required();
   t->add_flag("--force", ta->force, "replace an existing --out");
   t->callback([ta] { run_merge(*ta, "task arithmetic"); });
+
+  auto ties = std::make_shared<MergeArgs>();
+  ties->method = MergeMethod::Ties;
+  CLI::App* s = merge->add_subcommand("ties", "TIES: theta0 + lambda * (trim, elect sign, disjoint mean of the task vectors)");
+  s->add_option("--base", ties->base, "the base checkpoint theta0 (a folder or models:NAME)")->required();
+  s->add_option("--models", ties->models, "fine-tuned checkpoints of that base")->required()->delimiter(',');
+  s->add_option("--lambda", ties->scale, "lambda: the scale of the merged task vector")->required();
+  s->add_option("--density", ties->density, "share of each task vector's entries kept (per tensor)")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6, 1.0));
+  s->add_option("--out", ties->out, "the merged checkpoint folder")->required();
+  s->add_flag("--force", ties->force, "replace an existing --out");
+  s->callback([ties] { run_merge(*ties, "TIES"); });
 }
 
 }  // namespace gemkit::cli

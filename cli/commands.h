@@ -18,6 +18,6 @@ void add_ablate_command(CLI::App& app);      // cmd_ablate.cpp: ablate (methods 
 void add_export_commands(CLI::App& app);     // cmd_export.cpp: export gguf
 void add_import_commands(CLI::App& app);     // cmd_import.cpp: import gguf
 void add_models_commands(CLI::App& app);     // cmd_models.cpp: models ls | fetch
-void add_merge_commands(CLI::App& app);      // cmd_merge.cpp: merge wise | task-arithmetic
+void add_merge_commands(CLI::App& app);      // cmd_merge.cpp: merge wise | task-arithmetic | ties
 
 }  // namespace gemkit::cli

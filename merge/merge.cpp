@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 
@@ -42,6 +44,24 @@ void put_in_place(const fs::path& built, const fs::path& out) {
 
 }  // namespace
 
+torch::Tensor ties_delta(const std::vector<torch::Tensor>& deltas, double density) {
+  if (deltas.empty()) fail("ties", "no task vectors");
+  if (!(density > 0 && density <= 1)) fail("ties", "density must lie in (0, 1], got " + std::to_string(density));
+  std::vector<torch::Tensor> trimmed;
+  for (const torch::Tensor& d : deltas) {
+    const torch::Tensor mag = d.abs().flatten();
+    // floor(density x numel), at least 1: the count peft's magnitude pruning keeps.
+    const int64_t keep = std::max<int64_t>(1, int64_t(density * double(mag.numel())));
+    const torch::Tensor threshold = std::get<0>(mag.kthvalue(mag.numel() - keep + 1));
+    trimmed.push_back(torch::where(d.abs() >= threshold, d, torch::zeros_like(d)));
+  }
+  const torch::Tensor stacked = torch::stack(trimmed);
+  const torch::Tensor sign = stacked.sum(0).sign();
+  const torch::Tensor agrees = (stacked.sign() == sign.unsqueeze(0)) & (stacked != 0);
+  const torch::Tensor count = agrees.sum(0).to(torch::kFloat32);
+  return torch::where(agrees, stacked, torch::zeros_like(stacked)).sum(0) / count.clamp_min(1);
+}
+
 void merge_checkpoints(const MergeOptions& o) {
   if (o.models.empty()) fail("gemkit merge", "no fine-tuned checkpoints to merge");
   if (o.out.empty()) fail("gemkit merge", "--out: not set");
@@ -77,8 +97,10 @@ void merge_checkpoints(const MergeOptions& o) {
   std::map<std::string, torch::Tensor> merged;
   for (const auto& [name, t0] : theta0) {
     const torch::Tensor zero = t0.to(torch::kFloat32);
-    torch::Tensor delta = torch::zeros_like(zero);
-    for (const Pretrained& t : tuned) delta += parameters(t.model).at(name).to(torch::kFloat32) - zero;
+    std::vector<torch::Tensor> deltas;
+    for (const Pretrained& t : tuned) deltas.push_back(parameters(t.model).at(name).to(torch::kFloat32) - zero);
+    const torch::Tensor delta =
+        o.method == MergeMethod::Ties ? ties_delta(deltas, o.density) : torch::stack(deltas).sum(0);
     merged[name] = zero + o.scale * delta;
   }
   std::map<std::string, torch::Tensor> target = parameters(tuned.front().model);

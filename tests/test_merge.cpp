@@ -80,3 +80,30 @@ TEST(Merge, RefusalsNameTheProblemAndKeepTheOutput) {
   for (const auto& e : std::filesystem::directory_iterator(std::filesystem::path(out).parent_path())) ++entries, (void)e;
   EXPECT_EQ(entries, 1u);
 }
+
+// TIES by hand on three task vectors of four entries, density 0.5 (two entries kept in each):
+//   tau1 = [ 3, -1,  0.5, -4]  -> trimmed [ 3, 0, 0, -4]
+//   tau2 = [-2,  1,  5,   -1]  -> trimmed [-2, 0, 5,  0]
+//   tau3 = [ 1, -6, -1,    2]  -> trimmed [ 0,-6, 0,  2]
+//   signs of the sums [1, -6, 5, -2] -> [+, -, +, -]; agreeing means: [3, -6, 5, -4]
+TEST(Merge, TiesTrimsElectsSignAndAveragesTheAgreeingValues) {
+  const std::vector<torch::Tensor> taus = {torch::tensor({3.0f, -1.0f, 0.5f, -4.0f}), torch::tensor({-2.0f, 1.0f, 5.0f, -1.0f}),
+                                           torch::tensor({1.0f, -6.0f, -1.0f, 2.0f})};
+  EXPECT_TRUE(torch::equal(ties_delta(taus, 0.5), torch::tensor({3.0f, -6.0f, 5.0f, -4.0f})));
+  // Density 1 keeps everything: signs of [2, -6, 4.5, -3]; agreeing means [(3 + 1) / 2, (-1 - 6) / 2, (0.5 + 5) / 2, (-4 - 1) / 2].
+  EXPECT_TRUE(torch::allclose(ties_delta(taus, 1.0), torch::tensor({2.0f, -3.5f, 2.75f, -2.5f})));
+  expect_error([&] { ties_delta(taus, 0); }, {"density", "(0, 1]"});
+
+  // Through checkpoints: theta0 + lambda * ties(theta_i - theta0), tensor by tensor.
+  const std::string base = saved_model("tbase", 1), ft1 = saved_model("tft1", 2), ft2 = saved_model("tft2", 3);
+  const std::string out = temp_folder("merge", "ties") + "/ties";
+  MergeOptions o{base, {ft1, ft2}, 0.8, out, false};
+  o.method = MergeMethod::Ties;
+  o.density = 0.3;
+  merge_checkpoints(o);
+  const auto w0 = weights(base), w1 = weights(ft1), w2 = weights(ft2);
+  for (const auto& [name, t] : weights(out))
+    EXPECT_TRUE(torch::allclose(t, w0.at(name) + 0.8 * ties_delta({w1.at(name) - w0.at(name), w2.at(name) - w0.at(name)}, 0.3),
+                                1e-6, 1e-7))
+        << name;
+}
