@@ -67,6 +67,32 @@ std::string wise_method(const std::string& method, double alpha) {
   return method + "+wise" + a;
 }
 
+// The overrides that put `domain` in place of "{domain}" in every string value of `r` (lists
+// element by element), applied to `r` too. A recipe with placeholders and no --domain is an error.
+std::vector<std::string> domain_overrides(Recipe& r, const std::string& recipe, const std::string& domain) {
+  const std::string mark = "{domain}";
+  const auto put = [&](std::string s) {
+    for (size_t at = s.find(mark); at != std::string::npos; at = s.find(mark, at + domain.size()))
+      s.replace(at, mark.size(), domain);
+    return s;
+  };
+  std::vector<std::string> out;
+  for (const auto& [key, value] : r.values()) {
+    std::string text;
+    if (const auto* s = std::get_if<std::string>(&value); s && s->find(mark) != std::string::npos) text = put(*s);
+    if (const auto* l = std::get_if<std::vector<std::string>>(&value)) {
+      bool any = false;
+      for (const std::string& e : *l) any = any || e.find(mark) != std::string::npos;
+      for (size_t i = 0; any && i < l->size(); ++i) text += (i ? "," : "") + put((*l)[i]);
+    }
+    if (text.empty()) continue;
+    if (domain.empty()) fail(recipe, key + " uses {domain}: give the domain with --domain");
+    out.push_back(key + "=" + text);
+  }
+  for (const std::string& o : out) r.apply_override(o, "--domain");
+  return out;
+}
+
 }  // namespace
 
 Plan plan_ablation(const AblateOptions& a) {
@@ -84,11 +110,11 @@ Plan plan_ablation(const AblateOptions& a) {
     for (const std::string& m : plan.report.methods)
       if (m == method) fail(recipe, "two recipes named " + method + ": the file stem names the method");
     plan.report.methods.push_back(method);
-    std::string target = a.target;
+    std::string target = a.target.empty() ? a.domain : a.target;
     bool any_dense = false;  // in some grid cell: the WiSE-FT methods get a row
     for (const auto& cell : cells) {
       Recipe r = Recipe::load(recipe);
-      std::vector<std::string> overrides;
+      std::vector<std::string> overrides = domain_overrides(r, recipe, a.domain);
       for (const auto& [k, v] : cell) overrides.push_back(k + "=" + v);
       for (const std::string& o : overrides) r.apply_override(o, "--grid");
       r.resolve();
@@ -153,7 +179,7 @@ Plan plan_ablation(const AblateOptions& a) {
                           {"eval_corpus", a.corpus},     {"eval_tasks", a.tasks},
                           {"split", a.split},            {"max_items", a.max_items},
                           {"max_documents", a.max_documents}, {"max_tokens", a.max_tokens},
-                          {"eval_precision", a.eval_precision}, {"wise_ft", a.wise_ft},
+                          {"eval_precision", a.eval_precision}, {"wise_ft", a.wise_ft}, {"domain", a.domain},
                           {"target", a.target}};
   return plan;
 }

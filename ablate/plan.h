@@ -19,6 +19,9 @@ struct AblateOptions {
   int64_t seeds = 3, max_items = 0, max_documents = 0, max_tokens = 0, jobs = 1;
   std::string corpus, tasks, split = "test", target, out;
   std::string eval_precision = "fp32";  // eval.precision of every evaluation
+  // "{domain}" in a recipe's string values becomes this (and it is the target unless --target):
+  // one set of method recipes serves every domain, each grid in its own --out.
+  std::string domain;
   // WiSE-FT: for every recipe whose trained model is dense (no SCAR or DTR modules), one more
   // method per a, "<stem>+wise<a>": its runs interpolate each finished run with the base
   // (`gemkit merge wise`) and are evaluated; nothing is trained.

@@ -1,6 +1,6 @@
 // gemkit ablate RECIPE [RECIPE ...] [--grid key=v1,v2 ...] [--seeds N] --eval-corpus DIR
 //   [--eval-tasks DIR] [--split S] [--max-items N] [--max-documents N] [--max-tokens N]
-//   [--eval-precision fp32|bf16] [--wise-ft a1,a2,...] [--target DOMAIN] --out DIR [--jobs N]:
+//   [--eval-precision fp32|bf16] [--wise-ft a1,a2,...] [--domain D] [--target DOMAIN] --out DIR [--jobs N]:
 // trains every recipe (a method: its file stem) on every cell of the override grid with seeds
 // 0..N-1, each run in OUT/runs/<method>[__key=value...]__seed<s> by `gemkit train ... --resume`
 // in a child process of this binary, evaluates each final checkpoint and the recipes' base model
@@ -10,6 +10,8 @@
 // from its last checkpoint; a failing one is reported (RUN/log.txt) and the others go on.
 // --wise-ft adds, for every recipe whose model is dense, methods <recipe>+wise<a> whose runs are
 // the finished runs interpolated with the base (`gemkit merge wise`) and evaluated.
+// --domain D fills "{domain}" in the recipes' string values, so one set of method recipes serves
+// every domain (each grid in its own --out).
 // --report-only writes the report of the runs finished so far and starts nothing (a look at a grid
 // that is still running, possibly in another process).
 // The work is done by ablate/: the planner (ablate/plan.h), the run folder names
@@ -46,6 +48,9 @@ void add_ablate_command(CLI::App& app) {
                   "a values (0 < a < 1): WiSE-FT methods <recipe>+wise<a> for every recipe with a dense model, "
                   "its runs interpolated with the base and evaluated (no training)")
       ->delimiter(',');
+  cmd->add_option("--domain", a->domain,
+                  "put this domain in place of {domain} in the recipes' string values (data paths, SCAR experts); "
+                  "also the target domain");
   cmd->add_option("--target", a->target, "target domain of every recipe (default: the domain of its train.data shard)");
   cmd->add_option("--out,-o", a->out, "ablation folder: runs/, base_eval.json, report.*")->required();
   cmd->add_option("--jobs,-j", a->jobs, "runs in parallel")->capture_default_str();

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "ablate/grid_estimate.h"
+#include "ablate/plan.h"
 #include "core/file_io.h"
 #include "report/ablation_report.h"
 #include "report/eval_report.h"
@@ -556,4 +557,34 @@ TEST(AblateCli, BadArgumentsFailBeforeAnyRun) {
   fails({}, "cannot read the target domain from train.data");
   fails({"--target", "law", "--runtime", dir + "/no-gemkit-run"}, "--runtime " + dir + "/no-gemkit-run: not an executable file");
   fails({"--target", "law", "--report-only"}, dir + "/out/base_eval.json: no evaluation of the base model");
+  fails({"--target", "law", "--wise-ft", "1"}, "--wise-ft: each a must lie strictly between 0");
+  fails({"--target", "law", "--eval-precision", "fp16"}, "--eval-precision: expected fp32 or bf16");
+  std::ofstream(dir + "/any.toml") << "[model]\npath = \"" << dir << "/model\"\n[train]\ndata = [\"" << dir
+                                   << "/{domain}.h5\"]\nmax_steps = 1\n";
+  const Outcome o = run_gemkit({"ablate", dir + "/any.toml", "--eval-corpus", "data/mini", "--out", dir + "/out"}, "", log);
+  EXPECT_NE(o.out.find(dir + "/any.toml: train.data uses {domain}: give the domain with --domain"), std::string::npos) << o.out;
+}
+
+// One recipe for every domain: --domain fills {domain} in string values (lists element by element),
+// passes the same values to `gemkit train` as overrides, and is the target.
+TEST(AblatePlan, DomainFillsThePlaceholders) {
+  const std::string dir = gemkit::test::temp_folder("ablate", "domain");
+  std::ofstream(dir + "/gem.toml") << "[model]\npath = \"" << dir << "/model\"\n[train]\ndata = [\"" << dir
+                                   << "/{domain}/train.h5\", \"" << dir << "/general/train.h5\"]\nvalidation = \"" << dir
+                                   << "/{domain}/validation.h5\"\nmax_steps = 1\n[scar]\nenabled = true\nexperts = [\"{domain}\"]\n";
+  ablate::AblateOptions a;
+  a.recipes = {dir + "/gem.toml"};
+  a.domain = "healthcare";
+  a.seeds = 1;
+  a.out = dir + "/out";
+  const ablate::Plan plan = ablate::plan_ablation(a);
+  ASSERT_EQ(plan.runs.size(), 1u);
+  const ablate::PlannedRun& p = plan.runs[0];
+  EXPECT_EQ(p.run.target, "healthcare");
+  EXPECT_EQ(p.settings.get_strings("train.data"),
+            (std::vector<std::string>{dir + "/healthcare/train.h5", dir + "/general/train.h5"}));
+  EXPECT_EQ(p.settings.get_string("train.validation"), dir + "/healthcare/validation.h5");
+  EXPECT_EQ(p.settings.get_strings("scar.experts"), (std::vector<std::string>{"healthcare"}));
+  for (const std::string& o : {"train.data=" + dir + "/healthcare/train.h5," + dir + "/general/train.h5", std::string("scar.experts=healthcare")})
+    EXPECT_NE(std::find(p.overrides.begin(), p.overrides.end(), o), p.overrides.end()) << o;
 }
