@@ -4,8 +4,9 @@
 Checks: no split leakage or duplicate text, well-formed task items and labels, baselines and
 metrics present, manifest checksums equal to the committed files, the quickstart's
 data/mini/general/moby_dick.txt still present, checksum failures reported with package and
-step, and that rebuilding two mini domains from the pinned sources (fetched into
-~/.cache/gemkit/suite or $GEMKIT_SUITE_CACHE when missing) reproduces the committed bytes."""
+step, that rebuilding two mini domains from the pinned sources (fetched into
+~/.cache/gemkit/suite or $GEMKIT_SUITE_CACHE when missing) reproduces the committed bytes, and
+that a full build of general splits it by source into the replay pool and the held-out probe."""
 import json
 import os
 import shutil
@@ -118,6 +119,41 @@ class Pipeline(unittest.TestCase):
                     for run in ("a", "b"):
                         got = common.sha256_file(os.path.join(tmp, run, d, rel))
                         self.assertEqual(got, info["sha256"], "%s/%s differs in run %s" % (d, rel, run))
+        finally:
+            shutil.rmtree(tmp)
+
+
+class GeneralProbe(unittest.TestCase):
+    """The full build's split of general English by source: the replay pool (general) and the
+    held-out probe (general_probe) share no source; the probe has no training text and keeps the
+    chapter split of the novel_id task."""
+
+    def test_probe_is_held_out_by_source(self):
+        tmp = tempfile.mkdtemp()
+        try:
+            rc = build_suite.main(["build", "--out", tmp, "--cache", _cache_dir(), "--domains", "general,general_probe"])
+            self.assertEqual(rc, 0)
+            with open(os.path.join(tmp, "general", "manifest.json"), encoding="utf-8") as f:
+                self.assertEqual([s["name"] for s in json.load(f)["sources"]], ["austen", "fortunes"])
+            rows = {s: common.read_jsonl(os.path.join(tmp, "general_probe", "%s.jsonl" % s)) for s in split.SPLITS}
+            self.assertEqual(rows["train"], [])
+            self.assertGreater(len(rows["validation"]), 0)
+            self.assertGreater(len(rows["test"]), 0)
+            probe_split = {r["id"]: s for s in ("validation", "test") for r in rows[s]}
+            self.assertTrue(all(i.startswith("moby-dick/") for i in probe_split))
+            general_text = {r["text"] for s in split.SPLITS
+                            for r in common.read_jsonl(os.path.join(tmp, "general", "%s.jsonl" % s))}
+            self.assertFalse(general_text & {r["text"] for s in split.SPLITS for r in rows[s]})
+            # novel_id passages of a probe chapter come from the same split as the chapter.
+            for s in split.SPLITS:
+                for item in common.read_jsonl(os.path.join(tmp, "general", "tasks", "novel_id.%s.jsonl" % s)):
+                    doc = item["id"].split("#")[0]
+                    if doc in probe_split:
+                        self.assertEqual(probe_split[doc], s, item["id"])
+            with open(os.path.join(tmp, "manifest.json"), encoding="utf-8") as f:
+                self.assertEqual(json.load(f)["probes_complete"], ["general_probe"])
+            problems = validate.validate(tmp, require_all=False)
+            self.assertEqual(problems, [], "\n".join(problems[:20]))
         finally:
             shutil.rmtree(tmp)
 
