@@ -24,20 +24,22 @@ std::string setting_text(const std::string& key, const RecipeValue& v) {
   return key + " = " + recipe_format_value(v);
 }
 
-// The --grid options as (key, values) in command-line order.
+// The --grid options as (key, values) in command-line order. Values are separated by ',' or, when
+// the option holds a ';', by ';' so that a value may be a list ("train.data_weights=0.99,0.01;0.75,0.25").
 eval::Grid parse_grid(const std::vector<std::string>& options) {
   eval::Grid grid;
   for (const std::string& g : options) {
     const size_t eq = g.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == g.size())
-      fail("--grid " + g, "expected key=value1,value2,...");
+      fail("--grid " + g, "expected key=value1,value2,... (or key=list1;list2;... for list values)");
     const std::string key = g.substr(0, eq);
     if (key == "train.seed") fail("--grid " + g, "train.seed is set by --seeds (0..N-1)");
     for (const auto& [k, v] : grid)
       if (k == key) fail("--grid " + g, "the key " + key + " is given twice");
     std::vector<std::string> values;
+    const char sep = g.find(';', eq) != std::string::npos ? ';' : ',';
     std::stringstream ss(g.substr(eq + 1));
-    for (std::string v; std::getline(ss, v, ',');)
+    for (std::string v; std::getline(ss, v, sep);)
       if (!v.empty()) values.push_back(v);
     if (values.empty()) fail("--grid " + g, "expected at least one value after '='");
     grid.emplace_back(key, values);

@@ -29,7 +29,8 @@ void add_ablate_command(CLI::App& app) {
       "ablate", "train recipes over a grid of overrides and seeds, evaluate every run and the base model, report");
   cmd->add_option("recipes", a->recipes, "training recipes, one per method; the first is the baseline (plain fine-tuning)")
       ->required();
-  cmd->add_option("--grid", a->grid, "key=value1,value2: recipe override values to cross (repeatable; values without commas)")
+  cmd->add_option("--grid", a->grid,
+                  "key=value1,value2: recipe override values to cross (repeatable); key=a,b;c,d for list values")
       ->allow_extra_args(false);
   cmd->add_option("--seeds", a->seeds, "seeds 0..N-1 per method and grid cell (train.seed)")->capture_default_str();
   cmd->add_option("--eval-corpus", a->corpus, "held-out corpus for perplexity (suite or domain folder, or files)")

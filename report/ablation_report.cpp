@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/file_io.h"
@@ -311,6 +312,24 @@ std::map<std::string, std::string> ablation_plots(const AblationTable& t) {
       s.y_high = {ri.high};
       panel.series.push_back(s);
       points.push_back({g.seeds.value, r.seeds.value});
+    }
+    // A recipe with WiSE-FT rows is a curve: the base (a = 0), its interpolations, the run (a = 1).
+    std::map<std::string, std::vector<std::pair<double, TradeoffPoint>>> sweeps;
+    for (const Row& row : t.rows) {
+      if (row.target != target || row.ok.empty()) continue;
+      const size_t at = row.method.find("+wise");
+      const double a = at == std::string::npos ? 1.0 : std::atof(row.method.c_str() + at + 5);
+      sweeps[method_family(row.method)].push_back(
+          {a, {row.metrics.at("nll_gain").seeds.value, row.metrics.at("off_target_rise").seeds.value}});
+    }
+    for (auto& [family, points] : sweeps) {
+      if (points.size() < 2) continue;
+      points.push_back({0.0, {0.0, 0.0}});
+      std::sort(points.begin(), points.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+      PlotSeries curve;
+      curve.name = family + ": WiSE-FT a = 0 .. 1";
+      for (const auto& [a, p] : points) curve.x.push_back(p.gain), curve.y.push_back(p.rise);
+      panel.series.push_back(curve);
     }
     PlotSeries front;
     front.name = "Pareto frontier (all, base at 0)";

@@ -532,6 +532,8 @@ TEST(AblateCli, GridRunsSkipsFinishedAndResumesKilledRuns) {
   EXPECT_EQ(wise_row["label"], "ft+wise0.5 [train.lr=1e-3]");
   EXPECT_DOUBLE_EQ(wise_row["metrics"]["target_ppl"]["mean"].get<double>(), ppl(wise_eval, "law"));
   EXPECT_TRUE(wise_row["metrics"]["gain_kept"]["mean"].is_number());  // against ft's run of the same cell and seed
+  // The trade-off plot draws each recipe's sweep as a curve from the base through a = 0.5 to its run.
+  EXPECT_NE(read_text_file(out + "/tradeoff.svg").find("ft: WiSE-FT a = 0 .. 1"), std::string::npos);
   o = run_gemkit(wise, "", log);
   ASSERT_EQ(o.code, 0) << o.out;
   EXPECT_EQ(count(o.out, ": skipped (done)"), 8u) << o.out;
@@ -587,4 +589,12 @@ TEST(AblatePlan, DomainFillsThePlaceholders) {
   EXPECT_EQ(p.settings.get_strings("scar.experts"), (std::vector<std::string>{"healthcare"}));
   for (const std::string& o : {"train.data=" + dir + "/healthcare/train.h5," + dir + "/general/train.h5", std::string("scar.experts=healthcare")})
     EXPECT_NE(std::find(p.overrides.begin(), p.overrides.end(), o), p.overrides.end()) << o;
+
+  // A grid over a list key (the replay share): values separated by ';' when the option has one.
+  a.grid = {"train.data_weights=0.99,0.01;0.75,0.25"};
+  const ablate::Plan swept = ablate::plan_ablation(a);
+  ASSERT_EQ(swept.runs.size(), 2u);
+  EXPECT_EQ(swept.runs[0].settings.get_strings("train.data_weights"), (std::vector<std::string>{"0.99", "0.01"}));
+  EXPECT_EQ(swept.runs[1].settings.get_strings("train.data_weights"), (std::vector<std::string>{"0.75", "0.25"}));
+  EXPECT_EQ(swept.runs[0].run.name, "gem__train.data_weights=0.99_0.01__seed0");
 }
