@@ -11,4 +11,4 @@ M=$($G models fetch smollm2-135m-instruct | tail -1)
 export OMP_NUM_THREADS=${THREADS:-2}
 $G ablate recipes/smollm2/dtr/router_tuning.toml --grid dtr.capacity=0.5,0.75,0.9 --grid dtr.attention_only=false,true \
     --target general --seeds 1 --eval-corpus out/suite-smollm2 --eval-tasks out/suite-smollm2 --max-items 50 \
-    --max-tokens 16384 --eval-precision bf16 --out out/ablation/smollm2-dtr
+    --max-tokens 16384 --eval-precision fp32 --out out/ablation/smollm2-dtr
