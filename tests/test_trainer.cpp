@@ -462,6 +462,24 @@ TEST(Trainer, FrozenBaseTrainsOnlyAddedParameters) {
 }
 
 // keep_last 2 plus the best checkpoint by val_loss; the pointers name complete checkpoints.
+// A checkpoint write that fails (here: the fill throws as a full disk makes it) removes its
+// temporary folder before the error goes up, and the earlier checkpoint stays the latest.
+TEST(Checkpointing, FailedWriteLeavesNoTemporaryFolder) {
+  const std::string dir = fresh_dir("failed_write");
+  write_checkpoint(dir, 4, [](const std::string& tmp) { std::ofstream(tmp + "/trainer_state.json") << "{}"; });
+  const std::string error = test::error_of([&] {
+    write_checkpoint(dir, 8, [](const std::string& tmp) {
+      std::ofstream(tmp + "/model.safetensors") << "partial";
+      throw Error(tmp + "/model.safetensors: write failed: No space left on device");
+    });
+  });
+  EXPECT_NE(error.find("No space left on device"), std::string::npos) << error;
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  EXPECT_EQ(names, std::vector<std::string>{"step-0000004"});
+  EXPECT_EQ(list_checkpoints(dir), std::vector<int64_t>{4});
+}
+
 TEST(Trainer, KeepsLastCheckpointsAndTheBest) {
   const std::string dir = fresh_dir("retention");
   SyntheticStream stream(7, 4, 16);

@@ -99,8 +99,16 @@ std::string write_checkpoint(const std::string& run_dir, int64_t step,
                                             std::to_string(::getpid()));
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  fill(tmp.string());
-  fsync_tree(tmp.string());
+  try {
+    fill(tmp.string());
+    fsync_tree(tmp.string());
+  } catch (...) {
+    // A failed write (disk full, I/O error) must not leave its partial folder on a disk that
+    // may already be full; the earlier checkpoints are untouched.
+    std::error_code ignored;
+    fs::remove_all(tmp, ignored);
+    throw;
+  }
   // rename() cannot replace a non-empty folder; an older checkpoint of the same step (a rerun
   // after resume from an earlier one) is moved aside first, so the new one still appears in a
   // single rename.
