@@ -105,15 +105,15 @@ void export_torchscript(const Transformer& model, const std::string& path, bool 
   rope.scaling = c.rope_scaling;  // the frequencies are a buffer: any scaling gemkit computes
   m.register_buffer("rope_inv_freq", rope.inv_freq(torch::kCPU));
   m.define(source_of(c));
-  // Saved next to the target, then renamed: readers see the old file or the whole new one.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  m.save(tmp);
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    fail(path, "cannot move the exported module into place: " + ec.message());
-  }
+  // Serialized in memory, then written by write_file_atomic: readers see the old file or the
+  // whole new one, and a failed write (disk full) is an error naming the file with no temporary
+  // left behind. torch's own file writer throws from its destructor when a write fails, which
+  // ends the process; the in-memory copy costs one more model size of memory for a moment.
+  std::ostringstream bytes;
+  m.save(bytes);
+  const std::string data = bytes.str();
+  bytes.str(std::string());  // one copy in memory, not two
+  write_file_atomic(path, [&](std::FILE* f) { write_all(f, data.data(), data.size(), path); });
 }
 
 }  // namespace gemkit
