@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,8 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 
@@ -87,8 +90,38 @@ static std::string parent_dir(const std::string& path) {
   return path.substr(0, slash);
 }
 
+// Removes what an earlier writer of `path` that was killed left beside it: "<name>.tmp.<pid>"
+// (a partial file or folder) and "<name>.old.<pid>" (a replaced folder not yet deleted) of
+// processes no longer running; a running one may be writing right now. An ".old." folder is
+// moved back instead when `path` itself is missing (the writer was killed between its renames).
+static void remove_stale_temps(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string name = target.filename().string();
+  std::error_code ec;
+  std::vector<std::pair<fs::path, bool>> stale;  // (path, is an ".old." one)
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string n = e.path().filename().string();
+    for (const std::string kind : {".tmp.", ".old."}) {
+      const std::string prefix = name + kind;
+      if (n.size() <= prefix.size() || n.compare(0, prefix.size(), prefix) != 0) continue;
+      const std::string pid_text = n.substr(prefix.size());
+      if (pid_text.size() > 9 || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+      const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+      if (pid == ::getpid() || ::kill(pid, 0) == 0 || errno == EPERM) continue;  // ours, or alive
+      stale.emplace_back(e.path(), kind == ".old.");
+    }
+  }
+  for (const auto& [p, old] : stale) {
+    if (old && !fs::exists(target)) fs::rename(p, target, ec);
+    else fs::remove_all(p, ec);
+  }
+}
+
 void write_file_atomic(const std::string& path,
                        const std::function<void(std::FILE*)>& write) {
+  remove_stale_temps(path);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail(tmp, "cannot create: " + errno_text());
@@ -138,6 +171,7 @@ void write_directory_atomic(const std::string& dir, bool replace,
   namespace fs = std::filesystem;
   std::string target = dir;
   while (target.size() > 1 && target.back() == '/') target.pop_back();
+  remove_stale_temps(target);
   if (fs::exists(target) && !replace) fail(target, "exists; pass --force to replace it");
   if (fs::exists(target) && !fs::is_directory(target)) fail(target, "exists and is not a folder");
   const std::string tmp = target + ".tmp." + std::to_string(::getpid());

@@ -35,7 +35,8 @@ bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);
 
 // Writes a file so that readers only ever see the old or the complete new content:
-// write to "<path>.tmp.<pid>", fsync, rename over path, fsync the directory.
+// write to "<path>.tmp.<pid>", fsync, rename over path, fsync the directory. Temporaries that a
+// killed earlier writer of `path` left beside it are removed first.
 // `write` receives the open file descriptor's stream writer.
 void write_file_atomic(const std::string& path,
                        const std::function<void(std::FILE*)>& write);
@@ -45,7 +46,8 @@ void write_text_file_atomic(const std::string& path, std::string_view text);
 // `fill` writes into "<dir>.tmp.<pid>", every file is fsynced, and the folder is renamed into
 // place. An existing `dir` is an error unless `replace` (it is then moved aside, the new one
 // renamed in, the old one removed). If `fill` throws, the temporary folder is removed and
-// `dir` is untouched.
+// `dir` is untouched. Temporaries of a killed earlier writer are removed first (and its old
+// folder moved back when it was killed between the two renames).
 void write_directory_atomic(const std::string& dir, bool replace,
                             const std::function<void(const std::string& tmp_dir)>& fill);
 

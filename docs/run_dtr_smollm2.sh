@@ -10,5 +10,5 @@ M=$($G models fetch smollm2-135m-instruct | tail -1)
 [ -f out/suite-smollm2/general_probe/test.jsonl ] || $G data suite build --out out/suite-smollm2 --tokenizer "$M"
 export OMP_NUM_THREADS=${THREADS:-2}
 $G ablate recipes/smollm2/dtr/router_tuning.toml --grid dtr.capacity=0.5,0.75,0.9 --grid dtr.attention_only=false,true \
-    --target general --seeds 1 --eval-corpus out/suite-smollm2 --eval-tasks out/suite-smollm2 --max-items 50 \
-    --max-tokens 16384 --eval-precision fp32 --out out/ablation/smollm2-dtr
+    --target general --seeds 1 --eval-corpus out/suite-smollm2 --eval-tasks out/suite-smollm2 --max-items 25 \
+    --max-tokens 8192 --eval-precision fp32 --out out/ablation/smollm2-dtr

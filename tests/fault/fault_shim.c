@@ -7,9 +7,12 @@
 //                            does nothing)
 //   GEMKIT_FAULT_AT=N        the N-th watched operation (1-based) and every later one fail, as a
 //                            full disk keeps failing; 0 or unset: none fails (counting only)
-//   GEMKIT_FAULT_ERRNO       ENOSPC (default) or EIO
+//   GEMKIT_FAULT_ERRNO       ENOSPC (default) or EIO; KILL: the process SIGKILLs itself at the
+//                            N-th operation instead (a crash in the middle of a write)
 //   GEMKIT_FAULT_COUNT_FILE  at exit, the number of watched operations is written there, and the
 //                            first failed operation ("op path") on a second line
+// Every process counts its own operations: a program that runs others (gemkit ablate) has each
+// of them fail at its own N-th operation, and the count file holds the last one to exit.
 // glibc's stdio writes through internal aliases that LD_PRELOAD cannot replace, so fwrite,
 // fflush and fclose are intercepted themselves; C++ streams reach write() and are seen there.
 #define _GNU_SOURCE
@@ -18,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,6 +39,7 @@ static char g_dir[PATH_MAX];
 static size_t g_dir_len;
 static long g_fail_at;
 static int g_errno = ENOSPC;
+static int g_kill;
 static atomic_long g_count;
 static char g_first_failure[PATH_MAX + 32];
 static char* g_fd_path[MAX_FDS];  // watched open files: their paths
@@ -48,6 +53,7 @@ __attribute__((constructor)) static void fault_init(void) {
   g_fail_at = at ? strtol(at, NULL, 10) : 0;
   const char* e = getenv("GEMKIT_FAULT_ERRNO");
   if (e && strcmp(e, "EIO") == 0) g_errno = EIO;
+  if (e && strcmp(e, "KILL") == 0) g_kill = 1;
 }
 
 __attribute__((destructor)) static void fault_report(void) {
@@ -107,6 +113,7 @@ static void forget_fd(int fd) {
 static int should_fail(const char* op, const char* path) {
   long n = atomic_fetch_add(&g_count, 1) + 1;
   if (g_fail_at <= 0 || n < g_fail_at) return 0;
+  if (g_kill) kill(getpid(), SIGKILL);
   pthread_mutex_lock(&g_lock);
   if (!g_first_failure[0]) snprintf(g_first_failure, sizeof g_first_failure, "%s %s", op, path ? path : "?");
   pthread_mutex_unlock(&g_lock);

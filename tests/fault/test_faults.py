@@ -79,6 +79,33 @@ def points(count, wanted):
     return sorted(chosen)
 
 
+TIMING_KEYS = {"elapsed_s", "tokens_per_s", "seconds"}
+
+
+def without_timing(value):
+    """A report's JSON without the keys that hold measured times."""
+    if isinstance(value, dict):
+        return {k: without_timing(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [without_timing(v) for v in value]
+    return value
+
+
+def json_figures(folder):
+    """{relative path: timing-free JSON text} of the JSON reports under folder."""
+    out = {}
+    for d, _, files in os.walk(folder):
+        for name in files:
+            if name.endswith(".json"):
+                p = os.path.join(d, name)
+                try:
+                    with open(p) as f:
+                        out[os.path.relpath(p, folder)] = json.dumps(without_timing(json.load(f)), sort_keys=True)
+                except ValueError:
+                    out[os.path.relpath(p, folder)] = "unreadable"
+    return out
+
+
 class Scenario:
     """One command and what its outputs must be. Subclasses set `name` and implement prepare
     (the state before the command, under self.out), command, and check_outputs."""
@@ -102,7 +129,9 @@ class Scenario:
         self.prepare()
         shutil.rmtree(self.before, ignore_errors=True)
         shutil.copytree(self.out, self.before, symlinks=True)
+        t0 = time.time()
         run(self.command())
+        self.seconds = time.time() - t0
         self.reference = tree(self.out)
 
     def outputs_equal_reference(self):
@@ -241,6 +270,36 @@ class AblateReport(Scenario):
         return [k for k in files if os.path.basename(k).startswith("report.") or k.endswith(".svg")]
 
 
+class AblateGrid(AblateReport):
+    """The whole two-run grid (`gemkit ablate`: train, evaluate, interpolate, report) from an
+    empty folder; a re-run resumes what is done. Compared: the trained weights bit for bit and
+    every JSON report (grid, runs, base) without its measured times."""
+
+    name = "ablate_grid"
+
+    def prepare(self):
+        Train.prepare(self)
+        shutil.rmtree(self.run_dir(), ignore_errors=True)
+
+    def command(self):
+        return self.grid_command(report_only=False)
+
+    def setup(self):
+        Scenario.setup(self)
+        self.figures = json_figures(self.out)
+
+    def compared(self, files):
+        return [k for k in files if k.endswith("model.safetensors")]
+
+    def outputs_equal_reference(self):
+        now = json_figures(self.out)
+        return Scenario.outputs_equal_reference(self) + [
+            "%s differs" % k for k in self.figures if now.get(k) != self.figures[k]]
+
+    def intact_after_failure(self):
+        return []  # nothing was there before; what the re-run makes is compared
+
+
 def count_operations(scenario, shim):
     scenario.restore()
     counter = os.path.join(scenario.work, "count.txt")
@@ -281,11 +340,41 @@ def try_fault(scenario, shim, n, errno_name):
     return outcome, hit, problems
 
 
+def try_kill(scenario, shim, n, delay=None):
+    """SIGKILL the command at its n-th file operation under the output folder (the shim kills
+    it), or `delay` seconds after its start; returns (outcome, [problems])."""
+    scenario.restore()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if delay is None:
+        env.update({"LD_PRELOAD": shim, "GEMKIT_FAULT_DIR": scenario.out, "GEMKIT_FAULT_AT": str(n),
+                    "GEMKIT_FAULT_ERRNO": "KILL"})
+    p = subprocess.Popen(scenario.command(), cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        p.wait(timeout=delay if delay is not None else 600)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    outcome = "killed" if p.returncode == -9 else "finished (exit %d)" % p.returncode
+    problems = [] if outcome != "killed" else scenario.intact_after_failure()
+    if delay is None and p.returncode == 0:  # (ablate's children count their own operations: one
+        problems.append("the shim did not kill it at operation %d" % n)  # of them killed fails the grid)
+    if litter(scenario.out):
+        outcome = "killed mid-write"
+    again = run(scenario.command(), check=False)
+    if again.returncode != 0:
+        problems.append("the re-run failed: %r" % again.stdout[-500:])
+    else:
+        problems += ["after the re-run: " + d for d in scenario.outputs_equal_reference()]
+        problems += ["left behind after the re-run: " + x for x in litter(scenario.out)]
+    return outcome, problems
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("gemkit")
     ap.add_argument("shim")
     ap.add_argument("--points", type=int, default=12, help="faulted operations per scenario (0: every one)")
+    ap.add_argument("--kills", type=int, default=4, help="SIGKILLs at file operations per scenario (0: at every one); two timed ones are added")
     ap.add_argument("--only", default="", help="comma-separated scenario names")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     a = ap.parse_args()
@@ -293,11 +382,13 @@ def main():
     work = tempfile.mkdtemp(prefix="gemkit-faults-")
     scenarios = [Train(gemkit, work), Export(gemkit, work, "gguf", "model.gguf"),
                  Export(gemkit, work, "compact", "model.gguf"), Export(gemkit, work, "hf", "hf"),
-                 Export(gemkit, work, "torchscript", "model.pt"), Eval(gemkit, work), AblateReport(gemkit, work)]
+                 Export(gemkit, work, "torchscript", "model.pt"), Eval(gemkit, work), AblateReport(gemkit, work),
+                 AblateGrid(gemkit, work)]
     if a.only:
         scenarios = [s for s in scenarios if s.name in a.only.split(",")]
     failures = 0
-    print("%-15s %5s %6s %7s %8s %6s  %s" % ("scenario", "ops", "tried", "failed", "ignored", "bad", "seconds"))
+    print("%-18s %5s %6s %7s %8s %6s %9s %6s  %s" % ("scenario", "ops", "tried", "failed", "ignored", "killed",
+                                                     "mid-write", "bad", "seconds"))
     for s in scenarios:
         t0 = time.time()
         s.setup()
@@ -316,7 +407,22 @@ def main():
                 print("  %s: operation %d (%s, %s): %s" % (s.name, n, errno_name, hit, outcome))
                 for p in problems:
                     print("    " + p)
-        print("%-15s %5d %6d %7d %8d %6d  %.0f" % (s.name, count, len(tried), failed, ignored, bad, time.time() - t0))
+        killed = mid_write = 0
+        # SIGKILL at file operations spread over the command's writes, then at two instants of
+        # its run (15% and 60% of the undisturbed time: loading, computing)
+        kills = [(n, None) for n in points(count, a.kills)] + [(0, s.seconds * f) for f in (0.15, 0.6)]
+        for n, delay in kills:
+            outcome, problems = try_kill(s, shim, n, delay)
+            killed += outcome.startswith("killed")
+            mid_write += outcome == "killed mid-write"
+            if problems:
+                bad += 1
+                print("  %s: SIGKILL %s: %s" % (s.name, "at operation %d" % n if delay is None else "after %.2f s" % delay,
+                                                outcome))
+                for p in problems:
+                    print("    " + p)
+        print("%-18s %5d %6d %7d %8d %6d %9d %6d  %.0f" % (s.name, count, len(tried), failed, ignored, killed,
+                                                         mid_write, bad, time.time() - t0))
         sys.stdout.flush()
         failures += bad
     if not a.keep:
