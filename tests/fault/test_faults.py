@@ -307,6 +307,16 @@ def count_operations(scenario, shim):
     return int(open(counter).read().split("\n")[0])
 
 
+def rerun_problems(scenario):
+    """Runs the command again undisturbed: it must complete with the reference's outputs and
+    leave nothing behind (what an earlier failure or crash left included)."""
+    again = run(scenario.command(), check=False)
+    if again.returncode != 0:
+        return ["the re-run failed: %r" % again.stdout[-500:]]
+    return (["after the re-run: " + d for d in scenario.outputs_equal_reference()] +
+            ["left behind after the re-run: " + x for x in litter(scenario.out)])
+
+
 def try_fault(scenario, shim, n, errno_name):
     """Returns (outcome text, [problems])."""
     scenario.restore()
@@ -331,12 +341,7 @@ def try_fault(scenario, shim, n, errno_name):
             problems.append("crashed (exit %d): %r" % (p.returncode, p.stdout[-500:]))
         problems += scenario.intact_after_failure()
     problems += ["left behind: " + x for x in litter(scenario.out)]
-    again = run(scenario.command(), check=False)
-    if again.returncode != 0:
-        problems.append("the re-run failed: %r" % again.stdout[-500:])
-    else:
-        problems += ["after the re-run: " + d for d in scenario.outputs_equal_reference()]
-        problems += ["left behind after the re-run: " + x for x in litter(scenario.out)]
+    problems += rerun_problems(scenario)
     return outcome, hit, problems
 
 
@@ -360,12 +365,7 @@ def try_kill(scenario, shim, n, delay=None):
         problems.append("the shim did not kill it at operation %d" % n)  # of them killed fails the grid)
     if litter(scenario.out):
         outcome = "killed mid-write"
-    again = run(scenario.command(), check=False)
-    if again.returncode != 0:
-        problems.append("the re-run failed: %r" % again.stdout[-500:])
-    else:
-        problems += ["after the re-run: " + d for d in scenario.outputs_equal_reference()]
-        problems += ["left behind after the re-run: " + x for x in litter(scenario.out)]
+    problems += rerun_problems(scenario)
     return outcome, problems
 
 
