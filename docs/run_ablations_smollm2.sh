@@ -3,7 +3,8 @@
 #   docs/run_ablations_smollm2.sh [DOMAIN] [SEEDS]     (default: law 3)
 # The method recipes are recipes/smollm2/ablation/*.toml; `--domain` fills their {domain}.
 # Resumable: run it again and finished runs are skipped, interrupted ones continue from their
-# last checkpoint. THREADS (default 2) LibTorch threads for the one job; JOBS (default 1) runs at a time.
+# last checkpoint. THREADS (default 2) LibTorch threads for the one job; JOBS (default 1) runs at a time;
+# WISE (default 0.25,0.5,0.75) the WiSE-FT points (a later call with more points evaluates only the new ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DOMAIN=${1:-law} SEEDS=${2:-3}
@@ -15,7 +16,7 @@ export OMP_NUM_THREADS=${THREADS:-2}
 # 25 items each (sized for fp32 on two cores: one evaluation of every domain, the probe and all tasks
 # takes about 20 minutes there). The dense methods get WiSE-FT rows at a = 0.25, 0.5, 0.75 (evaluation only).
 EVAL=(--eval-corpus out/suite-smollm2 --eval-tasks out/suite-smollm2 --max-items 25 --max-tokens 8192
-      --eval-precision fp32 --wise-ft 0.25,0.5,0.75)
+      --eval-precision fp32 --wise-ft "${WISE:-0.25,0.5,0.75}")
 # Plain fine-tuning first (every method's reference), then GEM and the strongest baselines, so that a
 # grid stopped early already compares them (ablate goes seed by seed, methods in this order).
 R=recipes/smollm2/ablation
