@@ -39,6 +39,12 @@ int env_int(const char* name, int lo, int hi, const int* fallback) {
   return static_cast<int>(x);
 }
 
+// An exception's message without the C++ backtrace that c10::Error appends on later lines.
+std::string reason(const std::exception& e) {
+  const std::string what = e.what();
+  return what.substr(0, what.find('\n'));
+}
+
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
 }
@@ -52,11 +58,50 @@ struct Distributed::Impl {
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
 #endif
   std::chrono::milliseconds timeout{60000};
+  int rank = 0, world_size = 1;
+  std::string store_address;  // MASTER_ADDR:MASTER_PORT, for errors
+  // Collectives this rank has entered, published in the store as "progress/RANK" before each
+  // one, so that when a collective fails the survivors can say which rank fell behind (a rank
+  // killed or stalled between collectives never publishes the one the others wait in).
+  int64_t entered = 0;
+
+  void publish_progress() {
+    ++entered;
+    const std::string text = std::to_string(entered);
+    store->set("progress/" + std::to_string(rank), std::vector<uint8_t>(text.begin(), text.end()));
+  }
+
+  // Why a collective failed, from the other ranks' progress: "rank 1 stopped or stalled (its
+  // last collective: 7; this rank: 8)", or that the store (served by rank 0) is gone.
+  std::string diagnose() {
+    std::string behind;
+    try {
+      store->setTimeout(std::chrono::seconds(2));
+      for (int r = 0; r < world_size; ++r) {
+        if (r == rank) continue;
+        const std::string key = "progress/" + std::to_string(r);
+        int64_t theirs = 0;
+        if (store->check({key})) {
+          const std::vector<uint8_t> v = store->get(key);
+          theirs = std::stoll(std::string(v.begin(), v.end()));
+        }
+        if (theirs < entered)
+          behind += (behind.empty() ? "" : ", ") + std::string("rank ") + std::to_string(r) +
+                    " stopped or stalled (its last collective: " + std::to_string(theirs) + ")";
+      }
+    } catch (const std::exception&) {
+      return "the rendezvous store at " + store_address + ", served by rank 0, is unreachable: rank 0 stopped";
+    }
+    if (behind.empty())
+      return "every rank entered collective " + std::to_string(entered) + "; the transport failed";
+    return behind + "; this rank waited in collective " + std::to_string(entered);
+  }
 
   // Runs a collective on the backend that owns `t`'s device; Gloo gets CPU tensors (a CUDA
   // tensor goes through a host copy when there is no NCCL group).
   template <class Op>
   void run(at::Tensor& t, const Op& op) {
+    publish_progress();
 #ifdef USE_C10D_NCCL
     if (nccl && t.is_cuda()) {
       std::vector<at::Tensor> ts{t};
@@ -132,6 +177,9 @@ Distributed Distributed::create(const DistributedOptions& o) {
                             ", " + o.master_addr + ":" + std::to_string(o.master_port) + ")";
   auto impl = std::make_unique<Impl>();
   impl->timeout = o.timeout;
+  impl->rank = o.rank;
+  impl->world_size = o.world_size;
+  impl->store_address = o.master_addr + ":" + std::to_string(o.master_port);
   try {
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(o.master_port);
@@ -165,7 +213,7 @@ Distributed Distributed::create(const DistributedOptions& o) {
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    fail(where, std::string("rendezvous failed: ") + e.what());
+    fail(where, "rendezvous failed: " + reason(e));
   }
   d.impl_ = std::move(impl);
   return d;
@@ -225,7 +273,8 @@ void Distributed::average_gradients(const std::vector<at::Tensor>& params) {
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    fail(kWhere + " (rank " + std::to_string(rank_) + ")", std::string("gradient all-reduce failed: ") + e.what());
+    fail(kWhere + " (rank " + std::to_string(rank_) + ")",
+         "gradient all-reduce failed: " + impl_->diagnose() + " (" + reason(e) + ")");
   }
 }
 
@@ -244,7 +293,8 @@ void Distributed::broadcast_parameters(const std::vector<at::Tensor>& params, in
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
-    fail(kWhere + " (rank " + std::to_string(rank_) + ")", std::string("parameter broadcast failed: ") + e.what());
+    fail(kWhere + " (rank " + std::to_string(rank_) + ")",
+         "parameter broadcast failed: " + impl_->diagnose() + " (" + reason(e) + ")");
   }
 }
 
@@ -254,7 +304,7 @@ double Distributed::all_reduce_sum(double value) {
   try {
     impl_->allreduce_sum(t);
   } catch (const std::exception& e) {
-    fail(kWhere + " (rank " + std::to_string(rank_) + ")", std::string("all-reduce failed: ") + e.what());
+    fail(kWhere + " (rank " + std::to_string(rank_) + ")", "all-reduce failed: " + impl_->diagnose() + " (" + reason(e) + ")");
   }
   return t.item<double>();
 }
@@ -267,9 +317,10 @@ double Distributed::all_reduce_mean(double value) {
 void Distributed::barrier() {
   if (!enabled()) return;
   try {
+    impl_->publish_progress();
     impl_->gloo->barrier()->wait(impl_->timeout);
   } catch (const std::exception& e) {
-    fail(kWhere + " (rank " + std::to_string(rank_) + ")", std::string("barrier failed: ") + e.what());
+    fail(kWhere + " (rank " + std::to_string(rank_) + ")", "barrier failed: " + impl_->diagnose() + " (" + reason(e) + ")");
   }
 }
 
