@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "formats/gguf.h"
+#include "formats/gguf_writer.h"
 #include "import/tokenizer_files.h"
 #include "test_util.h"
 #include "tokenizer_test_util.h"
@@ -263,4 +264,30 @@ TEST(ChatTemplate, UnrecognisedTemplatesNameTheFileAndKey) {
                          nlohmann::json{{"chat_template", {{{"name", "default"}, {"template", kSmolTemplate}}}}}.dump());
   EXPECT_EQ(ChatTemplate::from_folder(dir).family(), ChatTemplate::Family::ChatML);
   std::filesystem::remove_all(dir);
+}
+
+// A special token id outside the vocabulary (fuzzer finding: a BERT vocabulary with
+// seperator_token_id 370546198 loaded, and encode() appended that id) is a named error;
+// 0xFFFFFFFF, how converters write "none" into an unsigned field, still means none.
+TEST(GgufTokenizer, SpecialIdsOutsideTheVocabularyAreNamedErrors) {
+  const std::string dir = temp_dir("special_ids");
+  const auto vocab = [&](const std::string& name, uint32_t sep) {
+    GgufWriter w;
+    w.set_string("general.architecture", "bert");
+    w.set_string("tokenizer.ggml.model", "bert");
+    w.set_strings("tokenizer.ggml.tokens", {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "\xe2\x96\x81hello"});
+    w.set_i32s("tokenizer.ggml.token_type", {3, 2, 3, 3, 1});
+    w.set_u32("tokenizer.ggml.unknown_token_id", 1);
+    w.set_u32("tokenizer.ggml.cls_token_id", 2);
+    w.set_u32("tokenizer.ggml.seperator_token_id", sep);
+    w.write(dir + "/" + name, true);
+    return dir + "/" + name;
+  };
+  const std::string e = error_of([&] { load_gguf_tokenizer(vocab("bad.gguf", 370546198)); });
+  for (const char* part : {"bad.gguf", "tokenizer.ggml.seperator_token_id", "[0, 5)", "370546198"})
+    EXPECT_NE(e.find(part), std::string::npos) << part << " not in: " << e;
+  const auto none = load_gguf_tokenizer(vocab("none.gguf", 0xFFFFFFFFu));
+  EXPECT_EQ(none->special().sep, -1);
+  EXPECT_EQ(none->encode("hello"), (std::vector<int32_t>{2, 4}));
+  EXPECT_EQ(load_gguf_tokenizer(vocab("good.gguf", 3))->encode("hello"), (std::vector<int32_t>{2, 4, 3}));
 }

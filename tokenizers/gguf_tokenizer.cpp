@@ -15,11 +15,18 @@ namespace gemkit {
 
 namespace {
 
-int32_t opt_id(const GgufFile& g, const char* key) {
+// A special token's id from `key`, -1 when absent. -1 and 0xFFFFFFFF (how converters write
+// "none" into a signed or unsigned field) also mean none; any other id must index the
+// vocabulary of `n_vocab` tokens, or encode() would emit an id the embedding table lacks.
+int32_t opt_id(const GgufFile& g, const char* key, size_t n_vocab) {
   const GgufValue* v = g.find(key);
   if (!v) return -1;
   const int64_t id = v->as_int();
-  return id < 0 || id > INT32_MAX ? -1 : static_cast<int32_t>(id);
+  if (id == -1 || id == int64_t(UINT32_MAX)) return -1;
+  if (id < 0 || uint64_t(id) >= n_vocab)
+    fail(g.path() + ": " + key,
+         "expected a token id in [0, " + std::to_string(n_vocab) + "), the vocabulary's size, got " + std::to_string(id));
+  return static_cast<int32_t>(id);
 }
 
 struct Vocab {
@@ -69,8 +76,7 @@ std::unique_ptr<Tokenizer> spm_from_gguf(const GgufFile& g) {
   }
   // llama.cpp tolerates several UNKNOWN-typed tokens (Phi-3 marks placeholders so); the
   // declared unknown token gets that type, the others act as control tokens.
-  int32_t unk = opt_id(g, gguf_key::kTokenizerUnknownId);
-  if (unk >= static_cast<int32_t>(m.pieces.size())) unk = -1;
+  int32_t unk = opt_id(g, gguf_key::kTokenizerUnknownId, m.pieces.size());
   for (size_t i = 0; i < m.pieces.size() && unk < 0; ++i)
     if (m.pieces[i].type == SentencePieceModel::UNKNOWN) unk = static_cast<int32_t>(i);
   for (size_t i = 0; i < m.pieces.size(); ++i) {
@@ -83,10 +89,10 @@ std::unique_ptr<Tokenizer> spm_from_gguf(const GgufFile& g) {
   m.remove_extra_whitespaces = g.get_bool(gguf_key::kTokenizerRemoveExtraWhitespaces, false);
   m.escape_whitespaces = true;
   SpecialTokens sp;
-  sp.bos = opt_id(g, gguf_key::kTokenizerBosId);
-  sp.eos = opt_id(g, gguf_key::kTokenizerEosId);
-  sp.unk = opt_id(g, gguf_key::kTokenizerUnknownId);
-  sp.pad = opt_id(g, gguf_key::kTokenizerPaddingId);
+  sp.bos = opt_id(g, gguf_key::kTokenizerBosId, m.pieces.size());
+  sp.eos = opt_id(g, gguf_key::kTokenizerEosId, m.pieces.size());
+  sp.unk = opt_id(g, gguf_key::kTokenizerUnknownId, m.pieces.size());
+  sp.pad = opt_id(g, gguf_key::kTokenizerPaddingId, m.pieces.size());
   sp.add_bos = g.get_bool(gguf_key::kTokenizerAddBos, true);
   sp.add_eos = g.get_bool(gguf_key::kTokenizerAddEos, false);
   return std::make_unique<SentencePieceTokenizer>(std::move(m), g.path(), &sp);
@@ -117,10 +123,10 @@ std::unique_ptr<Tokenizer> bpe_from_gguf(const GgufFile& g) {
   for (size_t i = 0; i < v.tokens.size(); ++i) {
     if (v.types[i] == 4) c.added.push_back(AddedToken{v.tokens[i], int32_t(i), false, false, false, false});
   }
-  c.special.bos = opt_id(g, gguf_key::kTokenizerBosId);
-  c.special.eos = opt_id(g, gguf_key::kTokenizerEosId);
-  c.special.unk = opt_id(g, gguf_key::kTokenizerUnknownId);
-  c.special.pad = opt_id(g, gguf_key::kTokenizerPaddingId);
+  c.special.bos = opt_id(g, gguf_key::kTokenizerBosId, v.tokens.size());
+  c.special.eos = opt_id(g, gguf_key::kTokenizerEosId, v.tokens.size());
+  c.special.unk = opt_id(g, gguf_key::kTokenizerUnknownId, v.tokens.size());
+  c.special.pad = opt_id(g, gguf_key::kTokenizerPaddingId, v.tokens.size());
   c.special.add_bos = g.get_bool(gguf_key::kTokenizerAddBos, llama3);
   c.special.add_eos = g.get_bool(gguf_key::kTokenizerAddEos, false);
   c.vocab = std::move(v.tokens);
@@ -143,13 +149,13 @@ std::unique_ptr<Tokenizer> wordpiece_from_gguf(const GgufFile& g) {
   }
   c.lowercase = g.get_bool(gguf_key::kTokenizerLowercase, true);
   c.strip_accents = g.get_bool(gguf_key::kTokenizerStripAccents, c.lowercase);
-  c.special.unk = opt_id(g, gguf_key::kTokenizerUnknownId);
-  c.special.cls = opt_id(g, gguf_key::kTokenizerClsId);
-  if (c.special.cls < 0) c.special.cls = opt_id(g, gguf_key::kTokenizerBosId);
-  c.special.sep = opt_id(g, gguf_key::kTokenizerSeparatorId);
-  if (c.special.sep < 0) c.special.sep = opt_id(g, gguf_key::kTokenizerEosId);
-  c.special.pad = opt_id(g, gguf_key::kTokenizerPaddingId);
-  c.special.mask = opt_id(g, gguf_key::kTokenizerMaskId);
+  c.special.unk = opt_id(g, gguf_key::kTokenizerUnknownId, v.tokens.size());
+  c.special.cls = opt_id(g, gguf_key::kTokenizerClsId, v.tokens.size());
+  if (c.special.cls < 0) c.special.cls = opt_id(g, gguf_key::kTokenizerBosId, v.tokens.size());
+  c.special.sep = opt_id(g, gguf_key::kTokenizerSeparatorId, v.tokens.size());
+  if (c.special.sep < 0) c.special.sep = opt_id(g, gguf_key::kTokenizerEosId, v.tokens.size());
+  c.special.pad = opt_id(g, gguf_key::kTokenizerPaddingId, v.tokens.size());
+  c.special.mask = opt_id(g, gguf_key::kTokenizerMaskId, v.tokens.size());
   c.special.add_bos = c.special.cls >= 0;
   c.special.add_eos = c.special.sep >= 0;
   for (size_t i = 0; i < c.vocab.size(); ++i)
