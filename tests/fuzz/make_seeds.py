@@ -186,6 +186,17 @@ def jsonl_seeds(out):
         lines([{"id": f"d{i}", "text": t, "domain": "law", "source": "seed"} for i, t in enumerate(TEXT[:5])]))
 
 
+def recipe_seeds(out):
+    """The repository's own recipes, some with overrides after the target's "#--overrides" line."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    overrides = ["train.max_steps=7", "~train.lr", "lora.target_modules=q_proj,v_proj", "dtr.enabled=true"]
+    for i, recipe in enumerate(sorted(root.glob("recipes/**/*.toml"))):
+        text = recipe.read_text()
+        if i % 3 == 0:
+            text += "#--overrides\n" + "\n".join(overrides[: 1 + i % len(overrides)]) + "\n"
+        put(out, "recipe", "_".join(recipe.relative_to(root / "recipes").parts), text)
+
+
 def real_files(out, models, testdata, max_bytes):
     for folder in sorted(models.glob("*")) if models.is_dir() else []:
         copy_real(out, "model_config", f"{folder.name}.json", folder / "config.json", max_bytes)
@@ -208,7 +219,7 @@ def main():
     a = ap.parse_args()
     shutil.rmtree(a.out, ignore_errors=True)
     for make in (safetensors_seeds, gguf_seeds, sentencepiece_seeds, hf_tokenizer_seeds, config_seeds,
-                 chat_template_seeds, jsonl_seeds):
+                 chat_template_seeds, jsonl_seeds, recipe_seeds):
         make(a.out)
     real_files(a.out, a.models, a.testdata, a.max_bytes)
     for folder in sorted(a.out.iterdir()):

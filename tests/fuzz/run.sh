@@ -17,7 +17,7 @@ SECONDS_PER_TARGET=${1:-15}
 OUT=${2:-$ROOT/build/fuzz}
 shift $(( $# < 2 ? $# : 2 ))
 ALL_TARGETS=(runtime_loader safetensors safetensors_index gguf gguf_tokenizer hf_tokenizer sentencepiece
-             wordpiece_vocab model_config chat_template task_jsonl corpus_jsonl)
+             wordpiece_vocab model_config chat_template task_jsonl corpus_jsonl recipe)
 TARGETS=("${@:-${ALL_TARGETS[@]}}")
 command -v clang++ >/dev/null || { echo "fuzz: clang++ is not installed (apt install clang)" >&2; exit 1; }
 PYTHON=$ROOT/.venv/bin/python
@@ -36,16 +36,26 @@ LIBRARY=(
   tokenizers/wordpiece_tokenizer.cpp tokenizers/sentencepiece_model.cpp tokenizers/spm_normalizer.cpp
   tokenizers/spm_tokenizer.cpp tokenizers/gguf_tokenizer.cpp tokenizers/hf_tokenizer.cpp tokenizers/tokenizer.cpp
   tokenizers/chat_template.cpp
+  formats/quant_policy.cpp train/recipe.cpp
   eval/tasks.cpp eval/shard_corpus.cpp data/loader.cpp data/token_shards.cpp
   runtime/model.cpp runtime/kernels.cpp runtime/kernels_avx2.cpp runtime/kernels_avx512.cpp runtime/kernels_vnni.cpp
   runtime/thread_pool.cpp
 )
+# The recipe schema takes its defaults from option structs in headers that include LibTorch (only
+# their inline defaults are used, nothing is linked): the wheel's headers, and C++20 as in CMake.
+TORCH_INCLUDE=$(ls -d "$ROOT"/.venv/lib/python3*/site-packages/torch/include | head -1)
+# toml++ is used as the build uses it, Debian's release library: its header-only debug form asserts
+# on table headers such as "[+" (upstream marzer/tomlplusplus#301) where the release form reports
+# a parse error, which is what gemkit users get.
+TORCH_FLAGS=(-std=c++20 -isystem "$TORCH_INCLUDE" -isystem "$TORCH_INCLUDE/torch/csrc/api/include"
+             -DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1)
 FLAGS=(-std=c++17 -O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -I"$ROOT" $HDF5_CFLAGS)
 compile() {  # SOURCE -> object path on stdout; recompiled when the source or any header changed
   local src=$1 obj="$OUT/obj/$(echo "$1" | tr '/' '_').o" extra=()
   [[ $src == runtime/kernels_avx2.cpp ]] && extra=(-mavx2 -mfma -mf16c)
   [[ $src == runtime/kernels_avx512.cpp ]] && extra=(-mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c)
   [[ $src == runtime/kernels_vnni.cpp ]] && extra=(-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c)
+  [[ $src == train/recipe.cpp || $src == tests/fuzz/recipe_fuzz.cpp ]] && extra=("${TORCH_FLAGS[@]}")
   "${CXX[@]}" "${FLAGS[@]}" "${extra[@]}" -MMD -c "$ROOT/$src" -o "$obj.tmp" && mv "$obj.tmp" "$obj"
   echo "$obj"
 }
@@ -57,6 +67,8 @@ stale() {  # OBJ: whether it is missing or older than a file it was built from
   return 1
 }
 build_start=$SECONDS
+flags_used="${CXX[*]} ${FLAGS[*]} ${TORCH_FLAGS[*]}"  # other flags than last time: rebuild everything
+[ "$(cat "$OUT/obj/flags.txt" 2>/dev/null)" == "$flags_used" ] || { rm -f "$OUT"/obj/*.o; echo "$flags_used" > "$OUT/obj/flags.txt"; }
 objs=() pids=()
 for src in "${LIBRARY[@]}"; do  # compiled in parallel, one job per core
   obj="$OUT/obj/$(echo "$src" | tr '/' '_').o"
@@ -74,7 +86,7 @@ for t in "${TARGETS[@]}"; do
   obj="$OUT/obj/$(echo "$src" | tr '/' '_').o"
   stale "$obj" && compile "$src" >/dev/null
   clang++ -fsanitize=fuzzer,address,undefined "$obj" "$OUT/libgemkit_fuzz.a" $(pkg-config --libs icu-uc) $HDF5_LIBS \
-    -lpthread -o "$OUT/${t}_fuzz"
+    -ltomlplusplus -lpthread -o "$OUT/${t}_fuzz"
 done
 echo "fuzz: built ${#TARGETS[@]} target(s) in $((SECONDS - build_start)) s"
 
@@ -95,6 +107,7 @@ dictionary() {
     gguf | gguf_tokenizer | runtime_loader) echo "-dict=$HERE/dict/gguf.dict" ;;
     safetensors | safetensors_index | hf_tokenizer | model_config | chat_template | task_jsonl | corpus_jsonl)
       echo "-dict=$HERE/dict/json.dict" ;;
+    recipe) echo "-dict=$HERE/dict/recipe.dict" ;;
   esac
 }
 failed=()
