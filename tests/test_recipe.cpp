@@ -198,3 +198,22 @@ TEST(Recipe, EveryShippedRecipeValidates) {
     }) << error_of([&] { Recipe::load(f); });
   }
 }
+
+// Every value goes back into TOML (resolved_recipe.toml, read by --resume), so a value that is
+// not UTF-8 is refused where it enters (fuzzer finding: an override with byte 0xEA was accepted
+// and written into a recipe that could not be read again); UTF-8 text round-trips.
+TEST(Recipe, OverridesMustBeUtf8AndRoundTrip) {
+  Recipe r = Recipe::from_toml_text("[generation]\nprompt = \"x\"\n", "x.toml");
+  for (const std::string bad : {"generation.prompt=caf\xe9", "tokenizer.input=a.txt,b\xea.txt",
+                                "generation.prompt=\xed\xa0\x80", "generation.prompt=\xc0\xaf"}) {
+    const std::string e = error_of([&] { r.apply_override(bad); });
+    EXPECT_NE(e.find("expected UTF-8 text"), std::string::npos) << e;
+    EXPECT_NE(e.find(bad.substr(0, bad.find('='))), std::string::npos) << e;
+  }
+  r.apply_override("generation.prompt=caf\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80");
+  r.resolve();
+  Recipe again = Recipe::from_toml_text(r.to_toml(), "written.toml");
+  again.resolve();
+  EXPECT_EQ(again.get_string("generation.prompt"), "caf\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80");
+  EXPECT_EQ(again.to_toml(), r.to_toml());
+}

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "core/utf8.h"
 #include "model/lora.h"
 #include "quant/qat.h"
 #include "routing/scar.h"
@@ -431,6 +432,10 @@ RecipeValue recipe_parse_value(const RecipeKey& k, const std::string& text,
   auto bad = [&](const std::string& what) -> RecipeValue {
     fail(where, k.path + ": " + what);
   };
+  // Every value is written back into TOML (resolved_recipe.toml, which --resume reads), and
+  // TOML is UTF-8 (fuzzer finding: an override with invalid bytes was saved unreadable).
+  if (const size_t bad_at = invalid_utf8_offset(text); bad_at != std::string::npos)
+    return bad("expected UTF-8 text, got an invalid byte at offset " + std::to_string(bad_at));
   RecipeValue v;
   std::string t = trim(text);
   switch (k.type) {
