@@ -382,6 +382,15 @@ void TokenShard::read_tokens(int64_t begin, int64_t count, std::vector<int32_t>&
     out.resize(at);
     fail(path_ + ": /tokens", "read failed");
   }
+  // A damaged or hand-made shard must not reach the embedding table with an id it lacks (the
+  // writer checks ids, but a reader cannot trust the file it is given).
+  for (size_t i = at; i < out.size(); ++i)
+    if (out[i] < 0 || (info_.vocab_size > 0 && out[i] >= info_.vocab_size)) {
+      const int32_t id = out[i];
+      out.resize(at);
+      fail(path_ + ": /tokens[" + std::to_string(begin + int64_t(i - at)) + "]",
+           "token id " + std::to_string(id) + " outside the vocabulary [0, " + std::to_string(info_.vocab_size) + ")");
+    }
 }
 
 std::vector<int32_t> TokenShard::read_document(int64_t doc) const {

@@ -197,6 +197,24 @@ def recipe_seeds(out):
         put(out, "recipe", "_".join(recipe.relative_to(root / "recipes").parts), text)
 
 
+def token_shard_seeds(out, gemkit):
+    """Small shards written by `gemkit data prepare` (the format's only writer), with and without labels."""
+    if not gemkit:
+        return
+    import subprocess
+    import tempfile
+    root = pathlib.Path(__file__).resolve().parents[2]
+    with tempfile.TemporaryDirectory() as tmp:
+        docs = pathlib.Path(tmp) / "law.train.jsonl"
+        docs.write_text("".join(json.dumps({"id": str(i), "text": t, "domain": "law", "label": ["a", "b"][i % 2]}) + "\n"
+                                for i, t in enumerate(TEXT[:4])))
+        for name, extra in (("plain.h5", []), ("labelled.h5", ["--labels", "a,b"])):
+            target = pathlib.Path(tmp) / name
+            subprocess.run([gemkit, "data", "prepare", "--quiet", "--tokenizer", str(root / "checkpoints/gemkit-base"),
+                            "--out", str(target), str(docs)] + extra, check=True)
+            put(out, "token_shard", name, target.read_bytes())
+
+
 def real_files(out, models, testdata, max_bytes):
     for folder in sorted(models.glob("*")) if models.is_dir() else []:
         copy_real(out, "model_config", f"{folder.name}.json", folder / "config.json", max_bytes)
@@ -216,11 +234,13 @@ def main():
     ap.add_argument("--models", type=pathlib.Path,
                     default=pathlib.Path(os.environ.get("GEMKIT_CACHE", pathlib.Path.home() / ".cache/gemkit")) / "models")
     ap.add_argument("--max-bytes", type=int, default=1 << 20)
+    ap.add_argument("--gemkit", help="the gemkit binary, for token shard seeds")
     a = ap.parse_args()
     shutil.rmtree(a.out, ignore_errors=True)
     for make in (safetensors_seeds, gguf_seeds, sentencepiece_seeds, hf_tokenizer_seeds, config_seeds,
                  chat_template_seeds, jsonl_seeds, recipe_seeds):
         make(a.out)
+    token_shard_seeds(a.out, a.gemkit)
     real_files(a.out, a.models, a.testdata, a.max_bytes)
     for folder in sorted(a.out.iterdir()):
         print(f"{folder.name}: {len(list(folder.iterdir()))} seed(s)")

@@ -3,10 +3,11 @@
 # UndefinedBehaviorSanitizer) and runs each for a bounded time from its seed corpus (ctest `fuzz`).
 #   tests/fuzz/run.sh [SECONDS_PER_TARGET=15] [BUILD_DIR=build/fuzz] [TARGET...]
 # Seeds: tests/fuzz/make_seeds.py (independent writers from PyPI, plus real checkpoints and
-# llama.cpp vocabularies found on the machine) and, for the runtime loader, tiny llama GGUF files
-# from tests/llama_cpp/make_tiny_gguf.py. Each target's corpus (BUILD_DIR/corpus/TARGET) grows
-# from run to run; BUILD_DIR/fuzz_log.tsv records every run (target, seconds, runs, coverage,
-# corpus size, result), which is where docs/reliability.md's totals come from. A crash,
+# llama.cpp vocabularies found on the machine, and token shards from BUILD_DIR/../cli/gemkit or
+# $GEMKIT) and, for the runtime loader, tiny llama GGUF files from tests/llama_cpp/make_tiny_gguf.py.
+# Each target's corpus (BUILD_DIR/corpus/TARGET) grows from run to run; BUILD_DIR/fuzz_log.tsv
+# records every run (target, seconds, runs, coverage, corpus size, result), which is where
+# docs/reliability.md's totals come from. A crash,
 # sanitizer report, broken invariant or single allocation over 128 MB (a declared count trusted
 # before it was checked against the file) leaves its input as BUILD_DIR/findings/TARGET/crash-*
 # (or oom-*) and fails the script.
@@ -17,7 +18,7 @@ SECONDS_PER_TARGET=${1:-15}
 OUT=${2:-$ROOT/build/fuzz}
 shift $(( $# < 2 ? $# : 2 ))
 ALL_TARGETS=(runtime_loader safetensors safetensors_index gguf gguf_tokenizer hf_tokenizer sentencepiece
-             wordpiece_vocab model_config chat_template task_jsonl corpus_jsonl recipe)
+             wordpiece_vocab model_config chat_template task_jsonl corpus_jsonl recipe token_shard)
 TARGETS=("${@:-${ALL_TARGETS[@]}}")
 command -v clang++ >/dev/null || { echo "fuzz: clang++ is not installed (apt install clang)" >&2; exit 1; }
 PYTHON=$ROOT/.venv/bin/python
@@ -91,7 +92,9 @@ done
 echo "fuzz: built ${#TARGETS[@]} target(s) in $((SECONDS - build_start)) s"
 
 # Seeds (rewritten each run: cheap, and they follow the writers' current output).
-"$PYTHON" "$HERE/make_seeds.py" "$OUT/seeds" --testdata "$ROOT/build/testdata" >/dev/null
+GEMKIT=${GEMKIT:-$(dirname "$OUT")/cli/gemkit}
+[ -x "$GEMKIT" ] || { echo "fuzz: $GEMKIT is not built (token shard seeds); set GEMKIT" >&2; exit 1; }
+"$PYTHON" "$HERE/make_seeds.py" "$OUT/seeds" --testdata "$ROOT/build/testdata" --gemkit "$GEMKIT" >/dev/null
 mkdir -p "$OUT/seeds/runtime_loader"
 i=0
 for q in f32 q8_0 q4_0; do
@@ -115,17 +118,19 @@ failed=()
 for t in "${TARGETS[@]}"; do
   mkdir -p "$OUT/corpus/$t" "$OUT/findings/$t"
   log="$OUT/findings/$t/last_run.log"
-  rc=0
+  rc=0 started=$SECONDS max_len=400000
+  [ "$t" == token_shard ] && max_len=600000  # an HDF5 shard holds at least one 256 KB chunk
   "$OUT/${t}_fuzz" "$OUT/corpus/$t" "$OUT/seeds/$t" $(dictionary "$t") -max_total_time="$SECONDS_PER_TARGET" \
-    -max_len=400000 -rss_limit_mb=2048 -malloc_limit_mb=128 -timeout=20 -print_final_stats=1 \
+    -max_len=$max_len -rss_limit_mb=2048 -malloc_limit_mb=128 -timeout=20 -print_final_stats=1 \
     -artifact_prefix="$OUT/findings/$t/" >"$log" 2>&1 || rc=$?
+  took=$((SECONDS - started))
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   corpus=$(ls "$OUT/corpus/$t" | wc -l)
   result=ok
   [ $rc -eq 0 ] || { result="finding (exit $rc)"; failed+=("$t"); }
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$t" "$SECONDS_PER_TARGET" "${runs:-0}" "${cov:-0}" "$corpus" "$result" >> "$OUT/fuzz_log.tsv"
-  printf 'fuzz %-18s %4s s %8s runs  cov %6s  corpus %5s  %s\n' "$t" "$SECONDS_PER_TARGET" "${runs:-0}" "${cov:-0}" "$corpus" "$result"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$t" "$took" "${runs:-0}" "${cov:-0}" "$corpus" "$result" >> "$OUT/fuzz_log.tsv"
+  printf 'fuzz %-18s %4s s %8s runs  cov %6s  corpus %5s  %s\n' "$t" "$took" "${runs:-0}" "${cov:-0}" "$corpus" "$result"
   [ $rc -eq 0 ] || tail -40 "$log"
 done
 [ ${#failed[@]} -eq 0 ] || { echo "fuzz: findings in ${failed[*]} (inputs under $OUT/findings)" >&2; exit 1; }
