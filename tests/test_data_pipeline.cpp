@@ -248,6 +248,28 @@ TEST(TokenShards, MalformedShardsNameFileAndDataset) {
   e = error_after_edit("start", [](hid_t f) { overwrite_int64(f, "doc_offsets", 0, 5); });
   EXPECT_NE(e.find("/doc_offsets: must start at 0"), std::string::npos) << e;
 
+  // A token id outside the vocabulary opens (ids are checked as they are read, not all at once)
+  // and is a named error when read, never handed to an embedding table.
+  {
+    const std::string path = dir + "/bad_id.h5";
+    fs::copy_file(fx().law, path, fs::copy_options::overwrite_existing);
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "tokens", H5P_DEFAULT);
+    hid_t space = H5Dget_space(ds);
+    hsize_t start = 2, one = 1;
+    H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &one, nullptr);
+    hid_t mem = H5Screate_simple(1, &one, nullptr);
+    const int32_t id = 1 << 30;
+    H5Dwrite(ds, H5T_NATIVE_INT32, mem, space, H5P_DEFAULT, &id);
+    H5Sclose(mem);
+    H5Sclose(space);
+    H5Dclose(ds);
+    H5Fclose(f);
+    TokenShard s(path);
+    e = error_of([&] { s.read_document(0); });
+    EXPECT_NE(e.find(path + ": /tokens[2]: token id 1073741824 outside the vocabulary [0, "), std::string::npos) << e;
+  }
+
   const std::string text = dir + "/not_hdf5.h5";
   std::ofstream(text) << "hello";
   EXPECT_NE(error_of([&] { TokenShard s(text); }).find(text + ": not an HDF5 file"), std::string::npos);
