@@ -124,7 +124,7 @@ for t in "${TARGETS[@]}"; do
     -max_len=$max_len -rss_limit_mb=2048 -malloc_limit_mb=128 -timeout=20 -print_final_stats=1 \
     -artifact_prefix="$OUT/findings/$t/" >"$log" 2>&1 || rc=$?
   took=$((SECONDS - started))
-  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
+  runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)  # printed twice after a crash
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
   corpus=$(ls "$OUT/corpus/$t" | wc -l)
   result=ok
