@@ -103,6 +103,46 @@ class Pipeline(unittest.TestCase):
         finally:
             shutil.rmtree(tmp)
 
+    def test_unpack_keeps_members_inside_and_skips_links(self):
+        """A pinned archive whose members climb out of the unpack folder is refused by name;
+        links are never unpacked (hand-made archives: a pin's sha256 would stop a changed one)."""
+        import io
+        import tarfile
+        tmp = tempfile.mkdtemp()
+        try:
+            cache = fetch.Cache(tmp, log=lambda s: None)
+
+            def pinned(name, members):
+                buf = io.BytesIO()
+                with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+                    for member, kind in members:
+                        info = tarfile.TarInfo(member)
+                        if kind == "link":
+                            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                            tf.addfile(info)
+                        else:
+                            info.size = 2
+                            tf.addfile(info, io.BytesIO(b"ok"))
+                path = os.path.join(cache.dl, name + ".tgz")
+                with open(path, "wb") as f:
+                    f.write(buf.getvalue())
+                cache.pins[name] = {"type": "npm", "package": name, "version": "1", "file": name + ".tgz",
+                                    "sha256": common.sha256_file(path), "extract": ["package/"]}
+
+            pinned("links", [("package/ok.txt", "file"), ("package/link", "link")])
+            root = cache.tree("links")
+            self.assertTrue(os.path.isfile(os.path.join(root, "package", "ok.txt")))
+            self.assertFalse(os.path.lexists(os.path.join(root, "package", "link")))
+            pinned("climbs", [("package/ok.txt", "file"), ("package/../../../escape.txt", "file")])
+            with self.assertRaises(common.SuiteError) as ctx:
+                cache.tree("climbs")
+            self.assertEqual(ctx.exception.step, "unpack")
+            self.assertIn("package/../../../escape.txt", str(ctx.exception))
+            self.assertFalse(os.path.exists(os.path.join(tmp, "escape.txt")))
+            self.assertFalse(os.path.exists(os.path.join(os.path.dirname(tmp), "escape.txt")))
+        finally:
+            shutil.rmtree(tmp)
+
     def test_rebuild_reproduces_committed_bytes(self):
         # Fetches the pinned sources into the cache when they are not there yet (apt/npm are
         # reachable wherever gemkit builds), so this check always runs.

@@ -99,7 +99,12 @@ class Cache:
                     if prefixes and not any(name_m.startswith(x) for x in prefixes):
                         continue
                     if not (m.isfile() or m.isdir()):
-                        continue
+                        continue  # links and devices are never unpacked (a link could point anywhere)
+                    # Checked here, not only by tarfile's data_filter (absent before Python 3.11.4):
+                    # a member must land inside the unpack folder.
+                    if os.path.isabs(name_m) or os.path.normpath(name_m).split(os.sep)[0] == "..":
+                        raise SuiteError(p["package"], "unpack", "%s: member %r would be written outside the "
+                                         "unpack folder" % (p["file"], m.name))
                     m.name = name_m
                     if m.isfile():
                         n += 1
