@@ -239,6 +239,11 @@ SafetensorsSet SafetensorsSet::open(const std::string& path) {
       file = single;
     else if (file_exists(index))
       file = index;
+    else if (file_exists(join_path(path, "pytorch_model.bin")) || file_exists(join_path(path, "pytorch_model.bin.index.json")))
+      // Pickled checkpoints are never read: unpickling can run code that the file carries.
+      fail(path, std::string("expected ") + kSafetensorsSingleName + " or " + kSafetensorsIndexName +
+                     ", found only pytorch_model.bin, a pickle, which gemkit never loads (unpickling can run code "
+                     "from the file); convert it with transformers: model.save_pretrained(DIR, safe_serialization=True)");
     else
       fail(path, std::string("expected ") + kSafetensorsSingleName + " or " + kSafetensorsIndexName +
                      " in this folder, found neither");

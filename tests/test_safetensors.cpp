@@ -353,6 +353,16 @@ TEST(SafetensorsSharded, OneShardIsAPlainFile) {
   expect_error([&] { w.write_sharded(dir, 0); }, {dir, "positive maximum shard size"});
 }
 
+// A folder holding only a pickled checkpoint is refused without reading it (unpickling can run
+// code from the file), with how to convert it.
+TEST(SafetensorsSharded, PickleOnlyFolderIsRefusedUnread) {
+  const std::string dir = temp_folder("pickle");
+  write_bytes(dir + "/pytorch_model.bin", "\x80\x02cos\nsystem\n");
+  expect_error([&] { SafetensorsSet::open(dir); }, {dir, "pytorch_model.bin", "never loads", "safe_serialization=True"});
+  std::filesystem::remove(dir + "/pytorch_model.bin");
+  expect_error([&] { SafetensorsSet::open(dir); }, {dir, "found neither"});
+}
+
 TEST(SafetensorsSharded, InvalidIndexesAreRejected) {
   const std::string dir = temp_folder("badindex");
   const float x[2] = {1, 2};
