@@ -14,5 +14,5 @@ DEST=$(realpath "$DEST")
 cd "$SRC"
 find . -maxdepth 1 -type f \( -name 'base_eval.json' -o -name 'report.*' -o -name '*.svg' \) -print0 |
   xargs -0 -r cp --parents -t "$DEST"
-find . -mindepth 2 -maxdepth 2 -type f \( -name DONE -o -name latest -o -name eval.json -o -name deploy.json \
+find . -mindepth 3 -maxdepth 3 -path "./runs/*" -type f \( -name DONE -o -name latest -o -name eval.json -o -name deploy.json \
   -o -name resolved_recipe.toml \) -print0 | xargs -0 -r cp --parents -t "$DEST"
