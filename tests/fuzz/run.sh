@@ -17,8 +17,10 @@ ROOT=$(cd "$HERE/../.." && pwd)
 SECONDS_PER_TARGET=${1:-15}
 OUT=${2:-$ROOT/build/fuzz}
 shift $(( $# < 2 ? $# : 2 ))
+# token_shard runs only by name (`run.sh 60 build/fuzz token_shard`): Debian's libhdf5 1.10.8 hangs
+# inside H5Aread on some malformed shards (docs/reliability.md), which would fail CI at random.
 ALL_TARGETS=(runtime_loader safetensors safetensors_index gguf gguf_tokenizer hf_tokenizer sentencepiece
-             wordpiece_vocab model_config chat_template task_jsonl corpus_jsonl recipe token_shard)
+             wordpiece_vocab model_config chat_template task_jsonl corpus_jsonl recipe)
 TARGETS=("${@:-${ALL_TARGETS[@]}}")
 command -v clang++ >/dev/null || { echo "fuzz: clang++ is not installed (apt install clang)" >&2; exit 1; }
 PYTHON=$ROOT/.venv/bin/python
