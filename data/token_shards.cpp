@@ -3,7 +3,9 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <type_traits>
 
 #include "core/error.h"
@@ -44,31 +46,40 @@ void check(herr_t status, const std::string& where, const std::string& what) {
   if (status < 0) fail(where, what);
 }
 
-hid_t string_type() {
+// Strings are fixed-length (null-padded UTF-8), never variable-length: a variable-length string
+// lives in HDF5's global heap, and libhdf5 1.10 can loop for good reading a damaged one (found by
+// the token_shard fuzz target, docs/reliability.md). A fixed-length string is read like any
+// other small array, with its size checked first.
+hid_t string_type(size_t bytes) {
   hid_t t = H5Tcopy(H5T_C_S1);
-  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_size(t, bytes);
+  H5Tset_strpad(t, H5T_STR_NULLPAD);
   H5Tset_cset(t, H5T_CSET_UTF8);
   return t;
 }
 
-void write_string_attr(hid_t obj, const char* name, const std::string& value, const std::string& where) {
-  Handle type(string_type(), H5Tclose);
-  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+void write_strings(hid_t obj, const char* name, const std::vector<std::string>& values, hid_t space,
+                   const std::string& where) {
+  size_t width = 1;  // HDF5 has no zero-width string type
+  for (const auto& v : values) width = std::max(width, v.size());
+  std::vector<char> packed(values.size() * width, '\0');
+  for (size_t i = 0; i < values.size(); ++i) std::copy(values[i].begin(), values[i].end(), &packed[i * width]);
+  Handle type(string_type(width), H5Tclose);
   Handle attr(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  const char* p = value.c_str();
-  check(attr < 0 ? -1 : H5Awrite(attr, type, &p), where, std::string("cannot write attribute ") + name);
+  check(attr < 0 ? -1 : (values.empty() ? 0 : H5Awrite(attr, type, packed.data())), where,
+        std::string("cannot write attribute ") + name);
+}
+
+void write_string_attr(hid_t obj, const char* name, const std::string& value, const std::string& where) {
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  write_strings(obj, name, {value}, space, where);
 }
 
 void write_strings_attr(hid_t obj, const char* name, const std::vector<std::string>& values,
                         const std::string& where) {
-  Handle type(string_type(), H5Tclose);
   hsize_t n = values.size();
   Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  Handle attr(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  std::vector<const char*> ptrs;
-  for (const auto& v : values) ptrs.push_back(v.c_str());
-  check(attr < 0 ? -1 : (n ? H5Awrite(attr, type, ptrs.data()) : 0), where,
-        std::string("cannot write attribute ") + name);
+  write_strings(obj, name, values, space, where);
 }
 
 template <typename T>
@@ -111,40 +122,56 @@ void write_dataset(hid_t file, const char* name, const std::vector<T>& values, h
 
 bool has_attr(hid_t obj, const char* name) { return H5Aexists(obj, name) > 0; }
 
-std::string read_string_attr(hid_t obj, const char* name, const std::string& where) {
+// Reads a string attribute of any shape (scalar or 1-D) as its elements, refusing a variable-length
+// string (see string_type) and any attribute larger than a shard's strings could need.
+std::vector<std::string> read_strings(hid_t obj, const char* name, const std::string& where) {
   if (!has_attr(obj, name)) fail(where, std::string("missing attribute ") + name);
   Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  if (attr < 0) fail(where, std::string("cannot open attribute ") + name);
   Handle ftype(H5Aget_type(attr), H5Tclose);
   if (H5Tget_class(ftype) != H5T_STRING) fail(where, std::string("attribute ") + name + " is not a string");
-  Handle type(string_type(), H5Tclose);
-  char* p = nullptr;
-  check(H5Aread(attr, type, &p), where, std::string("cannot read attribute ") + name);
-  std::string value = p ? p : "";
-  H5free_memory(p);
-  return value;
+  if (H5Tis_variable_str(ftype) != 0)
+    fail(where, std::string("attribute ") + name +
+                    " is a variable-length string (expected fixed-length; re-run gemkit data prepare)");
+  Handle space(H5Aget_space(attr), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  const size_t width = H5Tget_size(ftype);
+  constexpr size_t kMaxBytes = size_t(1) << 20;  // paths, hashes and a few hundred names fit easily
+  if (n < 0 || width == 0 || width > kMaxBytes || size_t(n) > kMaxBytes / width)
+    fail(where, std::string("attribute ") + name + " has " + std::to_string(n) + " strings of " +
+                    std::to_string(width) + " bytes (at most 1 MiB in all)");
+  std::vector<char> packed(size_t(n) * width);
+  Handle type(string_type(width), H5Tclose);
+  if (n > 0) check(H5Aread(attr, type, packed.data()), where, std::string("cannot read attribute ") + name);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < size_t(n); ++i) {
+    const char* p = &packed[i * width];
+    out.emplace_back(p, strnlen(p, width));
+  }
+  return out;
+}
+
+std::string read_string_attr(hid_t obj, const char* name, const std::string& where) {
+  std::vector<std::string> v = read_strings(obj, name, where);
+  if (v.size() != 1) fail(where, std::string("attribute ") + name + " holds " + std::to_string(v.size()) +
+                                     " strings, expected one");
+  return v[0];
 }
 
 std::vector<std::string> read_strings_attr(hid_t obj, const char* name, const std::string& where) {
-  if (!has_attr(obj, name)) fail(where, std::string("missing attribute ") + name);
-  Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
-  Handle space(H5Aget_space(attr), H5Sclose);
-  hssize_t n = H5Sget_simple_extent_npoints(space);
-  if (n < 0) fail(where, std::string("bad attribute ") + name);
-  std::vector<char*> ptrs(static_cast<size_t>(n), nullptr);
-  Handle type(string_type(), H5Tclose);
-  if (n > 0) check(H5Aread(attr, type, ptrs.data()), where, std::string("cannot read attribute ") + name);
-  std::vector<std::string> out;
-  for (char* p : ptrs) {
-    out.emplace_back(p ? p : "");
-    H5free_memory(p);
-  }
-  return out;
+  return read_strings(obj, name, where);
 }
 
 template <typename T>
 T read_int_attr(hid_t obj, const char* name, const std::string& where) {
   if (!has_attr(obj, name)) fail(where, std::string("missing attribute ") + name);
   Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  if (attr < 0) fail(where, std::string("cannot open attribute ") + name);
+  Handle ftype(H5Aget_type(attr), H5Tclose);
+  Handle space(H5Aget_space(attr), H5Sclose);
+  // One integer: anything else would be read into (and past) the single value below.
+  if (H5Tget_class(ftype) != H5T_INTEGER || H5Sget_simple_extent_npoints(space) != 1)
+    fail(where, std::string("attribute ") + name + " is not a single integer");
   T value{};
   check(H5Aread(attr, native_type<T>(), &value), where, std::string("cannot read attribute ") + name);
   return value;
@@ -267,12 +294,14 @@ TokenShard::TokenShard(const std::string& path, size_t chunk_cache_bytes) : path
   try {
     if (!has_attr(file_, "format_version") || !has_attr(file_, "format"))
       fail(path, "not a gemkit token shard (no format / format_version attribute)");
-    if (read_string_attr(file_, "format", path) != "gemkit-token-shard")
-      fail(path, "format attribute is not gemkit-token-shard");
+    // The version first: shards of format 1 hold variable-length strings, which are not read.
     info_.format_version = read_int_attr<int32_t>(file_, "format_version", path);
     if (info_.format_version != kTokenShardFormatVersion)
       fail(path, "format_version " + std::to_string(info_.format_version) + " is not supported (expected " +
-                     std::to_string(kTokenShardFormatVersion) + "); re-run gemkit data prepare");
+                     std::to_string(kTokenShardFormatVersion) +
+                     "); re-run gemkit data prepare (or gemkit data suite build)");
+    if (read_string_attr(file_, "format", path) != "gemkit-token-shard")
+      fail(path, "format attribute is not gemkit-token-shard");
     info_.tokenizer_kind = read_string_attr(file_, "tokenizer_kind", path);
     info_.tokenizer_path = read_string_attr(file_, "tokenizer_path", path);
     info_.tokenizer_hash = read_string_attr(file_, "tokenizer_hash", path);

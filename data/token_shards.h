@@ -12,7 +12,7 @@
 //                 sha256 of the tokenizer file, vocab size, special ids), source, licence,
 //                 split, domain_names[], label_names[], n_docs, n_tokens
 //
-// Python reads it with h5py as is (variable-length UTF-8 string attributes).
+// Python reads it with h5py as is (string attributes are fixed-length, null-padded UTF-8 bytes).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -20,7 +20,9 @@
 
 namespace gemkit {
 
-constexpr int32_t kTokenShardFormatVersion = 1;
+// 2: string attributes are fixed-length (1 held variable-length strings, which libhdf5 1.10 can
+// hang on when damaged; version-1 shards are refused with "re-run gemkit data prepare").
+constexpr int32_t kTokenShardFormatVersion = 2;
 constexpr int64_t kTokenShardChunk = 64 * 1024;  // elements per chunk of /tokens
 
 struct ShardInfo {

@@ -248,6 +248,35 @@ TEST(TokenShards, MalformedShardsNameFileAndDataset) {
   e = error_after_edit("start", [](hid_t f) { overwrite_int64(f, "doc_offsets", 0, 5); });
   EXPECT_NE(e.find("/doc_offsets: must start at 0"), std::string::npos) << e;
 
+  // String attributes are fixed-length: a variable-length one (format 1, or a damaged file) is
+  // refused before HDF5 reads its global heap, where libhdf5 1.10 can loop for good.
+  e = error_after_edit("vlen", [](hid_t f) {
+    H5Adelete(f, "source");
+    hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, H5T_VARIABLE);
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(f, "source", type, space, H5P_DEFAULT, H5P_DEFAULT);
+    const char* value = "somewhere";
+    H5Awrite(a, type, &value);
+    H5Aclose(a);
+    H5Sclose(space);
+    H5Tclose(type);
+  });
+  EXPECT_NE(e.find(dir + "/vlen.h5: attribute source is a variable-length string"), std::string::npos) << e;
+
+  // An integer attribute holding several values would be read past the one it is read into.
+  e = error_after_edit("int_array", [](hid_t f) {
+    H5Adelete(f, "tokenizer_bos_id");
+    hsize_t n = 64;
+    hid_t space = H5Screate_simple(1, &n, nullptr);
+    hid_t a = H5Acreate2(f, "tokenizer_bos_id", H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    std::vector<int32_t> values(n, 7);
+    H5Awrite(a, H5T_NATIVE_INT32, values.data());
+    H5Aclose(a);
+    H5Sclose(space);
+  });
+  EXPECT_NE(e.find(dir + "/int_array.h5: attribute tokenizer_bos_id is not a single integer"), std::string::npos) << e;
+
   // A token id outside the vocabulary opens (ids are checked as they are read, not all at once)
   // and is a named error when read, never handed to an embedding table.
   {
