@@ -193,6 +193,27 @@ hid_t open_dataset(hid_t file, const char* name, size_t bytes, hid_t dapl, int64
   }
   hsize_t n = 0;
   H5Sget_simple_extent_dims(space, &n, nullptr);
+  // A dataset may declare more entries than it stores (unwritten chunks read as zeros); a shard
+  // never does, so the declared length is checked against the bytes stored before anything is
+  // sized by it.
+  const hsize_t stored = H5Dget_storage_size(ds);
+  if (n > stored / bytes) {
+    H5Dclose(ds);
+    fail(ds_where, "declares " + std::to_string(n) + " entries but stores " + std::to_string(stored) + " bytes");
+  }
+  // HDF5 sizes its read buffers by the chunk size the file declares, and would inflate a filtered
+  // (compressed) chunk to any size: shards are written uncompressed in chunks of at most
+  // kTokenShardChunk entries, and nothing else is read.
+  Handle dcpl(H5Dget_create_plist(ds), H5Pclose);
+  hsize_t chunk = 0;
+  const H5D_layout_t layout = H5Pget_layout(dcpl);
+  const bool chunk_ok = layout != H5D_CHUNKED ||
+                        (H5Pget_chunk(dcpl, 1, &chunk) == 1 && chunk > 0 && chunk <= hsize_t(kTokenShardChunk));
+  if (!chunk_ok || H5Pget_nfilters(dcpl) != 0) {
+    H5Dclose(ds);
+    fail(ds_where, "expected an uncompressed dataset in chunks of at most " + std::to_string(kTokenShardChunk) +
+                       " entries (as gemkit data prepare writes)");
+  }
   length = int64_t(n);
   return ds;
 }

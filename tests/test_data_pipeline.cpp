@@ -264,6 +264,21 @@ TEST(TokenShards, MalformedShardsNameFileAndDataset) {
   });
   EXPECT_NE(e.find(dir + "/vlen.h5: attribute source is a variable-length string"), std::string::npos) << e;
 
+  // A dataset whose extent is larger than what it stores (valid HDF5: unwritten chunks read as
+  // zeros) would size gemkit's buffers by the declared count; it is refused first.
+  e = error_after_edit("extent", [](hid_t f) {
+    H5Ldelete(f, "doc_offsets", H5P_DEFAULT);
+    hsize_t n = hsize_t(1) << 40, chunk = 1024, max = H5S_UNLIMITED;
+    hid_t space = H5Screate_simple(1, &n, &max);
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_chunk(dcpl, 1, &chunk);
+    hid_t ds = H5Dcreate2(f, "doc_offsets", H5T_STD_I64LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Dclose(ds);
+    H5Pclose(dcpl);
+    H5Sclose(space);
+  });
+  EXPECT_NE(e.find(dir + "/extent.h5: /doc_offsets: declares 1099511627776 entries but stores 0 bytes"), std::string::npos) << e;
+
   // An integer attribute holding several values would be read past the one it is read into.
   e = error_after_edit("int_array", [](hid_t f) {
     H5Adelete(f, "tokenizer_bos_id");

@@ -15,7 +15,10 @@
 namespace gemkit::fuzz {
 
 struct ScratchDir {
-  std::string path = "/tmp/gemkit_fuzz_" + std::to_string(::getpid());
+  // In memory where the machine has it: targets that write folders (gguf_import) fsync them,
+  // which on a disk costs more than the parsing being fuzzed.
+  std::string path = std::string(std::filesystem::is_directory("/dev/shm") ? "/dev/shm" : "/tmp") +
+                     "/gemkit_fuzz_" + std::to_string(::getpid());
   ScratchDir() { std::filesystem::create_directories(path); }
   ~ScratchDir() {
     std::error_code ignored;

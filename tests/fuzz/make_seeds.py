@@ -52,10 +52,10 @@ def safetensors_seeds(out):
         json.dumps({**index, "weight_map": {**index["weight_map"], "z": "../b.safetensors"}}))
 
 
-def gguf_file(build):
+def gguf_file(build, arch="llama"):
     import gguf
     path = "/tmp/gemkit_seed.gguf"
-    w = gguf.GGUFWriter(path, "llama")
+    w = gguf.GGUFWriter(path, arch)
     build(w, gguf)
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -118,6 +118,56 @@ def gguf_seeds(out):
 
     for name, build in (("spm", spm_vocab), ("bpe", bpe_vocab), ("bert", bert_vocab)):
         put(out, "gguf_tokenizer", f"{name}.gguf", gguf_file(build))
+
+
+def gguf_import_seeds(out):
+    """A tiny qwen2 model (byte-level BPE vocabulary, q/k/v biases, Q8_0 and F16 tensors); the
+    llama seeds come from tests/llama_cpp/make_tiny_gguf.py (run.sh)."""
+    rng = np.random.default_rng(2)
+    # GPT-2's byte-to-character table: printable bytes stand for themselves, the rest map to 256+.
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    merges = ["Ġ t", "h e", "Ġt he", "i n", "e r"]
+    tokens = [chars[b] for b in range(256)] + [m.replace(" ", "") for m in merges] + \
+        ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    dim, ffn, heads, kv_heads = 32, 64, 4, 2
+    kv = dim // heads * kv_heads
+
+    def qwen2(w, gguf):
+        w.add_context_length(128); w.add_embedding_length(dim); w.add_feed_forward_length(ffn)
+        w.add_block_count(1); w.add_head_count(heads); w.add_head_count_kv(kv_heads)
+        w.add_layer_norm_rms_eps(1e-6); w.add_rope_freq_base(1000000.0)
+        w.add_tokenizer_model("gpt2"); w.add_tokenizer_pre("qwen2")
+        w.add_token_list(tokens); w.add_token_types([1] * (len(tokens) - 3) + [3] * 3)
+        w.add_token_merges(merges)
+        w.add_bos_token_id(len(tokens) - 3); w.add_eos_token_id(len(tokens) - 1)
+        w.add_chat_template("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}")
+
+        def tensor(name, shape, q8=False):
+            x = rng.standard_normal(shape).astype(np.float32)
+            if q8:
+                w.add_tensor(name, gguf.quants.quantize(x, gguf.GGMLQuantizationType.Q8_0),
+                             raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            else:
+                w.add_tensor(name, x.astype(np.float16) if len(shape) == 2 else x)
+        tensor("token_embd.weight", (len(tokens), dim))
+        tensor("output_norm.weight", (dim,))
+        tensor("blk.0.attn_norm.weight", (dim,))
+        tensor("blk.0.ffn_norm.weight", (dim,))
+        for name, rows in (("attn_q", dim), ("attn_k", kv), ("attn_v", kv)):
+            tensor(f"blk.0.{name}.weight", (rows, dim), q8=True)
+            tensor(f"blk.0.{name}.bias", (rows,))
+        tensor("blk.0.attn_output.weight", (dim, dim), q8=True)
+        tensor("blk.0.ffn_gate.weight", (ffn, dim), q8=True)
+        tensor("blk.0.ffn_up.weight", (ffn, dim))
+        tensor("blk.0.ffn_down.weight", (dim, ffn), q8=True)
+    put(out, "gguf_import", "qwen2.gguf", gguf_file(qwen2, "qwen2"))
 
 
 def sentencepiece_seeds(out):
@@ -225,6 +275,9 @@ def real_files(out, models, testdata, max_bytes):
     for vocab in sorted(testdata.glob("ggml-vocab-*.gguf")) if testdata.is_dir() else []:
         copy_real(out, "gguf_tokenizer", vocab.name, vocab, max_bytes)
         copy_real(out, "gguf", vocab.name, vocab, max_bytes)
+    for folder in sorted(models.glob("*/source")) if models.is_dir() else []:
+        for model in sorted(folder.glob("*.gguf")):  # a real model file, when one is small enough
+            copy_real(out, "gguf_import", model.name, model, max_bytes)
 
 
 def main():
@@ -237,7 +290,7 @@ def main():
     ap.add_argument("--gemkit", help="the gemkit binary, for token shard seeds")
     a = ap.parse_args()
     shutil.rmtree(a.out, ignore_errors=True)
-    for make in (safetensors_seeds, gguf_seeds, sentencepiece_seeds, hf_tokenizer_seeds, config_seeds,
+    for make in (safetensors_seeds, gguf_seeds, gguf_import_seeds, sentencepiece_seeds, hf_tokenizer_seeds, config_seeds,
                  chat_template_seeds, jsonl_seeds, recipe_seeds):
         make(a.out)
     token_shard_seeds(a.out, a.gemkit)
