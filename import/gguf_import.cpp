@@ -117,6 +117,11 @@ ModelConfig config_of(const GgufFile& f, const Architecture& a, const std::strin
   if (static_cast<int64_t>(embd->dims[0]) != c.hidden_size)
     fail(f.path(), std::string(kGgufTokenEmbd) + ": width " + std::to_string(embd->dims[0]) + " disagrees with " +
                        key(k::kEmbeddingLength) + " " + std::to_string(c.hidden_size));
+  // llama.cpp refuses such a file; imported, the tokenizer would hand out ids past the table.
+  // More rows than tokens is fine (tables padded to a multiple of 64 or 128).
+  if (const GgufValue* tokens = f.find(k::kTokenizerTokens); tokens && int64_t(tokens->size()) > c.vocab_size)
+    fail(f.path(), std::string(k::kTokenizerTokens) + ": " + std::to_string(tokens->size()) + " tokens, but " +
+                       kGgufTokenEmbd + " has only " + std::to_string(c.vocab_size) + " rows");
   c.tie_word_embeddings = f.find_tensor(kGgufOutput) == nullptr;
   c.attention_bias = a.attention_bias;
   c.hidden_act = "silu";

@@ -1,0 +1,89 @@
+// `gemkit import gguf` (import/gguf_import.h) on tiny files written by gemkit's GGUF writer: what
+// the importer refuses, and that a padded embedding table is fine. Numerics against the `gguf`
+// package and transformers are checked on a real file by tests/reference (dequant_parity,
+// hf_numerics).
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "core/error.h"
+#include "formats/gguf_writer.h"
+#include "formats/model_config.h"
+#include "import/gguf_import.h"
+#include "test_util.h"
+
+using namespace gemkit;
+using gemkit::test::error_of;
+
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  const std::string d = ::testing::TempDir() + "gemkit_import_" + std::to_string(::getpid()) + "_" + name;
+  std::filesystem::remove_all(d);
+  std::filesystem::create_directories(d);
+  return d;
+}
+
+// A one-layer llama model (hidden 8, 2 heads, 1 KV head, FFN 16) whose embedding has `rows` rows,
+// with a five-piece SentencePiece vocabulary.
+std::string tiny_llama(const std::string& path, int64_t rows) {
+  GgufWriter w;
+  w.set_string("general.architecture", "llama");
+  w.set_u32("llama.context_length", 64);
+  w.set_u32("llama.embedding_length", 8);
+  w.set_u32("llama.feed_forward_length", 16);
+  w.set_u32("llama.block_count", 1);
+  w.set_u32("llama.attention.head_count", 2);
+  w.set_u32("llama.attention.head_count_kv", 1);
+  w.set_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+  w.set_string("tokenizer.ggml.model", "llama");
+  w.set_strings("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "\xe2\x96\x81" "a", "b"});
+  w.set_f32s("tokenizer.ggml.scores", {0, 0, 0, -1, -2});
+  w.set_i32s("tokenizer.ggml.token_type", {2, 3, 3, 1, 1});
+  w.set_u32("tokenizer.ggml.bos_token_id", 1);
+  w.set_u32("tokenizer.ggml.eos_token_id", 2);
+  w.set_u32("tokenizer.ggml.unknown_token_id", 0);
+  const auto f32 = [&](const std::string& name, std::vector<int64_t> shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    std::vector<uint8_t> data(size_t(n) * 4, 0);
+    w.add_tensor(name, shape, QuantType::F32, std::move(data));
+  };
+  f32("token_embd.weight", {rows, 8});
+  f32("output_norm.weight", {8});
+  f32("blk.0.attn_norm.weight", {8});
+  f32("blk.0.ffn_norm.weight", {8});
+  f32("blk.0.attn_q.weight", {8, 8});
+  f32("blk.0.attn_k.weight", {4, 8});
+  f32("blk.0.attn_v.weight", {4, 8});
+  f32("blk.0.attn_output.weight", {8, 8});
+  f32("blk.0.ffn_gate.weight", {16, 8});
+  f32("blk.0.ffn_up.weight", {16, 8});
+  f32("blk.0.ffn_down.weight", {8, 16});
+  w.write(path, true);
+  return path;
+}
+
+}  // namespace
+
+// A padded table (more rows than tokens, as real files round up to 64 or 128) imports with
+// vocab_size = rows; fewer rows than tokens (fuzzer finding: the imported tokenizer handed out
+// ids past the table) is refused, naming the key and both counts, and leaves nothing behind.
+TEST(GgufImport, TokenListMustFitTheEmbeddingTable) {
+  const std::string dir = temp_dir("gguf_import_vocab");
+  const GgufImportReport ok = import_gguf(tiny_llama(dir + "/padded.gguf", 8), dir + "/padded", {});
+  EXPECT_EQ(ok.architecture, "llama");
+  EXPECT_EQ(ModelConfig::load(dir + "/padded/config.json").vocab_size, 8);
+
+  const std::string bad = tiny_llama(dir + "/short.gguf", 4);
+  const std::string e = error_of([&] { import_gguf(bad, dir + "/short", {}); });
+  for (const char* part : {"short.gguf", "tokenizer.ggml.tokens", "5 tokens", "token_embd.weight has only 4 rows"})
+    EXPECT_NE(e.find(part), std::string::npos) << part << " not in: " << e;
+  std::vector<std::string> left;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) left.push_back(entry.path().filename().string());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"padded", "padded.gguf", "short.gguf"}));
+}
