@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <thread>
 
@@ -14,7 +15,9 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/sha256.h"
+#include "data/chat_examples.h"
 #include "data/token_shards.h"
+#include "tokenizers/chat_template.h"
 #include "tokenizers/tokenizer.h"
 
 namespace gemkit {
@@ -30,6 +33,8 @@ const std::set<std::string> kSplits = {"train", "validation", "test"};
 
 struct Record {
   std::string text;
+  std::vector<ChatMessage> messages;  // a chat example (data/chat_examples.h) instead of text
+  std::string where;                  // file:line of a chat example, for errors while encoding
   std::string domain;
   std::string label;  // "" : none
   int32_t label_id = -1;  // an integer "label" field, used as the id directly
@@ -82,15 +87,22 @@ void read_jsonl(const std::string& path, const std::string& split, const std::st
     } catch (const json::exception& e) {
       fail(where, std::string("not valid JSON: ") + e.what());
     }
-    if (!j.is_object() || !j.contains("text") || !j["text"].is_string())
-      fail(where, "expected an object with a string \"text\" field");
+    const bool chat = is_chat_record(j);
+    if (!chat && (!j.is_object() || !j.contains("text") || !j["text"].is_string()))
+      fail(where, "expected an object with a string \"text\" field, or a chat example (\"messages\", or "
+                  "\"prompt\" and \"completion\")");
     if (!split.empty() && j.contains("split") && j["split"].is_string() && j["split"] != split) {
       ++skipped;
       continue;
     }
     Record r;
-    r.text = j["text"].get<std::string>();
-    if (r.text.empty()) {
+    if (chat) {
+      r.messages = parse_chat_record(j, where);
+      r.where = where;
+    } else {
+      r.text = j["text"].get<std::string>();
+    }
+    if (!chat && r.text.empty()) {
       ++skipped;
       continue;
     }
@@ -264,12 +276,24 @@ PrepareStats prepare_token_shard(const PrepareOptions& o) {
   info.add_bos = sp.add_bos;
   info.add_eos = sp.add_eos;
 
+  // Chat examples are rendered with the checkpoint's own template (a folder's tokenizer_config.json).
+  std::unique_ptr<ChatTemplate> chat;
+  for (const auto& r : records)
+    if (!r.messages.empty()) {
+      if (!is_directory(o.tokenizer))
+        fail(r.where, "a chat example needs the checkpoint folder (its chat template), but --tokenizer " +
+                         o.tokenizer + " is a file");
+      chat = std::make_unique<ChatTemplate>(ChatTemplate::from_folder(o.tokenizer));
+      break;
+    }
+
   // Encode in blocks of documents on `threads` threads; blocks are appended in input order, so
   // the shard does not depend on the thread count.
   const size_t n = records.size();
   const size_t block = 256;
   const int threads = std::max(1, o.threads);
   std::vector<std::vector<int32_t>> encoded(std::min(n, block * size_t(threads)));
+  std::vector<std::vector<uint8_t>> masks(encoded.size());  // chat examples only
   auto last_report = Clock::now();
   auto report = [&] {
     double s = std::chrono::duration<double>(Clock::now() - start).count();
@@ -280,8 +304,16 @@ PrepareStats prepare_token_shard(const PrepareOptions& o) {
   for (size_t begin = 0; begin < n; begin += encoded.size()) {
     const size_t count = std::min(encoded.size(), n - begin);
     auto work = [&](int t) {
-      for (size_t i = size_t(t); i < count; i += size_t(threads))
-        encoded[i] = tokenizer->encode(records[begin + i].text, /*add_special=*/false);
+      for (size_t i = size_t(t); i < count; i += size_t(threads)) {
+        const Record& r = records[begin + i];
+        if (r.messages.empty()) {
+          encoded[i] = tokenizer->encode(r.text, /*add_special=*/false);
+          continue;
+        }
+        ChatTokens c = encode_chat(*tokenizer, *chat, r.messages, r.where);
+        encoded[i] = std::move(c.ids);
+        masks[i] = std::move(c.loss_mask);
+      }
     };
     std::vector<std::thread> pool;
     for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
@@ -294,11 +326,13 @@ PrepareStats prepare_token_shard(const PrepareOptions& o) {
         fail("data prepare", "label id " + std::to_string(label) + " outside the label list");
       if (r.label_id >= 0 && info.label_names.empty())
         fail("data prepare", "integer labels need a label list (--labels or --task)");
-      shard.add_document(encoded[i], domain_id.at(r.domain), label);
+      shard.add_document(encoded[i], domain_id.at(r.domain), label, masks[i]);
       stats.docs++;
       stats.tokens += int64_t(encoded[i].size());
       stats.bytes += int64_t(r.text.size());
+      for (const auto& m : r.messages) stats.bytes += int64_t(m.content.size());
       encoded[i].clear();
+      masks[i].clear();
     }
     if (o.progress && Clock::now() - last_report > std::chrono::seconds(2)) {
       report();

@@ -84,10 +84,12 @@ void write_strings_attr(hid_t obj, const char* name, const std::vector<std::stri
 
 template <typename T>
 hid_t native_type() {
+  if (std::is_same<T, uint8_t>::value) return H5T_NATIVE_UINT8;
   return std::is_same<T, int64_t>::value ? H5T_NATIVE_INT64 : H5T_NATIVE_INT32;
 }
 template <typename T>
 hid_t file_type() {
+  if (std::is_same<T, uint8_t>::value) return H5T_STD_U8LE;
   return std::is_same<T, int64_t>::value ? H5T_STD_I64LE : H5T_STD_I32LE;
 }
 
@@ -231,9 +233,36 @@ std::vector<T> read_whole(hid_t file, const char* name, int64_t expected, const 
   return out;
 }
 
+// Appends ds[begin, begin + count) to out; false (out unchanged) when HDF5 fails to read.
+template <typename T>
+bool read_range(hid_t ds, int64_t begin, int64_t count, std::vector<T>& out) {
+  if (count == 0) return true;
+  const size_t at = out.size();
+  out.resize(at + size_t(count));
+  hsize_t start = hsize_t(begin), n = hsize_t(count);
+  Handle file_space(H5Dget_space(ds), H5Sclose);
+  H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, nullptr, &n, nullptr);
+  Handle mem_space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  if (H5Dread(ds, native_type<T>(), mem_space, file_space, H5P_DEFAULT, out.data() + at) < 0) {
+    out.resize(at);
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
-void ShardData::add_document(const std::vector<int32_t>& ids, int32_t domain, int32_t label) {
+void ShardData::add_document(const std::vector<int32_t>& ids, int32_t domain, int32_t label,
+                             const std::vector<uint8_t>& mask) {
+  if (!mask.empty() && mask.size() != ids.size())
+    fail("token shard", "document " + std::to_string(doc_domain.size()) + ": " + std::to_string(mask.size()) +
+                            " mask entries for " + std::to_string(ids.size()) + " tokens");
+  // The first masked document gives every earlier token a 1 (trained, as without a mask).
+  if (!mask.empty() && loss_mask.empty()) loss_mask.assign(tokens.size(), 1);
+  if (!loss_mask.empty()) {
+    if (mask.empty()) loss_mask.insert(loss_mask.end(), ids.size(), 1);
+    else loss_mask.insert(loss_mask.end(), mask.begin(), mask.end());
+  }
   tokens.insert(tokens.end(), ids.begin(), ids.end());
   doc_offsets.push_back(int64_t(tokens.size()));
   doc_domain.push_back(domain);
@@ -257,6 +286,11 @@ void write_token_shard(const std::string& path, ShardData data) {
       fail(path, "document " + std::to_string(i) + ": label id " + std::to_string(data.doc_label[i]) +
                      " has no name in label_names");
   }
+  if (!data.loss_mask.empty() && data.loss_mask.size() != data.tokens.size())
+    fail(path, "loss_mask has " + std::to_string(data.loss_mask.size()) + " entries for " +
+                   std::to_string(data.tokens.size()) + " tokens");
+  for (uint8_t m : data.loss_mask)
+    if (m > 1) fail(path, "loss_mask entries must be 0 or 1, got " + std::to_string(m));
   for (int32_t id : data.tokens)
     if (id < 0 || (info.vocab_size > 0 && id >= info.vocab_size))
       fail(path, "token id " + std::to_string(id) + " outside the vocabulary of " +
@@ -273,6 +307,7 @@ void write_token_shard(const std::string& path, ShardData data) {
     write_dataset(file, "doc_offsets", data.doc_offsets, 8192, tmp);
     write_dataset(file, "doc_domain", data.doc_domain, 16384, tmp);
     write_dataset(file, "doc_label", data.doc_label, 16384, tmp);
+    if (!data.loss_mask.empty()) write_dataset(file, "loss_mask", data.loss_mask, hsize_t(kTokenShardChunk), tmp);
     write_string_attr(file, "format", "gemkit-token-shard", tmp);
     write_int_attr<int32_t>(file, "format_version", info.format_version, tmp);
     write_string_attr(file, "tokenizer_kind", info.tokenizer_kind, tmp);
@@ -317,9 +352,9 @@ TokenShard::TokenShard(const std::string& path, size_t chunk_cache_bytes) : path
       fail(path, "not a gemkit token shard (no format / format_version attribute)");
     // The version first: shards of format 1 hold variable-length strings, which are not read.
     info_.format_version = read_int_attr<int32_t>(file_, "format_version", path);
-    if (info_.format_version != kTokenShardFormatVersion)
+    if (info_.format_version < kTokenShardOldestReadable || info_.format_version > kTokenShardFormatVersion)
       fail(path, "format_version " + std::to_string(info_.format_version) + " is not supported (expected " +
-                     std::to_string(kTokenShardFormatVersion) +
+                     std::to_string(kTokenShardOldestReadable) + " to " + std::to_string(kTokenShardFormatVersion) +
                      "); re-run gemkit data prepare (or gemkit data suite build)");
     if (read_string_attr(file_, "format", path) != "gemkit-token-shard")
       fail(path, "format attribute is not gemkit-token-shard");
@@ -369,12 +404,20 @@ TokenShard::TokenShard(const std::string& path, size_t chunk_cache_bytes) : path
         fail(path + ": /doc_label", "document " + std::to_string(i) + " has label id " +
                                         std::to_string(l) + " outside label_names");
     }
+    if (H5Lexists(file_, "loss_mask", H5P_DEFAULT) > 0) {
+      int64_t n_mask = 0;
+      loss_mask_ = open_dataset(file_, "loss_mask", sizeof(uint8_t), dapl, n_mask, path);
+      if (n_mask != n_tokens)
+        fail(path + ": /loss_mask", "has " + std::to_string(n_mask) + " entries but /tokens has " +
+                                        std::to_string(n_tokens));
+    }
     info_.n_docs = n_docs;
     info_.n_tokens = n_tokens;
     if (has_attr(file_, "n_tokens") && read_int_attr<int64_t>(file_, "n_tokens", path) != n_tokens)
       fail(path, "attribute n_tokens disagrees with /tokens");
   } catch (...) {
     if (tokens_ >= 0) H5Dclose(tokens_);
+    if (loss_mask_ >= 0) H5Dclose(loss_mask_);
     H5Fclose(file_);
     throw;
   }
@@ -382,6 +425,7 @@ TokenShard::TokenShard(const std::string& path, size_t chunk_cache_bytes) : path
 
 TokenShard::~TokenShard() {
   if (tokens_ >= 0) H5Dclose(tokens_);
+  if (loss_mask_ >= 0) H5Dclose(loss_mask_);
   if (file_ >= 0) H5Fclose(file_);
 }
 
@@ -392,13 +436,15 @@ TokenShard::TokenShard(TokenShard&& o) noexcept
       doc_domain_(std::move(o.doc_domain_)),
       doc_label_(std::move(o.doc_label_)),
       file_(o.file_),
-      tokens_(o.tokens_) {
-  o.file_ = o.tokens_ = -1;
+      tokens_(o.tokens_),
+      loss_mask_(o.loss_mask_) {
+  o.file_ = o.tokens_ = o.loss_mask_ = -1;
 }
 
 TokenShard& TokenShard::operator=(TokenShard&& o) noexcept {
   if (this != &o) {
     if (tokens_ >= 0) H5Dclose(tokens_);
+    if (loss_mask_ >= 0) H5Dclose(loss_mask_);
     if (file_ >= 0) H5Fclose(file_);
     path_ = std::move(o.path_);
     info_ = std::move(o.info_);
@@ -407,7 +453,8 @@ TokenShard& TokenShard::operator=(TokenShard&& o) noexcept {
     doc_label_ = std::move(o.doc_label_);
     file_ = o.file_;
     tokens_ = o.tokens_;
-    o.file_ = o.tokens_ = -1;
+    loss_mask_ = o.loss_mask_;
+    o.file_ = o.tokens_ = o.loss_mask_ = -1;
   }
   return *this;
 }
@@ -421,17 +468,8 @@ void TokenShard::read_tokens(int64_t begin, int64_t count, std::vector<int32_t>&
   if (begin < 0 || count < 0 || begin + count > n_tokens())
     fail(path_ + ": /tokens", "read of [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
                                   ") outside " + std::to_string(n_tokens()) + " tokens");
-  if (count == 0) return;
   const size_t at = out.size();
-  out.resize(at + size_t(count));
-  hsize_t start = hsize_t(begin), n = hsize_t(count);
-  Handle file_space(H5Dget_space(tokens_), H5Sclose);
-  H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, nullptr, &n, nullptr);
-  Handle mem_space(H5Screate_simple(1, &n, nullptr), H5Sclose);
-  if (H5Dread(tokens_, H5T_NATIVE_INT32, mem_space, file_space, H5P_DEFAULT, out.data() + at) < 0) {
-    out.resize(at);
-    fail(path_ + ": /tokens", "read failed");
-  }
+  if (!read_range(tokens_, begin, count, out)) fail(path_ + ": /tokens", "read failed");
   // A damaged or hand-made shard must not reach the embedding table with an id it lacks (the
   // writer checks ids, but a reader cannot trust the file it is given).
   for (size_t i = at; i < out.size(); ++i)
@@ -440,6 +478,25 @@ void TokenShard::read_tokens(int64_t begin, int64_t count, std::vector<int32_t>&
       out.resize(at);
       fail(path_ + ": /tokens[" + std::to_string(begin + int64_t(i - at)) + "]",
            "token id " + std::to_string(id) + " outside the vocabulary [0, " + std::to_string(info_.vocab_size) + ")");
+    }
+}
+
+void TokenShard::read_loss_mask(int64_t begin, int64_t count, std::vector<uint8_t>& out) const {
+  if (begin < 0 || count < 0 || begin + count > n_tokens())
+    fail(path_ + ": /loss_mask", "read of [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
+                                     ") outside " + std::to_string(n_tokens()) + " tokens");
+  if (loss_mask_ < 0) {
+    out.insert(out.end(), size_t(count), 1);
+    return;
+  }
+  const size_t at = out.size();
+  if (!read_range(loss_mask_, begin, count, out)) fail(path_ + ": /loss_mask", "read failed");
+  for (size_t i = at; i < out.size(); ++i)
+    if (out[i] > 1) {
+      const int value = out[i];
+      out.resize(at);
+      fail(path_ + ": /loss_mask[" + std::to_string(begin + int64_t(i - at)) + "]",
+           "expected 0 or 1, got " + std::to_string(value));
     }
 }
 

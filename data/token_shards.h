@@ -8,6 +8,9 @@
 //   /doc_offsets  int64 [n_docs + 1] document i is tokens[doc_offsets[i] : doc_offsets[i+1]]
 //   /doc_domain   int32 [n_docs]     index into the domain_names attribute
 //   /doc_label    int32 [n_docs]     index into label_names, -1: no label
+//   /loss_mask    uint8 [n_tokens]   optional (chat examples, data/chat_examples.h): 1 where the
+//                                     model is trained to predict the token (answers), 0 elsewhere;
+//                                     absent: every token is trained
 //   attributes    format = "gemkit-token-shard", format_version, tokenizer_* (kind, path,
 //                 sha256 of the tokenizer file, vocab size, special ids), source, licence,
 //                 split, domain_names[], label_names[], n_docs, n_tokens
@@ -22,7 +25,9 @@ namespace gemkit {
 
 // 2: string attributes are fixed-length (1 held variable-length strings, which libhdf5 1.10 can
 // hang on when damaged; version-1 shards are refused with "re-run gemkit data prepare").
-constexpr int32_t kTokenShardFormatVersion = 2;
+// 3: the optional /loss_mask dataset. Version-2 shards are read (they have no mask).
+constexpr int32_t kTokenShardFormatVersion = 3;
+constexpr int32_t kTokenShardOldestReadable = 2;
 constexpr int64_t kTokenShardChunk = 64 * 1024;  // elements per chunk of /tokens
 
 struct ShardInfo {
@@ -49,8 +54,11 @@ struct ShardData {
   std::vector<int64_t> doc_offsets{0};  // starts with 0; one more entry per document
   std::vector<int32_t> doc_domain;
   std::vector<int32_t> doc_label;
+  std::vector<uint8_t> loss_mask;  // empty: no mask (every token trained), else one per token
 
-  void add_document(const std::vector<int32_t>& ids, int32_t domain, int32_t label = -1);
+  // `mask`, when given, holds one 0/1 per id; documents without one are trained on every token.
+  void add_document(const std::vector<int32_t>& ids, int32_t domain, int32_t label = -1,
+                    const std::vector<uint8_t>& mask = {});
 };
 
 // Validates (offsets, ids in range, names for every domain/label id) and writes atomically:
@@ -82,13 +90,17 @@ class TokenShard {
   // tokens[begin, begin + count) appended to out.
   void read_tokens(int64_t begin, int64_t count, std::vector<int32_t>& out) const;
   std::vector<int32_t> read_document(int64_t doc) const;
+  // Whether the shard holds a /loss_mask; loss_mask[begin, begin + count) appended to out (all
+  // ones when it holds none).
+  bool has_loss_mask() const { return loss_mask_ >= 0; }
+  void read_loss_mask(int64_t begin, int64_t count, std::vector<uint8_t>& out) const;
 
  private:
   std::string path_;
   ShardInfo info_;
   std::vector<int64_t> doc_offsets_;
   std::vector<int32_t> doc_domain_, doc_label_;
-  int64_t file_ = -1, tokens_ = -1;  // hid_t (int64_t in HDF5 1.10+), kept out of this header
+  int64_t file_ = -1, tokens_ = -1, loss_mask_ = -1;  // hid_t (int64_t in HDF5 1.10+), kept out of this header
 };
 
 // The file whose bytes identify a tokenizer path as load_tokenizer() resolves it: a folder's

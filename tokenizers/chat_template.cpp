@@ -146,19 +146,34 @@ ChatTemplate ChatTemplate::from_folder(const std::string& dir) {
   fail(where, std::string("expected a string or a list of {name, template}, got ") + it->type_name());
 }
 
-std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+ChatTemplate::Rendered ChatTemplate::render_answers(const std::vector<ChatMessage>& messages) const {
   if (messages.empty()) fail(where_, "render: expected at least one message, got none");
-  std::string out = bos_token_;
+  Rendered r;
+  std::string& out = r.text;
+  out = bos_token_;
+  const auto message = [&](const std::string& header, const std::string& role, const std::string& content,
+                           const std::string& after) {
+    out += header;
+    const size_t begin = out.size();
+    out += content + end_of_turn_;
+    if (role == "assistant") r.answers.emplace_back(begin, out.size());
+    out += after;
+  };
   if (family_ == Family::ChatML) {
     if (!default_system_.empty() && messages.front().role != "system")
       out += "<|im_start|>system\n" + default_system_ + "<|im_end|>\n";
-    for (const auto& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-    if (add_generation_prompt) out += "<|im_start|>assistant\n";
+    for (const auto& m : messages) message("<|im_start|>" + m.role + "\n", m.role, m.content, "\n");
   } else {
     for (const auto& m : messages)
-      out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + trim(m.content) + "<|eot_id|>";
-    if (add_generation_prompt) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+      message("<|start_header_id|>" + m.role + "<|end_header_id|>\n\n", m.role, trim(m.content), "");
   }
+  return r;
+}
+
+std::string ChatTemplate::render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const {
+  std::string out = render_answers(messages).text;
+  if (add_generation_prompt)
+    out += family_ == Family::ChatML ? "<|im_start|>assistant\n" : "<|start_header_id|>assistant<|end_header_id|>\n\n";
   return out;
 }
 

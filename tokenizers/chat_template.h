@@ -11,6 +11,7 @@
 // refused with an error naming the file and key, never rendered approximately.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace gemkit {
@@ -35,6 +36,15 @@ class ChatTemplate {
   Family family() const { return family_; }
   // The conversation as one prompt string; add_generation_prompt appends the assistant header.
   std::string render(const std::vector<ChatMessage>& messages, bool add_generation_prompt) const;
+
+  // The rendered conversation with, for each assistant message, the byte span [begin, end) of
+  // what the model is trained to write: the message as the template writes it and the
+  // end-of-turn marker after it (so that the model learns to stop), not the role header.
+  struct Rendered {
+    std::string text;
+    std::vector<std::pair<size_t, size_t>> answers;
+  };
+  Rendered render_answers(const std::vector<ChatMessage>& messages) const;
   // The token text that closes a turn ("<|im_end|>", "<|eot_id|>"): generation stops there.
   const std::string& end_of_turn() const { return end_of_turn_; }
   // ChatML's default system message ("" when the template has none).

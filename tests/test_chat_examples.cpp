@@ -1,0 +1,194 @@
+// Chat-format training examples (data/chat_examples.h): parsing and its errors, the answers-only
+// loss mask, and how `gemkit data prepare` stores it in token shards (format 3, /loss_mask) beside
+// raw text. The tokenizer is Qwen2's byte-level BPE (llama.cpp's vocabulary file, written as
+// tokenizer.json by the importer) with a ChatML template; parity with transformers'
+// apply_chat_template on SmolLM2 is checked by tests/reference/check_tokenizers.py.
+#include <gtest/gtest.h>
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/file_io.h"
+#include "data/chat_examples.h"
+#include "data/prepare.h"
+#include "data/token_shards.h"
+#include "formats/gguf.h"
+#include "import/tokenizer_files.h"
+#include "test_util.h"
+#include "tokenizer_test_util.h"
+#include "tokenizers/tokenizer.h"
+
+using namespace gemkit;
+using gemkit::test::error_of;
+using gemkit::testing::require_testdata;
+using json = nlohmann::json;
+
+namespace {
+
+const char* kChatML =
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
+    "'\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+
+// A checkpoint-like folder: Qwen2's vocabulary as tokenizer.json, a ChatML chat template.
+const std::string& chat_folder() {
+  static const std::string dir = [] {
+    const std::string d = ::testing::TempDir() + "gemkit_chat_" + std::to_string(::getpid());
+    std::filesystem::remove_all(d);
+    std::filesystem::create_directories(d);
+    write_hf_tokenizer_files(GgufFile(require_testdata("ggml-vocab-qwen2.gguf")), d);
+    json cfg = json::parse(read_text_file(d + "/tokenizer_config.json"));
+    cfg["chat_template"] = kChatML;
+    write_text_file_atomic(d + "/tokenizer_config.json", cfg.dump(2));
+    return d;
+  }();
+  return dir;
+}
+
+std::vector<ChatMessage> conversation() {
+  return {{"system", "You answer in one line."},
+          {"user", "What is the capital of France?"},
+          {"assistant", "Paris."},
+          {"user", "And of Japan? Answer with 東京 too."},
+          {"assistant", " Tokyo (東京), since 1868.\n"}};
+}
+
+}  // namespace
+
+TEST(ChatTemplate, AnswerSpansCoverAnswersAndEndOfTurn) {
+  const ChatTemplate chatml(kChatML, "", "x");
+  const auto r = chatml.render_answers(conversation());
+  EXPECT_EQ(r.text, chatml.render(conversation(), false));
+  ASSERT_EQ(r.answers.size(), 2u);
+  EXPECT_EQ(r.text.substr(r.answers[0].first, r.answers[0].second - r.answers[0].first), "Paris.<|im_end|>");
+  EXPECT_EQ(r.text.substr(r.answers[1].first, r.answers[1].second - r.answers[1].first),
+            " Tokyo (東京), since 1868.\n<|im_end|>");
+  // Llama 3 trims contents: the span holds the trimmed answer.
+  const ChatTemplate llama3("<|start_header_id|>{{ message['content'] | trim }}<|eot_id|>{{ bos_token }}",
+                            "<|begin_of_text|>", "x");
+  const auto l = llama3.render_answers({{"user", "Hi"}, {"assistant", "  Hello!  "}});
+  ASSERT_EQ(l.answers.size(), 1u);
+  EXPECT_EQ(l.text.substr(l.answers[0].first, l.answers[0].second - l.answers[0].first), "Hello!<|eot_id|>");
+  EXPECT_EQ(l.text, llama3.render({{"user", "Hi"}, {"assistant", "  Hello!  "}}, false));
+}
+
+TEST(ChatExamples, ParseErrorsNameTheLineAndMessage) {
+  const auto error = [](const std::string& line) { return error_of([&] { parse_chat_record(json::parse(line), "f.jsonl:3"); }); };
+  EXPECT_NE(error(R"({"messages": [{"role": "user", "content": "q"}, {"role": "bot", "content": "a"}]})")
+                .find("f.jsonl:3: messages[1]: unknown role \"bot\" (expected system, user or assistant)"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"messages": [{"role": "user", "content": "q"}]})").find("f.jsonl:3: no assistant message"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": " \n"}]})")
+                .find("f.jsonl:3: messages[1]: empty assistant answer"),
+            std::string::npos);
+  EXPECT_NE(error(R"({"messages": [{"role": "user", "content": 5}]})").find("messages[0]: expected a string \"content\""),
+            std::string::npos);
+  EXPECT_NE(error(R"({"messages": []})").find("non-empty list"), std::string::npos);
+  EXPECT_NE(error(R"({"prompt": "q", "completion": null})").find("\"completion\" must be a string"), std::string::npos);
+  const auto pc = parse_chat_record(json::parse(R"({"prompt": "2+2?", "completion": "4"})"), "x");
+  ASSERT_EQ(pc.size(), 2u);
+  EXPECT_EQ(pc[0].role, "user");
+  EXPECT_EQ(pc[1].role, "assistant");
+  EXPECT_EQ(pc[1].content, "4");
+}
+
+// The masked tokens decode to exactly the answers and their <|im_end|>; the rest decodes to the
+// prompt; the ids are those of the whole rendered text.
+TEST(ChatExamples, MaskCoversExactlyTheAnswers) {
+  const auto tok = load_tokenizer(chat_folder());
+  const ChatTemplate chat = ChatTemplate::from_folder(chat_folder());
+  const ChatTokens c = encode_chat(*tok, chat, conversation(), "x");
+  ASSERT_EQ(c.ids.size(), c.loss_mask.size());
+  EXPECT_EQ(c.ids, tok->encode(chat.render(conversation(), false), false));
+  std::vector<int32_t> answer_ids, prompt_ids;
+  for (size_t i = 0; i < c.ids.size(); ++i) (c.loss_mask[i] ? answer_ids : prompt_ids).push_back(c.ids[i]);
+  EXPECT_EQ(tok->decode(answer_ids, false), "Paris.<|im_end|> Tokyo (東京), since 1868.\n<|im_end|>");
+  EXPECT_EQ(tok->decode(prompt_ids, false),
+            "<|im_start|>system\nYou answer in one line.<|im_end|>\n<|im_start|>user\nWhat is the capital of France?"
+            "<|im_end|>\n<|im_start|>assistant\n\n<|im_start|>user\nAnd of Japan? Answer with 東京 too.<|im_end|>\n"
+            "<|im_start|>assistant\n\n");
+}
+
+// data prepare: chat examples and raw text in one shard; the raw document is trained on every
+// token, the chat ones on their answers; a shard without chat examples holds no mask; version-2
+// shards (before masks) still read, as unmasked.
+TEST(Prepare, ChatExamplesKeepTheirMaskBesideRawText) {
+  const std::string dir = chat_folder() + "_prepare";
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream f(dir + "/law.train.jsonl");
+    f << json({{"text", "Raw domain text about contracts."}}).dump() << "\n";
+    f << json({{"messages", {{{"role", "user"}, {"content", "What is a tort?"}},
+                             {{"role", "assistant"}, {"content", "A civil wrong."}}}}}).dump() << "\n";
+    f << json({{"prompt", "Is a contract binding?"}, {"completion", "Usually, yes."}}).dump() << "\n";
+  }
+  PrepareOptions o;
+  o.tokenizer = chat_folder();
+  o.inputs = {dir + "/law.train.jsonl"};
+  o.out = dir + "/law.train.h5";
+  o.progress = false;
+  const PrepareStats st = prepare_token_shard(o);
+  EXPECT_EQ(st.docs, 3);
+  const auto tok = load_tokenizer(chat_folder());
+  const ChatTemplate chat = ChatTemplate::from_folder(chat_folder());
+  TokenShard s(o.out);
+  EXPECT_EQ(s.info().format_version, 3);
+  ASSERT_TRUE(s.has_loss_mask());
+  const auto mask_of = [&](int64_t d) {
+    std::vector<uint8_t> m;
+    s.read_loss_mask(s.doc_offsets()[size_t(d)], s.doc_length(d), m);
+    return m;
+  };
+  EXPECT_EQ(s.read_document(0), tok->encode("Raw domain text about contracts.", false));
+  EXPECT_EQ(mask_of(0), std::vector<uint8_t>(size_t(s.doc_length(0)), 1));
+  const ChatTokens tort = encode_chat(*tok, chat, {{"user", "What is a tort?"}, {"assistant", "A civil wrong."}}, "x");
+  EXPECT_EQ(s.read_document(1), tort.ids);
+  EXPECT_EQ(mask_of(1), tort.loss_mask);
+  const ChatTokens pc = encode_chat(*tok, chat, {{"user", "Is a contract binding?"}, {"assistant", "Usually, yes."}}, "x");
+  EXPECT_EQ(s.read_document(2), pc.ids);
+  EXPECT_EQ(mask_of(2), pc.loss_mask);
+
+  // Raw text only: no mask stored, and reads as all ones.
+  o.inputs = {dir + "/raw.train.jsonl"};
+  std::ofstream(o.inputs[0]) << json({{"text", "Only raw text."}}).dump() << "\n";
+  o.out = dir + "/raw.train.h5";
+  prepare_token_shard(o);
+  {
+    TokenShard raw(o.out);
+    EXPECT_FALSE(raw.has_loss_mask());
+    std::vector<uint8_t> m;
+    raw.read_loss_mask(0, raw.n_tokens(), m);
+    EXPECT_EQ(m, std::vector<uint8_t>(size_t(raw.n_tokens()), 1));
+  }
+  // A version-2 shard (written before masks existed) is read.
+  hid_t f = H5Fopen(o.out.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  hid_t a = H5Aopen(f, "format_version", H5P_DEFAULT);
+  const int32_t v2 = 2;
+  H5Awrite(a, H5T_NATIVE_INT32, &v2);
+  H5Aclose(a);
+  H5Fclose(f);
+  EXPECT_EQ(TokenShard(o.out).info().format_version, 2);
+
+  // A chat example needs the folder's template: a tokenizer file alone is refused, naming the line.
+  o.tokenizer = chat_folder() + "/tokenizer.json";
+  o.inputs = {dir + "/law.train.jsonl"};
+  o.out = dir + "/file.train.h5";
+  EXPECT_NE(error_of([&] { prepare_token_shard(o); }).find("law.train.jsonl:2: a chat example needs the checkpoint folder"),
+            std::string::npos);
+  // A mask value other than 0/1 in a damaged shard is a named error when read.
+  std::filesystem::copy_file(dir + "/law.train.h5", dir + "/damaged.h5", std::filesystem::copy_options::overwrite_existing);
+  f = H5Fopen((dir + "/damaged.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  hid_t ds = H5Dopen2(f, "loss_mask", H5P_DEFAULT);
+  std::vector<uint8_t> twos(size_t(s.n_tokens()), 2);
+  H5Dwrite(ds, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, twos.data());
+  H5Dclose(ds);
+  H5Fclose(f);
+  TokenShard damaged(dir + "/damaged.h5");
+  std::vector<uint8_t> m;
+  EXPECT_NE(error_of([&] { damaged.read_loss_mask(0, 4, m); }).find("damaged.h5: /loss_mask[0]: expected 0 or 1, got 2"),
+            std::string::npos);
+}
