@@ -47,21 +47,22 @@ ChatTokens encode_chat(const Tokenizer& tokenizer, const ChatTemplate& chat, con
                        const std::string& where) {
   const ChatTemplate::Rendered r = chat.render_answers(messages);
   ChatTokens out;
-  size_t at = 0;
-  const auto piece = [&](size_t end, uint8_t mask) {
-    if (end == at) return;
-    const std::vector<int32_t> ids = tokenizer.encode(r.text.substr(at, end - at), /*add_special=*/false);
-    out.ids.insert(out.ids.end(), ids.begin(), ids.end());
-    out.loss_mask.insert(out.loss_mask.end(), ids.size(), mask);
-    at = end;
-  };
-  for (const auto& [begin, end] : r.answers) {
-    piece(begin, 0);
-    piece(end, 1);
+  out.ids = tokenizer.encode(r.text, /*add_special=*/false);
+  out.loss_mask.assign(out.ids.size(), 0);
+  // Each token's bytes, from decoding it alone: a lossless (byte-level) tokenizer's tokens add
+  // up to the text, which gives every token its byte span.
+  size_t at = 0, answer = 0;
+  for (size_t i = 0; i < out.ids.size(); ++i) {
+    const size_t begin = at;
+    at += tokenizer.decode({out.ids[i]}, /*skip_special=*/false).size();
+    while (answer < r.answers.size() && r.answers[answer].second <= begin) ++answer;
+    // As transformers' return_assistant_tokens_mask: a token that overlaps an answer is trained,
+    // also one that begins in the role header's newline and runs into the answer.
+    out.loss_mask[i] = answer < r.answers.size() && begin < r.answers[answer].second && at > r.answers[answer].first;
   }
-  piece(r.text.size(), 0);
-  if (out.ids != tokenizer.encode(r.text, /*add_special=*/false))
-    fail(where, "the tokenizer merges text across an answer's boundary, so answer tokens cannot be told apart");
+  if (at != r.text.size())
+    fail(where, "the tokenizer does not reproduce the rendered conversation byte for byte (" + std::to_string(at) +
+                    " of " + std::to_string(r.text.size()) + " bytes), so answer tokens cannot be located");
   return out;
 }
 

@@ -33,10 +33,11 @@ struct ChatTokens {
 };
 
 // The conversation rendered with `chat` and tokenized as one text (special tokens such as
-// <|im_start|> recognised, no BOS/EOS added beyond what the template writes). Answer tokens are
-// found by tokenizing the text in pieces cut at the answer boundaries; the pieces must tokenize
-// to exactly the ids of the whole text (a tokenizer that merged across a boundary would make
-// the mask ambiguous: an error naming `where`, never a guess).
+// <|im_start|> recognised, no BOS/EOS added beyond what the template writes). A token is an
+// answer token when its bytes overlap an answer's span, as in transformers'
+// return_assistant_tokens_mask; the spans come from each token decoded alone, which needs a
+// tokenizer that reproduces the text byte for byte (byte-level BPE: SmolLM2, Qwen2, Llama 3).
+// Otherwise an error naming `where`, never a guessed mask.
 ChatTokens encode_chat(const Tokenizer& tokenizer, const ChatTemplate& chat, const std::vector<ChatMessage>& messages,
                        const std::string& where);
 

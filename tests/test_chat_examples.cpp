@@ -113,6 +113,21 @@ TEST(ChatExamples, MaskCoversExactlyTheAnswers) {
             "<|im_start|>assistant\n\n");
 }
 
+// A token that starts in the role header's newline and runs into the answer (Qwen2's
+// pre-tokenizer keeps a run of newlines together: the header's and the answer's first one make
+// one "\n\n" token) overlaps the answer, so it is trained, as in transformers'
+// return_assistant_tokens_mask. (SmolLM2's GPT-2 rule does the same with "\n " before "  Noted",
+// checked against transformers by tests/reference/check_tokenizers.py.)
+TEST(ChatExamples, TokenStraddlingTheAnswerStartIsTrained) {
+  const auto tok = load_tokenizer(chat_folder());
+  const ChatTemplate chat = ChatTemplate::from_folder(chat_folder());
+  const ChatTokens c = encode_chat(*tok, chat, {{"user", "Hi"}, {"assistant", "\nNoted."}}, "x");
+  std::vector<int32_t> answer_ids;
+  for (size_t i = 0; i < c.ids.size(); ++i)
+    if (c.loss_mask[i]) answer_ids.push_back(c.ids[i]);
+  EXPECT_EQ(tok->decode(answer_ids, false), "\n\nNoted.<|im_end|>");
+}
+
 // data prepare: chat examples and raw text in one shard; the raw document is trained on every
 // token, the chat ones on their answers; a shard without chat examples holds no mask; version-2
 // shards (before masks) still read, as unmasked.

@@ -149,6 +149,74 @@ def check_chat(render_chat, folder, name):
     return bad
 
 
+# Training conversations (every one with an answer): the default system turn, several answers,
+# answers with leading spaces, newlines and non-ASCII text.
+TRAIN_CONVERSATIONS = [
+    {"messages": [{"role": "user", "content": "What is the capital of France?"},
+                  {"role": "assistant", "content": "Paris."}]},
+    {"messages": [{"role": "system", "content": "You answer in one word."},
+                  {"role": "user", "content": "Capital of Italy?"},
+                  {"role": "assistant", "content": "Rome"},
+                  {"role": "user", "content": "And of Japan?"},
+                  {"role": "assistant", "content": " Tokyo (東京).\nSince 1868."}]},
+    {"messages": [{"role": "user", "content": "Ünïcödé ✓ and 12345"},
+                  {"role": "assistant", "content": "  Noted: 12345 ✓\n\n"}]},
+    {"messages": [{"role": "system", "content": "Be brief."},
+                  {"role": "user", "content": "List two primes."},
+                  {"role": "assistant", "content": "2, 3"},
+                  {"role": "user", "content": "Thanks"}]},
+]
+
+
+def reference_answer_mask(hf, messages, end_of_turn, trim):
+    """ids of apply_chat_template, and a mask computed from character offsets: 1 on tokens that
+    overlap an assistant message's text plus the end-of-turn marker after it (the rule of
+    transformers' return_assistant_tokens_mask, which needs {% generation %} tags these templates
+    lack)."""
+    text = hf.apply_chat_template(messages, tokenize=False)
+    ids = hf.apply_chat_template(messages, tokenize=True)
+    if isinstance(ids, dict) or hasattr(ids, "keys"):
+        ids = ids["input_ids"]
+    enc = hf(text, add_special_tokens=False, return_offsets_mapping=True)
+    assert enc["input_ids"] == list(ids), "apply_chat_template(tokenize=True) differs from tokenizing its text"
+    spans, pos = [], 0
+    for m in messages:
+        if m["role"] != "assistant":
+            continue
+        answer = (m["content"].strip() if trim else m["content"]) + end_of_turn
+        begin = text.index(answer, pos)
+        spans.append((begin, begin + len(answer)))
+        pos = begin + len(answer)
+    mask = [int(any(s < end and e > b for b, end in spans)) for s, e in enc["offset_mapping"]]
+    return list(ids), mask
+
+
+def check_chat_masks(render_chat, folder, name, end_of_turn, trim=False):
+    with tempfile.TemporaryDirectory() as tmp:
+        conv_path = os.path.join(tmp, "conversations.json")
+        with open(conv_path, "w", encoding="utf-8") as f:
+            json.dump(TRAIN_CONVERSATIONS, f)
+        out = subprocess.run([render_chat, "--tokens", folder, conv_path], capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"  chat masks {name}: render_chat --tokens failed: {out.stderr.strip()}")
+            return len(TRAIN_CONVERSATIONS)
+        ours = [json.loads(line) for line in out.stdout.splitlines()]
+    hf = AutoTokenizer.from_pretrained(folder)
+    bad, tokens, answer_tokens = 0, 0, 0
+    for conv, mine in zip(TRAIN_CONVERSATIONS, ours):
+        ids, mask = reference_answer_mask(hf, conv["messages"], end_of_turn, trim)
+        tokens += len(ids)
+        answer_tokens += sum(mask)
+        if mine["ids"] != ids or mine["mask"] != mask:
+            bad += 1
+            print(f"  chat masks {name}: differ for {conv['messages']!r}\n    gemkit       {mine!r}\n"
+                  f"    transformers {ids!r} {mask!r}")
+    bad += abs(len(ours) - len(TRAIN_CONVERSATIONS))
+    print(f"[chat masks] {name}: {len(TRAIN_CONVERSATIONS)} conversations, {tokens} tokens, "
+          f"{answer_tokens} answer tokens, {bad} mismatching")
+    return bad
+
+
 CHAT_PROMPTS = [("What is the capital of France?", None),
                 ("Name three colours of the rainbow.", "Answer in one short sentence.")]
 NEW_TOKENS = 48
@@ -251,9 +319,10 @@ def main():
         bad += check_chat(args.render_chat,
                           folder_with_template(args.smollm2_folder, tmp, "chatml", CHATML_DEFAULT_SYSTEM, "<|im_start|>"),
                           "ChatML, default system as an escaped literal")
-        bad += check_chat(args.render_chat,
-                          folder_with_template(args.smollm2_folder, tmp, "llama3", LLAMA3, "<|endoftext|>"),
-                          "Llama 3 layout")
+        llama3 = folder_with_template(args.smollm2_folder, tmp, "llama3", LLAMA3, "<|endoftext|>")
+        bad += check_chat(args.render_chat, llama3, "Llama 3 layout")
+        bad += check_chat_masks(args.render_chat, llama3, "Llama 3 layout", "<|eot_id|>", trim=True)
+    bad += check_chat_masks(args.render_chat, args.smollm2_folder, "smollm2 (template from the GGUF)", "<|im_end|>")
     if args.gemkit:
         if not os.path.isfile(os.path.join(args.smollm2_folder, "model.safetensors")):
             print(f"--gemkit given but {args.smollm2_folder} has no model.safetensors (write it with gemkit import gguf)")

@@ -1,6 +1,8 @@
-// render_chat FOLDER CONVERSATIONS.json: each conversation ({"messages": [{"role", "content"}],
-// "add_generation_prompt": bool}) rendered with the folder's chat template
-// (tokenizers/chat_template.h), printed as one JSON string per line.
+// render_chat [--tokens] FOLDER CONVERSATIONS.json: each conversation ({"messages": [{"role",
+// "content"}], "add_generation_prompt": bool}) rendered with the folder's chat template
+// (tokenizers/chat_template.h), printed as one JSON string per line. With --tokens, each is encoded
+// as a training example instead (data/chat_examples.h encode_chat with the folder's tokenizer),
+// printed as {"ids": [...], "mask": [...]}.
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -8,15 +10,20 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "data/chat_examples.h"
 #include "tokenizers/chat_template.h"
+#include "tokenizers/tokenizer.h"
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: render_chat FOLDER CONVERSATIONS.json\n");
+  const bool tokens = argc == 4 && std::string(argv[1]) == "--tokens";
+  if (argc != 3 && !tokens) {
+    std::fprintf(stderr, "usage: render_chat [--tokens] FOLDER CONVERSATIONS.json\n");
     return 2;
   }
+  argv += tokens ? 1 : 0;
   try {
     const gemkit::ChatTemplate tmpl = gemkit::ChatTemplate::from_folder(argv[1]);
+    const auto tokenizer = tokens ? gemkit::load_tokenizer(argv[1]) : nullptr;
     const auto convs = nlohmann::json::parse(gemkit::read_text_file(argv[2]), nullptr, false);
     if (!convs.is_array()) gemkit::fail(argv[2], "expected a JSON array of conversations");
     for (size_t i = 0; i < convs.size(); ++i) {
@@ -32,7 +39,13 @@ int main(int argc, char** argv) {
         messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
       }
       const bool gen = c.value("add_generation_prompt", true);
-      const std::string line = nlohmann::json(tmpl.render(messages, gen)).dump() + "\n";
+      std::string line;
+      if (tokens) {
+        const gemkit::ChatTokens t = gemkit::encode_chat(*tokenizer, tmpl, messages, where);
+        line = nlohmann::json({{"ids", t.ids}, {"mask", t.loss_mask}}).dump() + "\n";
+      } else {
+        line = nlohmann::json(tmpl.render(messages, gen)).dump() + "\n";
+      }
       std::fwrite(line.data(), 1, line.size(), stdout);
     }
   } catch (const gemkit::Error& e) {
