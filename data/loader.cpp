@@ -68,6 +68,7 @@ struct Source {
   // The framed document at `cursor`, read once even when it spans several rows.
   int64_t framed_doc = -1;
   std::vector<int32_t> framed;
+  std::vector<uint8_t> framed_mask;  // its loss mask; empty when the shard has none
 
   explicit Source(const std::string& path) : shard(path) {}
 };
@@ -83,9 +84,8 @@ struct LoaderCore {
   int32_t pad() const { return options.pad_id >= 0 ? options.pad_id : 0; }
   int64_t n_framing() const { return (options.bos_id >= 0 ? 1 : 0) + (options.eos_id >= 0 ? 1 : 0); }
 
-  int64_t framed_length(const Source& s, int64_t doc) const {
-    return s.shard.doc_length(doc) + n_framing();
-  }
+  DocumentFraming framing() const { return {options.bos_id, options.eos_id}; }
+  int64_t framed_length(const Source& s, int64_t doc) const { return framing().length(s.shard, doc); }
   // Tokens a document contributes to an epoch: all of them when packed, at most seq_len when
   // one document fills one row.
   int64_t epoch_tokens(const Source& s, int64_t doc) const {
@@ -117,7 +117,9 @@ struct LoaderCore {
     const int64_t doc = s.order[size_t(s.cursor)];
     if (s.framed_doc != doc) {
       s.framed.clear();
-      DocumentFraming{options.bos_id, options.eos_id}.append(s.shard, doc, s.framed);
+      s.framed_mask.clear();
+      framing().append(s.shard, doc, s.framed);
+      if (s.shard.has_loss_mask()) framing().append_mask(s.shard, doc, s.framed_mask);
       s.framed_doc = doc;
     }
     return s.framed;
@@ -138,6 +140,7 @@ struct LoaderCore {
         start_epoch(s, s.epoch + 1);
       }
       const std::vector<int32_t>& doc = framed(s);
+      const std::vector<uint8_t>& mask = s.framed_mask;
       const int64_t take = std::min(int64_t(doc.size()) - s.offset, T - filled);
       if (take > 0) {
         if (segment == 0) b.domain_ids[size_t(r)] = s.shard.doc_domain(s.order[size_t(s.cursor)]);
@@ -145,8 +148,11 @@ struct LoaderCore {
           const size_t at = base + size_t(filled + k);
           const int32_t id = doc[size_t(s.offset + k)];
           b.input_ids[at] = id;
-          // A segment's first token has no context inside the row to be predicted from.
-          b.labels[at] = (k == 0 || options.kind != BatchKind::CausalLM) ? -100 : id;
+          // A segment's first token has no context inside the row to be predicted from; a chat
+          // example's prompt is context, never a target.
+          const bool target = k > 0 && options.kind == BatchKind::CausalLM &&
+                              (mask.empty() || mask[size_t(s.offset + k)] != 0);
+          b.labels[at] = target ? id : -100;
           b.attention_mask[at] = 1;
           b.segment_ids[at] = segment;
         }
@@ -278,9 +284,22 @@ void DocumentFraming::append(const std::vector<int32_t>& ids, std::vector<int32_
 }
 
 void DocumentFraming::append(const TokenShard& shard, int64_t doc, std::vector<int32_t>& out) const {
-  if (bos_id >= 0) out.push_back(bos_id);
+  const bool framed = !shard.doc_is_chat(doc);
+  if (framed && bos_id >= 0) out.push_back(bos_id);
   shard.read_tokens(shard.doc_offsets()[size_t(doc)], shard.doc_length(doc), out);
-  if (eos_id >= 0) out.push_back(eos_id);
+  if (framed && eos_id >= 0) out.push_back(eos_id);
+}
+
+void DocumentFraming::append_mask(const TokenShard& shard, int64_t doc, std::vector<uint8_t>& out) const {
+  const bool framed = !shard.doc_is_chat(doc);
+  if (framed && bos_id >= 0) out.push_back(1);
+  shard.read_loss_mask(shard.doc_offsets()[size_t(doc)], shard.doc_length(doc), out);
+  if (framed && eos_id >= 0) out.push_back(1);
+}
+
+int64_t DocumentFraming::length(const TokenShard& shard, int64_t doc) const {
+  const int64_t around = shard.doc_is_chat(doc) ? 0 : (bos_id >= 0 ? 1 : 0) + (eos_id >= 0 ? 1 : 0);
+  return shard.doc_length(doc) + around;
 }
 
 DocumentFraming document_framing(const SpecialTokens& sp) {

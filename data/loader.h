@@ -16,6 +16,10 @@
 //    of seq_len. Every document (and every later piece of a document split across rows) is its
 //    own segment: segment_ids count 0, 1, ... within a row, and the first token of a segment
 //    has label -100, so no loss spans two documents. Only the last row of an epoch is padded.
+//  - Chat examples (shards with a loss mask, data/chat_examples.h): CausalLM labels are -100
+//    wherever the mask is 0 (prompts, role headers), so the loss, distillation and the
+//    forgetting budget, which all read labels, see the answers only. Packing as above: an answer
+//    attends only to its own conversation.
 //  - Classification rows hold one document each, truncated to seq_len (the eos is kept) and
 //    padded; class_labels is the shard's doc_label, labels are all -100.
 //  - MaskedLM: of the real, non-special tokens, mlm_probability are chosen; 80% become
@@ -43,12 +47,18 @@ class TokenShard;
 // The ids around every document, [bos_id] tokens [eos_id] (an id < 0: none). Loaders and
 // evaluation frame documents alike, so that held-out perplexity scores what training taught
 // (the eos included: where a document ends).
+// A chat example (TokenShard::doc_is_chat) is framed by its chat template already and gets no
+// ids around it; its loss mask (1: the token is a training target) comes from the shard, where
+// other documents train on every token, framing included.
 struct DocumentFraming {
   int32_t bos_id = -1, eos_id = -1;
 
   // Appends the framed ids / the framed document `doc` of `shard` to out.
   void append(const std::vector<int32_t>& ids, std::vector<int32_t>& out) const;
   void append(const TokenShard& shard, int64_t doc, std::vector<int32_t>& out) const;
+  // Appends the loss mask of the framed document `doc` (as many entries as append adds).
+  void append_mask(const TokenShard& shard, int64_t doc, std::vector<uint8_t>& out) const;
+  int64_t length(const TokenShard& shard, int64_t doc) const;  // of the framed document
 };
 
 // The framing for a tokenizer's special tokens: WordPiece (BERT) [CLS] ... [SEP]; decoders

@@ -257,11 +257,15 @@ void ShardData::add_document(const std::vector<int32_t>& ids, int32_t domain, in
   if (!mask.empty() && mask.size() != ids.size())
     fail("token shard", "document " + std::to_string(doc_domain.size()) + ": " + std::to_string(mask.size()) +
                             " mask entries for " + std::to_string(ids.size()) + " tokens");
-  // The first masked document gives every earlier token a 1 (trained, as without a mask).
-  if (!mask.empty() && loss_mask.empty()) loss_mask.assign(tokens.size(), 1);
+  // The first chat example gives every earlier token a 1 (trained, as without a mask).
+  if (!mask.empty() && loss_mask.empty()) {
+    loss_mask.assign(tokens.size(), 1);
+    doc_chat.assign(doc_domain.size(), 0);
+  }
   if (!loss_mask.empty()) {
     if (mask.empty()) loss_mask.insert(loss_mask.end(), ids.size(), 1);
     else loss_mask.insert(loss_mask.end(), mask.begin(), mask.end());
+    doc_chat.push_back(mask.empty() ? 0 : 1);
   }
   tokens.insert(tokens.end(), ids.begin(), ids.end());
   doc_offsets.push_back(int64_t(tokens.size()));
@@ -291,6 +295,8 @@ void write_token_shard(const std::string& path, ShardData data) {
                    std::to_string(data.tokens.size()) + " tokens");
   for (uint8_t m : data.loss_mask)
     if (m > 1) fail(path, "loss_mask entries must be 0 or 1, got " + std::to_string(m));
+  if (data.doc_chat.size() != (data.loss_mask.empty() ? 0 : n_docs))
+    fail(path, "doc_chat must hold one entry per document when there is a loss_mask");
   for (int32_t id : data.tokens)
     if (id < 0 || (info.vocab_size > 0 && id >= info.vocab_size))
       fail(path, "token id " + std::to_string(id) + " outside the vocabulary of " +
@@ -307,7 +313,10 @@ void write_token_shard(const std::string& path, ShardData data) {
     write_dataset(file, "doc_offsets", data.doc_offsets, 8192, tmp);
     write_dataset(file, "doc_domain", data.doc_domain, 16384, tmp);
     write_dataset(file, "doc_label", data.doc_label, 16384, tmp);
-    if (!data.loss_mask.empty()) write_dataset(file, "loss_mask", data.loss_mask, hsize_t(kTokenShardChunk), tmp);
+    if (!data.loss_mask.empty()) {
+      write_dataset(file, "loss_mask", data.loss_mask, hsize_t(kTokenShardChunk), tmp);
+      write_dataset(file, "doc_chat", data.doc_chat, 16384, tmp);
+    }
     write_string_attr(file, "format", "gemkit-token-shard", tmp);
     write_int_attr<int32_t>(file, "format_version", info.format_version, tmp);
     write_string_attr(file, "tokenizer_kind", info.tokenizer_kind, tmp);
@@ -410,6 +419,7 @@ TokenShard::TokenShard(const std::string& path, size_t chunk_cache_bytes) : path
       if (n_mask != n_tokens)
         fail(path + ": /loss_mask", "has " + std::to_string(n_mask) + " entries but /tokens has " +
                                         std::to_string(n_tokens));
+      doc_chat_ = read_whole<uint8_t>(file_, "doc_chat", n_docs, path);
     }
     info_.n_docs = n_docs;
     info_.n_tokens = n_tokens;
@@ -435,6 +445,7 @@ TokenShard::TokenShard(TokenShard&& o) noexcept
       doc_offsets_(std::move(o.doc_offsets_)),
       doc_domain_(std::move(o.doc_domain_)),
       doc_label_(std::move(o.doc_label_)),
+      doc_chat_(std::move(o.doc_chat_)),
       file_(o.file_),
       tokens_(o.tokens_),
       loss_mask_(o.loss_mask_) {
@@ -451,6 +462,7 @@ TokenShard& TokenShard::operator=(TokenShard&& o) noexcept {
     doc_offsets_ = std::move(o.doc_offsets_);
     doc_domain_ = std::move(o.doc_domain_);
     doc_label_ = std::move(o.doc_label_);
+    doc_chat_ = std::move(o.doc_chat_);
     file_ = o.file_;
     tokens_ = o.tokens_;
     loss_mask_ = o.loss_mask_;

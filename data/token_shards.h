@@ -11,6 +11,8 @@
 //   /loss_mask    uint8 [n_tokens]   optional (chat examples, data/chat_examples.h): 1 where the
 //                                     model is trained to predict the token (answers), 0 elsewhere;
 //                                     absent: every token is trained
+//   /doc_chat     uint8 [n_docs]     with /loss_mask: 1 for a chat example, which its chat template
+//                                     already frames (loaders add no BOS/EOS: no double BOS)
 //   attributes    format = "gemkit-token-shard", format_version, tokenizer_* (kind, path,
 //                 sha256 of the tokenizer file, vocab size, special ids), source, licence,
 //                 split, domain_names[], label_names[], n_docs, n_tokens
@@ -55,8 +57,10 @@ struct ShardData {
   std::vector<int32_t> doc_domain;
   std::vector<int32_t> doc_label;
   std::vector<uint8_t> loss_mask;  // empty: no mask (every token trained), else one per token
+  std::vector<uint8_t> doc_chat;   // with loss_mask: 1 per chat example
 
-  // `mask`, when given, holds one 0/1 per id; documents without one are trained on every token.
+  // A chat example comes with its `mask` (one 0/1 per id); other documents are trained on every
+  // token.
   void add_document(const std::vector<int32_t>& ids, int32_t domain, int32_t label = -1,
                     const std::vector<uint8_t>& mask = {});
 };
@@ -93,6 +97,8 @@ class TokenShard {
   // Whether the shard holds a /loss_mask; loss_mask[begin, begin + count) appended to out (all
   // ones when it holds none).
   bool has_loss_mask() const { return loss_mask_ >= 0; }
+  // Whether document `doc` is a chat example (framed by its template, not by loaders).
+  bool doc_is_chat(int64_t doc) const { return !doc_chat_.empty() && doc_chat_.at(size_t(doc)) != 0; }
   void read_loss_mask(int64_t begin, int64_t count, std::vector<uint8_t>& out) const;
 
  private:
@@ -100,6 +106,7 @@ class TokenShard {
   ShardInfo info_;
   std::vector<int64_t> doc_offsets_;
   std::vector<int32_t> doc_domain_, doc_label_;
+  std::vector<uint8_t> doc_chat_;
   int64_t file_ = -1, tokens_ = -1, loss_mask_ = -1;  // hid_t (int64_t in HDF5 1.10+), kept out of this header
 };
 

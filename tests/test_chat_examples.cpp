@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "data/chat_examples.h"
+#include "data/loader.h"
 #include "data/prepare.h"
 #include "data/token_shards.h"
 #include "formats/gguf.h"
@@ -206,4 +207,60 @@ TEST(Prepare, ChatExamplesKeepTheirMaskBesideRawText) {
   std::vector<uint8_t> m;
   EXPECT_NE(error_of([&] { damaged.read_loss_mask(0, 4, m); }).find("damaged.h5: /loss_mask[0]: expected 0 or 1, got 2"),
             std::string::npos);
+}
+
+// The loader packs chat examples beside raw text: a chat example enters a row as its template
+// wrote it (no BOS/EOS added), is its own segment, and is a training target only where its mask
+// is 1; raw text keeps its EOS and trains on every token after the segment's first.
+TEST(Loader, ChatRowsTrainOnAnswersOnlyAndStayInTheirSegment) {
+  const std::string dir = chat_folder() + "_loader";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/mix.train.jsonl")
+      << json({{"text", "Raw text first."}}).dump() << "\n"
+      << json({{"prompt", "Capital of Peru?"}, {"completion", "Lima."}}).dump() << "\n"
+      << json({{"messages", {{{"role", "user"}, {"content", "2+2?"}}, {{"role", "assistant"}, {"content", "4"}},
+                             {{"role", "user"}, {"content", "3+3?"}}, {{"role", "assistant"}, {"content", "6"}}}}})
+             .dump()
+      << "\n";
+  PrepareOptions o;
+  o.tokenizer = chat_folder();
+  o.inputs = {dir + "/mix.train.jsonl"};
+  o.out = dir + "/mix.train.h5";
+  o.progress = false;
+  prepare_token_shard(o);
+  const TokenShard shard(o.out);
+  LoaderOptions lo = loader_options_for_shard(o.out, BatchKind::CausalLM);
+  ASSERT_GE(lo.eos_id, 0);  // Qwen2 frames raw text with <|endoftext|>
+  lo.shuffle = false;
+  lo.batch_size = 1;
+  lo.seq_len = 512;  // the three documents fit one row
+  Loader loader({{o.out, 1.0}}, lo);
+  const TokenBatch b = loader.next();
+
+  std::vector<int32_t> want_ids, want_labels, want_segments;
+  for (int64_t d = 0; d < shard.n_docs(); ++d) {
+    const std::vector<int32_t> ids = shard.read_document(d);
+    std::vector<uint8_t> mask;
+    shard.read_loss_mask(shard.doc_offsets()[size_t(d)], shard.doc_length(d), mask);
+    const bool chat = d > 0;
+    EXPECT_EQ(shard.doc_is_chat(d), chat);
+    std::vector<int32_t> framed = ids;
+    if (!chat) framed.push_back(lo.eos_id), mask.push_back(1);
+    for (size_t k = 0; k < framed.size(); ++k) {
+      want_ids.push_back(framed[k]);
+      want_labels.push_back(k > 0 && mask[k] ? framed[k] : -100);
+      want_segments.push_back(int32_t(d));
+    }
+  }
+  const size_t n = want_ids.size();
+  ASSERT_LE(n, size_t(lo.seq_len));
+  EXPECT_EQ(std::vector<int32_t>(b.input_ids.begin(), b.input_ids.begin() + n), want_ids);
+  EXPECT_EQ(std::vector<int32_t>(b.labels.begin(), b.labels.begin() + n), want_labels);
+  EXPECT_EQ(std::vector<int32_t>(b.segment_ids.begin(), b.segment_ids.begin() + n), want_segments);
+  // The targets of the chat examples decode to their answers and end-of-turn markers only.
+  const auto tok = load_tokenizer(chat_folder());
+  std::vector<int32_t> targets;
+  for (size_t i = 0; i < n; ++i)
+    if (b.labels[i] >= 0 && b.segment_ids[i] > 0) targets.push_back(b.labels[i]);
+  EXPECT_EQ(tok->decode(targets, false), "Lima.<|im_end|>4<|im_end|>6<|im_end|>");
 }
