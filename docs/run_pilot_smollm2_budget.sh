@@ -22,8 +22,8 @@ evaluate() {  # MODEL NAME
   [ -f "$O/$2.json" ] || $G eval --model "$1" --corpus "$S" --split validation --precision fp32 eval.max_tokens=8192 --out "$O/$2.json"
 }
 evaluate "$M" base
-[ -d out/ablation/smollm2-law/runs/s01_finetune__seed0/step-0000100 ] &&
-  evaluate out/ablation/smollm2-law/runs/s01_finetune__seed0/step-0000100 lr3e-5_step100
+[ -d out/ablation/smollm2-law-lr3e-5/runs/s01_finetune__seed0/step-0000100 ] &&
+  evaluate out/ablation/smollm2-law-lr3e-5/runs/s01_finetune__seed0/step-0000100 lr3e-5_step100
 $G train recipes/smollm2/ablation/s01_finetune.toml train.data=$S/law/shards/train.h5 \
   train.validation=$S/law/shards/validation.h5 train.seed=0 train.lr=1e-4 train.max_steps=200 \
   train.checkpoint_every=50 train.keep_last=0 --out "$O/ft_lr1e-4" --resume
