@@ -144,6 +144,9 @@ void train(const TrainArgs& a) {
   lo.batch_size = r.get_int("train.batch_size");
   lo.seq_len = r.get_int("train.seq_len");
   lo.seed = uint64_t(r.get_int("train.seed"));
+  lo.chat_answers_only = r.get_string("train.chat_loss") == "answers";
+  lo.chat_overflow = r.get_string("train.chat_overflow") == "truncate" ? LoaderOptions::ChatOverflow::Truncate
+                                                                        : LoaderOptions::ChatOverflow::Drop;
   if (lo.seq_len > model->config().max_position_embeddings && model->config().family == Family::Encoder)
     fail("train.seq_len", "longer than the model's max_position_embeddings (" +
                               std::to_string(model->config().max_position_embeddings) + ")");

@@ -1,6 +1,7 @@
 #include "data/loader.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -79,6 +80,7 @@ struct LoaderCore {
   std::vector<std::unique_ptr<Source>> sources;
   int64_t rows_emitted = 0;
   int64_t tokens_per_epoch0 = 0;
+  int64_t overlong_chat = 0;  // chat examples longer than seq_len
   std::vector<int32_t> special_ids;  // never masked
 
   int32_t pad() const { return options.pad_id >= 0 ? options.pad_id : 0; }
@@ -90,7 +92,13 @@ struct LoaderCore {
   // one document fills one row.
   int64_t epoch_tokens(const Source& s, int64_t doc) const {
     int64_t n = framed_length(s, doc);
+    if (options.kind != BatchKind::Classification && s.shard.doc_is_chat(doc)) return chat_tokens(n);
     return options.kind == BatchKind::Classification ? std::min(n, options.seq_len) : n;
+  }
+  // Tokens a chat example of framed length n puts into rows (0: dropped).
+  int64_t chat_tokens(int64_t n) const {
+    if (n <= options.seq_len) return n;
+    return options.chat_overflow == LoaderOptions::ChatOverflow::Truncate ? options.seq_len : 0;
   }
 
   void make_order(Source& s) const {
@@ -141,7 +149,16 @@ struct LoaderCore {
       }
       const std::vector<int32_t>& doc = framed(s);
       const std::vector<uint8_t>& mask = s.framed_mask;
-      const int64_t take = std::min(int64_t(doc.size()) - s.offset, T - filled);
+      const bool chat = options.kind == BatchKind::CausalLM && s.shard.doc_is_chat(s.order[size_t(s.cursor)]);
+      const int64_t length = chat ? chat_tokens(int64_t(doc.size())) : int64_t(doc.size());
+      if (chat && s.offset == 0 && length > T - filled) {
+        if (length == 0) {  // longer than a row, dropped
+          ++s.cursor;
+          continue;
+        }
+        if (filled > 0) break;  // starts the next row; the rest of this one is padding
+      }
+      const int64_t take = std::min(length - s.offset, T - filled);
       if (take > 0) {
         if (segment == 0) b.domain_ids[size_t(r)] = s.shard.doc_domain(s.order[size_t(s.cursor)]);
         for (int64_t k = 0; k < take; ++k) {
@@ -151,7 +168,7 @@ struct LoaderCore {
           // A segment's first token has no context inside the row to be predicted from; a chat
           // example's prompt is context, never a target.
           const bool target = k > 0 && options.kind == BatchKind::CausalLM &&
-                              (mask.empty() || mask[size_t(s.offset + k)] != 0);
+                              (mask.empty() || !options.chat_answers_only || mask[size_t(s.offset + k)] != 0);
           b.labels[at] = target ? id : -100;
           b.attention_mask[at] = 1;
           b.segment_ids[at] = segment;
@@ -161,7 +178,7 @@ struct LoaderCore {
         s.offset += take;
         s.consumed += take;
       }
-      if (s.offset == int64_t(doc.size())) {
+      if (s.offset == length) {
         ++s.cursor;
         s.offset = 0;
       }
@@ -357,6 +374,23 @@ Loader::Loader(std::vector<SourceSpec> specs, LoaderOptions options) : impl_(new
     if (s->index == 0) impl_->tokens_per_epoch0 = total;
     impl_->start_epoch(*s, 0);
   }
+  if (o.kind == BatchKind::CausalLM) {
+    for (auto& s : impl_->sources) {
+      int64_t chats = 0, over = 0;
+      for (int64_t d = 0; d < s->shard.n_docs(); ++d)
+        if (s->shard.doc_is_chat(d)) {
+          ++chats;
+          if (impl_->framed_length(*s, d) > o.seq_len) ++over;
+        }
+      impl_->overlong_chat += over;
+      if (over > 0)
+        std::fprintf(stderr, "%s: %lld of %lld chat examples are longer than seq_len %lld and are %s\n",
+                     s->shard.path().c_str(), (long long)over, (long long)chats, (long long)o.seq_len,
+                     o.chat_overflow == LoaderOptions::ChatOverflow::Drop
+                         ? "dropped (train.chat_overflow = \"truncate\" keeps their beginning)"
+                         : "truncated to their first seq_len tokens");
+    }
+  }
   const ShardInfo& info = impl_->sources[0]->shard.info();
   for (int32_t id : {o.bos_id, o.eos_id, o.pad_id, o.mask_id, info.bos_id, info.eos_id, info.pad_id,
                      info.cls_id, info.sep_id, info.mask_id})
@@ -372,6 +406,8 @@ Loader& Loader::operator=(Loader&& o) noexcept {
 }
 
 TokenBatch Loader::next() { return impl_->next(); }
+
+int64_t Loader::overlong_chat_examples() const { return impl_->overlong_chat; }
 
 double Loader::epoch() const {
   const Source& s = *impl_->sources[0];

@@ -82,6 +82,13 @@ struct LoaderOptions {
   // Token ids; -1: none. pad_id < 0 pads with 0 (attention_mask says what is padding).
   int32_t pad_id = -1, bos_id = -1, eos_id = -1, mask_id = -1;
   int64_t vocab_size = 0;  // MaskedLM random replacements; 0: taken from the first shard
+  // Chat examples (CausalLM): train on the answers only (their loss mask), or on every token.
+  bool chat_answers_only = true;
+  // A chat example longer than seq_len is dropped (counted, and reported on stderr when the
+  // loader opens), or truncated to its first seq_len tokens. Either way a conversation never
+  // continues into another row, where its answers would lose their prompt: one that does not
+  // fit in the rest of a row starts the next row.
+  enum class ChatOverflow { Drop, Truncate } chat_overflow = ChatOverflow::Drop;
 };
 
 // Options with the special ids of the shard's tokenizer (stored in the shard's attributes):
@@ -100,6 +107,8 @@ class Loader {
   TokenBatch next();  // never ends; epochs advance
 
   double epoch() const;              // fractional epochs of source 0 (the primary source)
+  // Chat examples longer than seq_len, over all sources (dropped or truncated, per chat_overflow).
+  int64_t overlong_chat_examples() const;
   int64_t tokens_per_epoch() const;  // of source 0, framing tokens included
   int64_t rows_emitted() const;
   const LoaderOptions& options() const;

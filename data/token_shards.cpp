@@ -257,12 +257,15 @@ void ShardData::add_document(const std::vector<int32_t>& ids, int32_t domain, in
   if (!mask.empty() && mask.size() != ids.size())
     fail("token shard", "document " + std::to_string(doc_domain.size()) + ": " + std::to_string(mask.size()) +
                             " mask entries for " + std::to_string(ids.size()) + " tokens");
-  // The first chat example gives every earlier token a 1 (trained, as without a mask).
-  if (!mask.empty() && loss_mask.empty()) {
+  // The first chat example gives every earlier token a 1 (trained, as without a mask). From
+  // then on doc_chat has an entry per document (it is empty before, also when the first
+  // document is the chat example).
+  const bool masking = !mask.empty() || !doc_chat.empty();
+  if (masking && doc_chat.empty()) {
     loss_mask.assign(tokens.size(), 1);
     doc_chat.assign(doc_domain.size(), 0);
   }
-  if (!loss_mask.empty()) {
+  if (masking) {
     if (mask.empty()) loss_mask.insert(loss_mask.end(), ids.size(), 1);
     else loss_mask.insert(loss_mask.end(), mask.begin(), mask.end());
     doc_chat.push_back(mask.empty() ? 0 : 1);

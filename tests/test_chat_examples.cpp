@@ -19,6 +19,7 @@
 #include "data/token_shards.h"
 #include "formats/gguf.h"
 #include "import/tokenizer_files.h"
+#include "model/transformer.h"
 #include "test_util.h"
 #include "tokenizer_test_util.h"
 #include "tokenizers/tokenizer.h"
@@ -263,4 +264,120 @@ TEST(Loader, ChatRowsTrainOnAnswersOnlyAndStayInTheirSegment) {
   for (size_t i = 0; i < n; ++i)
     if (b.labels[i] >= 0 && b.segment_ids[i] > 0) targets.push_back(b.labels[i]);
   EXPECT_EQ(tok->decode(targets, false), "Lima.<|im_end|>4<|im_end|>6<|im_end|>");
+}
+
+// A conversation never continues into the next row (its answers would lose their prompt): one
+// that does not fit in the rest of a row starts the next row, and one longer than seq_len is
+// dropped (counted) or truncated to its beginning. chat_answers_only = false trains on all of it.
+TEST(Loader, LongConversationsAreDroppedOrTruncatedNeverSplit) {
+  const std::string dir = chat_folder() + "_overflow";
+  std::filesystem::create_directories(dir);
+  std::string long_answer;
+  for (int i = 0; i < 40; ++i) long_answer += "word" + std::to_string(i) + " ";
+  std::ofstream(dir + "/chat.train.jsonl")
+      << json({{"prompt", "Short?"}, {"completion", "Yes."}}).dump() << "\n"
+      << json({{"prompt", "Long?"}, {"completion", long_answer}}).dump() << "\n"
+      << json({{"prompt", "Again?"}, {"completion", "No."}}).dump() << "\n";
+  PrepareOptions o;
+  o.tokenizer = chat_folder();
+  o.inputs = {dir + "/chat.train.jsonl"};
+  o.out = dir + "/chat.train.h5";
+  o.progress = false;
+  prepare_token_shard(o);
+  const TokenShard shard(o.out);
+  const int64_t n0 = shard.doc_length(0), n1 = shard.doc_length(1), n2 = shard.doc_length(2);
+  ASSERT_GT(n1, 2 * n0);
+  LoaderOptions lo = loader_options_for_shard(o.out, BatchKind::CausalLM);
+  lo.shuffle = false;
+  lo.batch_size = 2;
+  lo.seq_len = n0 + n2 - 1;  // the two short ones do not fit one row together; the long one fits none
+  ASSERT_LT(lo.seq_len, n1);
+  const auto segment_starts = [](const TokenBatch& b, int64_t row) {
+    std::vector<int32_t> first;
+    for (int64_t t = 0; t < b.seq_len; ++t) {
+      const int32_t seg = b.segment_ids[size_t(row * b.seq_len + t)];
+      if (seg >= 0 && (t == 0 || b.segment_ids[size_t(row * b.seq_len + t - 1)] != seg))
+        first.push_back(b.input_ids[size_t(row * b.seq_len + t)]);
+    }
+    return first;
+  };
+  {
+    Loader drop({{o.out, 1.0}}, lo);
+    EXPECT_EQ(drop.overlong_chat_examples(), 1);
+    const TokenBatch b = drop.next();
+    // Row 0: the first conversation, then padding; row 1: the third (the long one is dropped).
+    EXPECT_EQ(b.tokens(), n0 + n2);
+    EXPECT_EQ(std::vector<int32_t>(b.input_ids.begin(), b.input_ids.begin() + n0), shard.read_document(0));
+    EXPECT_EQ(b.attention_mask[size_t(n0)], 0);
+    EXPECT_EQ(std::vector<int32_t>(b.input_ids.begin() + lo.seq_len, b.input_ids.begin() + lo.seq_len + n2),
+              shard.read_document(2));
+    EXPECT_EQ(segment_starts(b, 0).size(), 1u);
+    EXPECT_EQ(segment_starts(b, 1).size(), 1u);
+  }
+  {
+    lo.chat_overflow = LoaderOptions::ChatOverflow::Truncate;
+    lo.chat_answers_only = false;
+    Loader truncate({{o.out, 1.0}}, lo);
+    EXPECT_EQ(truncate.overlong_chat_examples(), 1);
+    // Row 0: the first conversation; row 1: the long one, cut to one row.
+    const TokenBatch first = truncate.next();
+    const std::vector<int32_t> long_ids = shard.read_document(1);
+    EXPECT_EQ(std::vector<int32_t>(first.input_ids.begin() + lo.seq_len, first.input_ids.end()),
+              std::vector<int32_t>(long_ids.begin(), long_ids.begin() + lo.seq_len));
+    // Every token after the row's first is a target when training on whole conversations.
+    for (int64_t t = 1; t < lo.seq_len; ++t) EXPECT_EQ(first.labels[size_t(lo.seq_len + t)], long_ids[size_t(t)]);
+  }
+}
+
+// Through a model: the loss over a packed chat batch (prompts masked out by the loader) equals
+// the mean negative log-likelihood of the answer tokens alone, computed from the same logits.
+// Ids are folded into the tiny test model's vocabulary of 50; what is checked is which
+// positions count.
+TEST(ChatLoss, MaskedLossEqualsTheLossOverAnswerTokensAlone) {
+  const std::string dir = chat_folder() + "_loss";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/qa.train.jsonl") << json({{"prompt", "Capital of Peru?"}, {"completion", "Lima."}}).dump() << "\n"
+                                         << json({{"prompt", "2+2?"}, {"completion", "Four, of course."}}).dump() << "\n";
+  PrepareOptions o;
+  o.tokenizer = chat_folder();
+  o.inputs = {dir + "/qa.train.jsonl"};
+  o.out = dir + "/qa.train.h5";
+  o.progress = false;
+  prepare_token_shard(o);
+  LoaderOptions lo = loader_options_for_shard(o.out, BatchKind::CausalLM);
+  lo.shuffle = false;
+  lo.batch_size = 1;
+  lo.seq_len = 48;
+  const TokenBatch b = Loader({{o.out, 1.0}}, lo).next();
+  const auto tensor = [&](const std::vector<int32_t>& v) {
+    return torch::tensor(std::vector<int64_t>(v.begin(), v.end())).view({b.rows, b.seq_len});
+  };
+  const torch::Tensor raw_labels = tensor(b.labels);
+  const torch::Tensor ids = tensor(b.input_ids).remainder(50);
+  const torch::Tensor labels = torch::where(raw_labels >= 0, raw_labels.remainder(50), raw_labels);
+  torch::manual_seed(3);
+  Transformer model(gemkit::test::tiny_decoder_config());
+  torch::NoGradGuard no_grad;
+  ForwardOptions fo;
+  fo.attention_mask = tensor(b.attention_mask);
+  fo.segment_ids = tensor(b.segment_ids);
+  const ModelOutput out = model->forward(ids, fo);
+  const double masked = model->loss(out, labels).item<double>();
+
+  const torch::Tensor lp = torch::log_softmax(out.logits, -1);
+  double sum = 0;
+  int64_t answers = 0;
+  for (int64_t t = 0; t + 1 < b.seq_len; ++t) {
+    const int64_t target = labels[0][t + 1].item<int64_t>();
+    if (target < 0) continue;
+    sum -= lp[0][t][target].item<double>();
+    ++answers;
+  }
+  const auto tok = load_tokenizer(chat_folder());
+  std::vector<int32_t> answer_ids;
+  for (int32_t l : b.labels)
+    if (l >= 0) answer_ids.push_back(l);
+  ASSERT_EQ(tok->decode(answer_ids, false), "Lima.<|im_end|>Four, of course.<|im_end|>");
+  EXPECT_EQ(answers, int64_t(answer_ids.size()));
+  EXPECT_NEAR(masked, sum / double(answers), 1e-6);
 }

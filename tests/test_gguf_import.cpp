@@ -20,13 +20,6 @@ using gemkit::test::error_of;
 
 namespace {
 
-std::string temp_dir(const std::string& name) {
-  const std::string d = ::testing::TempDir() + "gemkit_import_" + std::to_string(::getpid()) + "_" + name;
-  std::filesystem::remove_all(d);
-  std::filesystem::create_directories(d);
-  return d;
-}
-
 // A one-layer llama model (hidden 8, 2 heads, 1 KV head, FFN 16) whose embedding has `rows` rows,
 // with a five-piece SentencePiece vocabulary.
 std::string tiny_llama(const std::string& path, int64_t rows) {
@@ -73,7 +66,7 @@ std::string tiny_llama(const std::string& path, int64_t rows) {
 // vocab_size = rows; fewer rows than tokens (fuzzer finding: the imported tokenizer handed out
 // ids past the table) is refused, naming the key and both counts, and leaves nothing behind.
 TEST(GgufImport, TokenListMustFitTheEmbeddingTable) {
-  const std::string dir = temp_dir("gguf_import_vocab");
+  const std::string dir = gemkit::test::temp_folder("import", "vocab");
   const GgufImportReport ok = import_gguf(tiny_llama(dir + "/padded.gguf", 8), dir + "/padded", {});
   EXPECT_EQ(ok.architecture, "llama");
   EXPECT_EQ(ModelConfig::load(dir + "/padded/config.json").vocab_size, 8);

@@ -110,6 +110,8 @@ const std::vector<RecipeKey>& recipe_schema() {
         {"train.mode", T::String, "full", -kInf, kInf, "full|frozen|lora", "full: every weight trains; frozen: only added modules train; lora: low-rank adapters (lora.*) on a frozen base"},
         {"train.batch_size", T::Int, "8", 1, 1000000, "", "rows per micro-batch"},
         {"train.seq_len", T::Int, "256", 2, 1048576, "", "tokens per row"},
+        {"train.chat_loss", T::String, "answers", -kInf, kInf, "answers|all", "chat examples in the data: train on the assistant's answers only, or on every token"},
+        {"train.chat_overflow", T::String, "drop", -kInf, kInf, "drop|truncate", "a chat example longer than seq_len: dropped (counted on stderr) or cut to its first seq_len tokens"},
         {"train.grad_accum", T::Int, "1", 1, 100000, "", "micro-batches per optimizer step"},
         {"train.lr", T::Float, "3e-4", 0.0, 10.0, "", "peak learning rate"},
         {"train.schedule", T::String, "cosine", -kInf, kInf, "constant|linear|cosine", "learning-rate decay after warmup"},
