@@ -19,6 +19,9 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "data/prepare.h"
+#include "eval/task_prompts.h"
+
+#include <nlohmann/json.hpp>
 
 extern char** environ;
 
@@ -83,6 +86,35 @@ void build_suite(const SuiteBuildArgs& a, std::vector<std::string> extra) {
   }
 }
 
+struct TaskChatArgs {
+  std::string tasks, split = "train", out;
+  int64_t max_items = 0;
+};
+
+// The training (or validation) items of the suite's tasks as chat examples, worded as
+// `gemkit eval --task-format chat` asks them (eval/task_prompts.h). The test split is refused:
+// it stays for evaluation.
+void write_task_chat(const TaskChatArgs& a) {
+  if (a.split != "train" && a.split != "validation")
+    fail("--split", "expected train or validation (the test split stays for evaluation), got '" + a.split + "'");
+  const std::vector<eval::Task> tasks = eval::load_tasks(a.tasks, a.split, a.max_items);
+  std::string text;
+  int64_t n = 0;
+  for (const eval::Task& t : tasks)
+    for (const eval::TaskItem& item : t.items) {
+      nlohmann::json messages = nlohmann::json::array();
+      for (const ChatMessage& m : eval::task_conversation(t, item))
+        messages.push_back({{"role", m.role}, {"content", m.content}});
+      text += nlohmann::json({{"id", t.key + "/" + item.id}, {"domain", t.domain}, {"split", a.split},
+                              {"messages", messages}}).dump() + "\n";
+      ++n;
+    }
+  if (n == 0) fail(a.tasks, "no " + a.split + " items");
+  write_text_file_atomic(a.out, text);
+  std::printf("wrote %s: %lld chat examples from %zu tasks (%s split)\n", a.out.c_str(), (long long)n, tasks.size(),
+              a.split.c_str());
+}
+
 }  // namespace
 
 void add_data_commands(CLI::App& app) {
@@ -126,6 +158,15 @@ void add_data_commands(CLI::App& app) {
   prepare->add_flag("!--quiet", prep->progress, "no progress lines");
   prepare->add_option("INPUT", prep->inputs, ".jsonl (one document per line) or text files (one document each)")
       ->required();
+  auto tc = std::make_shared<TaskChatArgs>();
+  CLI::App* task_chat = data->add_subcommand(
+      "task-chat", "the suite's task items as chat examples (question in, answer out) for data prepare");
+  task_chat->add_option("TASKS", tc->tasks, "suite or domain folder, or comma-separated task files")->required();
+  task_chat->add_option("--split", tc->split, "train or validation")->capture_default_str();
+  task_chat->add_option("--out", tc->out, "the JSONL file to write")->required();
+  task_chat->add_option("--max-items", tc->max_items, "per task; 0: all")->capture_default_str();
+  task_chat->callback([tc] { write_task_chat(*tc); });
+
   prepare->callback([prep] {
     const PrepareStats st = prepare_token_shard(*prep);
     std::printf("wrote %s: %lld documents, %lld tokens (%lld skipped), %.1f MB of text in %.2f s (%.2f MB/s)\n",

@@ -66,12 +66,12 @@ Result classification_result(const Task& task, const std::string& method, const 
   return r;
 }
 
-std::vector<std::vector<double>> score_label_words(const Scorer& scorer, const Tokenizer& tok, const Task& task) {
+std::vector<std::vector<double>> score_label_words(const Scorer& scorer, const Tokenizer& tok, const Task& task,
+                                                   const TaskPrompts& prompts) {
   if (task.type != TaskType::Classification) fail(task.path, "not a classification task");
   std::vector<ScoreRequest> requests;
   for (const TaskItem& item : task.items) {
-    const std::string prompt = label_prompt(item.text);
-    for (const std::string& label : task.labels) requests.push_back(make_request(tok, prompt, " " + label));
+    for (const std::string& label : task.labels) requests.push_back(prompts.request(tok, task, item, label));
   }
   Progress progress(task.key, int64_t(task.items.size()));
   const int64_t L = int64_t(task.labels.size());
@@ -85,14 +85,14 @@ std::vector<std::vector<double>> score_label_words(const Scorer& scorer, const T
 }
 
 Result evaluate_label_words(const Scorer& scorer, const Tokenizer& tok, const Task& task,
-                            const BootstrapOptions& boot) {
-  const auto scores = score_label_words(scorer, tok, task);
+                            const BootstrapOptions& boot, const TaskPrompts& prompts) {
+  const auto scores = score_label_words(scorer, tok, task, prompts);
   std::vector<int32_t> gold, pred;
   for (size_t i = 0; i < task.items.size(); ++i) {
     gold.push_back(task.items[i].label);
     pred.push_back(argmax(scores[i]));
   }
-  return classification_result(task, "label_words", gold, pred, boot);
+  return classification_result(task, std::string("label_words") + prompts.method_suffix(), gold, pred, boot);
 }
 
 Result evaluate_classification_head(const Scorer& scorer, const Tokenizer& tok, const Task& task,

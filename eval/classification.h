@@ -12,6 +12,7 @@
 
 #include "eval/bootstrap.h"
 #include "eval/result.h"
+#include "eval/task_prompts.h"
 #include "eval/tasks.h"
 #include "tokenizers/tokenizer.h"
 
@@ -29,10 +30,11 @@ Result classification_result(const Task& task, const std::string& method, const 
                              const std::vector<int32_t>& pred, const BootstrapOptions& boot);
 
 // [item][label] summed log-likelihood of " {label}" after "{text}\nLabel:".
-std::vector<std::vector<double>> score_label_words(const Scorer& scorer, const Tokenizer& tok, const Task& task);
+std::vector<std::vector<double>> score_label_words(const Scorer& scorer, const Tokenizer& tok, const Task& task,
+                                                   const TaskPrompts& prompts = TaskPrompts());
 
 Result evaluate_label_words(const Scorer& scorer, const Tokenizer& tok, const Task& task,
-                            const BootstrapOptions& boot);
+                            const BootstrapOptions& boot, const TaskPrompts& prompts = TaskPrompts());
 
 Result evaluate_classification_head(const Scorer& scorer, const Tokenizer& tok, const Task& task,
                                     const std::vector<int32_t>& label_map, const BootstrapOptions& boot);

@@ -13,6 +13,7 @@
 #include "eval/tasks.h"
 #include "model/checkpoint.h"
 #include "routing/gem_modules.h"
+#include "tokenizers/chat_template.h"
 #include "tokenizers/tokenizer.h"
 
 namespace gemkit::eval {
@@ -92,12 +93,21 @@ Report run_evaluation(const EvalOptions& o) {
                                     {"seed", o.bootstrap.seed},
                                     {"confidence", o.bootstrap.confidence},
                                     {"method", "percentile"}}},
-                     {"prompts", {{"multiple_choice", "{context}\\nAnswer: {choice}"},
-                                  {"classification", "{text}\\nLabel: {label}"}}},
+                     {"task_format", o.task_format},
+                     {"prompts", o.task_format == "chat"
+                                     ? nlohmann::json{{"multiple_choice", "user: {context} + choices; assistant: {choice}<end of turn>"},
+                                                      {"classification", "user: {text} + labels; assistant: {label}<end of turn>"}}
+                                     : nlohmann::json{{"multiple_choice", "{context}\\nAnswer: {choice}"},
+                                                      {"classification", "{text}\\nLabel: {label}"}}},
                      {"accuracy_norm", "log-likelihood per UTF-8 byte of ' {choice}'"}};
 
   const bool causal = cfg.head == Head::CausalLM;
   const bool head = cfg.head == Head::SequenceClassification;
+  if (o.task_format != "text" && o.task_format != "chat")
+    fail("eval.task_format", "expected text or chat, got '" + o.task_format + "'");
+  std::unique_ptr<ChatTemplate> chat;
+  if (o.task_format == "chat" && !tasks.empty()) chat = std::make_unique<ChatTemplate>(ChatTemplate::from_folder(o.model_path));
+  const TaskPrompts prompts = chat ? TaskPrompts(*chat) : TaskPrompts();
   for (const Corpus& c : corpora) {
     if (!causal) {
       report.results.push_back(skipped("perplexity", c.domain, c.domain, int64_t(c.documents.size()),
@@ -112,11 +122,11 @@ Report run_evaluation(const EvalOptions& o) {
   for (const Task& t : tasks) {
     const int64_t n = int64_t(t.items.size());
     if (t.type == TaskType::MultipleChoice) {
-      if (causal) report.results.push_back(evaluate_multiple_choice(scorer, *tok, t, o.bootstrap));
+      if (causal) report.results.push_back(evaluate_multiple_choice(scorer, *tok, t, o.bootstrap, prompts));
       else report.results.push_back(skipped("multiple_choice", t.key, t.domain, n,
                                             "multiple choice needs a causal LM, the model is " + cfg.architecture));
     } else if (causal) {
-      report.results.push_back(evaluate_label_words(scorer, *tok, t, o.bootstrap));
+      report.results.push_back(evaluate_label_words(scorer, *tok, t, o.bootstrap, prompts));
     } else if (head) {
       // A head is trained for one label set; tasks it cannot answer are skipped, not fatal.
       std::vector<int32_t> label_map;

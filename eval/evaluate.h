@@ -26,6 +26,9 @@ struct EvalOptions {
   // "top-k" (the training rule at the trained capacity; shows what causality costs).
   std::string dtr_rule = "threshold";
   bool bf16 = false;  // bf16 mixed precision for the forward passes (eval.precision)
+  // How task items are put to a causal LM (eval/task_prompts.h): "text" (running text) or "chat"
+  // (through the checkpoint's chat template: instruct models). Results record it in their method.
+  std::string task_format = "text";
 };
 
 // Tasks or figures the model cannot produce (perplexity or multiple choice with an encoder,

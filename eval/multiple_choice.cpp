@@ -15,16 +15,15 @@ int32_t argmax(const std::vector<double>& v) {
   return best;
 }
 
-ChoiceScores score_choices(const Scorer& scorer, const Tokenizer& tok, const Task& task) {
+ChoiceScores score_choices(const Scorer& scorer, const Tokenizer& tok, const Task& task, const TaskPrompts& prompts) {
   if (task.type != TaskType::MultipleChoice) fail(task.path, "not a multiple-choice task");
   std::vector<ScoreRequest> requests;
   ChoiceScores out;
   for (const TaskItem& item : task.items) {
-    const std::string prompt = mc_prompt(item.context);
     std::vector<double> bytes;
     for (const std::string& choice : item.choices) {
-      requests.push_back(make_request(tok, prompt, " " + choice));
-      bytes.push_back(double(choice.size() + 1));
+      requests.push_back(prompts.request(tok, task, item, choice));
+      bytes.push_back(prompts.answer_bytes(choice));
     }
     out.bytes.push_back(bytes);
   }
@@ -43,8 +42,8 @@ ChoiceScores score_choices(const Scorer& scorer, const Tokenizer& tok, const Tas
 }
 
 Result evaluate_multiple_choice(const Scorer& scorer, const Tokenizer& tok, const Task& task,
-                                const BootstrapOptions& boot) {
-  const ChoiceScores s = score_choices(scorer, tok, task);
+                                const BootstrapOptions& boot, const TaskPrompts& prompts) {
+  const ChoiceScores s = score_choices(scorer, tok, task, prompts);
   std::vector<int32_t> gold, pred, pred_norm;
   for (size_t i = 0; i < task.items.size(); ++i) {
     gold.push_back(task.items[i].answer);
@@ -57,7 +56,7 @@ Result evaluate_multiple_choice(const Scorer& scorer, const Tokenizer& tok, cons
   r.kind = "multiple_choice";
   r.key = task.key;
   r.domain = task.domain;
-  r.method = "loglik";
+  r.method = std::string("loglik") + prompts.method_suffix();
   r.primary = "accuracy";
   r.items = int64_t(task.items.size());
   r.baselines = task.baselines;

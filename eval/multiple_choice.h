@@ -10,6 +10,7 @@
 
 #include "eval/bootstrap.h"
 #include "eval/result.h"
+#include "eval/task_prompts.h"
 #include "eval/tasks.h"
 #include "tokenizers/tokenizer.h"
 
@@ -22,12 +23,13 @@ struct ChoiceScores {
   std::vector<std::vector<double>> bytes;    // [item][choice] UTF-8 bytes of " {choice}"
 };
 
-ChoiceScores score_choices(const Scorer& scorer, const Tokenizer& tok, const Task& task);
+ChoiceScores score_choices(const Scorer& scorer, const Tokenizer& tok, const Task& task,
+                           const TaskPrompts& prompts = TaskPrompts());
 
 // Index of the largest value (the first one on ties).
 int32_t argmax(const std::vector<double>& v);
 
 Result evaluate_multiple_choice(const Scorer& scorer, const Tokenizer& tok, const Task& task,
-                                const BootstrapOptions& boot);
+                                const BootstrapOptions& boot, const TaskPrompts& prompts = TaskPrompts());
 
 }  // namespace gemkit::eval

@@ -4,7 +4,8 @@
 
 namespace gemkit::eval {
 
-ScoreRequest make_request(const Tokenizer& tok, const std::string& prompt, const std::string& continuation) {
+ScoreRequest make_request(const Tokenizer& tok, const std::string& prompt, const std::string& continuation,
+                          bool add_bos) {
   const std::vector<int32_t> ctx = tok.encode(prompt, /*add_special=*/false);
   const std::vector<int32_t> whole = tok.encode(prompt + continuation, /*add_special=*/false);
   size_t split = 0;
@@ -12,7 +13,7 @@ ScoreRequest make_request(const Tokenizer& tok, const std::string& prompt, const
   if (split == whole.size() && split > 0) --split;  // the continuation encodes to nothing new
   ScoreRequest r;
   const SpecialTokens& sp = tok.special();
-  if (sp.add_bos && sp.bos >= 0) r.context.push_back(sp.bos);
+  if (add_bos && sp.add_bos && sp.bos >= 0) r.context.push_back(sp.bos);
   r.context.insert(r.context.end(), whole.begin(), whole.begin() + std::ptrdiff_t(split));
   r.continuation.assign(whole.begin() + std::ptrdiff_t(split), whole.end());
   // Without BOS and with an empty prompt encoding, the first continuation token has nothing to

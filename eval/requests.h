@@ -20,8 +20,10 @@ struct ScoreRequest {
 // boundary are the ones the model would see in running text (" Paris" is one "▁Paris" piece,
 // not "▁" + "Paris"). Where the joint encoding does not start with the prompt's (a merge across
 // the boundary), the split is at their longest common prefix. The tokenizer's BOS is
-// prepended when it adds one (Llama); other special tokens (BERT's [SEP], EOS) are not added.
-ScoreRequest make_request(const Tokenizer& tok, const std::string& prompt, const std::string& continuation);
+// prepended when it adds one (Llama) and `add_bos` (a chat template writes its own); other
+// special tokens (BERT's [SEP], EOS) are not added.
+ScoreRequest make_request(const Tokenizer& tok, const std::string& prompt, const std::string& continuation,
+                          bool add_bos = true);
 
 // The prompts (DATA.md formats; the answer follows after one space):
 //   multiple choice: "{context}\nAnswer:" + " {choice}"

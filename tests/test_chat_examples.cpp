@@ -17,6 +17,7 @@
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "data/token_shards.h"
+#include "eval/task_prompts.h"
 #include "formats/gguf.h"
 #include "import/tokenizer_files.h"
 #include "model/transformer.h"
@@ -380,4 +381,43 @@ TEST(ChatLoss, MaskedLossEqualsTheLossOverAnswerTokensAlone) {
   ASSERT_EQ(tok->decode(answer_ids, false), "Lima.<|im_end|>Four, of course.<|im_end|>");
   EXPECT_EQ(answers, int64_t(answer_ids.size()));
   EXPECT_NEAR(masked, sum / double(answers), 1e-6);
+}
+
+// A task item asked through the chat template (eval.task_format = chat): the request for the
+// correct answer holds exactly the tokens of the item's training conversation, and its scored
+// tokens are that conversation's answer tokens; no BOS is added on top of the template's.
+TEST(TaskPrompts, ChatRequestScoresTheAnswerTokensTrainingUses) {
+  const auto tok = load_tokenizer(chat_folder());
+  const ChatTemplate chat = ChatTemplate::from_folder(chat_folder());
+  eval::Task mc;
+  mc.type = eval::TaskType::MultipleChoice;
+  eval::TaskItem item;
+  item.context = "Which licence is permissive?";
+  item.choices = {"GPL-3.0", "MIT License"};
+  item.answer = 1;
+  EXPECT_EQ(eval::chat_question(mc, item),
+            "Which licence is permissive?\n\nChoices:\n- GPL-3.0\n- MIT License\n\nAnswer with the correct choice.");
+  const ChatTokens train = encode_chat(*tok, chat, eval::task_conversation(mc, item), "x");
+  const eval::ScoreRequest r = eval::TaskPrompts(chat).request(*tok, mc, item, "MIT License");
+  std::vector<int32_t> joined = r.context;
+  joined.insert(joined.end(), r.continuation.begin(), r.continuation.end());
+  std::vector<int32_t> answer;
+  for (size_t i = 0; i < train.ids.size(); ++i)
+    if (train.loss_mask[i]) answer.push_back(train.ids[i]);
+  // Training's text ends with the newline after <|im_end|>, which nothing is scored on.
+  EXPECT_EQ(joined, std::vector<int32_t>(train.ids.begin(), train.ids.begin() + std::ptrdiff_t(joined.size())));
+  EXPECT_EQ(r.continuation, answer);
+  EXPECT_EQ(tok->decode(r.continuation, false), "MIT License<|im_end|>");
+
+  eval::Task cls;
+  cls.type = eval::TaskType::Classification;
+  cls.labels = {"no", "yes"};
+  eval::TaskItem text_item;
+  text_item.text = "Free to use.";
+  text_item.label = 1;
+  EXPECT_EQ(eval::chat_question(cls, text_item), "Free to use.\n\nLabels: no, yes\n\nAnswer with the label that fits the text.");
+  EXPECT_EQ(eval::chat_answer(cls, text_item), "yes");
+  // Running text, as before: "{text}\nLabel:" + " {label}".
+  const eval::ScoreRequest t = eval::TaskPrompts().request(*tok, cls, text_item, "yes");
+  EXPECT_EQ(tok->decode(t.continuation, false), " yes");
 }

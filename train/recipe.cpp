@@ -101,6 +101,7 @@ const std::vector<RecipeKey>& recipe_schema() {
         {"eval.bootstrap_resamples", T::Int, "1000", 1, 1000000, "", "bootstrap resamples per figure"},
         {"eval.confidence", T::Float, "0.95", 0.5, 0.999, "", "confidence level of the percentile intervals"},
         {"eval.seed", T::Int, "1234", 0, kMaxInt, "", "seed of the bootstrap resampling"},
+        {"eval.task_format", T::String, "text", -kInf, kInf, "text|chat", "task items as running text (\"{context}\\nAnswer:\", base models) or as a chat turn through the model's chat template (instruct models)"},
         {"eval.dtr_rule", T::String, "threshold", -kInf, kInf, "threshold|top-k", "token router rule of a routed checkpoint: threshold (causal) or top-k (the training rule)"},
         // train: the training loop (`gemkit train`, train/trainer.h).
         {"train.data", T::StringList, std::nullopt, -kInf, kInf, "", "token shards to train on (gemkit data prepare)"},
