@@ -59,6 +59,23 @@ std::vector<ChatMessage> conversation() {
           {"assistant", " Tokyo (東京), since 1868.\n"}};
 }
 
+// Writes DIR/NAME.train.jsonl from `records`, prepares DIR/NAME.train.h5 with the chat folder's
+// tokenizer, and returns the shard's path.
+std::string prepare_shard(const std::string& dir, const std::string& name, const std::vector<json>& records) {
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream f(dir + "/" + name + ".train.jsonl");
+    for (const json& r : records) f << r.dump() << "\n";
+  }
+  PrepareOptions o;
+  o.tokenizer = chat_folder();
+  o.inputs = {dir + "/" + name + ".train.jsonl"};
+  o.out = dir + "/" + name + ".train.h5";
+  o.progress = false;
+  prepare_token_shard(o);
+  return o.out;
+}
+
 }  // namespace
 
 TEST(ChatTemplate, AnswerSpansCoverAnswersAndEndOfTurn) {
@@ -215,28 +232,19 @@ TEST(Prepare, ChatExamplesKeepTheirMaskBesideRawText) {
 // wrote it (no BOS/EOS added), is its own segment, and is a training target only where its mask
 // is 1; raw text keeps its EOS and trains on every token after the segment's first.
 TEST(Loader, ChatRowsTrainOnAnswersOnlyAndStayInTheirSegment) {
-  const std::string dir = chat_folder() + "_loader";
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir + "/mix.train.jsonl")
-      << json({{"text", "Raw text first."}}).dump() << "\n"
-      << json({{"prompt", "Capital of Peru?"}, {"completion", "Lima."}}).dump() << "\n"
-      << json({{"messages", {{{"role", "user"}, {"content", "2+2?"}}, {{"role", "assistant"}, {"content", "4"}},
-                             {{"role", "user"}, {"content", "3+3?"}}, {{"role", "assistant"}, {"content", "6"}}}}})
-             .dump()
-      << "\n";
-  PrepareOptions o;
-  o.tokenizer = chat_folder();
-  o.inputs = {dir + "/mix.train.jsonl"};
-  o.out = dir + "/mix.train.h5";
-  o.progress = false;
-  prepare_token_shard(o);
-  const TokenShard shard(o.out);
-  LoaderOptions lo = loader_options_for_shard(o.out, BatchKind::CausalLM);
+  const std::string path = prepare_shard(
+      chat_folder() + "_loader", "mix",
+      {{{"text", "Raw text first."}},
+       {{"prompt", "Capital of Peru?"}, {"completion", "Lima."}},
+       {{"messages", {{{"role", "user"}, {"content", "2+2?"}}, {{"role", "assistant"}, {"content", "4"}},
+                      {{"role", "user"}, {"content", "3+3?"}}, {{"role", "assistant"}, {"content", "6"}}}}}});
+  const TokenShard shard(path);
+  LoaderOptions lo = loader_options_for_shard(path, BatchKind::CausalLM);
   ASSERT_GE(lo.eos_id, 0);  // Qwen2 frames raw text with <|endoftext|>
   lo.shuffle = false;
   lo.batch_size = 1;
   lo.seq_len = 512;  // the three documents fit one row
-  Loader loader({{o.out, 1.0}}, lo);
+  Loader loader({{path, 1.0}}, lo);
   const TokenBatch b = loader.next();
 
   std::vector<int32_t> want_ids, want_labels, want_segments;
@@ -271,24 +279,16 @@ TEST(Loader, ChatRowsTrainOnAnswersOnlyAndStayInTheirSegment) {
 // that does not fit in the rest of a row starts the next row, and one longer than seq_len is
 // dropped (counted) or truncated to its beginning. chat_answers_only = false trains on all of it.
 TEST(Loader, LongConversationsAreDroppedOrTruncatedNeverSplit) {
-  const std::string dir = chat_folder() + "_overflow";
-  std::filesystem::create_directories(dir);
   std::string long_answer;
   for (int i = 0; i < 40; ++i) long_answer += "word" + std::to_string(i) + " ";
-  std::ofstream(dir + "/chat.train.jsonl")
-      << json({{"prompt", "Short?"}, {"completion", "Yes."}}).dump() << "\n"
-      << json({{"prompt", "Long?"}, {"completion", long_answer}}).dump() << "\n"
-      << json({{"prompt", "Again?"}, {"completion", "No."}}).dump() << "\n";
-  PrepareOptions o;
-  o.tokenizer = chat_folder();
-  o.inputs = {dir + "/chat.train.jsonl"};
-  o.out = dir + "/chat.train.h5";
-  o.progress = false;
-  prepare_token_shard(o);
-  const TokenShard shard(o.out);
+  const std::string path = prepare_shard(chat_folder() + "_overflow", "chat",
+                        {{{"prompt", "Short?"}, {"completion", "Yes."}},
+                         {{"prompt", "Long?"}, {"completion", long_answer}},
+                         {{"prompt", "Again?"}, {"completion", "No."}}});
+  const TokenShard shard(path);
   const int64_t n0 = shard.doc_length(0), n1 = shard.doc_length(1), n2 = shard.doc_length(2);
   ASSERT_GT(n1, 2 * n0);
-  LoaderOptions lo = loader_options_for_shard(o.out, BatchKind::CausalLM);
+  LoaderOptions lo = loader_options_for_shard(path, BatchKind::CausalLM);
   lo.shuffle = false;
   lo.batch_size = 2;
   lo.seq_len = n0 + n2 - 1;  // the two short ones do not fit one row together; the long one fits none
@@ -303,7 +303,7 @@ TEST(Loader, LongConversationsAreDroppedOrTruncatedNeverSplit) {
     return first;
   };
   {
-    Loader drop({{o.out, 1.0}}, lo);
+    Loader drop({{path, 1.0}}, lo);
     EXPECT_EQ(drop.overlong_chat_examples(), 1);
     const TokenBatch b = drop.next();
     // Row 0: the first conversation, then padding; row 1: the third (the long one is dropped).
@@ -318,7 +318,7 @@ TEST(Loader, LongConversationsAreDroppedOrTruncatedNeverSplit) {
   {
     lo.chat_overflow = LoaderOptions::ChatOverflow::Truncate;
     lo.chat_answers_only = false;
-    Loader truncate({{o.out, 1.0}}, lo);
+    Loader truncate({{path, 1.0}}, lo);
     EXPECT_EQ(truncate.overlong_chat_examples(), 1);
     // Row 0: the first conversation; row 1: the long one, cut to one row.
     const TokenBatch first = truncate.next();
@@ -335,21 +335,14 @@ TEST(Loader, LongConversationsAreDroppedOrTruncatedNeverSplit) {
 // Ids are folded into the tiny test model's vocabulary of 50; what is checked is which
 // positions count.
 TEST(ChatLoss, MaskedLossEqualsTheLossOverAnswerTokensAlone) {
-  const std::string dir = chat_folder() + "_loss";
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir + "/qa.train.jsonl") << json({{"prompt", "Capital of Peru?"}, {"completion", "Lima."}}).dump() << "\n"
-                                         << json({{"prompt", "2+2?"}, {"completion", "Four, of course."}}).dump() << "\n";
-  PrepareOptions o;
-  o.tokenizer = chat_folder();
-  o.inputs = {dir + "/qa.train.jsonl"};
-  o.out = dir + "/qa.train.h5";
-  o.progress = false;
-  prepare_token_shard(o);
-  LoaderOptions lo = loader_options_for_shard(o.out, BatchKind::CausalLM);
+  const std::string path = prepare_shard(chat_folder() + "_loss", "qa",
+                        {{{"prompt", "Capital of Peru?"}, {"completion", "Lima."}},
+                         {{"prompt", "2+2?"}, {"completion", "Four, of course."}}});
+  LoaderOptions lo = loader_options_for_shard(path, BatchKind::CausalLM);
   lo.shuffle = false;
   lo.batch_size = 1;
   lo.seq_len = 48;
-  const TokenBatch b = Loader({{o.out, 1.0}}, lo).next();
+  const TokenBatch b = Loader({{path, 1.0}}, lo).next();
   const auto tensor = [&](const std::vector<int32_t>& v) {
     return torch::tensor(std::vector<int64_t>(v.begin(), v.end())).view({b.rows, b.seq_len});
   };
