@@ -92,8 +92,13 @@ struct LoaderCore {
   // one document fills one row.
   int64_t epoch_tokens(const Source& s, int64_t doc) const {
     int64_t n = framed_length(s, doc);
-    if (options.kind != BatchKind::Classification && s.shard.doc_is_chat(doc)) return chat_tokens(n);
+    if (packs_as_chat(s, doc)) return chat_tokens(n);
     return options.kind == BatchKind::Classification ? std::min(n, options.seq_len) : n;
+  }
+  // Whether document `doc` is packed by the chat rules (whole, in one row): a chat example in
+  // causal-LM rows. The one test both the packing and the epoch accounting use.
+  bool packs_as_chat(const Source& s, int64_t doc) const {
+    return options.kind == BatchKind::CausalLM && s.shard.doc_is_chat(doc);
   }
   // Tokens a chat example of framed length n puts into rows (0: dropped).
   int64_t chat_tokens(int64_t n) const {
@@ -149,7 +154,7 @@ struct LoaderCore {
       }
       const std::vector<int32_t>& doc = framed(s);
       const std::vector<uint8_t>& mask = s.framed_mask;
-      const bool chat = options.kind == BatchKind::CausalLM && s.shard.doc_is_chat(s.order[size_t(s.cursor)]);
+      const bool chat = packs_as_chat(s, s.order[size_t(s.cursor)]);
       const int64_t length = chat ? chat_tokens(int64_t(doc.size())) : int64_t(doc.size());
       if (chat && s.offset == 0 && length > T - filled) {
         if (length == 0) {  // longer than a row, dropped

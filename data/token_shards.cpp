@@ -160,10 +160,6 @@ std::string read_string_attr(hid_t obj, const char* name, const std::string& whe
   return v[0];
 }
 
-std::vector<std::string> read_strings_attr(hid_t obj, const char* name, const std::string& where) {
-  return read_strings(obj, name, where);
-}
-
 template <typename T>
 T read_int_attr(hid_t obj, const char* name, const std::string& where) {
   if (!has_attr(obj, name)) fail(where, std::string("missing attribute ") + name);
@@ -386,8 +382,8 @@ TokenShard::TokenShard(const std::string& path, size_t chunk_cache_bytes) : path
     info_.source = read_string_attr(file_, "source", path);
     info_.licence = read_string_attr(file_, "licence", path);
     info_.split = read_string_attr(file_, "split", path);
-    info_.domain_names = read_strings_attr(file_, "domain_names", path);
-    info_.label_names = read_strings_attr(file_, "label_names", path);
+    info_.domain_names = read_strings(file_, "domain_names", path);
+    info_.label_names = read_strings(file_, "label_names", path);
 
     // A chunk cache that holds many 256 KB chunks: without it every random read of a document
     // goes back to the file (HDF5's default cache is 1 MB, docs/design/toolchain.md).
