@@ -25,6 +25,26 @@ double number_at(const json& j, const char* key, const LabelledReport& r, const 
   return v.get<double>();
 }
 
+const std::string& string_at(const json& j, const char* key, const LabelledReport& r, const std::string& at) {
+  if (!j.contains(key) || !j[key].is_string()) fail(where(r, at + "." + key), "expected a string");
+  return j[key].get_ref<const std::string&>();
+}
+
+TaskScore task_score(const json& res, const LabelledReport& r, const std::string& at) {
+  TaskScore t;
+  t.domain = string_at(res, "domain", r, at);
+  t.metric = string_at(res, "primary", r, at);
+  t.method = string_at(res, "method", r, at);
+  const std::string field = at + ".figures." + t.metric;
+  if (!res.contains("figures") || !res["figures"].is_object() || !res["figures"].contains(t.metric))
+    fail(where(r, field), "missing (the result's primary figure)");
+  const json& f = res["figures"][t.metric];
+  t.value = number_at(f, "value", r, field + ".value");
+  t.low = number_at(f, "low", r, field + ".low");
+  t.high = number_at(f, "high", r, field + ".high");
+  return t;
+}
+
 }  // namespace
 
 DomainFigures domain_figures(const LabelledReport& r) {
@@ -37,7 +57,11 @@ DomainFigures domain_figures(const LabelledReport& r) {
     const std::string at = "results[" + std::to_string(i) + "]";
     if (!res.is_object() || !res.contains("kind") || !res["kind"].is_string())
       fail(where(r, at), "expected an object with a string \"kind\"");
-    if (res["kind"] != "perplexity" || res.contains("skipped")) continue;
+    if (res.contains("skipped")) continue;
+    if (res["kind"] != "perplexity") {
+      out.tasks[string_at(res, "key", r, at)] = task_score(res, r, at);
+      continue;
+    }
     if (!res.contains("domain") || !res["domain"].is_string()) fail(where(r, at + ".domain"), "expected a string");
     if (!res.contains("figures") || !res["figures"].is_object()) fail(where(r, at + ".figures"), "expected an object");
     const json& f = res["figures"];
@@ -117,10 +141,15 @@ ComparisonFigures compare_figures(const std::vector<LabelledReport>& reports, co
   ComparisonFigures c;
   c.target = target;
   for (const auto& [d, v] : figures[0].perplexity) c.domains.push_back(d);
+  std::set<std::pair<bool, std::string>> tasks;  // (not the target's, key): the target's first
+  for (const DomainFigures& f : figures)
+    for (const auto& [key, t] : f.tasks) tasks.insert({t.domain != target, key});
+  for (const auto& [other, key] : tasks) c.task_keys.push_back(key);
   for (size_t i = 0; i < reports.size(); ++i) {
     ComparedRun run;
     run.label = reports[i].label;
     run.perplexity = figures[i].perplexity;
+    run.tasks = figures[i].tasks;
     run.six = section_six(figures[0], figures[i], target);
     // The base against itself: no gain, no rise (also where its perplexity is missing).
     if (i == 0) {

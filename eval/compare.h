@@ -40,10 +40,17 @@ struct LabelledReport {
 inline constexpr const char* kGeneralDomain = "general";
 inline constexpr const char* kGeneralProbe = "general_probe";  // held-out general English (DATA.md)
 
+// A task's own metric (its "primary" figure: accuracy or macro-F1) with its 95% interval.
+struct TaskScore {
+  std::string domain, metric, method;  // method tells how items were put: "loglik", "loglik_chat", ...
+  double value = NAN, low = NAN, high = NAN;
+};
+
 // What section 6 reads of one report, by domain.
 struct DomainFigures {
   std::map<std::string, double> perplexity;  // the "perplexity" results (skipped ones left out)
   std::map<std::string, double> score;       // S(m,d) from "domain_scores" ("cross" left out)
+  std::map<std::string, TaskScore> tasks;    // by task key ("law/spdx_osi"), skipped ones left out
 };
 
 // Throws gemkit::Error naming the report, the result and the field when the content is missing
@@ -80,6 +87,7 @@ double gain_kept(double gain, double reference_gain);
 struct ComparedRun {
   std::string label;
   std::map<std::string, double> perplexity;  // by domain (skipped results left out)
+  std::map<std::string, TaskScore> tasks;    // by task key
   SectionSix six;  // the base's own gains and rises are 0
   // Against the first adapted run (plain fine-tuning), in loss terms: NaN for the base and for
   // that run.
@@ -91,6 +99,9 @@ struct ComparedRun {
 struct ComparisonFigures {
   std::string target;
   std::vector<std::string> domains;  // the domains the base has a perplexity for, sorted
+  // Every task of any report: the target domain's first, then by key. A table of these puts
+  // reports of one model side by side too (its tasks as running text and through its chat template).
+  std::vector<std::string> task_keys;
   std::vector<ComparedRun> runs;     // the base first, then the adapted models, in input order
 };
 

@@ -20,6 +20,14 @@ double perplexity_of(const ComparedRun& run, const std::string& d) {
   return run.perplexity.count(d) ? run.perplexity.at(d) : NAN;
 }
 
+// "0.36 [0.16, 0.56]", or n/a where the report has no such task.
+std::string task_cell(const ComparedRun& run, const std::string& key) {
+  if (!run.tasks.count(key)) return "n/a";
+  const TaskScore& t = run.tasks.at(key);
+  if (!std::isfinite(t.value)) return "n/a";
+  return fmt(t.value, "%.3f") + " [" + fmt(t.low, "%.2f") + ", " + fmt(t.high, "%.2f") + "]";
+}
+
 }  // namespace
 
 json to_json(const ComparisonFigures& c) {
@@ -41,6 +49,13 @@ json to_json(const ComparisonFigures& c) {
     s["DSI"] = number_or_null(run.six.DSI);
     s["GG"] = number_or_null(run.six.GG);
   }
+  for (const std::string& key : c.task_keys)
+    for (const ComparedRun& run : c.runs) {
+      if (!run.tasks.count(key)) continue;
+      const TaskScore& t = run.tasks.at(key);
+      j["tasks"][key][run.label] = {{"metric", t.metric}, {"method", t.method}, {"value", number_or_null(t.value)},
+                                    {"low", number_or_null(t.low)}, {"high", number_or_null(t.high)}};
+    }
   j["target"] = c.target;
   return j;
 }
@@ -80,6 +95,20 @@ std::string to_markdown(const ComparisonFigures& c) {
         "that of " + runs[1].label + "; forgetting reduction: 1 - off-target rise / that of " + runs[1].label +
         " (n/a when it did not rise). Domain gain and general drift: the relative perplexity forms. S: mean task "
         "score (macro-F1 or accuracy); DSI = S(m,t)/S(m,~t); GG: relative loss of S off-target.\n";
+  if (c.task_keys.empty()) return md;
+
+  md += "\nTask scores (each task's metric, 95% interval over its items; target domain's tasks in bold)\n\n| task |";
+  rule = "|---|";
+  for (const ComparedRun& run : runs) md += " " + run.label + " |", rule += "---|";
+  md += " metric |\n" + rule + "---|\n";
+  for (const std::string& key : c.task_keys) {
+    std::string metric, domain;
+    for (const ComparedRun& run : runs)
+      if (run.tasks.count(key)) metric = run.tasks.at(key).metric, domain = run.tasks.at(key).domain;
+    md += "| " + (domain == c.target ? "**" + key + "**" : key) + " |";
+    for (const ComparedRun& run : runs) md += " " + task_cell(run, key) + " |";
+    md += " " + metric + " |\n";
+  }
   return md;
 }
 

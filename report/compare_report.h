@@ -7,7 +7,8 @@
 //    "probe_rise", "general_rise", "gain_kept_vs_<first adapted label>",
 //    "forgetting_reduction_vs_<first adapted label>", "domain_gain", "general_drift", "S_target",
 //    "S_other", "DSI", "GG"}},
-//    "target"}; non-finite numbers are null.
+//    "tasks": {task key: {label: {"metric", "method", "value", "low", "high"}}} (a report without
+//    the task has no entry), "target"}; non-finite numbers are null.
 #pragma once
 #include <string>
 #include <vector>
@@ -19,7 +20,8 @@
 namespace gemkit {
 
 nlohmann::json to_json(const ComparisonFigures& c);
-// A perplexity table (each domain of the base, change against the base) and the summary table.
+// A perplexity table (each domain of the base, change against the base), the summary table and,
+// when the reports have tasks, a table of every task's score per report.
 std::string to_markdown(const ComparisonFigures& c);
 
 struct Comparison {

@@ -18,7 +18,9 @@ json report(double ppl_law, double ppl_general, double s_law, double s_general, 
   r["results"] = json::array(
       {{{"kind", "perplexity"}, {"domain", "law"}, {"figures", {{"perplexity", {{"value", ppl_law}}}}}},
        {{"kind", "perplexity"}, {"domain", "general"}, {"figures", {{"perplexity", {{"value", ppl_general}}}}}},
-       {{"kind", "classification"}, {"domain", "law"}, {"figures", {{"macro_f1", {{"value", s_law}}}}}}});
+       {{"kind", "classification"}, {"key", "law/clause_topic"}, {"domain", "law"}, {"method", "label_words"},
+        {"primary", "macro_f1"},
+        {"figures", {{"macro_f1", {{"value", s_law}, {"low", s_law - 0.1}, {"high", s_law + 0.1}}}}}}});
   r["domain_scores"] = {{"law", {{"score", s_law}}},
                         {"general", {{"score", s_general}}},
                         {"stem", {{"score", s_stem}}},
@@ -108,4 +110,36 @@ TEST(EvalCompare, ErrorsNameTheProblem) {
     EXPECT_NE(std::string(e.what()).find("report base"), std::string::npos) << e.what();
   }
   EXPECT_THROW(compare_reports({{"base", report(1, 1, 0, 0, 0)}}, "law"), Error);
+  json no_primary = report(1, 1, 0, 0, 0);
+  no_primary["results"][2]["figures"].erase("macro_f1");
+  try {
+    compare_reports({{"base", report(1, 1, 0, 0, 0)}, {"x", no_primary}}, "law");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("report x: results[2].figures.macro_f1"), std::string::npos) << e.what();
+  }
+}
+
+// The task table: every task of any report, the target's first, each report's score and interval
+// side by side (n/a where a report lacks the task), as an instruct model's tasks asked as running
+// text and through its chat template are compared.
+TEST(EvalCompare, TaskScoresSideBySide) {
+  json chat = report(90, 50, 0.8, 0.4, 0.6);
+  chat["results"][2]["method"] = "label_words_chat";
+  chat["results"].push_back({{"kind", "multiple_choice"}, {"key", "commonsense/quiz_mc"}, {"domain", "commonsense"},
+                             {"method", "loglik_chat"}, {"primary", "accuracy"},
+                             {"figures", {{"accuracy", {{"value", 0.36}, {"low", 0.16}, {"high", 0.56}}}}}});
+  chat["results"].push_back({{"kind", "multiple_choice"}, {"key", "stem/skipped_mc"}, {"domain", "stem"},
+                             {"skipped", "needs a causal LM"}});
+  const Comparison c = compare_reports({{"text", report(100, 50, 0.5, 0.4, 0.6)}, {"chat", chat}}, "law");
+  EXPECT_NEAR(c.json["tasks"]["law/clause_topic"]["chat"]["value"].get<double>(), 0.8, 1e-12);
+  EXPECT_EQ(c.json["tasks"]["law/clause_topic"]["chat"]["method"], "label_words_chat");
+  EXPECT_FALSE(c.json["tasks"]["commonsense/quiz_mc"].contains("text"));
+  EXPECT_FALSE(c.json["tasks"].contains("stem/skipped_mc"));
+  const std::string table = c.markdown.substr(c.markdown.find("| task |"));
+  EXPECT_NE(table.find("| task | text | chat | metric |\n|---|---|---|---|\n"
+                       "| **law/clause_topic** | 0.500 [0.40, 0.60] | 0.800 [0.70, 0.90] | macro_f1 |\n"
+                       "| commonsense/quiz_mc | n/a | 0.360 [0.16, 0.56] | accuracy |\n"),
+            std::string::npos)
+      << table;
 }

@@ -171,8 +171,9 @@ TEST(EvalItemBootstrap, IntervalsFromPerItemResults) {
     const std::vector<int> gold = {0, 1, 0, 1, 0, 1, 0, 1};
     int correct = 0;
     for (size_t i = 0; i < gold.size(); ++i) correct += gold[i] == pred[i];
-    r["results"].push_back({{"kind", "multiple_choice"}, {"key", "law/mc"}, {"domain", "law"}, {"primary", "accuracy"},
-                            {"figures", {{"accuracy", {{"value", correct / 8.0}}}}},
+    r["results"].push_back({{"kind", "multiple_choice"}, {"key", "law/mc"}, {"domain", "law"}, {"method", "loglik"},
+                            {"primary", "accuracy"},
+                            {"figures", {{"accuracy", {{"value", correct / 8.0}, {"low", 0.0}, {"high", 1.0}}}}},
                             {"per_item", {{"gold", gold}, {"pred", pred}}}});
     r["domain_scores"] = {{"law", {{"score", correct / 8.0}, {"tasks", 1}}}};
     return r;
