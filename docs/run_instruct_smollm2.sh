@@ -3,7 +3,8 @@
 # raw law text, half the law tasks' training questions as chat examples, loss on the answers), and
 # evaluated before and after: every suite task asked as running text and through the chat
 # template, and the perplexity of every suite domain and the held-out general probe (the
-# off-target figures). The comparison (docs/instruct.md) goes to docs/instruct/law_compare.{json,md}.
+# off-target figures). The comparison (docs/instruct.md) goes to docs/instruct/law_compare.{json,md},
+# the reports it reads to docs/instruct/reports/.
 #   docs/run_instruct_smollm2.sh [RUN_DIR=out/smollm2]
 # GEMKIT (default build/cli/gemkit) is the binary; THREADS (default 2) LibTorch threads. Every step
 # whose output exists is skipped, and training resumes from its newest checkpoint, so an
@@ -24,7 +25,7 @@ if [ ! -f "$SUITE/law/shards/instructions.train.h5" ]; then
   "$G" data task-chat "$SUITE/law" --out "$SUITE/law/instructions.train.jsonl"
   "$G" data prepare --tokenizer "$MODEL" --out "$SUITE/law/shards/instructions.train.h5" "$SUITE/law/instructions.train.jsonl"
 fi
-TUNED=$RUN/law_instruct/final
+TUNED=$RUN/law_instruct/step-0000080  # the last checkpoint: the recipe's max_steps
 if [ ! -f "$TUNED/config.json" ]; then
   resume=(); [ -d "$RUN/law_instruct" ] && resume=(--resume)
   "$G" train recipes/smollm2/law_instruct.toml --out "$RUN/law_instruct" "${resume[@]}"
@@ -42,6 +43,13 @@ evaluate base_chat "$MODEL" chat
 evaluate tuned_text "$TUNED" text --corpus "$SUITE"
 evaluate tuned_chat "$TUNED" chat
 
-mkdir -p docs/instruct
+# Committed outputs: the four reports, the training curve and the comparison.
+mkdir -p docs/instruct/reports
+cp "$REPORTS"/{base,tuned}_{text,chat}.{json,md} docs/instruct/reports/
+cp "$RUN/law_instruct/metrics.jsonl" docs/instruct/law_instruct_metrics.jsonl
+"$G" plot docs/instruct/law_instruct_metrics.jsonl --metrics loss,val_loss,lr --out docs/instruct/law_instruct_metrics.svg
 "$G" compare --target law --labels "base,law_instruct,base (chat),law_instruct (chat)" --out docs/instruct/law_compare.json \
   "$REPORTS/base_text.json" "$REPORTS/tuned_text.json" "$REPORTS/base_chat.json" "$REPORTS/tuned_chat.json"
+# The chat-format scores against the base asked the same way (GG and S(m,~t) within one format).
+"$G" compare --target law --labels "base (chat),law_instruct (chat)" --out docs/instruct/law_compare_chat.json \
+  "$REPORTS/base_chat.json" "$REPORTS/tuned_chat.json"
