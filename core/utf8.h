@@ -2,7 +2,11 @@
 // for text that gemkit writes into formats that require UTF-8 (TOML, JSON) and must read back.
 #pragma once
 #include <cstddef>
+#include <cstdio>
+#include <string>
 #include <string_view>
+
+#include "core/error.h"
 
 namespace gemkit {
 
@@ -31,6 +35,17 @@ inline size_t invalid_utf8_offset(std::string_view s) {
     i += n;
   }
   return std::string_view::npos;
+}
+
+// `s` as a string, or gemkit::Error "WHERE: expected valid UTF-8 text, byte 0xA4 at offset 16 is
+// not": for text read from a binary file (a GGUF string) on its way into JSON, whose writer would
+// otherwise throw its own exception naming neither the file nor the field.
+inline std::string checked_utf8(std::string_view s, const std::string& where) {
+  const size_t bad = invalid_utf8_offset(s);
+  if (bad == std::string_view::npos) return std::string(s);
+  char byte[8];
+  std::snprintf(byte, sizeof byte, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(s[bad])));
+  fail(where, std::string("expected valid UTF-8 text, byte ") + byte + " at offset " + std::to_string(bad) + " is not");
 }
 
 }  // namespace gemkit

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "core/sha256.h"
+#include "core/utf8.h"
 #include "formats/block_quant.h"
 #include "formats/ggml_dequant.h"
 #include "formats/gguf.h"
@@ -219,7 +220,7 @@ GgufImportReport import_gguf_into(const std::string& gguf_path, const std::strin
 
   GgufImportReport report;
   report.architecture = arch.gguf;
-  report.name = f.get_string(gguf_key::kName, "");
+  report.name = checked_utf8(f.get_string(gguf_key::kName, ""), gguf_path + ": " + gguf_key::kName);
   const std::set<std::string> wanted = expected_names(config);
   std::set<std::string> seen;
   SafetensorsWriter writer;

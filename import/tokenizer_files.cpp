@@ -18,6 +18,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "core/utf8.h"
 #include "formats/gguf.h"
 #include "formats/gguf_keys.h"
 #include "tokenizers/bpe_tokenizer.h"
@@ -183,7 +184,8 @@ std::string tokenizer_config_json(const GgufFile& g, const SpecialTokens& sp, co
   cfg["eos_token"] = name(sp.eos);
   cfg["unk_token"] = name(sp.unk);
   cfg["pad_token"] = name(sp.pad);
-  if (const GgufValue* t = g.find(gguf_key::kTokenizerChatTemplate)) cfg["chat_template"] = std::string(t->as_string());
+  if (const GgufValue* t = g.find(gguf_key::kTokenizerChatTemplate))
+    cfg["chat_template"] = checked_utf8(t->as_string(), g.path() + ": " + gguf_key::kTokenizerChatTemplate);
   cfg["clean_up_tokenization_spaces"] = false;
   // llama.cpp keeps the training context as <arch>.context_length.
   const std::string arch = g.get_string(gguf_key::kArchitecture, "");

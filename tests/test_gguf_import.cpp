@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include "core/error.h"
 #include "formats/gguf_writer.h"
@@ -21,10 +22,11 @@ using gemkit::test::error_of;
 namespace {
 
 // A one-layer llama model (hidden 8, 2 heads, 1 KV head, FFN 16) whose embedding has `rows` rows,
-// with a five-piece SentencePiece vocabulary.
-std::string tiny_llama(const std::string& path, int64_t rows) {
+// with a five-piece SentencePiece vocabulary, and the string keys `strings`.
+std::string tiny_llama(const std::string& path, int64_t rows, const std::map<std::string, std::string>& strings = {}) {
   GgufWriter w;
   w.set_string("general.architecture", "llama");
+  for (const auto& [key, value] : strings) w.set_string(key, value);
   w.set_u32("llama.context_length", 64);
   w.set_u32("llama.embedding_length", 8);
   w.set_u32("llama.feed_forward_length", 16);
@@ -79,4 +81,24 @@ TEST(GgufImport, TokenListMustFitTheEmbeddingTable) {
   for (const auto& entry : std::filesystem::directory_iterator(dir)) left.push_back(entry.path().filename().string());
   std::sort(left.begin(), left.end());
   EXPECT_EQ(left, (std::vector<std::string>{"padded", "padded.gguf", "short.gguf"}));
+}
+
+// Text that goes into the imported folder's JSON files must be UTF-8 (fuzzer finding: a chat
+// template with a stray byte ended the import in the JSON writer's own exception, naming neither
+// the file nor the key). Refused, naming both and the byte, with nothing left behind.
+TEST(GgufImport, TextKeysMustBeUtf8) {
+  const std::string dir = gemkit::test::temp_folder("import", "utf8");
+  const std::string template_file =
+      tiny_llama(dir + "/template.gguf", 5, {{"tokenizer.chat_template", "{% for m in mess\xa4ges %}"}});
+  std::string e = error_of([&] { import_gguf(template_file, dir + "/template", {}); });
+  for (const char* part : {"template.gguf: tokenizer.chat_template", "byte 0xA4 at offset 16"})
+    EXPECT_NE(e.find(part), std::string::npos) << part << " not in: " << e;
+  const std::string name_file = tiny_llama(dir + "/name.gguf", 5, {{"general.name", "tiny \xc3("}});
+  e = error_of([&] { import_gguf(name_file, dir + "/name", {}); });
+  for (const char* part : {"name.gguf: general.name", "byte 0xC3 at offset 5"})
+    EXPECT_NE(e.find(part), std::string::npos) << part << " not in: " << e;
+  std::vector<std::string> left;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) left.push_back(entry.path().filename().string());
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"name.gguf", "template.gguf"}));
 }
