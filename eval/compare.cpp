@@ -62,12 +62,11 @@ DomainFigures domain_figures(const LabelledReport& r) {
       out.tasks[string_at(res, "key", r, at)] = task_score(res, r, at);
       continue;
     }
-    if (!res.contains("domain") || !res["domain"].is_string()) fail(where(r, at + ".domain"), "expected a string");
+    const std::string& domain = string_at(res, "domain", r, at);
     if (!res.contains("figures") || !res["figures"].is_object()) fail(where(r, at + ".figures"), "expected an object");
     const json& f = res["figures"];
     if (f.contains("perplexity"))
-      out.perplexity[res["domain"].get<std::string>()] =
-          number_at(f["perplexity"], "value", r, at + ".figures.perplexity.value");
+      out.perplexity[domain] = number_at(f["perplexity"], "value", r, at + ".figures.perplexity.value");
   }
   if (!r.report.contains("domain_scores")) return out;
   if (!r.report["domain_scores"].is_object()) fail(where(r, "domain_scores"), "expected an object");
@@ -151,12 +150,8 @@ ComparisonFigures compare_figures(const std::vector<LabelledReport>& reports, co
     run.perplexity = figures[i].perplexity;
     run.tasks = figures[i].tasks;
     run.six = section_six(figures[0], figures[i], target);
-    // The base against itself: no gain, no rise (also where its perplexity is missing).
-    if (i == 0) {
-      SectionSix& z = run.six;
-      z.nll_gain = z.off_target_rise = z.general_rise = z.domain_gain = z.general_drift = 0.0;
-      if (std::isfinite(z.probe_rise)) z.probe_rise = 0.0;
-    }
+    // The base against itself comes out as exactly 0 where it has the perplexity and n/a where
+    // it has not (a report of tasks alone), never a 0 that was not measured.
     if (i > 1) {
       const SectionSix& ft = c.runs[1].six;
       run.gain_kept = gain_kept(run.six.nll_gain, ft.nll_gain);

@@ -34,14 +34,8 @@ namespace {
 // llama.cpp's token types (llama_token_type).
 constexpr int64_t kUnknown = 2, kControl = 3, kUserDefined = 4;
 
-// A JSON string literal; GGUF strings are checked UTF-8 here because json refuses anything else.
-std::string quoted(std::string_view s, const std::string& where) {
-  try {
-    return ojson(std::string(s)).dump();
-  } catch (const nlohmann::json::exception&) {
-    fail(where, "expected valid UTF-8 text, got invalid bytes");
-  }
-}
+// A JSON string literal; GGUF strings are checked UTF-8 first because json refuses anything else.
+std::string quoted(std::string_view s, const std::string& where) { return ojson(checked_utf8(s, where)).dump(); }
 
 ojson byte_level(bool use_regex, bool trim_offsets, bool add_prefix_space) {
   return ojson{{"type", "ByteLevel"},

@@ -94,6 +94,14 @@ TEST(EvalCompare, LossFormsOffTargetAndProbe) {
   const Comparison no_gain = compare_reports(
       {{"base", with(100, 50, 40, 30)}, {"ft", with(100, 60, 48, 36)}, {"gem", with(85, 40, 42, 30.9)}}, "law");
   EXPECT_TRUE(no_gain.json["summary"]["gem"]["gain_kept_vs_ft"].is_null());
+  // A base report of tasks alone (asked through a chat template, say) has no gain against
+  // itself to show: n/a, not +0.0000.
+  json tasks_only = with(100, 50, 40, 30);
+  tasks_only["results"] = json::array({tasks_only["results"][2]});
+  const Comparison no_base_loss = compare_reports({{"base", tasks_only}, {"ft", with(80, 60, 48, 36)}}, "law");
+  EXPECT_TRUE(no_base_loss.json["summary"]["base"]["nll_gain"].is_null());
+  EXPECT_TRUE(no_base_loss.json["summary"]["base"]["off_target_rise"].is_null());
+  EXPECT_NE(no_base_loss.markdown.find("| base | n/a | n/a |"), std::string::npos) << no_base_loss.markdown;
 }
 
 TEST(EvalCompare, ErrorsNameTheProblem) {

@@ -291,3 +291,24 @@ TEST(GgufTokenizer, SpecialIdsOutsideTheVocabularyAreNamedErrors) {
   EXPECT_EQ(none->encode("hello"), (std::vector<int32_t>{2, 4}));
   EXPECT_EQ(load_gguf_tokenizer(vocab("good.gguf", 3))->encode("hello"), (std::vector<int32_t>{2, 4, 3}));
 }
+
+// Token texts go into tokenizer.json, which must be UTF-8: a stray byte is refused naming the
+// file, the key with its index, and the byte and offset (the one check core/utf8.h gives every
+// GGUF string on its way into JSON), and no tokenizer.json is left half-written. (Merges are
+// checked the same way, but a merge can only name tokens of the vocabulary, checked before it.)
+TEST(TokenizerFiles, TokenTextsMustBeUtf8) {
+  const std::string dir = temp_dir("utf8");
+  GgufWriter w;
+  w.set_string("general.architecture", "gpt2");
+  w.set_string("tokenizer.ggml.model", "gpt2");
+  w.set_string("tokenizer.ggml.pre", "gpt-2");
+  w.set_strings("tokenizer.ggml.tokens", {"a", "b", "ab", "c\xe9"});
+  w.set_i32s("tokenizer.ggml.token_type", {1, 1, 1, 1});
+  w.set_strings("tokenizer.ggml.merges", {"a b"});
+  w.write(dir + "/token.gguf", true);
+  const std::string e = error_of([&] { write_hf_tokenizer_files(GgufFile(dir + "/token.gguf"), dir + "/out"); });
+  for (const char* part : {"token.gguf: tokenizer.ggml.tokens[3]", "byte 0xE9 at offset 1"})
+    EXPECT_NE(e.find(part), std::string::npos) << part << " not in: " << e;
+  EXPECT_FALSE(file_exists(dir + "/out/tokenizer.json"));
+  std::filesystem::remove_all(dir);
+}
