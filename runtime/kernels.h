@@ -1,8 +1,9 @@
 // Dot products of one weight row with one activation row, per storage type, as llama.cpp's CPU
 // path computes them: Q8_0 and Q4_0 weights against activations quantized to Q8_0 blocks of 32
 // (round to nearest even, fp16 scale), f16 and f32 weights against f32 activations.
-// Implementations: portable C++, AVX2 (+FMA, F16C), AVX-512 (F, BW, VL, DQ), AVX-512 VNNI (adds
-// the matrix kernels gemm_q4_0 / gemm_q8_0); the best the CPU has is chosen once at run time
+// Implementations: portable C++, AVX2 (+FMA, F16C; with the matrix kernels gemm_q4_0 /
+// gemm_q8_0), AVX-512 (F, BW, VL, DQ; four-row dot products), AVX-512 VNNI (AVX-512 with its own
+// matrix kernels); the best the CPU has is chosen once at run time
 // (GEMKIT_RUNTIME_KERNELS=portable|avx2|avx512|avx512_vnni forces one, for tests and
 // comparison; a forced set the CPU lacks falls back to the best available).
 #pragma once

@@ -1,6 +1,8 @@
 // AVX2 + FMA + F16C kernels (compiled with those flags; called only when the CPU has them).
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "runtime/kernels.h"
 
 namespace gemkit::runtime {
@@ -114,7 +116,105 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-const Kernels kAvx2 = {"avx2", dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32, nullptr, nullptr, nullptr, nullptr};
+// The matrix kernels (kernels.h gemm_q4_0 / gemm_q8_0): kernels_vnni.cpp's tiling of RM weight
+// rows x RN tokens, with maddubs + madd in place of vpdpbusd and one 32-value block per step.
+// Each weight block is unpacked once per tile and used RN times, each activation block loaded
+// once per tile and used RM times; the dot products above unpack every block once per token.
+// Q4_0 nibbles are used unsigned (value + 8): maddubs pairs them with the signed activations
+// without int16 saturation (2 x 15 x 128 < 32768), and the +8 comes off by adding
+// ActPair::neg_sum_x8 (minus 8 times the block's sum, in its first lane). Q8_0 weights are
+// signed, so maddubs takes |w| and the activations with w's sign, as dot_q8_0 does.
+template <QuantType kType>
+struct Tile;
+template <>
+struct Tile<QuantType::Q4_0> {
+  using Block = BlockQ4;
+  static __m256i weights(const Block& b) {  // 32 nibbles in element order: low 0-15, high 16-31
+    const __m128i packed = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.qs));
+    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(packed), _mm_srli_epi16(packed, 4), 1);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+  }
+  static __m256i dot(__m256i w, __m256i x, const int32_t* neg_sum_x8, const int32_t*) {
+    const __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+    return _mm256_add_epi32(sum, _mm256_load_si256(reinterpret_cast<const __m256i*>(neg_sum_x8)));
+  }
+};
+template <>
+struct Tile<QuantType::Q8_0> {
+  using Block = BlockQ8;
+  static __m256i weights(const Block& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
+  static __m256i dot(__m256i w, __m256i x, const int32_t*, const int32_t*) {
+    const __m256i products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(products, _mm256_set1_epi16(1));
+  }
+};
+
+// RM rows (row i at w + i * row_bytes) x RN tokens (token j's pairs at x + j * pairs), over
+// `pairs` block pairs; y[j * ldy + i].
+template <QuantType kType, int RM, int RN>
+void tile(const uint8_t* w, size_t row_bytes, const ActPair* x, int64_t pairs, float* y, int64_t ldy) {
+  using T = Tile<kType>;
+  using Block = typename T::Block;
+  __m256 acc[RM][RN];
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < RN; ++j) acc[i][j] = _mm256_setzero_ps();
+  for (int64_t block = 0; block < 2 * pairs; ++block) {
+    const int64_t p = block / 2, h = block % 2;  // the pair, and which of its two blocks
+    __m256i wq[RM];
+    __m256 wd[RM];
+    for (int i = 0; i < RM; ++i) {
+      const Block& b = reinterpret_cast<const Block*>(w + size_t(i) * row_bytes)[block];
+      wq[i] = T::weights(b);
+      wd[i] = _mm256_set1_ps(half(b.d));
+    }
+    for (int j = 0; j < RN; ++j) {
+      const ActPair& a = x[j * pairs + p];
+      const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * h));
+      const __m256 dx = _mm256_load_ps(a.d + 8 * h);
+      for (int i = 0; i < RM; ++i) {
+        const __m256i dot = T::dot(wq[i], xq, a.neg_sum_x8 + 8 * h, a.neg_sum_x128 + 8 * h);
+        acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(wd[i], dx), _mm256_cvtepi32_ps(dot), acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < RN; ++j) y[j * ldy + i] = hsum(acc[i][j]);
+}
+
+template <QuantType kType, int RM, int RN>
+void token_tiles(const uint8_t* w, size_t row_bytes, const ActPair* x, int64_t tokens, int64_t pairs, float* y,
+                 int64_t ldy) {
+  int64_t t = 0;
+  for (; t + RN <= tokens; t += RN) tile<kType, RM, RN>(w, row_bytes, x + t * pairs, pairs, y + t * ldy, ldy);
+  for (; t < tokens; ++t) tile<kType, RM, 1>(w, row_bytes, x + t * pairs, pairs, y + t * ldy, ldy);
+}
+
+// Tokens in chunks of 64 (their activations stay in L2 while every tile of rows passes over
+// them); decoding (one token) goes one row at a time, the sequential stream the prefetcher
+// follows best (kernels_vnni.cpp).
+template <QuantType kType>
+void gemm(const uint8_t* w, size_t row_bytes, int64_t rows, const ActPair* x, int64_t tokens, int64_t pairs,
+          float* y, int64_t ldy) {
+  // 4 x 2: eight accumulators, four unpacked weight blocks, one activation block and two
+  // constants fill the sixteen registers (SmolLM2 prompts: 4 x 2 and 2 x 4 alike, 4 x 3 and 2 x 2
+  // slower).
+  constexpr int kRows = 4, kTokens = 2;
+  constexpr int64_t kChunk = 64;
+  for (int64_t t0 = 0; t0 < tokens; t0 += kChunk) {
+    const int64_t tn = std::min(kChunk, tokens - t0);
+    const ActPair* xc = x + t0 * pairs;
+    float* yc = y + t0 * ldy;
+    int64_t r = 0;
+    if (tn < kTokens)
+      for (; r < rows; ++r) token_tiles<kType, 1, 1>(w + size_t(r) * row_bytes, row_bytes, xc, tn, pairs, yc + r, ldy);
+    for (; r + kRows <= rows; r += kRows)
+      token_tiles<kType, kRows, kTokens>(w + size_t(r) * row_bytes, row_bytes, xc, tn, pairs, yc + r, ldy);
+    for (; r < rows; ++r) token_tiles<kType, 1, 1>(w + size_t(r) * row_bytes, row_bytes, xc, tn, pairs, yc + r, ldy);
+  }
+}
+
+const Kernels kAvx2 = {"avx2",   dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32, nullptr, nullptr,
+                       gemm<QuantType::Q4_0>, gemm<QuantType::Q8_0>};
 
 }  // namespace
 
