@@ -164,6 +164,10 @@ void tile(const uint8_t* w, size_t row_bytes, const ActPair* x, int64_t pairs, f
     __m256 wd[RM];
     for (int i = 0; i < RM; ++i) {
       const Block& b = reinterpret_cast<const Block*>(w + size_t(i) * row_bytes)[block];
+      // Decoding streams the rows once, one after another: fetching 2 KB ahead of the block in
+      // use (3-6 rows of SmolLM2) made its Q8_0 decode 75 -> 93 tok/s and Q4_0 ~80 -> ~92 (one
+      // thread, means of three alternated runs; 512 B ahead was no better than none).
+      if (RM == 1 && RN == 1) _mm_prefetch(reinterpret_cast<const char*>(&b) + 2048, _MM_HINT_T0);
       wq[i] = T::weights(b);
       wd[i] = _mm256_set1_ps(half(b.d));
     }
