@@ -9,9 +9,31 @@
 
 namespace gemkit::eval {
 
-std::vector<ScoreRequest> document_windows(const std::vector<int32_t>& ids, int64_t seq_len) {
+std::vector<ScoreRequest> document_windows(const std::vector<int32_t>& ids, int64_t seq_len,
+                                           const std::vector<uint8_t>& scored) {
   if (seq_len < 2) fail("eval.seq_len", "must be at least 2");
   std::vector<ScoreRequest> rows;
+  if (!scored.empty()) {
+    if (scored.size() != ids.size())
+      fail("eval", "a loss mask of " + std::to_string(scored.size()) + " entries for a document of " +
+                       std::to_string(ids.size()) + " tokens");
+    const size_t longest = size_t(seq_len - 1);
+    for (size_t begin = 1; begin < ids.size();) {  // the first token has no context: never scored
+      if (!scored[begin]) {
+        ++begin;
+        continue;
+      }
+      size_t end = begin;
+      while (end < ids.size() && scored[end] && end - begin < longest) ++end;
+      const size_t from = end > size_t(seq_len) ? end - size_t(seq_len) : 0;
+      ScoreRequest r;
+      r.context.assign(ids.begin() + std::ptrdiff_t(from), ids.begin() + std::ptrdiff_t(begin));
+      r.continuation.assign(ids.begin() + std::ptrdiff_t(begin), ids.begin() + std::ptrdiff_t(end));
+      rows.push_back(std::move(r));
+      begin = end;
+    }
+    return rows;
+  }
   const size_t step = size_t(seq_len - 1);
   for (size_t start = 0; start + 1 < ids.size(); start += step) {
     const size_t end = std::min(ids.size(), start + size_t(seq_len));
@@ -34,11 +56,13 @@ double perplexity_of(const std::vector<DocumentNll>& docs, const std::vector<siz
 }
 
 std::vector<DocumentNll> document_nlls(const Scorer& scorer, const std::vector<std::vector<int32_t>>& docs,
-                                       int64_t seq_len, const std::string& label) {
+                                       int64_t seq_len, const std::string& label,
+                                       const std::vector<std::vector<uint8_t>>& scored) {
+  if (!scored.empty() && scored.size() != docs.size()) fail("eval", "expected one loss mask per document");
   std::vector<ScoreRequest> rows;
   std::vector<size_t> owner;
   for (size_t d = 0; d < docs.size(); ++d)
-    for (ScoreRequest& r : document_windows(docs[d], seq_len)) {
+    for (ScoreRequest& r : document_windows(docs[d], seq_len, scored.empty() ? std::vector<uint8_t>{} : scored[d])) {
       rows.push_back(std::move(r));
       owner.push_back(d);
     }
@@ -97,19 +121,26 @@ Result evaluate_perplexity(const Scorer& scorer, const Tokenizer& tok, const Cor
   const bool shard = !corpus.tokenizer_hash.empty();  // ids already framed, no text
   const DocumentFraming framing = document_framing(tok.special());
   std::vector<std::vector<int32_t>> docs(corpus.documents.size());
+  std::vector<std::vector<uint8_t>> scored(corpus.documents.size());
+  bool answers_only = false;
   for (size_t i = 0; i < docs.size(); ++i) {
     if (shard) docs[i] = corpus.documents[i].ids;
     else framing.append(tok.encode(corpus.documents[i].text, /*add_special=*/false), docs[i]);
+    scored[i] = corpus.documents[i].scored;
+    answers_only |= !scored[i].empty();
   }
   if (max_tokens > 0) {  // whole documents in file order until the budget is reached
     size_t keep = 0;
     for (int64_t seen = 0; keep < docs.size() && seen < max_tokens; ++keep) seen += int64_t(docs[keep].size());
     docs.resize(keep);
+    scored.resize(keep);
   }
-  std::vector<DocumentNll> nlls = document_nlls(scorer, docs, seq_len, "perplexity " + corpus.domain);
+  std::vector<DocumentNll> nlls = document_nlls(scorer, docs, seq_len, "perplexity " + corpus.domain, scored);
   if (!shard)
     for (size_t i = 0; i < nlls.size(); ++i) nlls[i].bytes = int64_t(corpus.documents[i].text.size());
-  return perplexity_result(corpus.domain, nlls, boot);
+  Result r = perplexity_result(corpus.domain, nlls, boot);
+  if (answers_only) r.method = "answer_nll";
+  return r;
 }
 
 }  // namespace gemkit::eval

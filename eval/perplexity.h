@@ -27,8 +27,12 @@ namespace gemkit::eval {
 
 class Scorer;
 
-// Windows of one tokenized document: context = the window's first token, continuation = the rest.
-std::vector<ScoreRequest> document_windows(const std::vector<int32_t>& ids, int64_t seq_len);
+// Windows of one tokenized document: context = the window's first token, continuation = the
+// rest. With `scored` (one 0/1 per id: a chat example's answers), one window per run of scored
+// tokens (split where longer than seq_len - 1), its context everything before the run that fits
+// in seq_len: the answer is scored given its question, as the model saw it in training.
+std::vector<ScoreRequest> document_windows(const std::vector<int32_t>& ids, int64_t seq_len,
+                                           const std::vector<uint8_t>& scored = {});
 
 struct DocumentNll {
   double nll = 0;      // summed over the document's scored tokens
@@ -39,12 +43,15 @@ struct DocumentNll {
 // perplexity = exp(sum nll / sum tokens) over the given documents (a bootstrap sample).
 double perplexity_of(const std::vector<DocumentNll>& docs, const std::vector<size_t>& idx);
 
-// Per-document NLL of already tokenized (and framed) documents.
+// Per-document NLL of already tokenized (and framed) documents; `scored`: none, or one mask per
+// document (Document::scored; empty: every token).
 std::vector<DocumentNll> document_nlls(const Scorer& scorer, const std::vector<std::vector<int32_t>>& docs,
-                                       int64_t seq_len, const std::string& label);
+                                       int64_t seq_len, const std::string& label,
+                                       const std::vector<std::vector<uint8_t>>& scored = {});
 
 // Result "perplexity" for one corpus (text, or token ids from a shard: Corpus::tokenizer_hash):
-// figures perplexity and, for text, bits_per_byte. max_tokens > 0 scores only the first
+// figures perplexity and, for text, bits_per_byte; method "token_nll", or "answer_nll" where the
+// shard's chat examples are scored on their answers only. max_tokens > 0 scores only the first
 // documents, whole, until that many tokens are reached (a fixed token budget per domain, whatever
 // its documents' lengths).
 Result evaluate_perplexity(const Scorer& scorer, const Tokenizer& tok, const Corpus& corpus, int64_t seq_len,

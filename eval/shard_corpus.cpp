@@ -36,6 +36,9 @@ std::vector<Corpus> read_shard_corpora(const std::string& path, const std::strin
     Document d;
     d.id = std::to_string(doc);  // the document's index in the shard
     framing.append(shard, doc, d.ids);
+    // A chat example is scored where it was trained, on its answers (its other documents, and
+    // shards without a mask, on every token as before).
+    if (shard.doc_is_chat(doc)) framing.append_mask(shard, doc, d.scored);
     c.documents.push_back(std::move(d));
   }
   std::vector<Corpus> out;

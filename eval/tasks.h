@@ -54,6 +54,9 @@ struct Document {
   std::string id;
   std::string text;
   std::vector<int32_t> ids;  // token shards: the framed token ids (no text)
+  // Token shards' chat examples: 1 where the token is scored (the answers, the shard's loss
+  // mask), one per id; empty: every token after the first.
+  std::vector<uint8_t> scored;
 };
 
 struct Corpus {

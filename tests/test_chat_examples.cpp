@@ -7,6 +7,7 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -17,6 +18,7 @@
 #include "data/loader.h"
 #include "data/prepare.h"
 #include "data/token_shards.h"
+#include "eval/shard_corpus.h"
 #include "eval/task_prompts.h"
 #include "formats/gguf.h"
 #include "import/tokenizer_files.h"
@@ -413,4 +415,25 @@ TEST(TaskPrompts, ChatRequestScoresTheAnswerTokensTrainingUses) {
   // Running text, as before: "{text}\nLabel:" + " {label}".
   const eval::ScoreRequest t = eval::TaskPrompts().request(*tok, cls, text_item, "yes");
   EXPECT_EQ(tok->decode(t.continuation, false), " yes");
+}
+
+// A held-out chat shard as an eval corpus (`gemkit eval --corpus x.h5`): its chat examples carry
+// their answer masks into the corpus (scored on their answers, as training used them:
+// Perplexity.AnswersOnlyWhereMasked), raw text beside them none (every token, as before).
+TEST(ShardCorpus, ChatExamplesAreScoredOnTheirAnswers) {
+  const std::string path = prepare_shard(chat_folder() + "_corpus", "law",
+                                         {{{"text", "Raw domain text about contracts."}},
+                                          {{"prompt", "Is a contract binding?"}, {"completion", "Usually, yes."}}});
+  const std::vector<eval::Corpus> corpora = eval::read_shard_corpora(path, chat_folder());
+  ASSERT_EQ(corpora.size(), 1u);
+  const std::vector<eval::Document>& docs = corpora[0].documents;
+  ASSERT_EQ(docs.size(), 2u);
+  EXPECT_TRUE(docs[0].scored.empty());
+  const auto tok = load_tokenizer(chat_folder());
+  const ChatTokens pc = encode_chat(*tok, ChatTemplate::from_folder(chat_folder()),
+                                    {{"user", "Is a contract binding?"}, {"assistant", "Usually, yes."}}, "x");
+  EXPECT_EQ(docs[1].ids, pc.ids);
+  EXPECT_EQ(docs[1].scored, pc.loss_mask);
+  EXPECT_GT(std::count(pc.loss_mask.begin(), pc.loss_mask.end(), 1), 2);
+  EXPECT_LT(std::count(pc.loss_mask.begin(), pc.loss_mask.end(), 1), int64_t(pc.ids.size()) / 2);
 }

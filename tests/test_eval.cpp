@@ -359,6 +359,47 @@ TEST(Perplexity, EqualsExpOfMeanNllOfADirectForward) {
   EXPECT_NEAR(both[1].nll, document_nlls(scorer, {doc2}, 64, "test")[0].nll, 1e-9);
 }
 
+// A chat example's answers (a shard's loss mask) are scored given everything before them, and
+// nothing else: with a window as long as the document, exactly the masked tokens' NLL in one
+// direct forward. Shorter windows split a long answer, every masked token scored once, each
+// window's context as much of what precedes as fits.
+TEST(Perplexity, AnswersOnlyWhereMasked) {
+  Transformer m = tiny_model(50, torch::kDouble);
+  std::mt19937 rng(6);
+  const std::vector<int32_t> doc = random_ids(rng, 40, 50);
+  std::vector<uint8_t> mask(40, 0);
+  mask[0] = 1;                                   // no context: never scored
+  for (size_t t = 8; t < 12; ++t) mask[t] = 1;   // a short answer
+  for (size_t t = 18; t < 40; ++t) mask[t] = 1;  // a long one (22 tokens)
+  Scorer scorer(m, 4, 64);
+  const auto nll = document_nlls(scorer, {doc}, 64, "test", {mask});
+  torch::NoGradGuard ng;
+  auto lp = m->forward(torch::tensor(std::vector<int64_t>(doc.begin(), doc.end())).unsqueeze(0)).logits.log_softmax(-1)[0];
+  double sum = 0;
+  for (size_t t = 1; t < doc.size(); ++t)
+    if (mask[t]) sum -= lp[int64_t(t - 1)][doc[t]].item<double>();
+  ASSERT_EQ(nll[0].tokens, 26);
+  EXPECT_NEAR(nll[0].nll, sum, 1e-9);
+
+  const auto rows = document_windows(doc, 16, mask);  // 4, then 15 + 7 of the long answer
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].context, std::vector<int32_t>(doc.begin(), doc.begin() + 8));
+  EXPECT_EQ(rows[0].continuation, std::vector<int32_t>(doc.begin() + 8, doc.begin() + 12));
+  EXPECT_EQ(rows[1].context, std::vector<int32_t>(doc.begin() + 17, doc.begin() + 18));
+  EXPECT_EQ(rows[1].continuation.size(), 15u);
+  EXPECT_EQ(rows[2].context, std::vector<int32_t>(doc.begin() + 24, doc.begin() + 33));
+  EXPECT_EQ(rows[2].continuation, std::vector<int32_t>(doc.begin() + 33, doc.end()));
+  EXPECT_EQ(document_nlls(scorer, {doc}, 16, "test", {mask})[0].tokens, 26);
+
+  // A document without a mask beside it scores every token, as before.
+  const auto mixed = document_nlls(scorer, {doc, doc}, 64, "test", {mask, {}});
+  EXPECT_NEAR(mixed[0].nll, nll[0].nll, 1e-9);
+  EXPECT_NEAR(mixed[1].nll, document_nlls(scorer, {doc}, 64, "test")[0].nll, 1e-9);
+  EXPECT_EQ(mixed[1].tokens, 39);
+  const std::string e = gemkit::test::error_of([&] { document_windows(doc, 16, std::vector<uint8_t>(39, 1)); });
+  EXPECT_NE(e.find("a loss mask of 39 entries for a document of 40 tokens"), std::string::npos) << e;
+}
+
 // A per-domain JSONL corpus of the mini suite's first documents (cut short, to stay quick).
 static std::string short_corpus(const std::string& domain, size_t docs) {
   std::string out;
