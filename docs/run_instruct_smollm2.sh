@@ -42,6 +42,17 @@ evaluate base_text "$MODEL" text --corpus "$SUITE"
 evaluate base_chat "$MODEL" chat
 evaluate tuned_text "$TUNED" text --corpus "$SUITE"
 evaluate tuned_chat "$TUNED" chat
+# The answers-only chat probe: every domain's task questions (validation split, 25 per task) as
+# chat examples, scored on their answers alone (eval --corpus of a chat shard: method answer_nll).
+PROBE=$REPORTS/chat_probe
+if [ ! -f "$PROBE/tasks.validation.h5" ]; then
+  mkdir -p "$PROBE"
+  "$G" data task-chat "$SUITE" --split validation --max-items 25 --out "$PROBE/tasks.validation.jsonl"
+  "$G" data prepare --tokenizer "$MODEL" --out "$PROBE/tasks.validation.h5" "$PROBE/tasks.validation.jsonl"
+fi
+for pair in "base:$MODEL" "law_instruct:$TUNED"; do
+  [ -f "$PROBE/${pair%%:*}.json" ] || "$G" eval --model "${pair#*:}" --corpus "$PROBE/tasks.validation.h5" --out "$PROBE/${pair%%:*}.json"
+done
 
 # Committed outputs: the four reports, the training curve and the comparison.
 mkdir -p docs/instruct/reports
@@ -53,3 +64,7 @@ cp "$RUN/law_instruct/metrics.jsonl" docs/instruct/law_instruct_metrics.jsonl
 # The chat-format scores against the base asked the same way (GG and S(m,~t) within one format).
 "$G" compare --target law --labels "base (chat),law_instruct (chat)" --out docs/instruct/law_compare_chat.json \
   "$REPORTS/base_chat.json" "$REPORTS/tuned_chat.json"
+mkdir -p docs/instruct/chat_probe
+cp "$PROBE"/{base,law_instruct}.{json,md} docs/instruct/chat_probe/
+"$G" compare --target law --labels "base,law_instruct" --out docs/instruct/chat_probe/compare.json \
+  "$PROBE/base.json" "$PROBE/law_instruct.json"

@@ -98,7 +98,7 @@ std::vector<std::string> off_target_domains(const DomainFigures& base, const std
 SectionSix section_six(const DomainFigures& base, const DomainFigures& m, const std::string& target) {
   const auto at = [](const std::map<std::string, double>& v, const std::string& k) { return v.count(k) ? v.at(k) : NAN; };
   SectionSix s;
-  s.nll_gain = -nll_rise(base, m, target);
+  s.nll_gain = 0.0 - nll_rise(base, m, target);  // not -rise: the base against itself prints +0, not -0
   const std::vector<std::string> off = off_target_domains(base, target);
   double sum = 0;
   for (const std::string& d : off) sum += nll_rise(base, m, d);

@@ -76,6 +76,7 @@ TEST(EvalCompare, LossFormsOffTargetAndProbe) {
   EXPECT_NEAR(gem["gain_kept_vs_ft"].get<double>(), std::log(100.0 / 85) / std::log(100.0 / 80), 1e-12);
   EXPECT_NEAR(gem["forgetting_reduction_vs_ft"].get<double>(), 1 - gem_off / std::log(1.2), 1e-12);
   EXPECT_EQ(c.json["summary"]["base"]["off_target_rise"].get<double>(), 0.0);
+  EXPECT_NE(c.markdown.find("| base | +0.0000 | +0.0000 |"), std::string::npos) << c.markdown;  // not -0.0000
   EXPECT_NE(c.markdown.find("| gem | +0.1625 | +0.0392 | +0.0296 | -0.2231 | +72.8% | +78.5% |"), std::string::npos)
       << c.markdown;
 
