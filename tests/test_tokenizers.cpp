@@ -415,6 +415,9 @@ TEST(Tokenizers, BadTokenizerJsonNamesFileAndField) {
   };
   check(R"({"model": {"type": "BPE", "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}})", "model.vocab");
   check(R"({"model": {"type": "WordPiece", "unk_token": "[UNK]"}})", "model.vocab");
+  // An id beyond the vocabulary's entries is refused before it sizes anything (fuzzer finding).
+  check(R"({"model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"[UNK]": 0, "a": 15532287}}})",
+        "model.vocab[\"a\"]: id 15532287 is not below the 2 entries of the vocabulary");
   check(R"({"model": {"type": "Quantum", "vocab": {}}})", "model.type: expected \"BPE\" (byte-level) or \"WordPiece\", got \"Quantum\"");
   check(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}, "pre_tokenizer": {"type": "ByteLevel"}})",
         "merges[0]");
