@@ -20,6 +20,6 @@ EVAL=(--eval-corpus out/suite-smollm2 --eval-tasks out/suite-smollm2 --max-items
 # Plain fine-tuning first (every method's reference), then GEM and the strongest baselines, so that a
 # grid stopped early already compares them (ablate goes seed by seed, methods in this order).
 R=recipes/smollm2/ablation
-RECIPES=($R/s01_finetune.toml $R/s07_gem.toml $R/s03_replay_kd.toml $R/s04_lora_replay.toml $R/s02_replay.toml
+RECIPES=($R/s01_finetune.toml $R/s07_gem.toml $R/s09_gem_no_dtr.toml $R/s03_replay_kd.toml $R/s04_lora_replay.toml $R/s02_replay.toml
          $R/s05_replay_ewc.toml $R/s06_mofo.toml $R/s08_gem_frozen.toml)
 $G ablate "${RECIPES[@]}" --domain "$DOMAIN" --seeds "$SEEDS" "${EVAL[@]}" --jobs "${JOBS:-1}" --out "out/ablation/smollm2-$DOMAIN"
