@@ -61,8 +61,9 @@ std::vector<DocumentNll> document_nlls(const Scorer& scorer, const std::vector<s
   if (!scored.empty() && scored.size() != docs.size()) fail("eval", "expected one loss mask per document");
   std::vector<ScoreRequest> rows;
   std::vector<size_t> owner;
+  static const std::vector<uint8_t> every_token;  // no mask: score every token (bound by reference, not copied)
   for (size_t d = 0; d < docs.size(); ++d)
-    for (ScoreRequest& r : document_windows(docs[d], seq_len, scored.empty() ? std::vector<uint8_t>{} : scored[d])) {
+    for (ScoreRequest& r : document_windows(docs[d], seq_len, scored.empty() ? every_token : scored[d])) {
       rows.push_back(std::move(r));
       owner.push_back(d);
     }
@@ -122,12 +123,10 @@ Result evaluate_perplexity(const Scorer& scorer, const Tokenizer& tok, const Cor
   const DocumentFraming framing = document_framing(tok.special());
   std::vector<std::vector<int32_t>> docs(corpus.documents.size());
   std::vector<std::vector<uint8_t>> scored(corpus.documents.size());
-  bool answers_only = false;
   for (size_t i = 0; i < docs.size(); ++i) {
     if (shard) docs[i] = corpus.documents[i].ids;
     else framing.append(tok.encode(corpus.documents[i].text, /*add_special=*/false), docs[i]);
     scored[i] = corpus.documents[i].scored;
-    answers_only |= !scored[i].empty();
   }
   if (max_tokens > 0) {  // whole documents in file order until the budget is reached
     size_t keep = 0;
@@ -135,6 +134,9 @@ Result evaluate_perplexity(const Scorer& scorer, const Tokenizer& tok, const Cor
     docs.resize(keep);
     scored.resize(keep);
   }
+  // Named by the documents actually scored: a budget that keeps only unmasked documents scores every token.
+  bool answers_only = false;
+  for (const std::vector<uint8_t>& mask : scored) answers_only |= !mask.empty();
   std::vector<DocumentNll> nlls = document_nlls(scorer, docs, seq_len, "perplexity " + corpus.domain, scored);
   if (!shard)
     for (size_t i = 0; i < nlls.size(); ++i) nlls[i].bytes = int64_t(corpus.documents[i].text.size());

@@ -400,6 +400,32 @@ TEST(Perplexity, AnswersOnlyWhereMasked) {
   EXPECT_NE(e.find("a loss mask of 39 entries for a document of 40 tokens"), std::string::npos) << e;
 }
 
+// The method names what was scored: "answer_nll" only when a document that was kept under the
+// token budget has a mask; a budget that stops before the chat examples scores every token.
+TEST(Perplexity, MethodNamesTheDocumentsKeptUnderTheBudget) {
+  Transformer m = tiny_model(50, torch::kDouble);
+  Scorer scorer(m, 4, 64);
+  const auto tok = load_tokenizer(tokenizer_dir() + "/tokenizer.model");
+  std::mt19937 rng(7);
+  eval::Corpus corpus;
+  corpus.domain = "law";
+  corpus.tokenizer_hash = "ids";  // documents given as ids, as a token shard's
+  corpus.documents.resize(2);
+  corpus.documents[0].ids = random_ids(rng, 20, 50);
+  corpus.documents[1].ids = random_ids(rng, 20, 50);
+  corpus.documents[1].scored.assign(20, 0);
+  for (size_t t = 10; t < 20; ++t) corpus.documents[1].scored[t] = 1;
+  BootstrapOptions boot;
+  boot.resamples = 10;
+  const eval::Result all = evaluate_perplexity(scorer, *tok, corpus, 64, boot, 0);
+  EXPECT_EQ(all.method, "answer_nll");
+  EXPECT_EQ(all.stats.at("tokens"), 19 + 10);
+  const eval::Result first = evaluate_perplexity(scorer, *tok, corpus, 64, boot, 10);
+  EXPECT_EQ(first.items, 1);
+  EXPECT_EQ(first.method, "token_nll");
+  EXPECT_EQ(first.stats.at("tokens"), 19);
+}
+
 // A per-domain JSONL corpus of the mini suite's first documents (cut short, to stay quick).
 static std::string short_corpus(const std::string& domain, size_t docs) {
   std::string out;
