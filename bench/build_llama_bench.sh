@@ -14,6 +14,9 @@
 #   build-time.txt    how long the last full build took
 # Idempotent: an existing bin/llama-bench is reused (delete DEST or set REBUILD=1 to rebuild).
 # JOBS (default 2) sets the build parallelism.
+# CROSS=aarch64 cross-builds it for ARM64 instead (cmake/aarch64-linux-gnu.cmake; GGML_NATIVE=OFF,
+# GGML_CPU_ARM_ARCH=armv8.2-a+dotprod: NEON with the dot product, what gemkit's neon_dotprod set
+# uses) into <repo>/build/llama_cpp/llama-bench-aarch64, for bench/arm_instructions.sh (qemu).
 #
 # Flags: -DGGML_NATIVE=ON (-march=native: on this AMD EPYC (Zen 4: family 25, model 17) AVX-512, VNNI, BF16),
 # -DLLAMA_CURL=OFF (deprecated in this llama.cpp, only warns), -DLLAMA_OPENSSL=OFF (no HTTPS code),
@@ -25,7 +28,15 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 NLC=${GEMKIT_LLAMA_CPP:-$ROOT/build/llama_cpp}
-DEST=${1:-$ROOT/build/llama_cpp/llama-bench-build}
+CROSS=${CROSS:-}
+case "$CROSS" in
+  "") DEST=${1:-$ROOT/build/llama_cpp/llama-bench-build}; TARGET_FLAGS=(-DGGML_NATIVE=ON); RUN=() ;;
+  aarch64) DEST=${1:-$ROOT/build/llama_cpp/llama-bench-aarch64}
+           TARGET_FLAGS=(-DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/aarch64-linux-gnu.cmake" -DGGML_NATIVE=OFF
+                         -DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod)
+           RUN=(qemu-aarch64) ;;
+  *) echo "build_llama_bench: CROSS: expected aarch64 or nothing, got '$CROSS'" >&2; exit 2 ;;
+esac
 JOBS=${JOBS:-2}
 OPENMP=${OPENMP:-OFF}
 BUNDLE="$NLC/node_modules/node-llama-cpp/llama/gitRelease.bundle"
@@ -60,9 +71,9 @@ if [ ! -f "$DEST/src/CMakeLists.txt" ]; then
 fi
 commit=$(git -C "$DEST/src" rev-parse HEAD)
 t1=$(date +%s)
-log "configuring llama.cpp ${commit:0:12} (GGML_NATIVE=ON, GGML_OPENMP=$OPENMP)"
+log "configuring llama.cpp ${commit:0:12} (${TARGET_FLAGS[*]}, GGML_OPENMP=$OPENMP)"
 cmake -S "$DEST/src" -B "$DEST/build" -DCMAKE_BUILD_TYPE=Release \
-  -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DGGML_OPENMP="$OPENMP" \
+  "${TARGET_FLAGS[@]}" -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DGGML_OPENMP="$OPENMP" \
   -DBUILD_SHARED_LIBS=OFF -DGGML_CCACHE=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
   >"$DEST/cmake.log" 2>&1 \
@@ -74,7 +85,7 @@ cmake --build "$DEST/build" --target llama-bench -j"$JOBS" >"$DEST/build.log" 2>
 t3=$(date +%s)
 mkdir -p "$DEST/bin"
 cp "$DEST/build/bin/llama-bench" "$DEST/bin/llama-bench"
-"$DEST/bin/llama-bench" --help >/dev/null 2>&1 || fail "$DEST/bin/llama-bench does not run"
+"${RUN[@]}" "$DEST/bin/llama-bench" --help >/dev/null 2>&1 || fail "$DEST/bin/llama-bench does not run"
 {
   echo "llama.cpp commit $commit"
   echo "checkout $((t1 - t0)) s, configure $((t2 - t1)) s, build $((t3 - t2)) s (-j$JOBS), total $((t3 - t0)) s"

@@ -40,6 +40,17 @@ auto guarded(char* err, size_t len, F f) -> decltype(f()) {
   return {};
 }
 
+// For the functions without an err argument: any exception (an id outside the vocabulary, no
+// memory) becomes `failed`, so none crosses into the C caller.
+template <typename R, typename F>
+R or_failed(R failed, F f) noexcept {
+  try {
+    return f();
+  } catch (...) {
+    return failed;
+  }
+}
+
 uint64_t next_random(uint64_t* s) {  // xorshift64*
   uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
   x ^= x >> 12;
@@ -48,6 +59,9 @@ uint64_t next_random(uint64_t* s) {  // xorshift64*
   *s = x;
   return x * 0x2545f4914f6cdd1dull;
 }
+
+// gk_sample with a temperature: top-k, then top-p, then a draw.
+int32_t sample_tokens(const float* logits, int32_t n, float temperature, int32_t top_k, float top_p, uint64_t* state);
 
 }  // namespace
 
@@ -64,20 +78,24 @@ int32_t gk_bos_token(const gk_model* m) { return m->model->tokenizer().special()
 int32_t gk_eos_token(const gk_model* m) { return m->model->tokenizer().special().eos; }
 
 int32_t gk_tokenize(const gk_model* m, const char* text, int add_bos, int32_t* out, int32_t max) {
-  std::vector<int32_t> ids = m->model->tokenizer().encode(text ? text : "", false);
-  const int32_t bos = m->model->tokenizer().special().bos;
-  if (add_bos && bos >= 0) ids.insert(ids.begin(), bos);
-  if (int32_t(ids.size()) > max) return -int32_t(ids.size());
-  std::copy(ids.begin(), ids.end(), out);
-  return int32_t(ids.size());
+  return or_failed(GK_ERROR, [&] {
+    std::vector<int32_t> ids = m->model->tokenizer().encode(text ? text : "", false);
+    const int32_t bos = m->model->tokenizer().special().bos;
+    if (add_bos && bos >= 0) ids.insert(ids.begin(), bos);
+    if (int32_t(ids.size()) > max) return -int32_t(ids.size());
+    std::copy(ids.begin(), ids.end(), out);
+    return int32_t(ids.size());
+  });
 }
 
 int32_t gk_detokenize(const gk_model* m, const int32_t* ids, int32_t n, char* out, int32_t max) {
-  const std::string s = m->model->tokenizer().decode(std::vector<int32_t>(ids, ids + n), true);
-  if (int32_t(s.size()) + 1 > max) return -(int32_t(s.size()) + 1);
-  std::memcpy(out, s.data(), s.size());
-  out[s.size()] = '\0';
-  return int32_t(s.size());
+  return or_failed(GK_ERROR, [&] {
+    const std::string s = m->model->tokenizer().decode(std::vector<int32_t>(ids, ids + n), true);
+    if (int32_t(s.size()) + 1 > max) return -(int32_t(s.size()) + 1);
+    std::memcpy(out, s.data(), s.size());
+    out[s.size()] = '\0';
+    return int32_t(s.size());
+  });
 }
 
 gk_session* gk_session_new(const gk_model* m, int32_t context, int32_t threads, char* err, size_t err_len) {
@@ -111,6 +129,14 @@ const char* gk_kernels_name(void) { return gemkit::runtime::kernels().name; }
 
 int32_t gk_sample(const float* logits, int32_t n, float temperature, int32_t top_k, float top_p, uint64_t* state) {
   if (temperature <= 0) return int32_t(std::max_element(logits, logits + n) - logits);
+  return or_failed(GK_ERROR, [&] { return sample_tokens(logits, n, temperature, top_k, top_p, state); });
+}
+
+}  // extern "C"
+
+namespace {
+
+int32_t sample_tokens(const float* logits, int32_t n, float temperature, int32_t top_k, float top_p, uint64_t* state) {
   std::vector<int32_t> order(static_cast<size_t>(n));
   std::iota(order.begin(), order.end(), 0);
   const int32_t k = top_k > 0 ? std::min(top_k, n) : n;
@@ -139,4 +165,4 @@ int32_t gk_sample(const float* logits, int32_t n, float temperature, int32_t top
   return order[size_t(keep - 1)];
 }
 
-}  // extern "C"
+}  // namespace

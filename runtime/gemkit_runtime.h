@@ -29,11 +29,15 @@ void gk_model_free(gk_model* model);
 int32_t gk_vocab_size(const gk_model* model);
 int32_t gk_bos_token(const gk_model* model);  /* -1: none */
 int32_t gk_eos_token(const gk_model* model);  /* -1: none */
+/* What gk_tokenize, gk_detokenize and gk_sample return when they fail (an id outside the
+ * vocabulary, no memory); no C++ exception ever leaves a gk_* function. */
+#define GK_ERROR INT32_MIN
+
 /* Token ids of text into out (at most max); returns the count, or -(needed) when max is too
  * small. add_bos: prepend the model's BOS when it has one. */
 int32_t gk_tokenize(const gk_model* model, const char* text, int add_bos, int32_t* out, int32_t max);
 /* The text of ids into out (NUL-terminated, at most max bytes); returns the length, or
- * -(needed) when max is too small. */
+ * -(needed) when max is too small, or GK_ERROR for an id outside the vocabulary. */
 int32_t gk_detokenize(const gk_model* model, const int32_t* ids, int32_t n, char* out, int32_t max);
 
 gk_session* gk_session_new(const gk_model* model, int32_t context, int32_t threads, char* err, size_t err_len);
@@ -50,7 +54,8 @@ size_t gk_session_kv_bytes(const gk_session* session);
 /* Share of (token, routed block) pairs the token router processed; 1 without routing. */
 double gk_realised_capacity(const gk_session* session);
 
-/* The kernels in use: "avx2" or "portable" (GEMKIT_RUNTIME_KERNELS=portable forces it). */
+/* The kernel set in use: "portable", "avx2", "avx512", "avx512_vnni", "neon" or "neon_dotprod"
+ * (the best the CPU runs; GEMKIT_RUNTIME_KERNELS=NAME forces one it runs). */
 const char* gk_kernels_name(void);
 
 /* Temperature <= 0: greedy. top_k <= 0 and top_p >= 1 disable those filters. state: the

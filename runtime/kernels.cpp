@@ -4,6 +4,12 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)  // Linux's AArch64 hwcap bit for the dot-product instructions
+#endif
+#endif
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -133,16 +139,35 @@ bool cpu_has_avx512() {
 #endif
 }
 
+bool cpu_has_neon_dotprod() {
+#if defined(__aarch64__)
+  return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#else
+  return false;
+#endif
+}
+
+std::vector<const Kernels*> available_kernels() {
+  std::vector<const Kernels*> sets{&kPortable};
+#if defined(__x86_64__)
+  if (cpu_has_avx2()) sets.push_back(avx2_kernels());
+  if (cpu_has_avx512()) sets.push_back(avx512_kernels());
+  if (cpu_has_avx512_vnni()) sets.push_back(avx512_vnni_kernels());
+#elif defined(__aarch64__)
+  sets.push_back(neon_kernels());  // Advanced SIMD is part of every ARMv8-A CPU
+  if (cpu_has_neon_dotprod()) sets.push_back(neon_dotprod_kernels());
+#endif
+  return sets;
+}
+
 const Kernels& kernels() {
   static const Kernels* chosen = [] {
     fp16_table();
-    const char* env = std::getenv("GEMKIT_RUNTIME_KERNELS");
-    const std::string force = env ? env : "";
-    if (force == "portable") return &kPortable;
-    if (cpu_has_avx512_vnni() && force != "avx2" && force != "avx512") return avx512_vnni_kernels();
-    if (cpu_has_avx512() && force != "avx2") return avx512_kernels();
-    if (cpu_has_avx2()) return avx2_kernels();
-    return &kPortable;
+    const std::vector<const Kernels*> sets = available_kernels();
+    const char* force = std::getenv("GEMKIT_RUNTIME_KERNELS");
+    for (const Kernels* k : sets)
+      if (force && std::string(force) == k->name) return k;
+    return sets.back();
   }();
   return *chosen;
 }

@@ -1,14 +1,16 @@
 // Dot products of one weight row with one activation row, per storage type, as llama.cpp's CPU
 // path computes them: Q8_0 and Q4_0 weights against activations quantized to Q8_0 blocks of 32
 // (round to nearest even, fp16 scale), f16 and f32 weights against f32 activations.
-// Implementations: portable C++, AVX2 (+FMA, F16C; with the matrix kernels gemm_q4_0 /
+// Implementations: portable C++; on x86-64 AVX2 (+FMA, F16C; with the matrix kernels gemm_q4_0 /
 // gemm_q8_0), AVX-512 (F, BW, VL, DQ; four-row dot products), AVX-512 VNNI (AVX-512 with its own
-// matrix kernels); the best the CPU has is chosen once at run time
-// (GEMKIT_RUNTIME_KERNELS=portable|avx2|avx512|avx512_vnni forces one, for tests and
-// comparison; a forced set the CPU lacks falls back to the best available).
+// matrix kernels); on AArch64 NEON and NEON with the ARMv8.2 dot product (both with matrix
+// kernels). The best the CPU has is chosen once at run time
+// (GEMKIT_RUNTIME_KERNELS=portable|avx2|avx512|avx512_vnni|neon|neon_dotprod forces one, for
+// tests and comparison; a forced set the CPU lacks falls back to the best available).
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "formats/block_quant.h"
 
@@ -64,12 +66,19 @@ struct Kernels {
 
 const Kernels& kernels();          // the best for this CPU (or the forced one)
 const Kernels& portable_kernels();
+// Every set this CPU runs, portable first, then narrowest to widest (the last is the best).
+std::vector<const Kernels*> available_kernels();
+// Each set is compiled only for its architecture (x86-64: avx2, avx512, avx512_vnni; AArch64:
+// neon, neon_dotprod) and called only when the CPU has it.
 const Kernels* avx2_kernels();
 const Kernels* avx512_kernels();
 const Kernels* avx512_vnni_kernels();
-bool cpu_has_avx2();         // AVX2, FMA, F16C
-bool cpu_has_avx512();       // and AVX-512 F, BW, VL, DQ
-bool cpu_has_avx512_vnni();  // and AVX-512 VNNI
+const Kernels* neon_kernels();
+const Kernels* neon_dotprod_kernels();
+bool cpu_has_avx2();          // AVX2, FMA, F16C
+bool cpu_has_avx512();        // and AVX-512 F, BW, VL, DQ
+bool cpu_has_avx512_vnni();   // and AVX-512 VNNI
+bool cpu_has_neon_dotprod();  // AArch64 with the dot-product instructions (ASIMDDP)
 
 float fp16_to_fp32_fast(uint16_t h);  // table lookup
 

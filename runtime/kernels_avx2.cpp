@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "runtime/gemm_tiles.h"
 #include "runtime/kernels.h"
 
 namespace gemkit::runtime {
@@ -149,76 +150,49 @@ struct Tile<QuantType::Q8_0> {
   }
 };
 
-// RM rows (row i at w + i * row_bytes) x RN tokens (token j's pairs at x + j * pairs), over
-// `pairs` block pairs; y[j * ldy + i].
-template <QuantType kType, int RM, int RN>
-void tile(const uint8_t* w, size_t row_bytes, const ActPair* x, int64_t pairs, float* y, int64_t ldy) {
-  using T = Tile<kType>;
-  using Block = typename T::Block;
-  __m256 acc[RM][RN];
-  for (int i = 0; i < RM; ++i)
-    for (int j = 0; j < RN; ++j) acc[i][j] = _mm256_setzero_ps();
-  for (int64_t block = 0; block < 2 * pairs; ++block) {
-    const int64_t p = block / 2, h = block % 2;  // the pair, and which of its two blocks
-    __m256i wq[RM];
-    __m256 wd[RM];
-    for (int i = 0; i < RM; ++i) {
-      const Block& b = reinterpret_cast<const Block*>(w + size_t(i) * row_bytes)[block];
-      // Decoding streams the rows once, one after another: fetching 2 KB ahead of the block in
-      // use (3-6 rows of SmolLM2) made its Q8_0 decode 75 -> 93 tok/s and Q4_0 ~80 -> ~92 (one
-      // thread, means of three alternated runs; 512 B ahead was no better than none).
-      if (RM == 1 && RN == 1) _mm_prefetch(reinterpret_cast<const char*>(&b) + 2048, _MM_HINT_T0);
-      wq[i] = T::weights(b);
-      wd[i] = _mm256_set1_ps(half(b.d));
-    }
-    for (int j = 0; j < RN; ++j) {
-      const ActPair& a = x[j * pairs + p];
-      const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * h));
-      const __m256 dx = _mm256_load_ps(a.d + 8 * h);
+// The tile of gemm_tiles.h: RM rows x RN tokens over `pairs` block pairs.
+template <QuantType kType>
+struct Tiles {
+  template <int RM, int RN>
+  static void run(const uint8_t* w, size_t row_bytes, const ActPair* x, int64_t pairs, float* y, int64_t ldy) {
+    using T = Tile<kType>;
+    using Block = typename T::Block;
+    __m256 acc[RM][RN];
+    for (int i = 0; i < RM; ++i)
+      for (int j = 0; j < RN; ++j) acc[i][j] = _mm256_setzero_ps();
+    for (int64_t block = 0; block < 2 * pairs; ++block) {
+      const int64_t p = block / 2, h = block % 2;  // the pair, and which of its two blocks
+      __m256i wq[RM];
+      __m256 wd[RM];
       for (int i = 0; i < RM; ++i) {
-        const __m256i dot = T::dot(wq[i], xq, a.neg_sum_x8 + 8 * h, a.neg_sum_x128 + 8 * h);
-        acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(wd[i], dx), _mm256_cvtepi32_ps(dot), acc[i][j]);
+        const Block& b = reinterpret_cast<const Block*>(w + size_t(i) * row_bytes)[block];
+        // Decoding streams the rows once, one after another: fetching 2 KB ahead of the block in
+        // use (3-6 rows of SmolLM2) made its Q8_0 decode 75 -> 93 tok/s and Q4_0 ~80 -> ~92 (one
+        // thread, means of three alternated runs; 512 B ahead was no better than none).
+        if (RM == 1 && RN == 1) _mm_prefetch(reinterpret_cast<const char*>(&b) + 2048, _MM_HINT_T0);
+        wq[i] = T::weights(b);
+        wd[i] = _mm256_set1_ps(half(b.d));
+      }
+      for (int j = 0; j < RN; ++j) {
+        const ActPair& a = x[j * pairs + p];
+        const __m256i xq = _mm256_load_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * h));
+        const __m256 dx = _mm256_load_ps(a.d + 8 * h);
+        for (int i = 0; i < RM; ++i) {
+          const __m256i dot = T::dot(wq[i], xq, a.neg_sum_x8 + 8 * h, a.neg_sum_x128 + 8 * h);
+          acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(wd[i], dx), _mm256_cvtepi32_ps(dot), acc[i][j]);
+        }
       }
     }
+    for (int i = 0; i < RM; ++i)
+      for (int j = 0; j < RN; ++j) y[j * ldy + i] = hsum(acc[i][j]);
   }
-  for (int i = 0; i < RM; ++i)
-    for (int j = 0; j < RN; ++j) y[j * ldy + i] = hsum(acc[i][j]);
-}
+};
 
-template <QuantType kType, int RM, int RN>
-void token_tiles(const uint8_t* w, size_t row_bytes, const ActPair* x, int64_t tokens, int64_t pairs, float* y,
-                 int64_t ldy) {
-  int64_t t = 0;
-  for (; t + RN <= tokens; t += RN) tile<kType, RM, RN>(w, row_bytes, x + t * pairs, pairs, y + t * ldy, ldy);
-  for (; t < tokens; ++t) tile<kType, RM, 1>(w, row_bytes, x + t * pairs, pairs, y + t * ldy, ldy);
-}
-
-// Tokens in chunks of 64 (their activations stay in L2 while every tile of rows passes over
-// them); decoding (one token) goes one row at a time, the sequential stream the prefetcher
-// follows best (kernels_vnni.cpp).
-template <QuantType kType>
-void gemm(const uint8_t* w, size_t row_bytes, int64_t rows, const ActPair* x, int64_t tokens, int64_t pairs,
-          float* y, int64_t ldy) {
-  // 4 x 2: eight accumulators, four unpacked weight blocks, one activation block and two
-  // constants fill the sixteen registers (SmolLM2 prompts: 4 x 2 and 2 x 4 alike, 4 x 3 and 2 x 2
-  // slower).
-  constexpr int kRows = 4, kTokens = 2;
-  constexpr int64_t kChunk = 64;
-  for (int64_t t0 = 0; t0 < tokens; t0 += kChunk) {
-    const int64_t tn = std::min(kChunk, tokens - t0);
-    const ActPair* xc = x + t0 * pairs;
-    float* yc = y + t0 * ldy;
-    int64_t r = 0;
-    if (tn < kTokens)
-      for (; r < rows; ++r) token_tiles<kType, 1, 1>(w + size_t(r) * row_bytes, row_bytes, xc, tn, pairs, yc + r, ldy);
-    for (; r + kRows <= rows; r += kRows)
-      token_tiles<kType, kRows, kTokens>(w + size_t(r) * row_bytes, row_bytes, xc, tn, pairs, yc + r, ldy);
-    for (; r < rows; ++r) token_tiles<kType, 1, 1>(w + size_t(r) * row_bytes, row_bytes, xc, tn, pairs, yc + r, ldy);
-  }
-}
-
+// 4 x 2 tiles: eight accumulators, four unpacked weight blocks, one activation block and two
+// constants fill the sixteen registers (SmolLM2 prompts: 4 x 2 and 2 x 4 alike, 4 x 3 and 2 x 2
+// slower).
 const Kernels kAvx2 = {"avx2",   dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32, nullptr, nullptr,
-                       gemm<QuantType::Q4_0>, gemm<QuantType::Q8_0>};
+                       gemm_tiles<Tiles<QuantType::Q4_0>, 4, 2>, gemm_tiles<Tiles<QuantType::Q8_0>, 4, 2>};
 
 }  // namespace
 

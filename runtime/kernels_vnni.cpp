@@ -15,6 +15,7 @@
 
 #include <algorithm>
 
+#include "runtime/gemm_tiles.h"
 #include "runtime/kernels.h"
 
 namespace gemkit::runtime {
@@ -61,61 +62,34 @@ struct Traits<QuantType::Q8_0> {
   static __m512i start(const ActPair& x) { return _mm512_load_si512(x.neg_sum_x128); }
 };
 
-// RM rows (row i at w + i * row_bytes) x RN tokens (token j's pairs at x + j * pairs), over
-// `pairs` block pairs; y[j * ldy + i].
-template <QuantType kType, int RM, int RN>
-void tile(const uint8_t* w, size_t row_bytes, const ActPair* x, int64_t pairs, float* y, int64_t ldy) {
-  using T = Traits<kType>;
-  using Block = typename T::Block;
-  __m512 acc[RM][RN];
-  for (int i = 0; i < RM; ++i)
-    for (int j = 0; j < RN; ++j) acc[i][j] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < pairs; ++p) {
-    __m512i xq[RN];
-    for (int j = 0; j < RN; ++j) xq[j] = _mm512_load_si512(x[j * pairs + p].qs);
-    for (int i = 0; i < RM; ++i) {
-      const Block* b = reinterpret_cast<const Block*>(w + size_t(i) * row_bytes) + 2 * p;
-      const __m512i wq = T::weights(b);
-      const __m512 wd = pair_scales(b[0].d, b[1].d);
-      for (int j = 0; j < RN; ++j) {
-        const __m512i dot = _mm512_dpbusd_epi32(T::start(x[j * pairs + p]), wq, xq[j]);
-        const __m512 scale = _mm512_mul_ps(wd, _mm512_load_ps(x[j * pairs + p].d));
-        acc[i][j] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot), acc[i][j]);
+// The tile of gemm_tiles.h: RM rows x RN tokens over `pairs` block pairs.
+template <QuantType kType>
+struct Tiles {
+  template <int RM, int RN>
+  static void run(const uint8_t* w, size_t row_bytes, const ActPair* x, int64_t pairs, float* y, int64_t ldy) {
+    using T = Traits<kType>;
+    using Block = typename T::Block;
+    __m512 acc[RM][RN];
+    for (int i = 0; i < RM; ++i)
+      for (int j = 0; j < RN; ++j) acc[i][j] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < pairs; ++p) {
+      __m512i xq[RN];
+      for (int j = 0; j < RN; ++j) xq[j] = _mm512_load_si512(x[j * pairs + p].qs);
+      for (int i = 0; i < RM; ++i) {
+        const Block* b = reinterpret_cast<const Block*>(w + size_t(i) * row_bytes) + 2 * p;
+        const __m512i wq = T::weights(b);
+        const __m512 wd = pair_scales(b[0].d, b[1].d);
+        for (int j = 0; j < RN; ++j) {
+          const __m512i dot = _mm512_dpbusd_epi32(T::start(x[j * pairs + p]), wq, xq[j]);
+          const __m512 scale = _mm512_mul_ps(wd, _mm512_load_ps(x[j * pairs + p].d));
+          acc[i][j] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(dot), acc[i][j]);
+        }
       }
     }
+    for (int i = 0; i < RM; ++i)
+      for (int j = 0; j < RN; ++j) y[j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
   }
-  for (int i = 0; i < RM; ++i)
-    for (int j = 0; j < RN; ++j) y[j * ldy + i] = _mm512_reduce_add_ps(acc[i][j]);
-}
-
-template <QuantType kType, int RM>
-void token_tiles(const uint8_t* w, size_t row_bytes, const ActPair* x, int64_t tokens, int64_t pairs, float* y,
-                 int64_t ldy) {
-  int64_t t = 0;
-  for (; t + 4 <= tokens; t += 4) tile<kType, RM, 4>(w, row_bytes, x + t * pairs, pairs, y + t * ldy, ldy);
-  for (; t < tokens; ++t) tile<kType, RM, 1>(w, row_bytes, x + t * pairs, pairs, y + t * ldy, ldy);
-}
-
-// Tokens in chunks of 64 so that a chunk's activations (up to 64 x 256 bytes per 64 values)
-// stay in L2 while every tile of rows passes over them.
-template <QuantType kType>
-void gemm(const uint8_t* w, size_t row_bytes, int64_t rows, const ActPair* x, int64_t tokens, int64_t pairs,
-          float* y, int64_t ldy) {
-  constexpr int64_t kChunk = 64;
-  for (int64_t t0 = 0; t0 < tokens; t0 += kChunk) {
-    const int64_t tn = std::min(kChunk, tokens - t0);
-    const ActPair* xc = x + t0 * pairs;
-    float* yc = y + t0 * ldy;
-    int64_t r = 0;
-    // Decoding (fewer tokens than a tile): one row at a time. Four rows in flight were 2-2.5x
-    // slower at one token: four interleaved streams instead of one sequential stream, which
-    // the hardware prefetcher follows best (SmolLM2 Q8_0, 1 thread: 39 vs 97 tok/s).
-    if (tn < 4)
-      for (; r < rows; ++r) token_tiles<kType, 1>(w + size_t(r) * row_bytes, row_bytes, xc, tn, pairs, yc + r, ldy);
-    for (; r + 4 <= rows; r += 4) token_tiles<kType, 4>(w + size_t(r) * row_bytes, row_bytes, xc, tn, pairs, yc + r, ldy);
-    for (; r < rows; ++r) token_tiles<kType, 1>(w + size_t(r) * row_bytes, row_bytes, xc, tn, pairs, yc + r, ldy);
-  }
-}
+};
 
 }  // namespace
 
@@ -123,8 +97,8 @@ const Kernels* avx512_vnni_kernels() {
   static const Kernels k = [] {
     Kernels v = *avx512_kernels();
     v.name = "avx512_vnni";
-    v.gemm_q4_0 = gemm<QuantType::Q4_0>;
-    v.gemm_q8_0 = gemm<QuantType::Q8_0>;
+    v.gemm_q4_0 = gemm_tiles<Tiles<QuantType::Q4_0>, 4, 4>;  // 4 x 4: sixteen accumulators
+    v.gemm_q8_0 = gemm_tiles<Tiles<QuantType::Q8_0>, 4, 4>;
     return v;
   }();
   return &k;
