@@ -4,7 +4,7 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
-#if defined(__aarch64__)
+#if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
 #define HWCAP_ASIMDDP (1 << 20)  // Linux's AArch64 hwcap bit for the dot-product instructions
@@ -140,9 +140,9 @@ bool cpu_has_avx512() {
 }
 
 bool cpu_has_neon_dotprod() {
-#if defined(__aarch64__)
+#if defined(__aarch64__) && defined(__linux__)  // Linux and Android
   return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
-#else
+#else  // elsewhere (iOS, macOS: not built by this project) plain NEON until a check is added
   return false;
 #endif
 }
