@@ -18,8 +18,9 @@
 namespace gemkit::runtime {
 
 // Tile::run<M, N>(w, row_bytes, x, pairs, y, ldy): M rows (row i at w + i * row_bytes) x N tokens
-// (token j's pairs at x + j * pairs), writing y[j * ldy + i].
-template <class Tile, int RM, int RN>
+// (token j's pairs at x + j * pairs), writing y[j * ldy + i]. With G > 1 a "row" is a group of G
+// interleaved weight rows (kernels.h BlockQ4x8) whose results go to y[j * ldy + G * i ...].
+template <class Tile, int RM, int RN, int G = 1>
 void gemm_tiles(const uint8_t* w, size_t row_bytes, int64_t rows, const ActPair* x, int64_t tokens, int64_t pairs,
                 float* y, int64_t ldy) {
   constexpr int64_t kChunk = 64;
@@ -27,8 +28,8 @@ void gemm_tiles(const uint8_t* w, size_t row_bytes, int64_t rows, const ActPair*
     constexpr int M = decltype(rm)::value;
     const uint8_t* wr = w + size_t(r) * row_bytes;
     int64_t t = 0;
-    for (; t + RN <= tn; t += RN) Tile::template run<M, RN>(wr, row_bytes, xc + t * pairs, pairs, yc + r + t * ldy, ldy);
-    for (; t < tn; ++t) Tile::template run<M, 1>(wr, row_bytes, xc + t * pairs, pairs, yc + r + t * ldy, ldy);
+    for (; t + RN <= tn; t += RN) Tile::template run<M, RN>(wr, row_bytes, xc + t * pairs, pairs, yc + G * r + t * ldy, ldy);
+    for (; t < tn; ++t) Tile::template run<M, 1>(wr, row_bytes, xc + t * pairs, pairs, yc + G * r + t * ldy, ldy);
   };
   for (int64_t t0 = 0; t0 < tokens; t0 += kChunk) {
     const int64_t tn = std::min(kChunk, tokens - t0);

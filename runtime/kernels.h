@@ -24,7 +24,16 @@ struct BlockQ4 {  // ggml's block_q4_0
   uint16_t d;
   uint8_t qs[16];
 };
-static_assert(sizeof(BlockQ8) == 34 && sizeof(BlockQ4) == 18, "ggml block layouts");
+// Eight Q4_0 weight rows, one 32-value block each, interleaved (runtime/repack.h): the eight
+// scales, then the nibble bytes in four 32-byte groups; group g holds bytes 4g..4g+3 of each
+// row's qs in turn (row k at 4k), so one 256-bit load puts row k's bytes in 32-bit lane k.
+// A byte's low nibble is value 4g + i of its row, its high nibble value 16 + 4g + i.
+struct BlockQ4x8 {
+  uint16_t d[8];
+  uint8_t qs[128];
+};
+static_assert(sizeof(BlockQ8) == 34 && sizeof(BlockQ4) == 18 && sizeof(BlockQ4x8) == 8 * sizeof(BlockQ4),
+              "ggml block layouts; the interleaved block is the same bytes rearranged");
 
 // Two consecutive Q8_0 activation blocks (64 values) laid out for the matrix kernels: the
 // quantized values; minus 8 and minus 128 times each block's sum of values in the first of its
@@ -62,6 +71,11 @@ struct Kernels {
                     int64_t pairs, float* y, int64_t ldy);
   void (*gemm_q8_0)(const uint8_t* w, size_t row_bytes, int64_t rows, const ActPair* x, int64_t tokens,
                     int64_t pairs, float* y, int64_t ldy);
+  // Optional: the same product for Q4_0 weights interleaved eight rows at a time (`groups` of
+  // eight rows, each group 2 * pairs consecutive BlockQ4x8). When a set has it, the model
+  // interleaves its Q4_0 matrices at load (runtime/repack.h) and uses it for decoding and prompts.
+  void (*gemm_q4_0x8)(const BlockQ4x8* w, int64_t groups, const ActPair* x, int64_t tokens, int64_t pairs, float* y,
+                      int64_t ldy);
 };
 
 const Kernels& kernels();          // the best for this CPU (or the forced one)

@@ -180,13 +180,91 @@ struct Tiles {
   }
 };
 
+// Q4_0 weights interleaved eight rows at a time (kernels.h BlockQ4x8) x N tokens. A 32-byte
+// group g of a block is rows 0-3 then rows 4-7, four bytes each: one q register holds four rows'
+// bytes in four int32 lanes, and each lane meets the same four activation bytes (4g..4g+3 for the
+// low nibbles, 16+4g.. for the high): sdot by element (one instruction per 16 products), or
+// without the dot product the four bytes broadcast and multiplied in widening int16 sums. The eight rows'
+// sums come out in two registers: no horizontal sums, two fp16 -> fp32 conversions per block for
+// eight scales. The same arithmetic for one token and for N, so decoding equals a prompt.
+// start + per int32 lane k: row k's 32 values (lane k of lo[g] and hi[g], g = 0..3) times the
+// block's activations (x0: values 0-15, x1: 16-31).
+inline int32x4_t rows4_block_dot(int32x4_t start, const int8x16_t* lo, const int8x16_t* hi, int8x16_t x0, int8x16_t x1) {
+#ifdef GEMKIT_NEON_DOTPROD
+  start = vdotq_laneq_s32(vdotq_laneq_s32(start, lo[0], x0, 0), hi[0], x1, 0);
+  start = vdotq_laneq_s32(vdotq_laneq_s32(start, lo[1], x0, 1), hi[1], x1, 1);
+  start = vdotq_laneq_s32(vdotq_laneq_s32(start, lo[2], x0, 2), hi[2], x1, 2);
+  return vdotq_laneq_s32(vdotq_laneq_s32(start, lo[3], x0, 3), hi[3], x1, 3);
+#else
+  // The four activation bytes of each group broadcast; nibble (0..15) x int8 products summed in
+  // int16 (eight per lane: at most 8 x 15 x 128 = 15360), then pairwise into the rows' lanes.
+  const int32x4_t a0 = vreinterpretq_s32_s8(x0), a1 = vreinterpretq_s32_s8(x1);
+  const int8x16_t b0[4] = {vreinterpretq_s8_s32(vdupq_laneq_s32(a0, 0)), vreinterpretq_s8_s32(vdupq_laneq_s32(a0, 1)),
+                           vreinterpretq_s8_s32(vdupq_laneq_s32(a0, 2)), vreinterpretq_s8_s32(vdupq_laneq_s32(a0, 3))};
+  const int8x16_t b1[4] = {vreinterpretq_s8_s32(vdupq_laneq_s32(a1, 0)), vreinterpretq_s8_s32(vdupq_laneq_s32(a1, 1)),
+                           vreinterpretq_s8_s32(vdupq_laneq_s32(a1, 2)), vreinterpretq_s8_s32(vdupq_laneq_s32(a1, 3))};
+  int16x8_t l = vmull_s8(vget_low_s8(lo[0]), vget_low_s8(b0[0])), u = vmull_high_s8(lo[0], b0[0]);
+  l = vmlal_s8(l, vget_low_s8(hi[0]), vget_low_s8(b1[0]));
+  u = vmlal_high_s8(u, hi[0], b1[0]);
+  for (int g = 1; g < 4; ++g) {
+    l = vmlal_s8(vmlal_s8(l, vget_low_s8(lo[g]), vget_low_s8(b0[g])), vget_low_s8(hi[g]), vget_low_s8(b1[g]));
+    u = vmlal_high_s8(vmlal_high_s8(u, lo[g], b0[g]), hi[g], b1[g]);
+  }
+  return vaddq_s32(start, vpaddq_s32(vpaddlq_s16(l), vpaddlq_s16(u)));
+#endif
+}
+
+struct TilesQ4x8 {
+  template <int M, int N>
+  static void run(const uint8_t* w, size_t, const ActPair* x, int64_t pairs, float* y, int64_t ldy) {
+    static_assert(M == 1, "one group of eight rows per tile");
+    const BlockQ4x8* blocks = reinterpret_cast<const BlockQ4x8*>(w);
+    const uint8x16_t low = vdupq_n_u8(0x0f);
+    float32x4_t acc[N][2];
+    for (int j = 0; j < N; ++j) acc[j][0] = acc[j][1] = vdupq_n_f32(0);
+    for (int64_t p = 0; p < pairs; ++p)
+      for (int h = 0; h < 2; ++h) {
+        const BlockQ4x8& b = blocks[2 * p + h];
+        if (N == 1) __builtin_prefetch(reinterpret_cast<const char*>(&b) + 2048);
+        int8x16_t lo[2][4], hi[2][4];  // rows 0-3 / 4-7, group
+        for (int r = 0; r < 2; ++r)
+          for (int g = 0; g < 4; ++g) {
+            const uint8x16_t packed = vld1q_u8(b.qs + 32 * g + 16 * r);
+            lo[r][g] = vreinterpretq_s8_u8(vandq_u8(packed, low));
+            hi[r][g] = vreinterpretq_s8_u8(vshrq_n_u8(packed, 4));
+          }
+        const float16x8_t d16 = vreinterpretq_f16_u16(vld1q_u16(b.d));
+        const float32x4_t dw[2] = {vcvt_f32_f16(vget_low_f16(d16)), vcvt_high_f32_f16(d16)};
+        for (int j = 0; j < N; ++j) {
+          const ActPair& a = x[j * pairs + p];
+          const int8x16_t x0 = vld1q_s8(a.qs + 32 * h), x1 = vld1q_s8(a.qs + 32 * h + 16);
+          const float dx = a.d[8 * h];
+          for (int r = 0; r < 2; ++r) {
+            const int32x4_t sum = rows4_block_dot(vdupq_n_s32(a.neg_sum_x8[8 * h]), lo[r], hi[r], x0, x1);
+            acc[j][r] = vfmaq_f32(acc[j][r], vcvtq_f32_s32(sum), vmulq_n_f32(dw[r], dx));
+          }
+        }
+      }
+    for (int j = 0; j < N; ++j) {
+      vst1q_f32(y + j * ldy, acc[j][0]);
+      vst1q_f32(y + j * ldy + 4, acc[j][1]);
+    }
+  }
+};
+
+void gemm_q4_0x8(const BlockQ4x8* w, int64_t groups, const ActPair* x, int64_t tokens, int64_t pairs, float* y,
+                 int64_t ldy) {
+  gemm_tiles<TilesQ4x8, 1, 4, 8>(reinterpret_cast<const uint8_t*>(w), size_t(2 * pairs) * sizeof(BlockQ4x8), groups, x,
+                                 tokens, pairs, y, ldy);
+}
+
 #ifdef GEMKIT_NEON_DOTPROD
 constexpr const char* kName = "neon_dotprod";
 #else
 constexpr const char* kName = "neon";
 #endif
 const Kernels kNeon = {kName,   dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32, nullptr, nullptr,
-                       gemm_tiles<Tiles<BlockQ4>, 4, 4>, gemm_tiles<Tiles<BlockQ8>, 4, 4>};
+                       gemm_tiles<Tiles<BlockQ4>, 4, 4>, gemm_tiles<Tiles<BlockQ8>, 4, 4>, gemm_q4_0x8};
 
 }  // namespace
 

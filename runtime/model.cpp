@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "formats/gguf_keys.h"
 #include "formats/llama_tensor_names.h"
+#include "runtime/repack.h"
 #include "tokenizers/tokenizer_loaders.h"
 
 namespace gemkit::runtime {
@@ -174,6 +175,31 @@ Model::Model(const std::string& path) : file_(path) {
     if (!used.count(t.name)) fail(path, "tensor " + t.name + ": not part of the " + c.architecture + " format this runtime reads");
   if (output_norm_.type != QuantType::F32) fail(path, std::string("tensor ") + kGgufOutputNorm + ": expected f32");
   tokenizer_ = load_gguf_tokenizer(file_);
+  if (kernels().gemm_q4_0x8) interleave_q4_0_weights();
+}
+
+void Model::interleave_q4_0_weights() {
+  const bool tied = output_.data == token_embd_.data;
+  std::vector<Weight*> matrices{&token_embd_};
+  if (!tied) matrices.push_back(&output_);
+  for (Layer& l : layers_)
+    for (Weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) matrices.push_back(w);
+  for (Weight* w : matrices) {
+    if (w->type != QuantType::Q4_0 || !can_interleave_q4_0(w->rows, w->cols)) continue;
+    const int64_t blocks = w->cols / 32, groups = w->rows / 8;
+    auto& copy = interleaved_.emplace_back(new BlockQ4x8[size_t(groups * blocks)]);
+    // A few hundred groups at a time, the mapped pages read so far released as it goes: peak
+    // memory grows by one chunk, not by the matrix (SmolLM2's tied embedding is 16 MB).
+    constexpr int64_t kChunk = 256;
+    for (int64_t g0 = 0; g0 < groups; g0 += kChunk) {
+      const int64_t g1 = std::min(groups, g0 + kChunk);
+      interleave_q4_0(w->data + size_t(g0 * 8) * w->row_bytes, (g1 - g0) * 8, w->cols, copy.get() + g0 * blocks);
+      release_mapped_pages(w->data + size_t(g0 * 8) * w->row_bytes, size_t((g1 - g0) * 8) * w->row_bytes);
+    }
+    w->data = reinterpret_cast<const uint8_t*>(copy.get());
+    w->q4_0x8 = true;
+  }
+  if (tied) output_ = token_embd_;
 }
 
 int Model::routed_blocks() const {
@@ -255,7 +281,7 @@ void Session::prepare_input(const float* x, int64_t rows, int64_t n, bool quanti
   std::copy(x, x + rows * n, in_.begin());
   if (quantize && n % 32 == 0)
     for (int64_t t = 0; t < rows; ++t) k_.quantize_q8(in_.data() + t * n, xq_.data() + t * (n / 32), n);
-  if (quantize && k_.gemm_q4_0 && n % 64 == 0) {
+  if (quantize && (k_.gemm_q4_0 || k_.gemm_q4_0x8) && n % 64 == 0) {
     xp_.resize(size_t(rows * (n / 64)));
     for (int64_t t = 0; t < rows; ++t) make_act_pairs(xq_.data() + t * (n / 32), n / 32, xp_.data() + t * (n / 64));
   }
@@ -266,6 +292,15 @@ void Session::matmul(const Weight& w, int64_t rows, float* y) {
   const BlockQ8* xq = xq_.data();
   const float* x = in_.data();
   const int64_t n = w.cols, nb = n / 32, out = w.rows;
+  if (w.q4_0x8) {
+    // Groups of eight interleaved rows (runtime/repack.h), split between the threads.
+    const ActPair* xp = xp_.data();
+    const BlockQ4x8* blocks = reinterpret_cast<const BlockQ4x8*>(w.data);
+    pool_.parallel_for(out / 8, [&](int64_t g0, int64_t g1) {
+      k.gemm_q4_0x8(blocks + g0 * nb, g1 - g0, xp, rows, n / 64, y + g0 * 8, out);
+    });
+    return;
+  }
   const auto gemm = n % 64 != 0 ? nullptr : w.type == QuantType::Q4_0 ? k.gemm_q4_0 : w.type == QuantType::Q8_0 ? k.gemm_q8_0 : nullptr;
   if (gemm) {
     // Rows in groups of four (the kernels' tile height), so no thread gets a ragged tile.
@@ -536,7 +571,11 @@ const std::vector<float>& Session::eval(const std::vector<int32_t>& tokens, bool
     ensure_rows(rows);
     positions.resize(size_t(rows));
     for (int64_t t = 0; t < rows; ++t) {
-      dequantize_row(e.type, e.data + size_t(tokens[size_t(t0 + t)]) * e.row_bytes, H, h_.data() + t * H);
+      const int64_t token = tokens[size_t(t0 + t)];
+      if (e.q4_0x8)
+        dequantize_row_q4_0x8(reinterpret_cast<const BlockQ4x8*>(e.data), H, token, h_.data() + t * H);
+      else
+        dequantize_row(e.type, e.data + size_t(token) * e.row_bytes, H, h_.data() + t * H);
       positions[size_t(t)] = length_ + t;
     }
     for (int64_t li = 0; li < c.layers; ++li) block(li, rows, positions.data(), h_.data());

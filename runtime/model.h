@@ -43,6 +43,9 @@ struct Weight {
   int64_t rows = 0, cols = 0;  // PyTorch order: [out, in]
   const uint8_t* data = nullptr;
   size_t row_bytes = 0;
+  // Q4_0 rows interleaved eight at a time (runtime/repack.h), when the kernel set multiplies that
+  // layout: data then points at rows / 8 groups of cols / 32 BlockQ4x8 held by the model.
+  bool q4_0x8 = false;
 };
 
 // One SCAR domain expert on one linear layer: y += gate * scale * B (A x).
@@ -92,12 +95,15 @@ class Model {
   int routed_blocks() const;
 
  private:
+  void interleave_q4_0_weights();  // every Q4_0 matrix that can be (Weight::q4_0x8)
+
   GgufFile file_;
   RuntimeConfig config_;
   std::vector<Layer> layers_;
   Weight token_embd_, output_norm_, output_;
   std::unique_ptr<Tokenizer> tokenizer_;
   uint64_t file_bytes_ = 0;
+  std::vector<std::unique_ptr<BlockQ4x8[]>> interleaved_;  // the interleaved copies
 };
 
 struct SessionStats {

@@ -17,6 +17,7 @@
 
 #include "formats/block_quant.h"
 #include "runtime/kernels.h"
+#include "runtime/repack.h"
 
 using namespace gemkit;
 
@@ -140,15 +141,19 @@ TEST(RuntimeKernels, IntegerSumsEqualPortableBitForBit) {
 
 // The matrix kernels (a tile of weight rows x tokens) of every set that has them against the
 // portable dot product of every pair: row and token counts around the tiles (ragged edges), row
-// lengths of 1 to 24 block pairs, and more than one 64-token chunk. The int8 sums are exact;
-// only the float accumulation order differs (bound: 4e-6 of the sum of the blocks' |terms|;
-// measured: AVX2 1.2e-6, AVX-512 VNNI 1.0e-6, NEON and NEON dot product under qemu printed).
+// lengths of 1 to 24 block pairs, and more than one 64-token chunk; Q4_0 also interleaved eight
+// rows at a time (runtime/repack.h) where the set multiplies that layout. The int8 sums are
+// exact; only the float accumulation order differs (bound: 4e-6 of the sum of the blocks'
+// |terms|; measured: AVX2 1.2e-6 (interleaved Q4_0 alone 1.5e-7), AVX-512 VNNI 1.0e-6, NEON and
+// NEON dot product under qemu printed).
 static void expect_matrix_kernels_equal_dot_products(const runtime::Kernels& v) {
   const runtime::Kernels& p = runtime::portable_kernels();
   std::mt19937 rng(5);
   std::normal_distribution<float> nd;
-  double worst = 0;
-  for (const auto& [rows, tokens, pairs] : {std::tuple{1, 1, 1}, {4, 1, 9}, {7, 3, 12}, {9, 5, 2}, {13, 70, 3}, {4, 4, 24}}) {
+  double worst = 0, worst_x8 = 0;
+  int interleaved_cases = 0;
+  for (const auto& [rows, tokens, pairs] : {std::tuple{1, 1, 1}, {4, 1, 9}, {7, 3, 12}, {9, 5, 2}, {13, 70, 3}, {4, 4, 24},
+                                            {8, 1, 9}, {16, 70, 3}, {24, 5, 12}, {8, 4, 1}}) {
     const int64_t n = 64 * pairs;
     std::vector<float> w(size_t(rows * n)), x(size_t(tokens * n));
     for (auto& f : w) f = nd(rng);
@@ -163,25 +168,65 @@ static void expect_matrix_kernels_equal_dot_products(const runtime::Kernels& v) 
       const size_t row_bytes = quant_row_bytes(type, n);
       std::vector<uint8_t> q(row_bytes * size_t(rows));
       for (int64_t r = 0; r < rows; ++r) quantize_row(type, w.data() + r * n, n, q.data() + size_t(r) * row_bytes);
-      std::vector<float> y(size_t(tokens * rows), NAN);
-      (type == QuantType::Q4_0 ? v.gemm_q4_0 : v.gemm_q8_0)(q.data(), row_bytes, rows, xp.data(), tokens, pairs, y.data(), rows);
-      const auto dot = type == QuantType::Q4_0 ? p.dot_q4_0 : p.dot_q8_0;
-      for (int64_t t = 0; t < tokens; ++t)
-        for (int64_t r = 0; r < rows; ++r) {
-          const uint8_t* row = q.data() + size_t(r) * row_bytes;
-          const runtime::BlockQ8* xt = xq.data() + t * n / 32;
-          // Float sums in another order differ by a few ulp of the terms' magnitude: the bound is
-          // relative to the sum of the blocks' |terms|, not to the (possibly cancelled) result.
-          double magnitude = 0;
-          for (int64_t b = 0; b < n / 32; ++b) magnitude += std::fabs(dot(row + size_t(b) * row_bytes / size_t(n / 32), xt + b, 32));
-          const float want = dot(row, xt, n), got = y[size_t(t * rows + r)];
-          worst = std::max(worst, double(std::fabs(got - want)) / magnitude);
-          ASSERT_LE(std::fabs(got - want), 4e-6 * magnitude) << "rows " << rows << " tokens " << tokens << " pairs " << pairs
-                                                             << " at token " << t << " row " << r << ": " << got << " vs " << want;
-        }
+      const bool x8 = type == QuantType::Q4_0 && v.gemm_q4_0x8 && runtime::can_interleave_q4_0(rows, n);
+      std::vector<runtime::BlockQ4x8> interleaved(x8 ? size_t(rows / 8 * n / 32) : 0);
+      if (x8) runtime::interleave_q4_0(q.data(), rows, n, interleaved.data());
+      interleaved_cases += x8;
+      for (const bool use_x8 : {false, x8}) {
+        std::vector<float> y(size_t(tokens * rows), NAN);
+        if (use_x8)
+          v.gemm_q4_0x8(interleaved.data(), rows / 8, xp.data(), tokens, pairs, y.data(), rows);
+        else
+          (type == QuantType::Q4_0 ? v.gemm_q4_0 : v.gemm_q8_0)(q.data(), row_bytes, rows, xp.data(), tokens, pairs, y.data(), rows);
+        const auto dot = type == QuantType::Q4_0 ? p.dot_q4_0 : p.dot_q8_0;
+        for (int64_t t = 0; t < tokens; ++t)
+          for (int64_t r = 0; r < rows; ++r) {
+            const uint8_t* row = q.data() + size_t(r) * row_bytes;
+            const runtime::BlockQ8* xt = xq.data() + t * n / 32;
+            // Float sums in another order differ by a few ulp of the terms' magnitude: the bound is
+            // relative to the sum of the blocks' |terms|, not to the (possibly cancelled) result.
+            double magnitude = 0;
+            for (int64_t b = 0; b < n / 32; ++b) magnitude += std::fabs(dot(row + size_t(b) * row_bytes / size_t(n / 32), xt + b, 32));
+            const float want = dot(row, xt, n), got = y[size_t(t * rows + r)];
+            (use_x8 ? worst_x8 : worst) = std::max(use_x8 ? worst_x8 : worst, double(std::fabs(got - want)) / magnitude);
+            ASSERT_LE(std::fabs(got - want), 4e-6 * magnitude)
+                << (use_x8 ? "interleaved " : "") << "rows " << rows << " tokens " << tokens << " pairs " << pairs
+                << " at token " << t << " row " << r << ": " << got << " vs " << want;
+          }
+        if (!x8) break;
+      }
     }
   }
-  std::printf("%s matrix kernels vs portable dot products: largest relative difference %.2e\n", v.name, worst);
+  EXPECT_EQ(interleaved_cases, v.gemm_q4_0x8 ? 4 : 0);
+  std::printf("%s matrix kernels vs portable dot products: largest relative difference %.2e", v.name, worst);
+  if (v.gemm_q4_0x8) std::printf(" (interleaved Q4_0: %.2e)", worst_x8);
+  std::printf("\n");
+}
+
+// Interleaving (runtime/repack.h) moves bytes only: every row read back from the interleaved
+// matrix dequantizes bit for bit as the original row, and only whole groups of eight rows of
+// whole 64-value pairs are interleaved.
+TEST(RuntimeKernels, InterleavedQ4_0RowsReadBackExactly) {
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd;
+  const int64_t rows = 24, n = 192;
+  std::vector<float> w(size_t(rows * n));
+  for (auto& f : w) f = nd(rng);
+  const size_t row_bytes = quant_row_bytes(QuantType::Q4_0, n);
+  std::vector<uint8_t> q(row_bytes * size_t(rows));
+  for (int64_t r = 0; r < rows; ++r) quantize_row(QuantType::Q4_0, w.data() + r * n, n, q.data() + size_t(r) * row_bytes);
+  std::vector<runtime::BlockQ4x8> interleaved(size_t(rows / 8 * n / 32));
+  runtime::interleave_q4_0(q.data(), rows, n, interleaved.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    std::vector<float> want(static_cast<size_t>(n)), got(static_cast<size_t>(n), NAN);
+    dequantize_row(QuantType::Q4_0, q.data() + size_t(r) * row_bytes, n, want.data());
+    runtime::dequantize_row_q4_0x8(interleaved.data(), n, r, got.data());
+    ASSERT_EQ(std::memcmp(want.data(), got.data(), sizeof(float) * size_t(n)), 0) << "row " << r;
+  }
+  EXPECT_TRUE(runtime::can_interleave_q4_0(8, 64));
+  EXPECT_FALSE(runtime::can_interleave_q4_0(12, 64));
+  EXPECT_FALSE(runtime::can_interleave_q4_0(8, 96));
+  EXPECT_FALSE(runtime::can_interleave_q4_0(0, 64));
 }
 
 TEST(RuntimeKernels, MatrixKernelsEqualDotProducts) {
