@@ -71,6 +71,14 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
+double exp_sub_max(float* x, int64_t n) {
+  float mx = x[0];
+  for (int64_t i = 1; i < n; ++i) mx = std::max(mx, x[i]);
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
+  return sum;
+}
+
 // llama.cpp's activation quantizer (quantize_row_q8_0 on x86): d = amax / 127, values rounded
 // to nearest even (the SIMD path's _mm256_round_ps), fp16 d.
 void quantize_q8(const float* x, BlockQ8* out, int64_t n) {
@@ -84,7 +92,7 @@ void quantize_q8(const float* x, BlockQ8* out, int64_t n) {
   }
 }
 
-const Kernels kPortable = {"portable", dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32,
+const Kernels kPortable = {"portable", dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32, exp_sub_max,
                            nullptr,    nullptr,  nullptr, nullptr, nullptr};
 
 }  // namespace

@@ -59,6 +59,8 @@ struct Kernels {
   float (*dot_f32)(const void* w, const float* x, int64_t n);
   void (*quantize_q8)(const float* x, BlockQ8* out, int64_t n);
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);  // y += a x (attention's value sum)
+  // Attention's softmax numerator: x[i] = exp(x[i] - max x) for i < n (n >= 1); returns their sum.
+  double (*exp_sub_max)(float* x, int64_t n);
   // Optional (nullptr: use the single-row ones): four consecutive weight rows (row r at
   // w + r * stride) against one activation row, so the activation blocks are loaded and
   // prepared once for four rows.

@@ -461,13 +461,8 @@ void Session::attention(int64_t layer, const Layer& l, int64_t rows, const int64
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / c.heads, h = item % c.heads, kv = h / group, n = first + t + 1;
       const float* qh = q_.data() + t * H + h * D;
-      float mx = -INFINITY;
-      for (int64_t s = 0; s < n; ++s) {
-        att[size_t(s)] = k_.dot_f32(K + s * KVD + kv * D, qh, D) * scale;
-        mx = std::max(mx, att[size_t(s)]);
-      }
-      double sum = 0;
-      for (int64_t s = 0; s < n; ++s) sum += (att[size_t(s)] = std::exp(att[size_t(s)] - mx));
+      for (int64_t s = 0; s < n; ++s) att[size_t(s)] = k_.dot_f32(K + s * KVD + kv * D, qh, D) * scale;
+      const double sum = k_.exp_sub_max(att.data(), n);
       float* o = tmp_.data() + t * H + h * D;
       std::fill(o, o + D, 0.f);
       const float inv = float(1.0 / sum);
