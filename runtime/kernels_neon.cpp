@@ -11,6 +11,7 @@
 #include <arm_neon.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "runtime/gemm_tiles.h"
@@ -117,6 +118,39 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
   for (; i < n; ++i) y[i] += a * x[i];
+}
+
+// exp of four floats <= 0, as kernels_avx2.cpp computes it (2^k x Taylor series of exp(r) to r^6,
+// |r| <= 0.347, ln 2 in two parts; below -87.3 clamped): the softmax numerator of attention.
+inline float32x4_t exp_nonpositive(float32x4_t x) {
+  x = vmaxq_f32(x, vdupq_n_f32(-87.3f));
+  const float32x4_t k = vrndnq_f32(vmulq_n_f32(x, 1.44269504f));
+  float32x4_t r = vfmsq_f32(x, k, vdupq_n_f32(0.693359375f));
+  r = vfmsq_f32(r, k, vdupq_n_f32(-2.12194440e-4f));
+  float32x4_t p = vdupq_n_f32(1.f / 720);
+  for (const float c : {1.f / 120, 1.f / 24, 1.f / 6, 0.5f, 1.f, 1.f}) p = vfmaq_f32(vdupq_n_f32(c), p, r);
+  const int32x4_t two_k = vshlq_n_s32(vaddq_s32(vcvtq_s32_f32(k), vdupq_n_s32(127)), 23);
+  return vmulq_f32(p, vreinterpretq_f32_s32(two_k));
+}
+
+double exp_sub_max(float* x, int64_t n) {
+  float mx = x[0];
+  int64_t i = 0;
+  if (n >= 4) {
+    float32x4_t m4 = vld1q_f32(x);
+    for (i = 4; i + 4 <= n; i += 4) m4 = vmaxq_f32(m4, vld1q_f32(x + i));
+    mx = vmaxvq_f32(m4);
+  }
+  for (; i < n; ++i) mx = std::max(mx, x[i]);
+  float32x4_t acc = vdupq_n_f32(0);
+  for (i = 0; i + 4 <= n; i += 4) {
+    const float32x4_t e = exp_nonpositive(vsubq_f32(vld1q_f32(x + i), vdupq_n_f32(mx)));
+    vst1q_f32(x + i, e);
+    acc = vaddq_f32(acc, e);
+  }
+  double sum = vaddvq_f32(acc);
+  for (; i < n; ++i) sum += (x[i] = std::exp(x[i] - mx));
+  return sum;
 }
 
 // The matrix kernels' view of a weight type: its values as int8 and the int32 lanes the block
@@ -263,7 +297,7 @@ constexpr const char* kName = "neon_dotprod";
 #else
 constexpr const char* kName = "neon";
 #endif
-const Kernels kNeon = {kName,   dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32, portable_kernels().exp_sub_max, nullptr, nullptr,
+const Kernels kNeon = {kName,   dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32, exp_sub_max, nullptr, nullptr,
                        gemm_tiles<Tiles<BlockQ4>, 4, 4>, gemm_tiles<Tiles<BlockQ8>, 4, 4>, gemm_q4_0x8};
 
 }  // namespace
