@@ -43,7 +43,7 @@ LIBRARY=(
   formats/quant_policy.cpp train/recipe.cpp
   eval/tasks.cpp eval/shard_corpus.cpp data/loader.cpp data/token_shards.cpp
   runtime/model.cpp runtime/kernels.cpp runtime/kernels_avx2.cpp runtime/kernels_avx512.cpp runtime/kernels_vnni.cpp
-  runtime/thread_pool.cpp
+  runtime/thread_pool.cpp runtime/repack.cpp
 )
 # The recipe schema takes its defaults from option structs in headers that include LibTorch (only
 # their inline defaults are used, nothing is linked): the wheel's headers, and C++20 as in CMake.
