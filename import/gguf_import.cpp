@@ -83,6 +83,11 @@ ModelConfig config_of(const GgufFile& f, const Architecture& a, const std::strin
   c.hidden_size = required_int(f, key(k::kEmbeddingLength));
   c.intermediate_size = required_int(f, key(k::kFeedForwardLength));
   c.num_hidden_layers = required_int(f, key(k::kBlockCount));
+  // Each block holds nine tensors: a count the file cannot hold is refused before anything is
+  // built per block (the fuzzer's 16-million-block header took 20 s listing names).
+  if (c.num_hidden_layers > int64_t(f.tensors().size()) / 9)
+    fail(f.path(), key(k::kBlockCount) + ": " + std::to_string(c.num_hidden_layers) + " blocks need at least " +
+                       "9 tensors each, the file has " + std::to_string(f.tensors().size()) + " tensors");
   c.num_attention_heads = required_int(f, key(k::kHeadCount));
   c.num_key_value_heads = f.find(key(k::kHeadCountKv)) ? required_int(f, key(k::kHeadCountKv)) : c.num_attention_heads;
   if (c.num_attention_heads % c.num_key_value_heads != 0)
