@@ -1,6 +1,8 @@
 // gemkit compare: evaluation reports of a base model and of models adapted to one domain, side by
 // side with domain gain, general drift, forgetting reduction, DSI and GG (eval/compare.h), or as a
-// transfer matrix (eval/transfer.h) or sequential domains (eval/sequential.h); written by report/.
+// transfer matrix (eval/transfer.h), sequential domains (eval/sequential.h) or single models serving
+// every domain against per-domain oracles (eval/multi_domain.h); written by report/.
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -13,9 +15,11 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "eval/compare.h"
+#include "eval/multi_domain.h"
 #include "eval/sequential.h"
 #include "eval/transfer.h"
 #include "report/compare_report.h"
+#include "report/multi_domain_report.h"
 #include "report/sequential_report.h"
 #include "report/transfer_report.h"
 
@@ -27,8 +31,9 @@ using eval::TransferMatrix;
 using eval::TransferSource;
 
 struct CompareArgs {
-  std::vector<std::string> reports, labels, sequential, transfer;
+  std::vector<std::string> reports, labels, sequential, transfer, multi_domain;
   std::string target, out;
+  bool best = false;
 };
 
 // The reports after the base, each paired with the domain it was adapted to (in order).
@@ -57,8 +62,8 @@ void compare(const CompareArgs& a) {
     }
     reports.push_back(std::move(r));
   }
-  if (int(!a.target.empty()) + int(!a.sequential.empty()) + int(!a.transfer.empty()) != 1)
-    fail("gemkit compare", "give exactly one of --target, --sequential or --transfer");
+  if (int(!a.target.empty()) + int(!a.sequential.empty()) + int(!a.transfer.empty()) + int(!a.multi_domain.empty()) != 1)
+    fail("gemkit compare", "give exactly one of --target, --sequential, --transfer or --multi-domain");
   nlohmann::json json;
   std::string markdown;
   if (!a.target.empty()) {
@@ -69,6 +74,22 @@ void compare(const CompareArgs& a) {
     const SequentialReport r = eval::sequential_report(reports[0], sources(reports, a.sequential, "--sequential"));
     json = eval::to_json(r);
     markdown = eval::to_markdown(r);
+  } else if (!a.multi_domain.empty()) {
+    const size_t K = a.multi_domain.size();
+    if (reports.size() < K + 2)
+      fail("--multi-domain", "expected the base, one oracle report per domain (" + std::to_string(K) +
+                                 ") and at least one model to judge; got " + std::to_string(reports.size()) + " reports");
+    const std::vector<LabelledReport> oracles(reports.begin() + 1, reports.begin() + 1 + long(K));
+    const std::vector<LabelledReport> models(reports.begin() + 1 + long(K), reports.end());
+    const eval::MultiDomainReport r = eval::multi_domain_report(reports[0], a.multi_domain, oracles, models);
+    json = eval::to_json(r);
+    markdown = eval::to_markdown(r);
+    if (a.best) {  // choosing among candidates (a merge coefficient) on validation
+      const auto top = std::max_element(r.models.begin(), r.models.end(), [](const auto& x, const auto& y) {
+        return x.mean_oracle_share.value < y.mean_oracle_share.value;
+      });
+      markdown += "\nbest: " + top->label + "\n";
+    }
   } else {
     const TransferMatrix m = eval::transfer_matrix(reports[0], sources(reports, a.transfer, "--transfer"));
     json = eval::to_json(m);
@@ -97,6 +118,13 @@ void add_compare_command(CLI::App& app) {
   cmd->add_option("--sequential", args->sequential,
                   "the domains of the stages, in order: report i is the model after stage i (ACC, BWT, FWT, forgetting)")
       ->delimiter(',');
+  cmd->add_option("--multi-domain", args->multi_domain,
+                  "the domains D1,..,DK: the reports are the base, the model fine-tuned on each Di alone (the oracles, in "
+                  "order), then models serving every domain (share of the oracles' NLL falls, probe rise)")
+      ->delimiter(',');
+  cmd->add_flag("--best", args->best,
+               "with --multi-domain: print \"best: LABEL\", the judged model with the highest mean share of the oracles' "
+               "NLL falls (to choose among candidates on validation)");
   cmd->add_option("--labels", args->labels, "a label per report (comma separated; default: file names)")
       ->delimiter(',');
   cmd->add_option("--out", args->out, "also write the comparison as JSON (and markdown beside it)");

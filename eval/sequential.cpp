@@ -33,6 +33,15 @@ Matrix ppl_gain_matrix(const std::vector<DomainFigures>& f, const std::vector<st
   return R;
 }
 
+Matrix nll_fall_matrix(const std::vector<DomainFigures>& f, const std::vector<std::string>& domains) {
+  Matrix R;
+  for (const DomainFigures& stage : f) {
+    R.emplace_back();
+    for (const std::string& d : domains) R.back().push_back(std::log(at(f[0].perplexity, d)) - std::log(at(stage.perplexity, d)));
+  }
+  return R;
+}
+
 SequentialPart part(const ItemBootstrap& boot, const std::function<Matrix(const std::vector<DomainFigures>&)>& matrix,
                     size_t T) {
   using Figures = std::vector<DomainFigures>;
@@ -101,6 +110,7 @@ SequentialReport sequential_report(const LabelledReport& base, const std::vector
   if (!boot.available()) r.item_intervals_note = boot.reason() + ": no item-level intervals";
   const size_t T = stages.size();
   const std::vector<std::string>& d = r.domains;
+  r.nll_fall = part(boot, [&](const std::vector<DomainFigures>& f) { return nll_fall_matrix(f, d); }, T);
   r.score = part(boot, [&](const std::vector<DomainFigures>& f) { return score_matrix(f, d); }, T);
   r.ppl_gain = part(boot, [&](const std::vector<DomainFigures>& f) { return ppl_gain_matrix(f, d); }, T);
   return r;

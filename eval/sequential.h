@@ -13,10 +13,11 @@
 // BWT, FWT and forgetting need T >= 2 (NaN otherwise). A missing entry (NaN) makes every figure
 // that uses it NaN.
 //
-// Two matrices: "score", R[i][j] = S(m_i, d_j) (mean task score), and "ppl_gain", R[i][j] =
-// (PPL(m0,d_j) - PPL(m_i,d_j)) / PPL(m0,d_j), the relative perplexity gain over the base
-// (higher is better like a score; row 0 is 0), for small models whose task scores sit near
-// chance. Each figure carries an item-level bootstrap 95% interval where the reports keep
+// Three matrices: "nll_fall", R[i][j] = ln PPL(m0,d_j) - ln PPL(m_i,d_j), the fall of the mean
+// token NLL (nats) of d_j's held-out text from the base (higher is better like a score; row 0
+// is 0): the primary one, in the loss terms of section 6, so BWT is in nats; "score", R[i][j] =
+// S(m_i, d_j) (mean task score); and "ppl_gain", R[i][j] = (PPL(m0,d_j) - PPL(m_i,d_j)) /
+// PPL(m0,d_j), the relative perplexity gain (kept for the earlier reports). Each figure carries an item-level bootstrap 95% interval where the reports keep
 // per-item results (eval/item_bootstrap.h). The JSON and markdown of a SequentialReport are
 // written in report/sequential_report.h.
 #pragma once
@@ -46,7 +47,7 @@ struct SequentialPart {
 struct SequentialReport {
   std::vector<std::string> domains;  // d_1 .. d_T
   std::vector<std::string> rows;     // the base's label, then the stages' labels
-  SequentialPart score, ppl_gain;
+  SequentialPart nll_fall, score, ppl_gain;
   bool item_intervals = false;
   std::string item_intervals_note;
 };

@@ -1,6 +1,9 @@
 #include "methods/gem.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <set>
 
 #include "core/error.h"
 
@@ -58,7 +61,28 @@ void GemMethod::attach(Trainer& trainer, MethodContext& context) {
   const SourceDomains& domains = context.domains;
   gem_ = std::make_unique<GemModules>(context.model, gem_config_from_recipe(r));
   GemModules& gem = *gem_;
-  trainer.add_parameters(gem.named_parameters());
+  // A sequential stage: model.path is the previous stage's routed checkpoint; its routers and
+  // experts continue here, the ones named in scar.frozen_experts without training.
+  const std::vector<std::string> earlier = gem.load_earlier_stage(context.base_model);
+  if (!earlier.empty()) {
+    std::string names;
+    for (const std::string& e : earlier) names += (names.empty() ? "" : ", ") + e;
+    std::printf("gem: continuing the routing of %s (experts: %s)\n", context.base_model.c_str(), names.c_str());
+  }
+  std::set<std::string> frozen;
+  if (r.has("scar.frozen_experts")) {
+    if (!gem.scar()) fail("scar.frozen_experts", "needs scar.enabled");
+    for (const std::string& e : r.get_strings("scar.frozen_experts"))
+      if (std::find(earlier.begin(), earlier.end(), e) == earlier.end())
+        fail("scar.frozen_experts", "'" + e + "' was not trained by an earlier stage (model.path has no such expert): "
+                                    "frozen, it would stay at its initialisation");
+    gem.scar()->freeze_experts(r.get_strings("scar.frozen_experts"));
+    for (const std::string& name : gem.scar()->frozen_parameter_names()) frozen.insert("scar." + name);
+  }
+  std::map<std::string, torch::Tensor> trainable, fixed;
+  for (const auto& [name, p] : gem.named_parameters()) (frozen.count(name) ? fixed : trainable)[name] = p;
+  trainer.add_parameters(trainable);
+  trainer.add_parameters(fixed, /*trainable=*/false);
   trainer.add_checkpoint_hook({[&gem](const std::string& folder) { gem.save_config(folder); }, nullptr});
 
   if (TokenRouters* dtr = gem.dtr())
@@ -91,6 +115,7 @@ void GemMethod::attach(Trainer& trainer, MethodContext& context) {
     gem.metrics();  // drop what forwards outside training (validation, budget checks) counted
   };
   hook.after = [&gem, accuracy](int64_t) {
+    if (gem.scar()) gem.scar()->restore_frozen_keys();
     auto m = gem.metrics();
     if (accuracy->second > 0) m["scar/domain_accuracy"] = accuracy->first / double(accuracy->second);
     *accuracy = {0.0, 0};

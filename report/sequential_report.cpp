@@ -56,6 +56,7 @@ json to_json(const SequentialReport& r) {
   json j;
   j["domains"] = r.domains;
   j["rows"] = r.rows;
+  j["nll_fall"] = part_json(r.nll_fall, r);
   j["score"] = part_json(r.score, r);
   j["ppl_gain"] = part_json(r.ppl_gain, r);
   j["item_intervals"] = r.item_intervals;
@@ -64,9 +65,11 @@ json to_json(const SequentialReport& r) {
 }
 
 std::string to_markdown(const SequentialReport& r) {
-  return part_markdown("Sequential domains: S(m_i, d_j) after each stage (row 0: the base)", r.score, r) +
+  return part_markdown("Sequential domains: fall of each domain's mean token NLL from the base (nats) after each stage "
+                       "(row 0: the base)", r.nll_fall, r) +
+         part_markdown("Task scores S(m_i, d_j) after each stage", r.score, r) +
          part_markdown("Relative perplexity gain over the base after each stage", r.ppl_gain, r) +
-         "ACC: mean of the last row; BWT: mean of final minus just-learned scores of the earlier domains; FWT: mean "
+         "ACC: mean of the last row; BWT: mean of final minus just-learned figures of the earlier domains; FWT: mean "
          "score on each domain just before its stage minus the base's; forgetting: best earlier stage minus final. " +
          (r.item_intervals ? "Intervals: item-level bootstrap 95%." : r.item_intervals_note + ".") + "\n";
 }

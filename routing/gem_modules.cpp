@@ -1,5 +1,7 @@
 #include "routing/gem_modules.h"
 
+#include <algorithm>
+
 #include <filesystem>
 
 #include "core/error.h"
@@ -197,16 +199,18 @@ std::map<std::string, double> GemModules::metrics() {
   return m;
 }
 
-std::unique_ptr<GemModules> load_gem_modules(Transformer model, const std::string& checkpoint) {
-  const std::string config_path = (std::filesystem::path(checkpoint) / kGemConfigFile).string();
-  if (!file_exists(config_path)) return nullptr;
-  json j;
+namespace {
+
+json read_gem_json(const std::string& checkpoint) {
+  const std::string path = (std::filesystem::path(checkpoint) / kGemConfigFile).string();
   try {
-    j = json::parse(read_text_file(config_path));
+    return json::parse(read_text_file(path));
   } catch (const json::exception& e) {
-    fail(config_path, std::string("not valid JSON: ") + e.what());
+    fail(path, std::string("not valid JSON: ") + e.what());
   }
-  auto modules = std::make_unique<GemModules>(model, gem_config_from_json(j, config_path));
+}
+
+std::map<std::string, torch::Tensor> read_routing_tensors(const std::string& checkpoint) {
   const std::string extra_path = (std::filesystem::path(checkpoint) / kExtraTensorsFile).string();
   if (!file_exists(extra_path))
     fail(checkpoint, std::string("has ") + kGemConfigFile + " but no " + kExtraTensorsFile + " (the routing tensors)");
@@ -214,7 +218,62 @@ std::unique_ptr<GemModules> load_gem_modules(Transformer model, const std::strin
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& [name, view] : extra.tensors())
     if (name.rfind("dtr.", 0) == 0 || name.rfind("scar.", 0) == 0) tensors[name] = to_tensor(*view);
-  modules->load_named_parameters(tensors, extra_path);
+  return tensors;
+}
+
+}  // namespace
+
+std::vector<std::string> GemModules::load_earlier_stage(const std::string& checkpoint) {
+  const std::string config_path = (std::filesystem::path(checkpoint) / kGemConfigFile).string();
+  if (!file_exists(config_path)) return {};
+  const GemConfig earlier = gem_config_from_json(read_gem_json(checkpoint), config_path);
+  const std::map<std::string, torch::Tensor> tensors = read_routing_tensors(checkpoint);
+  const std::string extra_path = (std::filesystem::path(checkpoint) / kExtraTensorsFile).string();
+  std::vector<std::string> names;
+  if (earlier.scar && scar_) {
+    const ScarOptions &a = earlier.scar_options, &b = scar_->options();
+    const auto same = [&](bool equal, const char* field) {
+      if (!equal)
+        fail(config_path, std::string("scar.") + field + " of the earlier stage differs from this run's: "
+                              "a sequential stage keeps the expert layout");
+    };
+    same(a.general_expert == b.general_expert, "general_expert");
+    same(a.target_modules == b.target_modules, "target_modules");
+    same(a.rank == b.rank, "rank");
+    same(a.router.router_dim == b.router.router_dim, "router_dim");
+    const auto routed = [&](std::vector<int64_t> blocks) {  // as Scar normalises them: empty is every block
+      if (blocks.empty())
+        for (int64_t i = 0; i < model_->num_blocks(); ++i) blocks.push_back(i);
+      std::sort(blocks.begin(), blocks.end());
+      blocks.erase(std::unique(blocks.begin(), blocks.end()), blocks.end());
+      return blocks;
+    };
+    same(routed(a.blocks) == routed(b.blocks), "blocks");
+    if (a.general_expert) names.push_back(kGeneralExpert);
+    names.insert(names.end(), a.experts.begin(), a.experts.end());
+    std::map<std::string, torch::Tensor> scar_tensors;
+    for (const auto& [name, t] : tensors)
+      if (name.rfind("scar.", 0) == 0) scar_tensors[name.substr(5)] = t;
+    scar_->load_earlier_stage(scar_tensors, names, extra_path);
+  }
+  if (earlier.dtr && dtr_) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : dtr_->named_parameters()) {
+      auto it = tensors.find("dtr." + p.key());
+      if (it == tensors.end() || it->second.sizes() != p.value().sizes())
+        fail(extra_path, "dtr." + p.key() + ": missing or of another shape (the earlier stage routed other blocks?)");
+    }
+    for (auto& p : dtr_->named_parameters()) p.value().copy_(tensors.at("dtr." + p.key()));
+  }
+  return names;
+}
+
+std::unique_ptr<GemModules> load_gem_modules(Transformer model, const std::string& checkpoint) {
+  const std::string config_path = (std::filesystem::path(checkpoint) / kGemConfigFile).string();
+  if (!file_exists(config_path)) return nullptr;
+  auto modules = std::make_unique<GemModules>(model, gem_config_from_json(read_gem_json(checkpoint), config_path));
+  modules->load_named_parameters(read_routing_tensors(checkpoint),
+                                 (std::filesystem::path(checkpoint) / kExtraTensorsFile).string());
   return modules;
 }
 

@@ -58,6 +58,12 @@ class GemModules {
   // Copies the "dtr." and "scar." tensors of `tensors` in; other names are ignored. Strict
   // about the modules' own names and shapes (error naming `where`).
   void load_named_parameters(const std::map<std::string, torch::Tensor>& tensors, const std::string& where);
+  // Sequential domains: when `checkpoint` holds gem.json (an earlier stage's routed model),
+  // its SCAR routers and experts come back into this run's SCAR (Scar::load_earlier_stage),
+  // and its token routers when both attach them to the same blocks. The expert layout (blocks,
+  // target modules, rank, router width, general expert) must match: error naming the field.
+  // Returns the earlier stage's expert names (empty when `checkpoint` is not routed).
+  std::vector<std::string> load_earlier_stage(const std::string& checkpoint);
   void save_config(const std::string& folder) const;  // folder/gem.json
   // gem.json and the tensors as folder/extra.safetensors (f32), each written atomically: what
   // load_gem_modules() reads back (the trainer writes extra.safetensors with its other modules).

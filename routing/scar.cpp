@@ -82,6 +82,9 @@ struct Scar::State {
   std::vector<Decision> decisions;  // of the last forward pass
   ScarStats stats;
   std::vector<Adapter> adapters;
+  std::set<std::string> frozen;  // experts that do not train (freeze_experts)
+  // Per routed block: the mask of trained key rows (1) and the keys as they were frozen.
+  std::map<int64_t, std::pair<torch::Tensor, torch::Tensor>> frozen_keys;
   std::vector<std::pair<Linear, std::shared_ptr<LinearHook>>> installed;
 
   const Decision& route(int64_t block, Group group, const torch::Tensor& x) {
@@ -275,6 +278,82 @@ void Scar::load_named_parameters(const std::map<std::string, torch::Tensor>& ten
     if (!mine.count(name)) fail(where, name + ": unexpected SCAR tensor (experts or blocks differ from gem.json?)");
   torch::NoGradGuard no_grad;
   for (auto& [name, t] : mine) t.copy_(tensors.at(name));
+}
+
+void Scar::load_earlier_stage(const std::map<std::string, torch::Tensor>& tensors,
+                              const std::vector<std::string>& earlier, const std::string& where) {
+  std::vector<int64_t> row_of;  // earlier key row -> row here
+  for (const std::string& name : earlier) {
+    const int64_t e = expert_index(name);
+    if (e < 0) fail(where, "expert '" + name + "' of the earlier stage is not among this run's experts (scar.experts): "
+                           "every earlier expert must be kept");
+    row_of.push_back(e);
+  }
+  // Everything is checked before anything is copied.
+  std::map<std::string, torch::Tensor> mine = named_parameters(), copy;
+  for (const auto& [name, t] : mine) {
+    const bool key = name.size() > 5 && name.compare(name.size() - 5, 5, ".keys") == 0;
+    const bool earlier_adapter = [&] {
+      for (const std::string& n : earlier)
+        if (name.rfind("experts." + n + ".", 0) == 0) return true;
+      return false;
+    }();
+    if (!key && !earlier_adapter && name.rfind("routers.", 0) != 0) continue;  // a new expert's adapter
+    auto it = tensors.find(name);
+    if (it == tensors.end()) fail(where, name + ": missing SCAR tensor of the earlier stage");
+    const std::vector<int64_t> want =
+        key ? std::vector<int64_t>{int64_t(earlier.size()), t.size(1)} : t.sizes().vec();
+    if (it->second.sizes().vec() != want)
+      fail(where, name + ": shape " + c10::str(it->second.sizes()) + ", expected " + c10::str(c10::IntArrayRef(want)));
+    copy[name] = it->second;
+  }
+  torch::NoGradGuard no_grad;
+  for (const auto& [name, t] : copy) {
+    torch::Tensor target = mine.at(name);
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".keys") == 0) {
+      for (size_t r = 0; r < row_of.size(); ++r) target[row_of[r]].copy_(t[int64_t(r)]);
+    } else {
+      target.copy_(t);
+    }
+  }
+}
+
+void Scar::freeze_experts(const std::vector<std::string>& names) {
+  State& s = *state_;
+  auto mask = torch::ones({num_experts(), 1});
+  for (const std::string& name : names) {
+    const int64_t e = expert_index(name);
+    if (e < 0) fail("scar.frozen_experts", "'" + name + "' is not an expert of this run (scar.experts)");
+    mask[e] = 0;
+    for (const auto& a : s.adapters)
+      if (a.expert == e) {
+        a.layer->A.set_requires_grad(false);
+        a.layer->B.set_requires_grad(false);
+      }
+    s.frozen.insert(name);
+  }
+  for (auto& [block, router] : s.routers) {
+    router->keys.set_requires_grad(true);
+    const torch::Tensor m = mask.to(router->keys.options());
+    router->keys.register_hook([m](torch::Tensor grad) { return grad * m; });
+    s.frozen_keys[block] = {m, router->keys.detach().clone()};
+  }
+}
+
+void Scar::restore_frozen_keys() {
+  torch::NoGradGuard no_grad;
+  for (auto& [block, saved] : state_->frozen_keys) {
+    torch::Tensor keys = state_->routers.at(block)->keys;
+    keys.copy_(saved.first * keys + (1 - saved.first) * saved.second);
+  }
+}
+
+std::set<std::string> Scar::frozen_parameter_names() const {
+  std::set<std::string> out;
+  for (const auto& [name, t] : named_parameters())
+    for (const std::string& n : state_->frozen)
+      if (name.rfind("experts." + n + ".", 0) == 0) out.insert(name);
+  return out;
 }
 
 ScarLosses Scar::losses(const torch::Tensor& row_expert, const torch::Tensor& valid) const {

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -103,6 +104,21 @@ class Scar {
   // Strict: a missing or unexpected name or a wrong shape is an error naming `where`; nothing
   // is copied unless everything matches.
   void load_named_parameters(const std::map<std::string, torch::Tensor>& tensors, const std::string& where);
+  // Sequential domains: the tensors of an earlier stage's SCAR, whose experts were `earlier`
+  // (its expert_names()), into this one, which has those experts and new ones. Router queries
+  // and the earlier experts' adapters load by name, each earlier key row into the row of the
+  // expert of the same name; the new experts keep their initialisation. Strict otherwise (an
+  // earlier expert missing here, a missing tensor, a wrong shape: error naming `where`).
+  void load_earlier_stage(const std::map<std::string, torch::Tensor>& tensors, const std::vector<std::string>& earlier,
+                          const std::string& where);
+  // The named experts stop learning: their adapters get no gradient and the gradient of their
+  // router key rows is zeroed (the shared query still trains, so routing can still move).
+  void freeze_experts(const std::vector<std::string>& names);
+  // Puts the frozen key rows back as freeze_experts found them: called after each optimizer
+  // step, since the key tensors as a whole still train (AdamW's weight decay would shrink them).
+  void restore_frozen_keys();
+  // Names (as in named_parameters) of the frozen experts' adapter tensors.
+  std::set<std::string> frozen_parameter_names() const;
 
   // Routing of the last forward pass: the losses (see above). row_expert [B] int64: the expert
   // index of each row's domain, -1 when unknown; undefined: no supervision. valid [B, T] bool

@@ -9,9 +9,11 @@
 #include <string>
 
 #include "eval/item_bootstrap.h"
+#include "eval/multi_domain.h"
 #include "eval/sequential.h"
 #include "eval/transfer.h"
 #include "report/pareto.h"
+#include "report/multi_domain_report.h"
 #include "report/sequential_report.h"
 #include "report/transfer_report.h"
 #include "tests/test_util.h"
@@ -138,9 +140,18 @@ TEST(EvalSequential, ThreeStagesByHand) {
   EXPECT_EQ(r.ppl_gain.bwt.value, -0.25);
   EXPECT_EQ(r.ppl_gain.fwt.value, 0.0);
   EXPECT_EQ(r.ppl_gain.forgetting.value, 0.25);
+  // NLL falls (nats): row 1 ln 2, 0, 0; row 2 ln 4/3, ln 2, 0; row 3 ln 4/3, ln 4/3, ln 2.
+  //   ACC = (2 ln 4/3 + ln 2) / 3; BWT = ln 4/3 - ln 2 = ln 2/3; FWT = 0; forgetting = ln 3/2
+  EXPECT_NEAR(r.nll_fall.matrix[1][0].value, std::log(2.0), 1e-15);
+  EXPECT_EQ(r.nll_fall.matrix[0][2].value, 0.0);
+  EXPECT_NEAR(r.nll_fall.acc.value, (2 * std::log(4.0 / 3) + std::log(2.0)) / 3, 1e-15);
+  EXPECT_NEAR(r.nll_fall.bwt.value, std::log(2.0 / 3), 1e-15);
+  EXPECT_EQ(r.nll_fall.fwt.value, 0.0);
+  EXPECT_NEAR(r.nll_fall.forgetting.value, std::log(1.5), 1e-15);
 
   const json j = to_json(r);
   EXPECT_EQ(value(j["score"]["ACC"]), 0.625);
+  EXPECT_NEAR(value(j["nll_fall"]["BWT"]), std::log(2.0 / 3), 1e-15);
   EXPECT_EQ(value(j["score"]["forgetting_per_domain"]["finance"]), 0.375);
   EXPECT_FALSE(j["score"]["forgetting_per_domain"].contains("stem"));  // the last domain is never forgotten
   EXPECT_NE(to_markdown(r).find("| 0.625 | -0.250 | +0.125 | 0.250 |"), std::string::npos) << to_markdown(r);
@@ -286,4 +297,71 @@ TEST(EvalBootstrap, UndefinedOnAResampleLeavesNoInterval) {
     return s;
   }, o);
   EXPECT_LT(defined.low, defined.high);
+}
+
+// One model for two domains against the per-domain oracles (eval/multi_domain.h):
+// base:          PPL law 100, finance 100, general_probe 50, general 40
+// oracle law:    law 50 (fall ln 2)          oracle finance: finance 25 (fall ln 4)
+// joint:         law 100 / 2^0.9 (fall 0.9 ln 2, share 0.9), finance 50 (fall ln 2, share 0.5),
+//                probe 50.5 (rise ln 1.01, +1% PPL), general 40 (rise 0)
+//   mean fall = (0.9 ln 2 + ln 2) / 2 = 0.95 ln 2; lowest share 0.5
+// flat:          no fall on law; finance 200 -> share -0.5; with a useless law oracle every
+//                share of law is undefined (n/a), and so is the lowest share
+TEST(EvalMultiDomain, OracleSharesAndProbeRiseByHand) {
+  const auto m = [](const std::map<std::string, double>& ppl) { return report(ppl, {}); };
+  const LabelledReport base{"base", m({{"law", 100}, {"finance", 100}, {"general_probe", 50}, {"general", 40}})};
+  const LabelledReport o_law{"ft_law", m({{"law", 50}, {"finance", 110}, {"general_probe", 55}, {"general", 44}})};
+  const LabelledReport o_fin{"ft_finance", m({{"law", 120}, {"finance", 25}, {"general_probe", 60}, {"general", 48}})};
+  const LabelledReport joint{"joint", m({{"law", 100 / std::pow(2.0, 0.9)}, {"finance", 50}, {"general_probe", 50.5}, {"general", 40}})};
+  const LabelledReport flat{"flat", m({{"law", 100}, {"finance", 200}, {"general_probe", 50}, {"general", 40}})};
+  const MultiDomainReport r = multi_domain_report(base, {"law", "finance"}, {o_law, o_fin}, {joint, flat});
+  ASSERT_EQ(r.models.size(), 2u);
+  const MultiDomainRow& j = r.models[0];
+  EXPECT_NEAR(j.fall[0].value, 0.9 * std::log(2.0), 1e-12);
+  EXPECT_NEAR(j.oracle_share[0].value, 0.9, 1e-12);
+  EXPECT_NEAR(j.oracle_share[1].value, 0.5, 1e-12);
+  EXPECT_NEAR(j.mean_fall.value, 0.95 * std::log(2.0), 1e-12);
+  EXPECT_NEAR(j.min_oracle_share.value, 0.5, 1e-12);
+  EXPECT_NEAR(j.mean_oracle_share.value, 0.7, 1e-12);
+  EXPECT_NEAR(j.probe_rise.value, std::log(1.01), 1e-12);
+  EXPECT_NEAR(j.probe_ppl_change.value, 0.01, 1e-12);
+  EXPECT_EQ(j.general_rise.value, 0.0);
+  EXPECT_NEAR(r.models[1].oracle_share[1].value, -0.5, 1e-12);
+  EXPECT_NEAR(r.oracle[1].fall[1].value, std::log(4.0), 1e-12);
+  const std::string md = to_markdown(r);
+  EXPECT_NE(md.find("| joint | 0.624 | 0.693 | 0.658 | +0.0100 | +1.00% | +0.0000 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| joint | 90% | 50% | 70% | 50% |"), std::string::npos) << md;
+  const json js = to_json(r);
+  EXPECT_NEAR(value(js["models"][0]["oracle_share"]["law"]), 0.9, 1e-12);
+  EXPECT_FALSE(js["models"][0].contains("routed_to_own_expert"));  // no routing in these reports
+  EXPECT_EQ(md.find("Routing:"), std::string::npos);
+
+  // A routed model: the first-choice loads of its perplexity results (as `gemkit eval` writes them).
+  LabelledReport routed = joint;
+  routed.label = "routed";
+  for (auto& result : routed.report["results"]) {
+    const std::string key = result["key"];
+    if (key == "law") result["stats"] = {{"scar/load/law", 0.875}, {"scar/load/general", 0.125}};
+    if (key == "general_probe") result["stats"] = {{"scar/load/general", 0.9375}, {"scar/load/law", 0.0625}};
+  }
+  const MultiDomainReport rr = multi_domain_report(base, {"law", "finance"}, {o_law, o_fin}, {joint, routed});
+  EXPECT_FALSE(rr.models[0].routed());
+  ASSERT_TRUE(rr.models[1].routed());
+  EXPECT_EQ(rr.models[1].routed_to_own[0], 0.875);
+  EXPECT_TRUE(std::isnan(rr.models[1].routed_to_own[1]));  // finance has no routing figures here
+  EXPECT_EQ(rr.models[1].probe_to_general, 0.9375);
+  EXPECT_NE(to_markdown(rr).find("| routed | 87.5% | n/a | 93.8% |"), std::string::npos) << to_markdown(rr);
+  EXPECT_EQ(to_json(rr)["models"][1]["probe_routed_to_general"].get<double>(), 0.9375);
+
+  // A law oracle that did not improve law: its shares are undefined, never divided by <= 0.
+  const LabelledReport useless{"ft_law", m({{"law", 100}, {"finance", 100}, {"general_probe", 50}, {"general", 40}})};
+  const MultiDomainReport u = multi_domain_report(base, {"law", "finance"}, {useless, o_fin}, {joint});
+  EXPECT_TRUE(std::isnan(u.models[0].oracle_share[0].value));
+  EXPECT_TRUE(std::isnan(u.models[0].min_oracle_share.value));
+  EXPECT_NE(to_markdown(u).find("| joint | n/a | 50% | n/a | n/a |"), std::string::npos) << to_markdown(u);
+
+  expect_error([&] { multi_domain_report(base, {"law", "finance"}, {o_law}, {joint}); },
+               {"one oracle report per domain (2), got 1"});
+  expect_error([&] { multi_domain_report(base, {"law", "stem"}, {o_law, o_fin}, {joint}); },
+               {"report base", "no perplexity for domain 'stem'"});
 }

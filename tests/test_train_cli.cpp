@@ -156,7 +156,8 @@ void expect_clean_failure(const Result& r, const std::string& needle) {
 }
 
 // fixture/tok, fixture/model (a 2-layer Llama of width 64), fixture/train.h5 and
-// fixture/validation.h5 (data/mini/general), fixture/short_docs.h5 (data/mini/commonsense), rebuilt when the binary changes.
+// fixture/validation.h5 (data/mini/general), fixture/short_docs.h5 (data/mini/commonsense), fixture/law.h5
+// (data/mini/law), rebuilt when the binary changes.
 std::string fixture() {
   static std::string dir;
   if (!dir.empty()) return dir;
@@ -168,7 +169,7 @@ std::string fixture() {
   struct stat st;
   ::stat(kBin.c_str(), &st);
   // The leading version changes whenever the fixture's contents do.
-  const std::string stamp = "2 " + std::to_string(st.st_mtime) + " " + std::to_string(st.st_size);
+  const std::string stamp = "3 " + std::to_string(st.st_mtime) + " " + std::to_string(st.st_size);
   if (slurp(dir + "/stamp") != stamp) {
     fs::remove_all(dir);
     fs::create_directories(dir);
@@ -187,7 +188,9 @@ std::string fixture() {
              // Short documents (~80 tokens): packed rows of 32 often hold a document boundary, so
              // rows (and ranks) carry different numbers of loss targets.
              {"data", "prepare", "--quiet", "--tokenizer", dir + "/tok", "--out", dir + "/short_docs.h5",
-              "data/mini/commonsense/train.jsonl"}}) {
+              "data/mini/commonsense/train.jsonl"},
+             {"data", "prepare", "--quiet", "--tokenizer", dir + "/tok", "--out", dir + "/law.h5",
+              "data/mini/law/train.jsonl"}}) {
       const Result r = run_gemkit(args);
       EXPECT_EQ(r.code, 0) << describe(r);
       ok = ok && r.code == 0;
@@ -420,6 +423,75 @@ TEST(TrainCli, OnlineEwcCarriesTheAnchorToTheNextStage) {
   EXPECT_GT((a2.at(name) - 0.5 * a1.at(name)).sum().item<double>(), 0.0);
   for (const std::string& d : {cache, stage1, stage2}) fs::remove_all(d);
   fs::remove(recipe);
+}
+
+// Sequential GEM (docs/multi-domain.md): stage 2 starts from stage 1's routed checkpoint, adds an
+// expert for its own domain and keeps stage 1's expert frozen. The frozen expert's adapters and
+// router key row come out of stage 2 bit for bit as stage 1 left them, while the new expert and
+// the shared router query train.
+TEST(TrainCli, SequentialGemStageAddsAnExpertAndKeepsTheEarlierOneFrozen) {
+  const std::string fix = fixture();
+  const std::string stage1 = unique("seq_stage1"), stage2 = unique("seq_stage2");
+  for (const std::string& d : {stage1, stage2}) fs::remove_all(d);
+  const std::string scar = "[scar]\nenabled = true\nexperts = [\"commonsense\"]\nrank = 4\nrouter_dim = 16\n";
+  std::string recipe = write_recipe("seq", "mode = \"frozen\"\n" + scar);
+  {
+    std::string text = slurp(recipe);
+    const std::string from = "data = [\"" + fix + "/train.h5\"]";
+    text.replace(text.find(from), from.size(), "data = [\"" + fix + "/short_docs.h5\", \"" + fix + "/train.h5\"]");
+    std::ofstream(recipe) << text;
+  }
+  Result r = run_gemkit({"train", recipe, "--out", stage1, "train.max_steps=3"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  const std::string ckpt1 = stage1 + "/step-0000003";
+  const std::vector<std::string> stage2_args = {
+      "train", recipe, "--out", stage2, "train.max_steps=3", "model.path=" + ckpt1,
+      "train.data=" + fix + "/law.h5," + fix + "/train.h5", "scar.experts=commonsense,law"};
+
+  // Refused before training: a frozen expert no earlier stage trained, a dropped earlier expert,
+  // another expert layout.
+  auto with = [&](std::vector<std::string> args, const std::string& extra) {
+    args.push_back(extra);
+    return args;
+  };
+  expect_clean_failure(run_gemkit(with(stage2_args, "scar.frozen_experts=law")), "was not trained by an earlier stage");
+  expect_clean_failure(run_gemkit(with(with(stage2_args, "scar.experts=law"), "scar.frozen_experts=commonsense")),
+                       "every earlier expert must be kept");
+  expect_clean_failure(run_gemkit(with(stage2_args, "scar.rank=8")), "scar.rank of the earlier stage differs");
+  fs::remove_all(stage2);
+
+  r = run_gemkit(with(stage2_args, "scar.frozen_experts=commonsense"));
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_NE(r.out.find("continuing the routing of"), std::string::npos) << r.out;
+  const auto before = read_tensors(ckpt1 + "/extra.safetensors");
+  const auto after = read_tensors(stage2 + "/step-0000003/extra.safetensors");
+  int frozen_adapters = 0, new_adapters = 0;
+  for (const auto& [name, t] : after) {
+    if (name.rfind("scar.experts.commonsense.", 0) == 0) {
+      ASSERT_TRUE(before.count(name)) << name;
+      EXPECT_TRUE(torch::equal(t, before.at(name))) << name << " changed although frozen";
+      ++frozen_adapters;
+    } else if (name.rfind("scar.experts.law.", 0) == 0 && name.find("lora_B") != std::string::npos) {
+      EXPECT_GT(t.abs().max().item<double>(), 0.0) << name << " did not train (B starts at zero)";
+      ++new_adapters;
+    } else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".keys") == 0) {
+      ASSERT_EQ(t.size(0), 3) << name << ": general, commonsense, law";
+      EXPECT_TRUE(torch::equal(t[1], before.at(name)[1])) << name << ": the frozen expert's key row moved";
+      EXPECT_FALSE(torch::equal(t[0], before.at(name)[0])) << name << ": the general key row should train";
+    } else if (name.size() > 6 && name.compare(name.size() - 6, 6, ".query") == 0) {
+      EXPECT_FALSE(torch::equal(t, before.at(name))) << name << ": the shared query should train";
+    }
+  }
+  EXPECT_GT(frozen_adapters, 0);
+  EXPECT_GT(new_adapters, 0);
+  // The stage-2 checkpoint routes over both experts at evaluation.
+  r = run_gemkit({"eval", "--model", stage2 + "/step-0000003", "--corpus", "data/mini/law/validation.jsonl", "--split",
+                  "validation", "--out", unique("seq_eval") + ".json"});
+  ASSERT_EQ(r.code, 0) << describe(r);
+  EXPECT_TRUE(json::parse(slurp(unique("seq_eval") + ".json")).at("results").at(0).at("stats").contains("scar/load/law"));
+  for (const std::string& d : {stage1, stage2}) fs::remove_all(d);
+  fs::remove(recipe);
+  fs::remove(unique("seq_eval") + ".json");
 }
 
 TEST(TrainCli, BadRecipeAndMissingShardAreCleanErrors) {

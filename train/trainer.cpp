@@ -102,11 +102,12 @@ Trainer::Trainer(Transformer model, BatchStream& stream, TrainerOptions options)
 
 Trainer::~Trainer() = default;
 
-void Trainer::add_parameters(const std::map<std::string, torch::Tensor>& named) {
+void Trainer::add_parameters(const std::map<std::string, torch::Tensor>& named, bool trainable) {
   if (optimizer_built_) fail("Trainer::add_parameters", "called after training started");
   for (const auto& [name, p] : named) {
     if (added_.count(name)) fail("Trainer::add_parameters", "duplicate parameter name " + name);
     added_[name] = p;
+    if (!trainable) frozen_.insert(name);
   }
 }
 
@@ -158,8 +159,8 @@ void Trainer::build_optimizer() {
   for (const auto& item : model_->named_parameters())
     if (item.value().requires_grad()) trainable_.emplace_back(item.key(), item.value());
   for (const auto& [name, p] : added_) {
-    if (!p.requires_grad()) p.set_requires_grad(true);
-    trainable_.emplace_back(name, p);
+    p.set_requires_grad(!frozen_.count(name));
+    if (!frozen_.count(name)) trainable_.emplace_back(name, p);
   }
   optimizer_ = make_optimizer(trainable_, options_.optimizer);
   optimizer_built_ = true;

@@ -43,6 +43,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -151,9 +152,10 @@ class Trainer {
   ~Trainer();
 
   // --- set-up (before the first step) ---
-  // Parameters of modules added to the model (adapters, routers). They always train and are
-  // saved in each checkpoint's extra.safetensors under these names.
-  void add_parameters(const std::map<std::string, torch::Tensor>& named);
+  // Parameters of modules added to the model (adapters, routers), saved in each checkpoint's
+  // extra.safetensors under these names. They train unless `trainable` is false: frozen ones
+  // (a sequential stage's earlier experts) are saved and restored but never updated.
+  void add_parameters(const std::map<std::string, torch::Tensor>& named, bool trainable = true);
   void add_loss_term(LossTerm term);
   void add_checkpoint_hook(CheckpointHook hook);
   void add_step_hook(StepHook hook);
@@ -208,6 +210,7 @@ class Trainer {
   ScheduleOptions schedule_;
   NamedParams trainable_;
   std::map<std::string, torch::Tensor> added_;
+  std::set<std::string> frozen_;  // names in added_ that do not train
   Optimizer optimizer_;
   bool optimizer_built_ = false;
   std::vector<LossTerm> terms_;
