@@ -93,7 +93,7 @@ void quantize_q8(const float* x, BlockQ8* out, int64_t n) {
 }
 
 const Kernels kPortable = {"portable", dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32, exp_sub_max,
-                           nullptr,    nullptr,  nullptr, nullptr, nullptr};
+                           nullptr,    nullptr,  nullptr, nullptr, nullptr, attend_loop<dot_f32, exp_sub_max, axpy_f32>};
 
 }  // namespace
 

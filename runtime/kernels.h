@@ -78,6 +78,11 @@ struct Kernels {
   // interleaves its Q4_0 matrices at load (runtime/repack.h) and uses it for decoding and prompts.
   void (*gemm_q4_0x8)(const BlockQ4x8* w, int64_t groups, const ActPair* x, int64_t tokens, int64_t pairs, float* y,
                       int64_t ldy);
+  // One query head q[D] against n cached positions, key row s at K + s * stride and value row s
+  // at V + s * stride: out[D] = sum_s softmax_s(q . K[s] * scale) V[s]. `scores`: n floats of
+  // scratch. attend_loop below (the set's own kernels in turn) unless the set has a fused one.
+  void (*attend_f32)(const float* q, const float* K, const float* V, int64_t stride, int64_t n, int64_t D, float scale,
+                     float* scores, float* out);
 };
 
 const Kernels& kernels();          // the best for this CPU (or the forced one)
@@ -97,5 +102,17 @@ bool cpu_has_avx512_vnni();   // and AVX-512 VNNI
 bool cpu_has_neon_dotprod();  // AArch64 with the dot-product instructions (ASIMDDP)
 
 float fp16_to_fp32_fast(uint16_t h);  // table lookup
+
+// attend_f32 as a loop over the set's own kernels: a dot product per cached position, the
+// softmax numerators, an axpy per position (the reference, and the sets without a fused kernel).
+template <float (*Dot)(const void*, const float*, int64_t), double (*Exp)(float*, int64_t),
+          void (*Axpy)(float, const float*, float*, int64_t)>
+void attend_loop(const float* q, const float* K, const float* V, int64_t stride, int64_t n, int64_t D, float scale,
+                 float* scores, float* out) {
+  for (int64_t s = 0; s < n; ++s) scores[s] = Dot(K + s * stride, q, D) * scale;
+  const float inv = float(1.0 / Exp(scores, n));
+  for (int64_t i = 0; i < D; ++i) out[i] = 0.f;
+  for (int64_t s = 0; s < n; ++s) Axpy(scores[s] * inv, V + s * stride, out, D);
+}
 
 }  // namespace gemkit::runtime

@@ -278,6 +278,50 @@ struct TilesQ4x8 {
   }
 };
 
+// Attention for one query head, fused: the scores four cached positions at a time (four
+// accumulators, one combined horizontal sum), the softmax numerators, then the weighted sum of
+// the value rows with a 64-wide output held in eight registers. The loop it replaces made two
+// kernel calls per position (a dot product with its own horizontal sum, an axpy that loads and
+// stores the output): about 14% of a SmolLM2 token at 128-256 cached positions.
+void attend_f32(const float* q, const float* K, const float* V, int64_t stride, int64_t n, int64_t D, float scale,
+                float* scores, float* out) {
+  int64_t s = 0;
+  if (D % 8 == 0) {
+    const __m128 vscale = _mm_set1_ps(scale);
+    for (; s + 4 <= n; s += 4) {
+      const float* k = K + s * stride;
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+      for (int64_t i = 0; i < D; i += 8) {
+        const __m256 qv = _mm256_loadu_ps(q + i);
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(k + i), qv, a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(k + stride + i), qv, a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(k + 2 * stride + i), qv, a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(k + 3 * stride + i), qv, a3);
+      }
+      // hadd(hadd(a0, a1), hadd(a2, a3)) holds, per 128-bit half, the four rows' partial sums.
+      const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+      const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+      _mm_storeu_ps(scores + s, _mm_mul_ps(sums, vscale));
+    }
+  }
+  for (; s < n; ++s) scores[s] = dot_f32(K + s * stride, q, D) * scale;
+  const float inv = float(1.0 / exp_sub_max(scores, n));
+  if (D == 64) {
+    __m256 acc[8];
+    for (auto& a : acc) a = _mm256_setzero_ps();
+    for (s = 0; s < n; ++s) {
+      const __m256 w = _mm256_set1_ps(scores[s]);
+      const float* v = V + s * stride;
+      for (int c = 0; c < 8; ++c) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8 * c), acc[c]);
+    }
+    const __m256 vinv = _mm256_set1_ps(inv);
+    for (int c = 0; c < 8; ++c) _mm256_storeu_ps(out + 8 * c, _mm256_mul_ps(acc[c], vinv));
+    return;
+  }
+  std::fill(out, out + D, 0.f);
+  for (s = 0; s < n; ++s) axpy_f32(scores[s] * inv, V + s * stride, out, D);
+}
+
 void gemm_q4_0x8(const BlockQ4x8* w, int64_t groups, const ActPair* x, int64_t tokens, int64_t pairs, float* y,
                  int64_t ldy) {
   gemm_tiles<TilesQ4x8, 1, 4, 8>(reinterpret_cast<const uint8_t*>(w), size_t(2 * pairs) * sizeof(BlockQ4x8), groups, x,
@@ -288,7 +332,8 @@ void gemm_q4_0x8(const BlockQ4x8* w, int64_t groups, const ActPair* x, int64_t t
 // constants fill the sixteen registers (SmolLM2 prompts: 4 x 2 and 2 x 4 alike, 4 x 3 and 2 x 2
 // slower).
 const Kernels kAvx2 = {"avx2",   dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32, exp_sub_max, nullptr, nullptr,
-                       gemm_tiles<Tiles<QuantType::Q4_0>, 4, 2>, gemm_tiles<Tiles<QuantType::Q8_0>, 4, 2>, gemm_q4_0x8};
+                       gemm_tiles<Tiles<QuantType::Q4_0>, 4, 2>, gemm_tiles<Tiles<QuantType::Q8_0>, 4, 2>, gemm_q4_0x8,
+                       attend_f32};
 
 }  // namespace
 

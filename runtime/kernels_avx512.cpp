@@ -165,7 +165,7 @@ void dot4_q8_0(const uint8_t* w, size_t stride, const BlockQ8* x, int64_t n, flo
 
 const Kernels* avx512_kernels() {
   static const Kernels k = {"avx512", dot_q8_0, dot_q4_0, dot_f16, dot_f32, avx2_kernels()->quantize_q8, avx2_kernels()->axpy_f32, avx2_kernels()->exp_sub_max, dot4_q4_0, dot4_q8_0,
-                              nullptr, nullptr, nullptr};
+                              nullptr, nullptr, nullptr, avx2_kernels()->attend_f32};
   return &k;
 }
 

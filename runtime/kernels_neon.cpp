@@ -298,7 +298,8 @@ constexpr const char* kName = "neon_dotprod";
 constexpr const char* kName = "neon";
 #endif
 const Kernels kNeon = {kName,   dot_q8_0, dot_q4_0, dot_f16, dot_f32, quantize_q8, axpy_f32, exp_sub_max, nullptr, nullptr,
-                       gemm_tiles<Tiles<BlockQ4>, 4, 4>, gemm_tiles<Tiles<BlockQ8>, 4, 4>, gemm_q4_0x8};
+                       gemm_tiles<Tiles<BlockQ4>, 4, 4>, gemm_tiles<Tiles<BlockQ8>, 4, 4>, gemm_q4_0x8,
+                       attend_loop<dot_f32, exp_sub_max, axpy_f32>};
 
 }  // namespace
 

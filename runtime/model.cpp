@@ -460,13 +460,8 @@ void Session::attention(int64_t layer, const Layer& l, int64_t rows, const int64
     att.resize(size_t(first + rows));
     for (int64_t item = begin; item < end; ++item) {
       const int64_t t = item / c.heads, h = item % c.heads, kv = h / group, n = first + t + 1;
-      const float* qh = q_.data() + t * H + h * D;
-      for (int64_t s = 0; s < n; ++s) att[size_t(s)] = k_.dot_f32(K + s * KVD + kv * D, qh, D) * scale;
-      const double sum = k_.exp_sub_max(att.data(), n);
-      float* o = tmp_.data() + t * H + h * D;
-      std::fill(o, o + D, 0.f);
-      const float inv = float(1.0 / sum);
-      for (int64_t s = 0; s < n; ++s) k_.axpy_f32(att[size_t(s)] * inv, V + s * KVD + kv * D, o, D);
+      k_.attend_f32(q_.data() + t * H + h * D, K + kv * D, V + kv * D, KVD, n, D, scale, att.data(),
+                    tmp_.data() + t * H + h * D);
     }
   });
   prepare_input(tmp_.data(), rows, H, needs_q8(l.o));
