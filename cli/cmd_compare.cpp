@@ -65,7 +65,7 @@ void compare(const CompareArgs& a) {
   if (int(!a.target.empty()) + int(!a.sequential.empty()) + int(!a.transfer.empty()) + int(!a.multi_domain.empty()) != 1)
     fail("gemkit compare", "give exactly one of --target, --sequential, --transfer or --multi-domain");
   nlohmann::json json;
-  std::string markdown;
+  std::string markdown, svg;  // svg: a plot written beside --out (sequential and multi-domain)
   if (!a.target.empty()) {
     const Comparison c = compare_reports(reports, a.target);
     json = c.json;
@@ -74,6 +74,7 @@ void compare(const CompareArgs& a) {
     const SequentialReport r = eval::sequential_report(reports[0], sources(reports, a.sequential, "--sequential"));
     json = eval::to_json(r);
     markdown = eval::to_markdown(r);
+    svg = eval::nll_fall_heatmap_svg(r);
   } else if (!a.multi_domain.empty()) {
     const size_t K = a.multi_domain.size();
     if (reports.size() < K + 2)
@@ -84,6 +85,7 @@ void compare(const CompareArgs& a) {
     const eval::MultiDomainReport r = eval::multi_domain_report(reports[0], a.multi_domain, oracles, models);
     json = eval::to_json(r);
     markdown = eval::to_markdown(r);
+    svg = eval::oracle_share_heatmap_svg(r);
     if (a.best) {  // choosing among candidates (a merge coefficient) on validation
       const auto top = std::max_element(r.models.begin(), r.models.end(), [](const auto& x, const auto& y) {
         return x.mean_oracle_share.value < y.mean_oracle_share.value;
@@ -101,6 +103,11 @@ void compare(const CompareArgs& a) {
     const std::string md = std::filesystem::path(a.out).replace_extension(".md").string();
     write_text_file_atomic(md, markdown);
     std::printf("\nwrote %s and %s\n", a.out.c_str(), md.c_str());
+    if (!svg.empty()) {
+      const std::string plot = std::filesystem::path(a.out).replace_extension(".svg").string();
+      write_text_file_atomic(plot, svg);
+      std::printf("wrote %s\n", plot.c_str());
+    }
   }
 }
 

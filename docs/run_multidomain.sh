@@ -77,24 +77,29 @@ in_parallel "${cmds[@]}"
 joint() { train "$1" "$R/$1.toml" && evaluate "$(final "$1")" "$1"; }
 in_parallel "joint joint_gem" "joint mixture"
 
-# 3. Merges of the oracles, lambda chosen on validation: the highest mean share of the oracles' NLL falls.
+# 3. Merges of the oracles, lambda chosen on validation: the highest mean share of the oracles'
+# NLL falls (each domain weighted alike).
 CSV=$(IFS=,; echo "${DOMAINS[*]}")
 FTS=$(for d in "${DOMAINS[@]}"; do printf '%s,' "$(final "ft_$d")"; done); FTS=${FTS%,}
 VAL_ORACLES=(); for d in "${DOMAINS[@]}"; do VAL_ORACLES+=("$OUT/eval/ft_$d.validation.json"); done
-for method in task-arithmetic ties; do
-  candidates=()
-  for lambda in 0.3 0.5 0.7 1.0; do
-    m="$OUT/runs/merge_${method}_$lambda"
-    [ -f "$m/config.json" ] || $G merge $method --base "$TOK" --models "$FTS" --lambda $lambda --out "$m" > /dev/null
-    evaluate "$m" "merge_${method}_$lambda.validation" validation
-    candidates+=("$OUT/eval/merge_${method}_$lambda.validation.json")
+merges() {
+  local method candidates lambda m best
+  for method in task-arithmetic ties; do
+    candidates=()
+    for lambda in 0.1 0.2 0.3 0.5 0.7 1.0; do
+      m="$OUT/runs/merge_${method}_$lambda"
+      [ -f "$m/config.json" ] || $G merge $method --base "$TOK" --models "$FTS" --lambda $lambda --out "$m" > /dev/null
+      evaluate "$m" "merge_${method}_$lambda.validation" validation
+      candidates+=("$OUT/eval/merge_${method}_$lambda.validation.json")
+    done
+    best=$($G compare "$OUT/eval/base.validation.json" "${VAL_ORACLES[@]}" "${candidates[@]}" --multi-domain "$CSV" \
+             --best --out "$OUT/merge_$method.validation.json" | sed -n 's/^best: //p')
+    lambda=${best#merge_${method}_}; lambda=${lambda%.validation}
+    echo "   $method: lambda $lambda (highest mean share of the oracles' validation NLL falls; $OUT/merge_$method.validation.md)"
+    echo "$lambda" > "$OUT/merge_$method.lambda"
+    evaluate "$OUT/runs/merge_${method}_$lambda" "merge_$method"
   done
-  best=$($G compare "$OUT/eval/base.validation.json" "${VAL_ORACLES[@]}" "${candidates[@]}" --multi-domain "$CSV" \
-           --best --out "$OUT/merge_$method.validation.json" | sed -n 's/^best: //p')
-  lambda=${best#merge_${method}_}; lambda=${lambda%.validation}
-  echo "   $method: lambda $lambda (highest mean share of the oracles' validation NLL falls; $OUT/merge_$method.validation.md)"
-  evaluate "$OUT/runs/merge_${method}_$lambda" "merge_$method"
-done
+}
 
 # 4. Sequential runs: stage i starts from stage i-1 (the base for the first).
 sequential() {  # sequential METHOD RECIPE
@@ -113,8 +118,11 @@ sequential() {  # sequential METHOD RECIPE
     prev=$(final "${method}_$i")
   done
 }
-in_parallel "sequential seq_gem $R/sequential_gem.toml" "sequential seq_replay $R/sequential_replay.toml" \
+
+# Steps 3 and 4 side by side (JOBS at a time).
+in_parallel merges "sequential seq_gem $R/sequential_gem.toml" "sequential seq_replay $R/sequential_replay.toml" \
             "sequential seq_finetune $R/sequential_replay.toml"
+
 
 # 5. Reports.
 ORACLES=(); for d in "${DOMAINS[@]}"; do ORACLES+=("$OUT/eval/ft_$d.json"); done

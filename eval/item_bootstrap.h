@@ -31,6 +31,7 @@ class ItemBootstrap {
 
   bool available() const { return reason_.empty(); }
   const std::string& reason() const { return reason_; }  // why not, when unavailable
+  const std::vector<DomainFigures>& full() const { return full_; }  // the reports' own figures
 
   // value: metric(the reports' own figures, in order); low, high: percentile bounds of the
   // metric over the resamples, NaN when it is not finite on any one resample (an undefined

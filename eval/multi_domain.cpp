@@ -22,7 +22,7 @@ MultiDomainRow row(const ItemBootstrap& boot, const std::string& label, size_t i
   const auto rise = [](const Figures& f, size_t i, const std::string& d) { return log_ppl(f[i], d) - log_ppl(f[0], d); };
   const auto share = [&](const Figures& f, size_t k) {
     const double oracle = fall(f, 1 + k, domains[k]);
-    return oracle > 0 ? fall(f, i, domains[k]) / oracle : NAN;
+    return oracle >= kMinOracleFall ? fall(f, i, domains[k]) / oracle : NAN;
   };
   MultiDomainRow r;
   r.label = label;
@@ -35,18 +35,19 @@ MultiDomainRow row(const ItemBootstrap& boot, const std::string& label, size_t i
     for (const std::string& d : domains) s += fall(f, i, d);
     return s / double(K);
   });
+  // Over the domains whose share is defined on the full data (the same set in every resample,
+  // so that a resample never averages over other domains).
+  std::vector<size_t> judged;
+  for (size_t k = 0; k < K; ++k)
+    if (!std::isnan(share(boot.full(), k))) judged.push_back(k);
   r.mean_oracle_share = boot.interval([&](const Figures& f) {
     double sum = 0;
-    for (size_t k = 0; k < K; ++k) sum += share(f, k);  // NaN when one share is undefined
-    return sum / double(K);
+    for (size_t k : judged) sum += share(f, k);
+    return judged.empty() ? NAN : sum / double(judged.size());
   });
   r.min_oracle_share = boot.interval([&](const Figures& f) {
-    double m = INFINITY;
-    for (size_t k = 0; k < K; ++k) {
-      const double s = share(f, k);
-      if (std::isnan(s)) return s;  // one undefined share leaves the minimum undefined
-      m = std::min(m, s);
-    }
+    double m = judged.empty() ? NAN : INFINITY;
+    for (size_t k : judged) m = std::min(m, share(f, k));
     return m;
   });
   r.probe_rise = boot.interval([&](const Figures& f) { return rise(f, i, kGeneralProbe); });
@@ -102,7 +103,10 @@ MultiDomainReport multi_domain_report(const LabelledReport& base, const std::vec
   out.domains = domains;
   out.item_intervals = boot.available();
   if (!boot.available()) out.item_intervals_note = boot.reason() + ": no item-level intervals";
-  for (size_t k = 0; k < oracles.size(); ++k) out.oracle.push_back(row(boot, oracles[k].label, 1 + k, domains));
+  for (size_t k = 0; k < oracles.size(); ++k) {
+    out.oracle.push_back(row(boot, oracles[k].label, 1 + k, domains));
+    if (!(out.oracle.back().fall[k].value >= kMinOracleFall)) out.unjudged.push_back(domains[k]);
+  }
   for (size_t m = 0; m < models.size(); ++m) {
     out.models.push_back(row(boot, models[m].label, 1 + oracles.size() + m, domains));
     add_routing(out.models.back(), models[m], domains);

@@ -6,10 +6,12 @@
 // judge (multi-domain GEM, the mixture model, the merges, the last stage of a sequential run).
 // In the loss terms of section 6 (L(m,d) = log PPL(m,d), nats):
 //   fall          F(m,d) = L(m0,d) - L(m,d)              each domain's held-out text
-//   oracle share  F(m,d) / F(o_d,d)                       undefined (NaN) when F(o_d,d) <= 0
+//   oracle share  F(m,d) / F(o_d,d)        undefined (NaN) when F(o_d,d) < kMinOracleFall: a
+//                 domain its own fine-tuning did not improve cannot say how much of the
+//                 improvement another model keeps (a near-zero divisor makes the share noise)
 //   mean fall     the mean of F(m,d) over the domains
-//   mean share    the mean of the oracle shares (each domain weighted alike, whatever its scale
-//                 in nats); undefined when one share is
+//   mean share, lowest share   over the domains whose share is defined (each domain weighted
+//                 alike, whatever its scale in nats); undefined when none is
 //   probe rise    L(m,general_probe) - L(m0,general_probe)  general English no method trains on;
 //                 as a perplexity change exp(rise) - 1 too
 //   general rise  the same on the replayed general corpus, reported on its own
@@ -27,6 +29,8 @@
 
 namespace gemkit::eval {
 
+inline constexpr double kMinOracleFall = 0.01;  // nats: about a 1% lower perplexity
+
 struct MultiDomainRow {
   std::string label;
   std::vector<Interval> fall, oracle_share;  // per domain
@@ -43,6 +47,7 @@ struct MultiDomainReport {
   std::vector<std::string> domains;
   std::vector<MultiDomainRow> oracle;  // each oracle's own row (its share of itself is 1 on its domain)
   std::vector<MultiDomainRow> models;
+  std::vector<std::string> unjudged;  // domains whose oracle fell less than kMinOracleFall (no shares)
   bool item_intervals = false;
   std::string item_intervals_note;
 };

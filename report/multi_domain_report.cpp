@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "report/interval_format.h"
+#include "report/svg_plot.h"
 
 namespace gemkit::eval {
 namespace {
@@ -59,6 +60,8 @@ json to_json(const MultiDomainReport& r) {
   for (const MultiDomainRow& row : r.oracle) j["oracles"].push_back(row_json(row, r));
   j["models"] = json::array();
   for (const MultiDomainRow& row : r.models) j["models"].push_back(row_json(row, r));
+  j["unjudged_domains"] = r.unjudged;
+  j["min_oracle_fall"] = kMinOracleFall;
   j["item_intervals"] = r.item_intervals;
   if (!r.item_intervals) j["item_intervals_note"] = r.item_intervals_note;
   return j;
@@ -82,7 +85,9 @@ std::string to_markdown(const MultiDomainReport& r) {
     md += " " + interval_text(row.mean_fall) + " | " + interval_text(row.probe_rise, "%+.4f") + " | " +
           interval_text(row.probe_ppl_change, "%.2f", true) + " | " + interval_text(row.general_rise, "%+.4f") + " |\n";
   }
-  md += "\nShare of the oracle's fall on each domain (the oracle: that domain's own fine-tuned model)\n\n" +
+  md += "\nShare of the oracle's fall on each domain (the oracle: that domain's own fine-tuned model; n/a where the "
+        "oracle lowered the NLL by less than " + number_text(kMinOracleFall, "%.2f") + " nats; mean and lowest over the "
+        "other domains)\n\n" +
         header(r, "model", {"mean", "lowest"});
   for (const MultiDomainRow& row : r.models) {
     md += "| " + row.label + " |";
@@ -108,6 +113,20 @@ std::string to_markdown(const MultiDomainReport& r) {
                           : r.item_intervals_note + ".") +
         " The oracle's mean fall is the mean of its diagonal figures (no interval).\n";
   return md;
+}
+
+std::string oracle_share_heatmap_svg(const MultiDomainReport& r) {
+  Heatmap h;
+  h.title = "Share of each domain's own fine-tuning's NLL fall (the oracle) that one model keeps";
+  h.columns = r.domains;
+  h.percent = true;
+  for (const MultiDomainRow& row : r.models) {
+    h.rows.push_back(row.label);
+    h.values.emplace_back();
+    for (const Interval& s : row.oracle_share) h.values.back().push_back(s.value);
+  }
+  h.note = "n/a: the oracle did not lower that domain's NLL";
+  return render_heatmap_svg(h);
 }
 
 }  // namespace gemkit::eval

@@ -16,5 +16,7 @@ nlohmann::json to_json(const MultiDomainReport& r);
 // Two tables: each domain's NLL fall (oracles first, each on its own domain; then the models)
 // with the mean fall and the probe and general rises; then each model's share of the oracles'.
 std::string to_markdown(const MultiDomainReport& r);
+// Each model's share of the oracles' NLL falls per domain as an SVG heatmap.
+std::string oracle_share_heatmap_svg(const MultiDomainReport& r);
 
 }  // namespace gemkit::eval

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "report/interval_format.h"
+#include "report/svg_plot.h"
 
 namespace gemkit::eval {
 namespace {
@@ -72,6 +73,20 @@ std::string to_markdown(const SequentialReport& r) {
          "ACC: mean of the last row; BWT: mean of final minus just-learned figures of the earlier domains; FWT: mean "
          "score on each domain just before its stage minus the base's; forgetting: best earlier stage minus final. " +
          (r.item_intervals ? "Intervals: item-level bootstrap 95%." : r.item_intervals_note + ".") + "\n";
+}
+
+std::string nll_fall_heatmap_svg(const SequentialReport& r) {
+  Heatmap h;
+  h.title = "NLL fall from the base (nats) on each domain after each stage";
+  h.columns = r.domains;
+  for (size_t i = 0; i < r.nll_fall.matrix.size(); ++i) {
+    h.rows.push_back(std::to_string(i) + ": " + r.rows[i]);
+    h.values.emplace_back();
+    for (const Interval& c : r.nll_fall.matrix[i]) h.values.back().push_back(c.value);
+  }
+  h.note = "ACC " + number_text(r.nll_fall.acc.value, "%.3f") + ", BWT " + number_text(r.nll_fall.bwt.value, "%+.3f") +
+           ", FWT " + number_text(r.nll_fall.fwt.value, "%+.3f") + " nats";
+  return render_heatmap_svg(h);
 }
 
 }  // namespace gemkit::eval

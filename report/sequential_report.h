@@ -16,5 +16,7 @@ namespace gemkit::eval {
 nlohmann::json to_json(const SequentialReport& r);
 // For each of the two matrices: the matrix (one row per stage), then ACC, BWT, FWT, forgetting.
 std::string to_markdown(const SequentialReport& r);
+// The NLL-fall matrix as an SVG heatmap (rows: after each stage; columns: the domains).
+std::string nll_fall_heatmap_svg(const SequentialReport& r);
 
 }  // namespace gemkit::eval

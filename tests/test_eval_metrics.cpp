@@ -152,6 +152,10 @@ TEST(EvalSequential, ThreeStagesByHand) {
   const json j = to_json(r);
   EXPECT_EQ(value(j["score"]["ACC"]), 0.625);
   EXPECT_NEAR(value(j["nll_fall"]["BWT"]), std::log(2.0 / 3), 1e-15);
+  const std::string svg = nll_fall_heatmap_svg(r);
+  EXPECT_NE(svg.find("<svg"), std::string::npos) << svg.substr(0, 80);
+  EXPECT_NE(svg.find("3: after_stem"), std::string::npos);
+  EXPECT_NE(svg.find("BWT -0.405"), std::string::npos);
   EXPECT_EQ(value(j["score"]["forgetting_per_domain"]["finance"]), 0.375);
   EXPECT_FALSE(j["score"]["forgetting_per_domain"].contains("stem"));  // the last domain is never forgotten
   EXPECT_NE(to_markdown(r).find("| 0.625 | -0.250 | +0.125 | 0.250 |"), std::string::npos) << to_markdown(r);
@@ -333,6 +337,9 @@ TEST(EvalMultiDomain, OracleSharesAndProbeRiseByHand) {
   EXPECT_NE(md.find("| joint | 90% | 50% | 70% | 50% |"), std::string::npos) << md;
   const json js = to_json(r);
   EXPECT_NEAR(value(js["models"][0]["oracle_share"]["law"]), 0.9, 1e-12);
+  const std::string svg = oracle_share_heatmap_svg(r);
+  EXPECT_NE(svg.find(">+90.0%<"), std::string::npos) << svg;
+  EXPECT_NE(svg.find(">-50.0%<"), std::string::npos) << svg;
   EXPECT_FALSE(js["models"][0].contains("routed_to_own_expert"));  // no routing in these reports
   EXPECT_EQ(md.find("Routing:"), std::string::npos);
 
@@ -353,12 +360,17 @@ TEST(EvalMultiDomain, OracleSharesAndProbeRiseByHand) {
   EXPECT_NE(to_markdown(rr).find("| routed | 87.5% | n/a | 93.8% |"), std::string::npos) << to_markdown(rr);
   EXPECT_EQ(to_json(rr)["models"][1]["probe_routed_to_general"].get<double>(), 0.9375);
 
-  // A law oracle that did not improve law: its shares are undefined, never divided by <= 0.
+  // A law oracle that did not improve law: its shares are undefined, never divided by <= 0; the
+  // mean and the lowest share are taken over the other domains.
   const LabelledReport useless{"ft_law", m({{"law", 100}, {"finance", 100}, {"general_probe", 50}, {"general", 40}})};
   const MultiDomainReport u = multi_domain_report(base, {"law", "finance"}, {useless, o_fin}, {joint});
   EXPECT_TRUE(std::isnan(u.models[0].oracle_share[0].value));
-  EXPECT_TRUE(std::isnan(u.models[0].min_oracle_share.value));
-  EXPECT_NE(to_markdown(u).find("| joint | n/a | 50% | n/a | n/a |"), std::string::npos) << to_markdown(u);
+  EXPECT_NEAR(u.models[0].min_oracle_share.value, 0.5, 1e-12);
+  EXPECT_NE(to_markdown(u).find("| joint | n/a | 50% | 50% | 50% |"), std::string::npos) << to_markdown(u);
+  EXPECT_EQ(u.unjudged, std::vector<std::string>{"law"});
+  // Nor by a fall below 0.01 nats: a near-zero divisor would make the share noise.
+  const LabelledReport tiny{"ft_law", m({{"law", 100 * std::exp(-0.009)}, {"finance", 100}, {"general_probe", 50}, {"general", 40}})};
+  EXPECT_TRUE(std::isnan(multi_domain_report(base, {"law", "finance"}, {tiny, o_fin}, {joint}).models[0].oracle_share[0].value));
 
   expect_error([&] { multi_domain_report(base, {"law", "finance"}, {o_law}, {joint}); },
                {"one oracle report per domain (2), got 1"});
