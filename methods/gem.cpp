@@ -69,7 +69,7 @@ void GemMethod::attach(Trainer& trainer, MethodContext& context) {
     for (const std::string& e : earlier) names += (names.empty() ? "" : ", ") + e;
     std::printf("gem: continuing the routing of %s (experts: %s)\n", context.base_model.c_str(), names.c_str());
   }
-  std::set<std::string> frozen;
+  std::set<std::string>& frozen = frozen_;
   if (r.has("scar.frozen_experts")) {
     if (!gem.scar()) fail("scar.frozen_experts", "needs scar.enabled");
     for (const std::string& e : r.get_strings("scar.frozen_experts"))
@@ -126,7 +126,8 @@ void GemMethod::attach(Trainer& trainer, MethodContext& context) {
 
 int64_t GemMethod::added_parameters() const {
   int64_t n = 0;
-  for (const auto& [name, p] : gem_->named_parameters()) n += p.numel();
+  for (const auto& [name, p] : gem_->named_parameters())
+    if (!frozen_.count(name)) n += p.numel();
   return n;
 }
 

@@ -9,6 +9,8 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <set>
+#include <string>
 
 #include "methods/method.h"
 #include "routing/gem_modules.h"
@@ -21,13 +23,14 @@ class GemMethod : public Method {
  public:
   const char* name() const override { return "gem"; }
   void attach(Trainer& trainer, MethodContext& context) override;
-  int64_t added_parameters() const override;
+  int64_t added_parameters() const override;  // the trainable ones (frozen experts left out)
   NamedParams weight_deltas() const override;
   bool routes_general_tokens() const override;
   torch::Tensor general_probability(int64_t rows, int64_t seq_len) const override;
 
  private:
   std::unique_ptr<GemModules> gem_;
+  std::set<std::string> frozen_;  // names of the frozen experts' tensors (scar.frozen_experts)
 };
 
 }  // namespace gemkit

@@ -460,9 +460,19 @@ TEST(TrainCli, SequentialGemStageAddsAnExpertAndKeepsTheEarlierOneFrozen) {
   expect_clean_failure(run_gemkit(with(stage2_args, "scar.rank=8")), "scar.rank of the earlier stage differs");
   fs::remove_all(stage2);
 
+  const auto trainable = [](const std::string& out) {  // "..., N trainable)" of gemkit train's first line
+    const size_t end = out.find(" trainable)");
+    const size_t begin = out.rfind(' ', end - 1);
+    return end == std::string::npos ? -1L : std::stol(out.substr(begin + 1, end - begin - 1));
+  };
+  const long stage1_trainable = trainable(run_gemkit({"train", recipe, "--out", unique("seq_count"), "train.max_steps=1"}).out);
+  fs::remove_all(unique("seq_count"));
   r = run_gemkit(with(stage2_args, "scar.frozen_experts=commonsense"));
   ASSERT_EQ(r.code, 0) << describe(r);
   EXPECT_NE(r.out.find("continuing the routing of"), std::string::npos) << r.out;
+  // Stage 2 trains the law expert (as large as commonsense's) and one more router key row per
+  // routed block (two blocks, width 16): the frozen expert does not count.
+  EXPECT_EQ(trainable(r.out), stage1_trainable + 2 * 16) << r.out;
   const auto before = read_tensors(ckpt1 + "/extra.safetensors");
   const auto after = read_tensors(stage2 + "/step-0000003/extra.safetensors");
   int frozen_adapters = 0, new_adapters = 0;
