@@ -108,9 +108,11 @@ sequential() {  # sequential METHOD RECIPE
     i=$((i + 1))
     local args=("model.path=$prev" "train.validation=$SUITE/$d/shards/validation.h5")
     case $method in
+      # After the first stage only the new expert (its adapters and its router key row) trains:
+      # the earlier experts, the general expert's key row and the router queries stay frozen.
       seq_gem) frozen=$experts experts=${experts:+$experts,}$d
                args+=("train.data=$(shards "$d" replay)" "scar.experts=$experts")
-               [ -n "$frozen" ] && args+=("scar.frozen_experts=$frozen") ;;
+               [ -n "$frozen" ] && args+=("scar.frozen_experts=general,$frozen" "scar.frozen_query=true") ;;
       seq_replay) args+=("train.data=$(shards "$d" replay)") ;;
       seq_finetune) args+=("train.data=$(shards "$d")" "~train.data_weights") ;;
     esac

@@ -77,8 +77,16 @@ void GemMethod::attach(Trainer& trainer, MethodContext& context) {
         fail("scar.frozen_experts", "'" + e + "' was not trained by an earlier stage (model.path has no such expert): "
                                     "frozen, it would stay at its initialisation");
     gem.scar()->freeze_experts(r.get_strings("scar.frozen_experts"));
-    for (const std::string& name : gem.scar()->frozen_parameter_names()) frozen.insert("scar." + name);
   }
+  if (r.get_bool("scar.frozen_query")) {
+    if (!gem.scar()) fail("scar.frozen_query", "needs scar.enabled");
+    if (earlier.empty())
+      fail("scar.frozen_query", "model.path is not an earlier stage's routed checkpoint: a frozen query would stay at "
+                                "its random initialisation");
+    gem.scar()->freeze_router_queries();
+  }
+  if (gem.scar())
+    for (const std::string& name : gem.scar()->frozen_parameter_names()) frozen.insert("scar." + name);
   std::map<std::string, torch::Tensor> trainable, fixed;
   for (const auto& [name, p] : gem.named_parameters()) (frozen.count(name) ? fixed : trainable)[name] = p;
   trainer.add_parameters(trainable);

@@ -108,7 +108,7 @@ std::string to_markdown(const MultiDomainReport& r) {
       md += " " + share(row.probe_to_general) + " |\n";
     }
   }
-  md += "\nEach domain scored on its held-out test text; the probe is general English that no method trains on. " +
+  md += "\nEach domain scored on its held-out text (the split the reports were evaluated on); the probe is general English that no method trains on. " +
         (r.item_intervals ? std::string("Intervals: item-level bootstrap 95%, paired across every model.")
                           : r.item_intervals_note + ".") +
         " The oracle's mean fall is the mean of its diagonal figures (no interval).\n";

@@ -83,6 +83,7 @@ struct Scar::State {
   ScarStats stats;
   std::vector<Adapter> adapters;
   std::set<std::string> frozen;  // experts that do not train (freeze_experts)
+  bool frozen_queries = false;   // freeze_router_queries
   // Per routed block: the mask of trained key rows (1) and the keys as they were frozen.
   std::map<int64_t, std::pair<torch::Tensor, torch::Tensor>> frozen_keys;
   std::vector<std::pair<Linear, std::shared_ptr<LinearHook>>> installed;
@@ -348,11 +349,18 @@ void Scar::restore_frozen_keys() {
   }
 }
 
+void Scar::freeze_router_queries() {
+  for (auto& [block, router] : state_->routers) router->query.set_requires_grad(false);
+  state_->frozen_queries = true;
+}
+
 std::set<std::string> Scar::frozen_parameter_names() const {
   std::set<std::string> out;
-  for (const auto& [name, t] : named_parameters())
+  for (const auto& [name, t] : named_parameters()) {
     for (const std::string& n : state_->frozen)
       if (name.rfind("experts." + n + ".", 0) == 0) out.insert(name);
+    if (state_->frozen_queries && name.size() > 6 && name.compare(name.size() - 6, 6, ".query") == 0) out.insert(name);
+  }
   return out;
 }
 

@@ -117,7 +117,11 @@ class Scar {
   // Puts the frozen key rows back as freeze_experts found them: called after each optimizer
   // step, since the key tensors as a whole still train (AdamW's weight decay would shrink them).
   void restore_frozen_keys();
-  // Names (as in named_parameters) of the frozen experts' adapter tensors.
+  // The routers' query projections stop learning too (shared by every expert: with them frozen
+  // an earlier domain's routing changes only through the keys that still train).
+  void freeze_router_queries();
+  // Names (as in named_parameters) of the frozen tensors: the frozen experts' adapters and, after
+  // freeze_router_queries, the queries.
   std::set<std::string> frozen_parameter_names() const;
 
   // Routing of the last forward pass: the losses (see above). row_expert [B] int64: the expert

@@ -494,6 +494,27 @@ TEST(TrainCli, SequentialGemStageAddsAnExpertAndKeepsTheEarlierOneFrozen) {
   }
   EXPECT_GT(frozen_adapters, 0);
   EXPECT_GT(new_adapters, 0);
+  // With the general key row and the router queries frozen too, only the new expert's key row
+  // and adapters train: every earlier routing tensor comes out as stage 1 left it.
+  const std::string stage2b = unique("seq_stage2b");
+  fs::remove_all(stage2b);
+  std::vector<std::string> args_b = stage2_args;
+  args_b[3] = stage2b;
+  r = run_gemkit(with(with(args_b, "scar.frozen_experts=general,commonsense"), "scar.frozen_query=true"));
+  ASSERT_EQ(r.code, 0) << describe(r);
+  for (const auto& [name, t] : read_tensors(stage2b + "/step-0000003/extra.safetensors")) {
+    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".keys") == 0) {
+      EXPECT_TRUE(torch::equal(t.slice(0, 0, 2), before.at(name))) << name << ": an earlier key row moved";
+    } else if (name.size() > 6 && name.compare(name.size() - 6, 6, ".query") == 0) {
+      EXPECT_TRUE(torch::equal(t, before.at(name))) << name << ": the frozen query moved";
+    }
+  }
+  fs::remove_all(stage2b);
+  // A frozen query needs an earlier stage to have trained it.
+  expect_clean_failure(run_gemkit({"train", recipe, "--out", unique("seq_bad"), "train.max_steps=1", "scar.frozen_query=true"}),
+                       "a frozen query would stay at its random initialisation");
+  fs::remove_all(unique("seq_bad"));
+
   // The stage-2 checkpoint routes over both experts at evaluation.
   r = run_gemkit({"eval", "--model", stage2 + "/step-0000003", "--corpus", "data/mini/law/validation.jsonl", "--split",
                   "validation", "--out", unique("seq_eval") + ".json"});

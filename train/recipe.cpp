@@ -164,6 +164,7 @@ const std::vector<RecipeKey>& recipe_schema() {
         {"scar.enabled", T::Bool, "false", -kInf, kInf, "", "domain experts (low-rank adapters) chosen per token by a cross-attention router"},
         {"scar.experts", T::StringList, std::nullopt, -kInf, kInf, "", "domain expert names (domain names of the token shards, e.g. law)"},
         {"scar.frozen_experts", T::StringList, std::nullopt, -kInf, kInf, "", "experts that do not train: adapters and router key rows kept as model.path's earlier stage left them"},
+        {"scar.frozen_query", T::Bool, "false", -kInf, kInf, "", "the routers' query projections do not train (sequential stages after the first)"},
         {"scar.general_expert", T::Bool, text(scar.general_expert), -kInf, kInf, "", "expert 0 \"general\": the untouched base path"},
         {"scar.blocks", T::StringList, std::nullopt, -kInf, kInf, "", "routed block indices; default: every block"},
         {"scar.target_modules", T::StringList, text(scar.target_modules), -kInf, kInf, "", "linears of each routed block that get expert adapters"},
