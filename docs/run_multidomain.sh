@@ -103,19 +103,28 @@ merges() {
 
 # 4. Sequential runs: stage i starts from stage i-1 (the base for the first).
 sequential() {  # sequential METHOD RECIPE
-  local method=$1 recipe=$2 prev="$TOK" experts="" frozen="" i=0
+  local method=$1 recipe=$2 prev="$TOK" experts="" frozen="" i=0  # experts: the domains so far
   for d in "${DOMAINS[@]}"; do
     i=$((i + 1))
     local args=("model.path=$prev" "train.validation=$SUITE/$d/shards/validation.h5")
+    # Replay (GEM and FT + replay alike): 25% general text and, from stage 2 on, 5% of rows from
+    # the earlier domains' shards together (a small rehearsal memory); the new domain the rest.
+    local data weights e
+    data="$SUITE/$d/shards/train.h5,$SUITE/general/shards/train.h5" weights="0.75,0.25"
+    if [ $i -gt 1 ]; then
+      weights="0.70,0.25"
+      for e in ${experts//,/ }; do data+=",$SUITE/$e/shards/train.h5" weights+=",$(awk "BEGIN{print 0.05 / ($i - 1)}")"; done
+    fi
     case $method in
       # After the first stage only the new expert (its adapters and its router key row) trains:
       # the earlier experts, the general expert's key row and the router queries stay frozen.
-      seq_gem) frozen=$experts experts=${experts:+$experts,}$d
-               args+=("train.data=$(shards "$d" replay)" "scar.experts=$experts")
+      seq_gem) frozen=$experts
+               args+=("train.data=$data" "train.data_weights=$weights" "scar.experts=${experts:+$experts,}$d")
                [ -n "$frozen" ] && args+=("scar.frozen_experts=general,$frozen" "scar.frozen_query=true") ;;
-      seq_replay) args+=("train.data=$(shards "$d" replay)") ;;
+      seq_replay) args+=("train.data=$data" "train.data_weights=$weights") ;;
       seq_finetune) args+=("train.data=$(shards "$d")" "~train.data_weights") ;;
     esac
+    experts=${experts:+$experts,}$d
     train "${method}_$i" "$recipe" "${args[@]}" && evaluate "$(final "${method}_$i")" "${method}_$i" test
     prev=$(final "${method}_$i")
   done
