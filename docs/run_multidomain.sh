@@ -152,7 +152,7 @@ done
 # ones route every token, no domain forced).
 RUN=$(dirname "$G")/gemkit-run; [ -x "$RUN" ] || RUN=build/runtime/gemkit-run
 mkdir -p "$OUT/deploy"
-field() { sed -E "s/.*\"$1\":([-0-9.e+]+).*/\1/" "$2"; }
+field() { sed -E "s/.*\"$1\": *([-0-9.e+]+).*/\1/" "$2"; }  # a number of gemkit-run's one-line JSON
 {
   echo "| model | file MB | vs dense | decode tok/s | vs dense | prompt tok/s | peak RSS MB |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
