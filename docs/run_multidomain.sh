@@ -4,7 +4,8 @@
 # Trains and evaluates, in this order (each step skipped when its output exists, interrupted
 # training resumed from its last checkpoint, so the script can be run again after a stop):
 #   1. the oracle: each domain's own plain fine-tuning (recipes/.../finetune.toml), one per domain
-#   2. multi-domain GEM (joint_gem.toml) and the dense mixture + replay + KD (mixture.toml)
+#   2. multi-domain GEM (joint_gem.toml; joint_gem_full.toml with the base trained) and the dense
+#      mixture + replay + KD (mixture.toml)
 #   3. the merges of the seven oracles: task arithmetic and TIES, lambda chosen on validation
 #   4. sequential runs over the seven domains: GEM (a new expert per stage, earlier ones frozen),
 #      plain fine-tuning and fine-tuning with general replay, each evaluated after every stage
@@ -75,7 +76,7 @@ in_parallel "${cmds[@]}"
 
 # 2. One model trained on every domain at once.
 joint() { train "$1" "$R/$1.toml" && evaluate "$(final "$1")" "$1"; }
-in_parallel "joint joint_gem" "joint mixture"
+in_parallel "joint joint_gem" "joint mixture" "joint joint_gem_full"
 
 # 3. Merges of the oracles, lambda chosen on validation: the highest mean share of the oracles'
 # NLL falls (each domain weighted alike).
@@ -137,10 +138,10 @@ in_parallel merges "sequential seq_gem $R/sequential_gem.toml" "sequential seq_r
 
 # 5. Reports.
 ORACLES=(); for d in "${DOMAINS[@]}"; do ORACLES+=("$OUT/eval/ft_$d.json"); done
-$G compare "$OUT/eval/base.json" "${ORACLES[@]}" "$OUT/eval/joint_gem.json" "$OUT/eval/mixture.json" \
+$G compare "$OUT/eval/base.json" "${ORACLES[@]}" "$OUT/eval/joint_gem.json" "$OUT/eval/joint_gem_full.json" "$OUT/eval/mixture.json" \
   "$OUT/eval/merge_task-arithmetic.json" "$OUT/eval/merge_ties.json" "$OUT/eval/seq_gem_7.json" \
   "$OUT/eval/seq_replay_7.json" "$OUT/eval/seq_finetune_7.json" --multi-domain "$CSV" \
-  --labels "base,$(for d in "${DOMAINS[@]}"; do printf 'ft_%s,' "$d"; done)multi-domain GEM,mixture + replay + KD,task arithmetic,TIES,sequential GEM (final),sequential FT + replay (final),sequential FT (final)" \
+  --labels "base,$(for d in "${DOMAINS[@]}"; do printf 'ft_%s,' "$d"; done)multi-domain GEM,multi-domain GEM (base trained),mixture + replay + KD,task arithmetic,TIES,sequential GEM (final),sequential FT + replay (final),sequential FT (final)" \
   --out "$OUT/multi_domain.json"
 for method in seq_gem seq_replay seq_finetune; do
   $G compare "$OUT/eval/base.json" $(for i in 1 2 3 4 5 6 7; do echo "$OUT/eval/${method}_$i.json"; done) \
@@ -156,7 +157,7 @@ field() { sed -E "s/.*\"$1\": *([-0-9.e+]+).*/\1/" "$2"; }  # a number of gemkit
 {
   echo "| model | file MB | vs dense | decode tok/s | vs dense | prompt tok/s | peak RSS MB |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
-  for m in mixture joint_gem seq_gem_7; do
+  for m in mixture joint_gem joint_gem_full seq_gem_7; do
     f="$OUT/deploy/$m.gguf"
     [ -f "$f" ] || $G export compact "$(final $m)" --out "$f" --quant hybrid --force > /dev/null
     "$RUN" -m "$f" --bench -t 1 --reps 3 --prompt-tokens 128 --gen-tokens 64 | tail -1 > "$OUT/deploy/$m.json"
