@@ -281,6 +281,13 @@ void Scar::load_named_parameters(const std::map<std::string, torch::Tensor>& ten
   for (auto& [name, t] : mine) t.copy_(tensors.at(name));
 }
 
+namespace {
+// Router tensors are told apart by their last name component ("routers.<b>.keys" / ".query").
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
 void Scar::load_earlier_stage(const std::map<std::string, torch::Tensor>& tensors,
                               const std::vector<std::string>& earlier, const std::string& where) {
   std::vector<int64_t> row_of;  // earlier key row -> row here
@@ -293,7 +300,7 @@ void Scar::load_earlier_stage(const std::map<std::string, torch::Tensor>& tensor
   // Everything is checked before anything is copied.
   std::map<std::string, torch::Tensor> mine = named_parameters(), copy;
   for (const auto& [name, t] : mine) {
-    const bool key = name.size() > 5 && name.compare(name.size() - 5, 5, ".keys") == 0;
+    const bool key = ends_with(name, ".keys");
     const bool earlier_adapter = [&] {
       for (const std::string& n : earlier)
         if (name.rfind("experts." + n + ".", 0) == 0) return true;
@@ -311,7 +318,7 @@ void Scar::load_earlier_stage(const std::map<std::string, torch::Tensor>& tensor
   torch::NoGradGuard no_grad;
   for (const auto& [name, t] : copy) {
     torch::Tensor target = mine.at(name);
-    if (name.size() > 5 && name.compare(name.size() - 5, 5, ".keys") == 0) {
+    if (ends_with(name, ".keys")) {
       for (size_t r = 0; r < row_of.size(); ++r) target[row_of[r]].copy_(t[int64_t(r)]);
     } else {
       target.copy_(t);
@@ -359,7 +366,7 @@ std::set<std::string> Scar::frozen_parameter_names() const {
   for (const auto& [name, t] : named_parameters()) {
     for (const std::string& n : state_->frozen)
       if (name.rfind("experts." + n + ".", 0) == 0) out.insert(name);
-    if (state_->frozen_queries && name.size() > 6 && name.compare(name.size() - 6, 6, ".query") == 0) out.insert(name);
+    if (state_->frozen_queries && ends_with(name, ".query")) out.insert(name);
   }
   return out;
 }
