@@ -29,6 +29,7 @@ void run_eval(const Recipe& r) {
   o.max_tokens = r.get_int("eval.max_tokens");
   o.dtr_rule = r.get_string("eval.dtr_rule");
   o.task_format = r.get_string("eval.task_format");
+  if (r.has("eval.scar_general_bias")) o.scar_general_bias = r.get_float("eval.scar_general_bias");
   o.bootstrap.resamples = r.get_int("eval.bootstrap_resamples");
   o.bootstrap.seed = uint64_t(r.get_int("eval.seed"));
   o.bootstrap.confidence = r.get_float("eval.confidence");
@@ -63,6 +64,7 @@ void add_eval_command(CLI::App& app) {
   recipe->flag("--precision", "eval.precision", "fp32 or bf16 (autocast mixed precision; needs AVX512_BF16 or AMX)");
   recipe->flag("--device", "model.device", "cpu or cuda");
   recipe->flag("--dtr-rule", "eval.dtr_rule", "token router rule of a routed checkpoint: threshold or top-k");
+  recipe->flag("--scar-general-bias", "eval.scar_general_bias", "SCAR checkpoints: nats added to the general expert's router logit (default: the checkpoint's)");
   recipe->flag("--task-format", "eval.task_format", "tasks as running text (base models) or as chat turns through the model's chat template (instruct models)");
   cmd->callback([recipe] { run_eval(recipe->resolve()); });
 }

@@ -70,6 +70,10 @@ Report run_evaluation(const EvalOptions& o) {
                   {"max_position_embeddings", cfg.max_position_embeddings},
                   {"parameters", params},
                   {"dtype", cfg.torch_dtype}};
+  if (o.scar_general_bias) {
+    if (!gem || !gem->scar()) fail("eval.scar_general_bias", o.model_path + " has no SCAR experts (no gem.json with scar)");
+    gem->set_scar_general_bias(*o.scar_general_bias);
+  }
   if (gem) {
     report.model["routing"] = gem_config_to_json(gem->config());
     report.model["routing"]["dtr_rule"] = o.dtr_rule;

@@ -3,6 +3,7 @@
 // header (the model is loaded inside).
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "eval/bootstrap.h"
@@ -25,6 +26,9 @@ struct EvalOptions {
   // Routed checkpoints: the token router's rule, "threshold" (causal, what decoding runs) or
   // "top-k" (the training rule at the trained capacity; shows what causality costs).
   std::string dtr_rule = "threshold";
+  // Routed checkpoints with SCAR: the general expert's router logit bias (routing/expert_router.h)
+  // to evaluate with instead of the checkpoint's (choosing it on validation).
+  std::optional<double> scar_general_bias;
   bool bf16 = false;  // bf16 mixed precision for the forward passes (eval.precision)
   // How task items are put to a causal LM (eval/task_prompts.h): "text" (running text) or "chat"
   // (through the checkpoint's chat template: instruct models). Results record it in their method.

@@ -65,6 +65,7 @@ GgufExportReport export_compact(const std::string& checkpoint, const std::string
       w.set_f32(gguf_key::kScarTemperature, static_cast<float>(so.router.temperature));
       w.set_f32(gguf_key::kScarMass, static_cast<float>(so.router.mass));
       w.set_u32(gguf_key::kScarMaxExperts, static_cast<uint32_t>(so.router.max_experts));
+      w.set_f32(gguf_key::kScarGeneralBias, static_cast<float>(so.router.general_bias));
     };
     o.provenance["scar"] = "routed (experts kept)";
   } else if (!domain.empty()) {

@@ -111,6 +111,8 @@ inline constexpr const char* kScarRouterDim = "gemkit.scar.router_dim";
 inline constexpr const char* kScarTemperature = "gemkit.scar.temperature";
 inline constexpr const char* kScarMass = "gemkit.scar.mass";
 inline constexpr const char* kScarMaxExperts = "gemkit.scar.max_experts";
+// Optional (files written before it existed have none: 0): nats added to the general expert's logit.
+inline constexpr const char* kScarGeneralBias = "gemkit.scar.general_bias";
 
 }  // namespace gguf_key
 

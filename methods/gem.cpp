@@ -51,6 +51,7 @@ GemConfig gem_config_from_recipe(const Recipe& r) {
     o.router.temperature = r.get_float("scar.temperature");
     o.router.mass = r.get_float("scar.mass");
     o.router.max_experts = r.get_int("scar.max_experts");
+    o.router.general_bias = r.get_float("scar.general_bias");
     o.seed = uint64_t(r.get_int("scar.seed"));
   }
   return c;

@@ -14,6 +14,7 @@ void validate(const ExpertRouterOptions& o) {
   if (!(o.temperature > 0)) fail("ExpertRouterOptions.temperature", "must be > 0");
   if (!(o.mass > 0 && o.mass <= 1)) fail("ExpertRouterOptions.mass", "must be in (0, 1], got " + std::to_string(o.mass));
   if (o.max_experts < 1) fail("ExpertRouterOptions.max_experts", "must be >= 1, got " + std::to_string(o.max_experts));
+  if (!std::isfinite(o.general_bias)) fail("ExpertRouterOptions.general_bias", "must be finite");
 }
 
 ExpertRouting select_by_mass(const torch::Tensor& logits, double mass, int64_t max_experts) {
@@ -49,6 +50,11 @@ ExpertRouting ExpertRouterImpl::route(const torch::Tensor& x) const {
   auto q = torch::matmul(n, query.to(dtype).t());
   auto z = torch::matmul(q, keys.to(dtype).t()) /
            (std::sqrt(double(options_.router_dim)) * options_.temperature);
+  if (options_.general_bias != 0) {
+    auto bias = torch::zeros({z.size(1)}, z.options());
+    bias[0] = options_.general_bias;
+    z = z + bias;
+  }
   return select_by_mass(z, options_.mass, options_.max_experts);
 }
 

@@ -3,6 +3,7 @@
 //
 //   q_i  = W_q . rmsnorm(x_i)                      [d_r]   (d_r = router_dim, default 64)
 //   z_ie = q_i . k_e / (sqrt(d_r) * temperature)   one logit per expert key k_e
+//   z_i0 += general_bias                          (SCAR's general expert is expert 0)
 //   p_i  = softmax(z_i)
 //   chosen: the smallest set of experts, by descending p, whose mass reaches `mass` (tau,
 //           default 0.65), at most `max_experts` (k_max, default 2)
@@ -21,6 +22,10 @@ struct ExpertRouterOptions {
   double temperature = 1.0;
   double mass = 0.65;        // tau: the threshold of the authors' code
   int64_t max_experts = 2;   // k_max
+  // Added to expert 0's logit (SCAR: the general expert), a shift of the router's prior in nats:
+  // 0 in training; raised at inference so that text the router was not trained on (no domain's
+  // and not the replay pool's) falls back to the untouched base path (docs/multi-domain.md).
+  double general_bias = 0;
 };
 
 // Throws gemkit::Error "ExpertRouterOptions.<field>: ..." for out-of-range values.
@@ -45,6 +50,7 @@ class ExpertRouterImpl : public torch::nn::Module {
   // x: [N, hidden] (any dtype; routed in float32 or float64).
   ExpertRouting route(const torch::Tensor& x) const;
   const ExpertRouterOptions& options() const { return options_; }
+  void set_general_bias(double bias) { options_.general_bias = bias; }
 
   torch::Tensor query, keys;
 

@@ -58,6 +58,7 @@ json gem_config_to_json(const GemConfig& c) {
                  {"temperature", o.router.temperature},
                  {"mass", o.router.mass},
                  {"max_experts", o.router.max_experts},
+                 {"general_bias", o.router.general_bias},
                  {"seed", o.seed}};
   }
   return j;
@@ -97,6 +98,7 @@ GemConfig gem_config_from_json(const json& j, const std::string& where) {
     o.router.temperature = field(s, "temperature", o.router.temperature, w);
     o.router.mass = field(s, "mass", o.router.mass, w);
     o.router.max_experts = field(s, "max_experts", o.router.max_experts, w);
+    o.router.general_bias = field(s, "general_bias", o.router.general_bias, w);  // absent before it existed: 0
     o.seed = field(s, "seed", o.seed, w);
   }
   return c;
@@ -266,6 +268,12 @@ std::vector<std::string> GemModules::load_earlier_stage(const std::string& check
     for (auto& p : dtr_->named_parameters()) p.value().copy_(tensors.at("dtr." + p.key()));
   }
   return names;
+}
+
+void GemModules::set_scar_general_bias(double bias) {
+  if (!scar_) fail("scar.general_bias", "the model has no SCAR experts");
+  scar_->set_general_bias(bias);
+  config_.scar_options.router.general_bias = bias;
 }
 
 std::unique_ptr<GemModules> load_gem_modules(Transformer model, const std::string& checkpoint) {

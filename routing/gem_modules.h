@@ -69,6 +69,10 @@ class GemModules {
   // load_gem_modules() reads back (the trainer writes extra.safetensors with its other modules).
   void save(const std::string& folder) const;
 
+  // SCAR: the general expert's router logit bias (Scar::set_general_bias), also in config()
+  // (so save_config() and the reports carry it). Throws without SCAR.
+  void set_scar_general_bias(double bias);
+
   // DTR: capacity annealing (training step).
   void set_step(int64_t step);
   // Figures over every forward since the last call (then reset): "dtr/capacity" (the current

@@ -47,6 +47,8 @@ void validate(const ScarOptions& o) {
     if (e == kGeneralExpert) fail("ScarOptions.experts", "\"general\" is the base path (general_expert), not a domain expert");
     if (!seen.insert(e).second) fail("ScarOptions.experts", "duplicate expert '" + e + "'");
   }
+  if (o.router.general_bias != 0 && !o.general_expert)
+    fail("ScarOptions.router.general_bias", "needs the general expert (general_expert = true)");
   if (o.rank < 1) fail("ScarOptions.rank", "must be >= 1");
   if (!(o.alpha > 0)) fail("ScarOptions.alpha", "must be > 0");
   if (o.target_modules.empty()) fail("ScarOptions.target_modules", "needs at least one linear");
@@ -436,6 +438,15 @@ torch::Tensor Scar::general_probability(int64_t rows, int64_t seq_len) const {
     ++n;
   }
   return n ? sum / double(n) : torch::Tensor();
+}
+
+void Scar::set_general_bias(double bias) {
+  ScarOptions o = state_->options;
+  o.router.general_bias = bias;
+  validate(o);
+  state_->options = o;
+  for (auto& [block, router] : state_->routers) router->set_general_bias(bias);
+  state_->current.clear();
 }
 
 void Scar::set_forced_expert(int64_t e) {

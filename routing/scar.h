@@ -132,6 +132,9 @@ class Scar {
   // cover the whole sequence), detached; undefined without a general expert or such decisions.
   torch::Tensor general_probability(int64_t rows, int64_t seq_len) const;
 
+  // Inference: the general expert's logit bias (ExpertRouterOptions::general_bias) of every
+  // router; options() reports it. Throws without a general expert.
+  void set_general_bias(double bias);
   // Inference with a chosen domain: every token goes to expert e alone (-1: routed).
   void set_forced_expert(int64_t e);
 

@@ -81,6 +81,9 @@ Model::Model(const std::string& path) : file_(path) {
     c.scar_temperature = key_float(file_, gguf_key::kScarTemperature);
     c.scar_mass = key_float(file_, gguf_key::kScarMass);
     c.scar_max_experts = key_int(file_, gguf_key::kScarMaxExperts);
+    if (file_.find(gguf_key::kScarGeneralBias)) c.scar_general_bias = key_float(file_, gguf_key::kScarGeneralBias);
+    if (c.scar_general_bias != 0 && !c.scar_general)
+      fail(path, std::string(gguf_key::kScarGeneralBias) + ": a bias for the general expert, but the file has none");
     if (c.scar_experts.empty() || c.scar_router_dim <= 0 || c.scar_max_experts < 1)
       fail(path, "gemkit.scar.*: expected experts, router_dim > 0 and max_experts >= 1");
   }
@@ -378,7 +381,8 @@ void Session::route_scar(const Layer& l, int64_t rows, const float* x) {
     p.resize(size_t(E));
     float mx = -INFINITY;
     for (int64_t e = 0; e < E; ++e) {
-      const float z = k_.dot_f32(l.scar_keys.data() + e * R, scar_q_.data(), R) / (std::sqrt(float(R)) * c.scar_temperature);
+      float z = k_.dot_f32(l.scar_keys.data() + e * R, scar_q_.data(), R) / (std::sqrt(float(R)) * c.scar_temperature);
+      if (e == 0 && c.scar_general) z += c.scar_general_bias;
       p[size_t(e)] = {z, int(e)};
       mx = std::max(mx, z);
     }

@@ -15,7 +15,7 @@
 //   (f32) for each routed block N. Any other tensor name is refused.
 //   SCAR (optional): gemkit.scar.experts (names in index order, "general" first when
 //   gemkit.scar.general_expert), gemkit.scar.{scale, router_dim, temperature, mass, max_experts},
-//   all required when gemkit.scar.experts is there;
+//   all required when gemkit.scar.experts is there, and gemkit.scar.general_bias (optional: 0);
 //   tensors blk.N.scar_router.query [router_dim, hidden], blk.N.scar_router.keys [experts,
 //   router_dim], and per adapted linear blk.N.<linear>.expert.<name>.lora_a [r, in] / .lora_b
 //   [out, r] (f32 in version 1, f16 in version 2). Each of a block's two groups (attention:
@@ -78,6 +78,7 @@ struct RuntimeConfig {
   std::vector<std::string> scar_experts;
   bool scar_general = true;
   float scar_scale = 1, scar_temperature = 1, scar_mass = 0.65f;
+  float scar_general_bias = 0;  // nats added to the general expert's logit (optional key)
   int64_t scar_router_dim = 0, scar_max_experts = 2;
 };
 

@@ -202,6 +202,20 @@ TEST(Runtime, CompactFormatRunsScarExpertsRoutedAndForced) {
   }
   runtime::Session s(rm, 4, 1);
   test::expect_error([&] { s.set_domain("tax"); }, {"tax"});
+  gem.scar()->set_forced_expert(-1);
+
+  // The general expert's logit bias travels in the file (gemkit.scar.general_bias) and the
+  // runtime routes with it as LibTorch does; a large bias sends every token to the base path.
+  {
+    gem.set_scar_general_bias(1.5);
+    gem.save(dir);  // gem.json with the bias (the tensors as they were)
+    const std::string biased = dir + "/scar_biased.gguf";
+    export_compact(dir, "", QuantPolicy(), biased, false);
+    const torch::Tensor ref = torch_logits(m, tokens);
+    EXPECT_LT((runtime_logits(biased, tokens) - ref).abs().max().item<double>(), 1e-3) << "biased";
+    EXPECT_GT((ref - routed_ref).abs().max().item<double>(), 1e-2) << "the bias changes nothing (test too weak)";
+    gem.set_scar_general_bias(0.0);
+  }
 
   // Decoding token by token with the KV cache equals the batched pass over the prompt, routing
   // included (the same dot products in the same order: bit for bit).

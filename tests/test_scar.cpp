@@ -65,6 +65,23 @@ TEST(ExpertRouter, VariableKTakesExpertsUntilTheMassIsReached) {
   EXPECT_EQ(r9.chosen[2].sum().item<int64_t>(), 3);
 }
 
+TEST(ExpertRouter, GeneralBiasShiftsTheFirstExpertsLogitOnly) {
+  ExpertRouterOptions o;
+  o.router_dim = 8;
+  ExpertRouter plain(16, 3, o, 1e-6, 5);
+  o.general_bias = 2.0;
+  ExpertRouter biased(16, 3, o, 1e-6, 5);  // same seed: same query and keys
+  auto x = torch::randn({6, 16});
+  auto a = plain->route(x), b = biased->route(x);
+  EXPECT_LT(max_abs_diff(b.logits.select(1, 0), a.logits.select(1, 0) + 2.0), 1e-5);
+  EXPECT_LT(max_abs_diff(b.logits.slice(1, 1), a.logits.slice(1, 1)), 1e-6);
+  // The odds of expert 0 against any other rise by e^2.
+  EXPECT_LT(max_abs_diff(b.probs.select(1, 0) / b.probs.select(1, 1),
+                         a.probs.select(1, 0) / a.probs.select(1, 1) * std::exp(2.0)), 1e-3);
+  o.general_bias = std::nan("");
+  test::expect_error([&] { validate(o); }, {"ExpertRouterOptions.general_bias", "finite"});
+}
+
 TEST(Scar, FreshExpertsLeaveTheModelUnchanged) {
   torch::manual_seed(1);
   Transformer m(config3());
@@ -292,6 +309,15 @@ TEST(GemModules, CheckpointRoundTripRestoresTheRoutedModel) {
   EXPECT_EQ(gem->config().scar_options.experts, g.scar_options.experts);
   EXPECT_LT(max_abs_diff(m->forward(ids).logits, expected), 1e-6);
   EXPECT_FALSE(load_gem_modules(m, test::temp_folder("scar", "plain")));
+  // An inference bias towards the general expert is saved with the config and routes after loading.
+  gem->set_scar_general_bias(3.0);
+  const torch::Tensor biased = m->forward(ids).logits;
+  EXPECT_GT(max_abs_diff(biased, expected), 1e-4);
+  gem->save_config(dir);
+  gem.reset();
+  gem = load_gem_modules(m, dir);
+  EXPECT_EQ(gem->config().scar_options.router.general_bias, 3.0);
+  EXPECT_LT(max_abs_diff(m->forward(ids).logits, biased), 1e-6);
 }
 
 TEST(GemModules, MalformedConfigsAndTensorsAreNamed) {
@@ -310,6 +336,10 @@ TEST(GemModules, MalformedConfigsAndTensorsAreNamed) {
   ScarOptions bad = two_experts();
   bad.experts = {"general"};
   test::expect_error([&] { Scar s(m, bad); }, {"ScarOptions.experts", "general"});
+  bad = two_experts();
+  bad.general_expert = false;
+  bad.router.general_bias = 1.0;
+  test::expect_error([&] { Scar s(m, bad); }, {"ScarOptions.router.general_bias", "general expert"});
   bad = two_experts();
   bad.target_modules = {"lm_head"};
   test::expect_error([&] { Scar s(m, bad); }, {"ScarOptions.target_modules", "lm_head"});

@@ -102,6 +102,7 @@ const std::vector<RecipeKey>& recipe_schema() {
         {"eval.confidence", T::Float, "0.95", 0.5, 0.999, "", "confidence level of the percentile intervals"},
         {"eval.seed", T::Int, "1234", 0, kMaxInt, "", "seed of the bootstrap resampling"},
         {"eval.task_format", T::String, "text", -kInf, kInf, "text|chat", "task items as running text (\"{context}\\nAnswer:\", base models) or as a chat turn through the model's chat template (instruct models)"},
+        {"eval.scar_general_bias", T::Float, std::nullopt, -1e3, 1e3, "", "routed checkpoints with SCAR: the general expert's router logit bias to evaluate with (default: the checkpoint's)"},
         {"eval.dtr_rule", T::String, "threshold", -kInf, kInf, "threshold|top-k", "token router rule of a routed checkpoint: threshold (causal) or top-k (the training rule)"},
         // train: the training loop (`gemkit train`, train/trainer.h).
         {"train.data", T::StringList, std::nullopt, -kInf, kInf, "", "token shards to train on (gemkit data prepare)"},
@@ -174,6 +175,7 @@ const std::vector<RecipeKey>& recipe_schema() {
         {"scar.temperature", T::Float, text(scar.router.temperature), 1e-6, 1e6, "", "router softmax temperature"},
         {"scar.mass", T::Float, text(scar.router.mass), 1e-6, 1.0, "", "tau: experts are added by descending probability until their mass reaches this"},
         {"scar.max_experts", T::Int, text(scar.router.max_experts), 1, 1024, "", "k_max: most experts per token"},
+        {"scar.general_bias", T::Float, "0", -1e3, 1e3, "", "nats added to the general expert's router logit (0 in training; an inference shift of the router's prior towards the base path)"},
         {"scar.balance_weight", T::Float, "0.01", 0.0, 1e6, "", "weight of the load-balance loss"},
         {"scar.z_weight", T::Float, "1e-3", 0.0, 1e6, "", "weight of the router z-loss"},
         {"scar.supervision_weight", T::Float, "0.1", 0.0, 1e6, "", "weight of the domain-supervision loss (sequences with a known domain)"},
