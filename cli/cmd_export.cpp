@@ -26,7 +26,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ExportArgs {
-  std::string checkpoint, out, quant = "recipe", domain, name;
+  std::string checkpoint, out, quant = "recipe", domain, name, expert_quant = "f16";
   std::vector<std::string> policy;
   bool force = false;
 };
@@ -83,7 +83,8 @@ void run_export_compact(const ExportArgs& a) {
   const QuantPolicy policy = choose_policy(a);
   fs::path out(a.out);
   if (out.has_parent_path()) fs::create_directories(out.parent_path());
-  const GgufExportReport rep = export_compact(a.checkpoint, a.domain, policy, a.out, a.force);
+  const QuantType expert_type = parse_quant_type(a.expert_quant, "--expert-quant (f32, f16 or q8_0)");
+  const GgufExportReport rep = export_compact(a.checkpoint, a.domain, policy, a.out, a.force, expert_type);
   int routers = 0;
   for (const auto& t : rep.tensors) routers += t.gguf_name.find("dtr_router.weight") != std::string::npos;
   std::printf("policy: %s\n", policy.describe().c_str());
@@ -161,6 +162,8 @@ void add_export_commands(CLI::App& app) {
   CLI::App* compact = export_subcommand(exp, "compact", "gemkit's compact format for gemkit-run: quantized base weights + token routers and SCAR experts",
                                         compact_args, "checkpoint folder (routed or plain)", "output .gguf file", run_export_compact);
   add_quant_options(compact, *compact_args);
+  compact->add_option("--expert-quant", compact_args->expert_quant,
+                      "SCAR experts' adapters: f16 (default), q8_0 (tensors whose rows fit 32-blocks; f16 the others) or f32");
   compact->add_option("--domain", compact_args->domain, "SCAR checkpoint: merge this expert instead of keeping the routed experts (\"general\": none)");
 
   add_domain_option(export_subcommand(exp, "hf", "dense Hugging Face folder (SCAR expert merged, DTR dropped), float weights",

@@ -11,7 +11,9 @@
 namespace gemkit {
 
 GgufExportReport export_compact(const std::string& checkpoint, const std::string& domain, const QuantPolicy& policy,
-                                const std::string& path, bool overwrite) {
+                                const std::string& path, bool overwrite, QuantType expert_type) {
+  if (expert_type != QuantType::F32 && expert_type != QuantType::F16 && expert_type != QuantType::Q8_0)
+    fail("--expert-quant", std::string("expected f32, f16 or q8_0, got ") + quant_type_name(expert_type));
   DenseModel out{load_pretrained(checkpoint, torch::kCPU), {}, {}};
   std::unique_ptr<GemModules> gem = load_gem_modules(out.pre.model, checkpoint);
   GgufExportOptions o;
@@ -51,10 +53,10 @@ GgufExportReport export_compact(const std::string& checkpoint, const std::string
       const ModelConfig& mc = out.pre.model->config();
       if (!is_a && is_gguf_block_tensor(gguf, kGgufAttnQ)) value = permute_rope_rows(t.detach(), mc.num_attention_heads);
       if (!is_a && is_gguf_block_tensor(gguf, kGgufAttnK)) value = permute_rope_rows(t.detach(), mc.num_key_value_heads);
-      // f16: the experts were a third of the model's weights and half of the file in f32; their
-      // rows (r = 64, or a width like 688) rarely fit 32-blocks, and f16 adds ~1e-4 to logits.
-      o.extra_tensors.push_back(
-          {compact_expert_tensor_name(gguf, expert, is_a ? kCompactLoraA : kCompactLoraB), value, QuantType::F16});
+      // f16 by default (~1e-4 on the logits); Q8_0 halves that again where the rows fit 32-blocks
+      // (A's rows are the input width, B's the rank; a width like 688 does not: f16 there).
+      const QuantType type = expert_type == QuantType::Q8_0 && value.size(-1) % 32 != 0 ? QuantType::F16 : expert_type;
+      o.extra_tensors.push_back({compact_expert_tensor_name(gguf, expert, is_a ? kCompactLoraA : kCompactLoraB), value, type});
     }
     const std::vector<std::string> names = scar->expert_names();
     scar_keys = [so, names](GgufWriter& w) {

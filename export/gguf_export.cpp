@@ -141,11 +141,13 @@ GgufExportReport export_gguf(const Transformer& model, const GgufExportOptions& 
   }
 
   for (const auto& [name, value, type] : options.extra_tensors) {
-    if (type != QuantType::F32 && type != QuantType::F16) fail(name, "extra tensors are stored as f32 or f16");
+    if (type != QuantType::F32 && type != QuantType::F16 && type != QuantType::Q8_0)
+      fail(name, "extra tensors are stored as f32, f16 or q8_0");
     torch::Tensor t = value.detach().to(torch::kCPU, torch::kFloat).contiguous();
     if (t.dim() == 0) t = t.reshape({1});
     const std::vector<int64_t> shape = t.sizes().vec();
     const int64_t n = shape.back(), rows = t.numel() / n;
+    if (type == QuantType::Q8_0 && n % 32 != 0) fail(name, "q8_0 needs rows of a multiple of 32 values, got " + std::to_string(n));
     const size_t row_bytes = quant_row_bytes(type, n);
     std::vector<uint8_t> data(size_t(rows) * row_bytes);
     const float* src = t.data_ptr<float>();

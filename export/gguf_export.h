@@ -38,7 +38,7 @@ struct GgufExportOptions {
   struct ExtraTensor {
     std::string name;
     torch::Tensor value;
-    QuantType type = QuantType::F32;  // F32 or F16 (stored as is, no policy)
+    QuantType type = QuantType::F32;  // F32, F16 or Q8_0 (rows a multiple of 32; no policy)
   };
   std::vector<ExtraTensor> extra_tensors;
   std::function<void(GgufWriter&)> extra_metadata;

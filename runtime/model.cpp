@@ -156,8 +156,8 @@ Model::Model(const std::string& path) : file_(path) {
           x.a = weight(a_name, r, bases[li]->cols);
           x.b = weight(b_name, bases[li]->rows, r);
           for (const Weight* w : {&x.a, &x.b})
-            if (w->type != QuantType::F32 && w->type != QuantType::F16)
-              fail(path, "tensor " + compact_expert_tensor_name(linear, expert, "lora_*") + ": expected f32 or f16");
+            if (w->type != QuantType::F32 && w->type != QuantType::F16 && w->type != QuantType::Q8_0)
+              fail(path, "tensor " + compact_expert_tensor_name(linear, expert, "lora_*") + ": expected f32, f16 or q8_0");
           l.experts[li].push_back(x);
         }
     }
@@ -400,6 +400,17 @@ void Session::route_scar(const Layer& l, int64_t rows, const float* x) {
   }
 }
 
+// One expert row against an activation row: Q8_0 rows against the row quantized to Q8_0 blocks
+// (as the base's Q8_0 weights multiply it), f16 and f32 rows against the floats.
+float Session::expert_dot(const Weight& w, int64_t row, const float* x, const BlockQ8* xq) const {
+  const uint8_t* p = w.data + size_t(row) * w.row_bytes;
+  switch (w.type) {
+    case QuantType::Q8_0: return k_.dot_q8_0(p, xq, w.cols);
+    case QuantType::F16: return k_.dot_f16(p, x, w.cols);
+    default: return k_.dot_f32(p, x, w.cols);
+  }
+}
+
 void Session::add_experts(const std::vector<Expert>& experts, int64_t rows, float* y) {
   const float scale = model_.config().scar_scale;
   for (int64_t t = 0; t < rows; ++t)
@@ -409,11 +420,18 @@ void Session::add_experts(const std::vector<Expert>& experts, int64_t rows, floa
         const int64_t r = x.a.rows, in = x.a.cols, out = x.b.rows;
         if (int64_t(scar_t_.size()) < r) scar_t_.resize(size_t(r));
         float* tmp = scar_t_.data();
-        const auto dot_a = x.a.type == QuantType::F16 ? k_.dot_f16 : k_.dot_f32;
-        const auto dot_b = x.b.type == QuantType::F16 ? k_.dot_f16 : k_.dot_f32;
-        for (int64_t j = 0; j < r; ++j) tmp[j] = dot_a(x.a.data + size_t(j) * x.a.row_bytes, in_.data() + t * in, in);
+        const float* xt = in_.data() + t * in;
+        if (x.a.type == QuantType::Q8_0) {
+          scar_xq_.resize(size_t(in / 32));
+          k_.quantize_q8(xt, scar_xq_.data(), in);
+        }
+        for (int64_t j = 0; j < r; ++j) tmp[j] = expert_dot(x.a, j, xt, scar_xq_.data());
+        if (x.b.type == QuantType::Q8_0) {
+          scar_tq_.resize(size_t(r / 32));
+          k_.quantize_q8(tmp, scar_tq_.data(), r);
+        }
         const float g = gate * scale;
-        for (int64_t o = 0; o < out; ++o) y[t * out + o] += g * dot_b(x.b.data + size_t(o) * x.b.row_bytes, tmp, r);
+        for (int64_t o = 0; o < out; ++o) y[t * out + o] += g * expert_dot(x.b, o, tmp, scar_tq_.data());
       }
 }
 

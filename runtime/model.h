@@ -51,7 +51,7 @@ struct Weight {
 // One SCAR domain expert on one linear layer: y += gate * scale * B (A x).
 struct Expert {
   int index = 0;  // in RuntimeConfig::scar_experts
-  Weight a, b;    // A [r, in], B [out, r], f32 (format 1) or f16 (format 2)
+  Weight a, b;    // A [r, in], B [out, r]: f32 (format 1), f16 (format 2) or Q8_0 (where rows fit)
 };
 
 enum LinearId { kQ, kK, kV, kO, kGate, kUp, kDown, kLinears };
@@ -145,6 +145,7 @@ class Session {
   // experts' share y[t] += sum gate * scale * B (A in_[t]).
   void route_scar(const Layer& l, int64_t rows, const float* x);
   void add_experts(const std::vector<Expert>& experts, int64_t rows, float* y);
+  float expert_dot(const Weight& w, int64_t row, const float* x, const BlockQ8* xq) const;
 
   const Model& model_;
   const Kernels& k_;
@@ -161,6 +162,7 @@ class Session {
   std::vector<float> rope_cos_, rope_sin_;
   std::vector<std::vector<std::pair<int, float>>> scar_choice_;  // per row
   std::vector<float> scar_q_, scar_t_;
+  std::vector<BlockQ8> scar_xq_, scar_tq_;  // a Q8_0 expert's input row and its A x, quantized
   std::vector<std::pair<float, int>> scar_p_;  // (probability, expert) of one row
   int forced_expert_ = -1;
   SessionStats stats_;
