@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,9 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ExportArgs {
-  std::string checkpoint, out, quant = "recipe", domain, name, expert_quant = "f16";
+  std::string checkpoint, out, quant = "recipe", domain, name, expert_quant = "q8_0";
   std::vector<std::string> policy;
+  std::optional<double> scar_general_bias;
   bool force = false;
 };
 
@@ -83,8 +85,13 @@ void run_export_compact(const ExportArgs& a) {
   const QuantPolicy policy = choose_policy(a);
   fs::path out(a.out);
   if (out.has_parent_path()) fs::create_directories(out.parent_path());
-  const QuantType expert_type = parse_quant_type(a.expert_quant, "--expert-quant (f32, f16 or q8_0)");
-  const GgufExportReport rep = export_compact(a.checkpoint, a.domain, policy, a.out, a.force, expert_type);
+  CompactExportOptions o;
+  o.domain = a.domain;
+  o.policy = policy;
+  o.expert_type = parse_quant_type(a.expert_quant, "--expert-quant (f32, f16 or q8_0)");
+  o.scar_general_bias = a.scar_general_bias;
+  o.overwrite = a.force;
+  const GgufExportReport rep = export_compact(a.checkpoint, o, a.out);
   int routers = 0;
   for (const auto& t : rep.tensors) routers += t.gguf_name.find("dtr_router.weight") != std::string::npos;
   std::printf("policy: %s\n", policy.describe().c_str());
@@ -163,7 +170,10 @@ void add_export_commands(CLI::App& app) {
                                         compact_args, "checkpoint folder (routed or plain)", "output .gguf file", run_export_compact);
   add_quant_options(compact, *compact_args);
   compact->add_option("--expert-quant", compact_args->expert_quant,
-                      "SCAR experts' adapters: f16 (default), q8_0 (tensors whose rows fit 32-blocks; f16 the others) or f32");
+                      "SCAR experts' adapters: q8_0 (default: the tensors whose rows fit 32-blocks, f16 the others), f16 or f32");
+  compact->add_option("--scar-general-bias", compact_args->scar_general_bias,
+                      "SCAR: nats added to the general expert's router logit in the file (default: the checkpoint's; "
+                      "choose it with gemkit eval --scar-general-bias on validation)");
   compact->add_option("--domain", compact_args->domain, "SCAR checkpoint: merge this expert instead of keeping the routed experts (\"general\": none)");
 
   add_domain_option(export_subcommand(exp, "hf", "dense Hugging Face folder (SCAR expert merged, DTR dropped), float weights",

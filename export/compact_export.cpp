@@ -10,17 +10,23 @@
 
 namespace gemkit {
 
-GgufExportReport export_compact(const std::string& checkpoint, const std::string& domain, const QuantPolicy& policy,
-                                const std::string& path, bool overwrite, QuantType expert_type) {
+GgufExportReport export_compact(const std::string& checkpoint, const CompactExportOptions& options, const std::string& path) {
+  const std::string& domain = options.domain;
+  const QuantType expert_type = options.expert_type;
   if (expert_type != QuantType::F32 && expert_type != QuantType::F16 && expert_type != QuantType::Q8_0)
     fail("--expert-quant", std::string("expected f32, f16 or q8_0, got ") + quant_type_name(expert_type));
   DenseModel out{load_pretrained(checkpoint, torch::kCPU), {}, {}};
   std::unique_ptr<GemModules> gem = load_gem_modules(out.pre.model, checkpoint);
+  if (options.scar_general_bias) {
+    if (!gem || !gem->scar()) fail(checkpoint, "--scar-general-bias: the checkpoint has no SCAR experts");
+    if (!domain.empty()) fail("--scar-general-bias", "has no effect with --domain (one expert merged, no routing)");
+    gem->set_scar_general_bias(*options.scar_general_bias);
+  }
   GgufExportOptions o;
   o.architecture = kCompactArchitecture;
-  o.policy = policy;
+  o.policy = options.policy;
   o.tokenizer_folder = checkpoint;
-  o.overwrite = overwrite;
+  o.overwrite = options.overwrite;
   o.provenance["source"] = checkpoint;
   float threshold = 0.5f;
   bool attention_only = false;

@@ -3,6 +3,9 @@
 //   gemkit-run -m model.gguf -p "The court held" [-n 64] [--temp 0.8] [--top-k 40] [--top-p 0.95]
 //              [--seed 1] [-t THREADS] [-c CONTEXT] [--domain law (SCAR: that expert for every token)]
 //   gemkit-run -m model.gguf --bench [--prompt-tokens 128] [--gen-tokens 64] [--reps 3] [-t N]
+//   gemkit-run -m model.gguf --perplexity test.jsonl [-c 512] [--max-tokens N] [--domain D] [-t N]
+// --perplexity prints one JSON line: documents, scored tokens, mean NLL and perplexity of the file's
+// documents (runtime/perplexity.h: framed and windowed as `gemkit eval` does, -c the window).
 // --bench prints one JSON line: prompt tokens/s, decode tokens/s, time to first token, peak RSS,
 // file and binary sizes, realised DTR capacity (best of --reps for speeds). With -p, the bench
 // prompt is that text's tokens repeated to --prompt-tokens (else fixed ids); decoding is greedy.
@@ -12,6 +15,7 @@
 // is the dense upper bound); decode_gb_s = weight_bytes_per_token * decode_tok_s / 1e9, to set
 // against the machine's read bandwidth (bench/read_bandwidth).
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,11 +26,13 @@
 
 #include "runtime/gemkit_runtime.h"
 #include "runtime/model.h"
+#include "runtime/perplexity.h"
 
 namespace {
 
 struct Args {
-  std::string model, prompt = "The", domain;
+  std::string model, prompt = "The", domain, perplexity;
+  long max_tokens = 0;
   int n = 64, top_k = 40, threads = 1, context = 0, prompt_tokens = 128, gen_tokens = 64, reps = 3;
   float temp = 0.8f, top_p = 0.95f;
   uint64_t seed = 1;
@@ -35,7 +41,8 @@ struct Args {
 
 [[noreturn]] void usage(const char* message) {
   std::fprintf(stderr, "gemkit-run: %s\nusage: gemkit-run -m MODEL.gguf [-p PROMPT] [-n N] [--temp T] [--top-k K] "
-               "[--top-p P] [--seed S] [-t THREADS] [-c CONTEXT] [--domain D] [--bench [--prompt-tokens N] [--gen-tokens N] [--reps N]]\n",
+               "[--top-p P] [--seed S] [-t THREADS] [-c CONTEXT] [--domain D] [--bench [--prompt-tokens N] [--gen-tokens N] [--reps N]] "
+               "[--perplexity FILE [--max-tokens N]]\n",
                message);
   std::exit(2);
 }
@@ -66,6 +73,8 @@ Args parse(int argc, char** argv) {
     else if (k == "-c" || k == "--context") a.context = int(number());
     else if (k == "--domain") a.domain = value();
     else if (k == "--bench") a.bench = true;
+    else if (k == "--perplexity") a.perplexity = value();
+    else if (k == "--max-tokens") a.max_tokens = long(number());
     else if (k == "--prompt-tokens") a.prompt_tokens = int(number());
     else if (k == "--gen-tokens") a.gen_tokens = int(number());
     else if (k == "--reps") a.reps = int(number());
@@ -164,8 +173,27 @@ int bench(gk_model* m, const Args& a, long rss_before_kb) {
 
 }  // namespace
 
+int perplexity(const Args& a) {
+  try {
+    const gemkit::runtime::Model model(a.model);
+    const auto docs = gemkit::runtime::read_documents(a.perplexity);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = gemkit::runtime::perplexity(model, docs, a.context > 0 ? a.context : 512, a.threads, a.max_tokens, a.domain);
+    const double secs = seconds_since(t0);
+    std::printf("{\"runtime\": \"gemkit-run\", \"model\": \"%s\", \"file\": \"%s\", \"domain\": \"%s\", \"documents\": %lld, "
+                "\"tokens\": %lld, \"mean_nll\": %.6f, \"perplexity\": %.4f, \"tok_s\": %.1f}\n",
+                a.model.c_str(), a.perplexity.c_str(), a.domain.c_str(), (long long)r.documents, (long long)r.tokens,
+                r.mean_nll(), std::exp(r.mean_nll()), double(r.tokens) / secs);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gemkit-run: error: %s\n", e.what());
+    return 1;
+  }
+}
+
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
+  if (!a.perplexity.empty()) return perplexity(a);
   const long rss_before = status_kb("VmRSS:");
   char err[512];
   gk_model* m = gk_model_load(a.model.c_str(), err, sizeof err);

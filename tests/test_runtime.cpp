@@ -25,6 +25,7 @@
 #include "runtime/gemkit_runtime.h"
 #include "runtime/kernels.h"
 #include "runtime/model.h"
+#include "runtime/perplexity.h"
 #include "test_util.h"
 
 using namespace gemkit;
@@ -91,6 +92,12 @@ TEST(Runtime, DenseExportsAgreeWithTheLibTorchModel) {
 
 namespace {
 
+CompactExportOptions experts_as(QuantType type) {
+  CompactExportOptions o;
+  o.expert_type = type;
+  return o;
+}
+
 ModelConfig routed_config() {
   ModelConfig c = test::tiny_decoder_config(4);
   c.vocab_size = 4096;  // the bundled tokenizer's
@@ -133,7 +140,7 @@ TEST(Runtime, CompactFormatRoutesLikeTheLibTorchThresholdRule) {
   GemModules gem(m, g);
   save_routed(dir, m, gem);
   const std::string file = dir + "/compact.gguf";
-  export_compact(dir, "", QuantPolicy(), file, false);
+  export_compact(dir, {}, file);
 
   const std::vector<int32_t> tokens = test_tokens(60, c.vocab_size, 2);
   const torch::Tensor ref = torch_logits(m, tokens);
@@ -177,7 +184,7 @@ TEST(Runtime, CompactFormatRunsScarExpertsRoutedAndForced) {
   GemModules gem(m, g);
   save_routed(dir, m, gem);
   const std::string file = dir + "/scar.gguf";
-  export_compact(dir, "", QuantPolicy(), file, false);
+  export_compact(dir, experts_as(QuantType::F16), file);
   // The compact format stores the experts in f16: the reference is the LibTorch model with the
   // same f16-rounded experts (the runtime's own error is what the bound checks).
   {
@@ -210,9 +217,10 @@ TEST(Runtime, CompactFormatRunsScarExpertsRoutedAndForced) {
   // runtime routes with it as LibTorch does; a large bias sends every token to the base path.
   {
     gem.set_scar_general_bias(1.5);
-    gem.save(dir);  // gem.json with the bias (the tensors as they were)
+    CompactExportOptions o = experts_as(QuantType::F16);
+    o.scar_general_bias = 1.5;  // the checkpoint's gem.json has 0: the export's override ships
     const std::string biased = dir + "/scar_biased.gguf";
-    export_compact(dir, "", QuantPolicy(), biased, false);
+    export_compact(dir, o, biased);
     const torch::Tensor ref = torch_logits(m, tokens);
     EXPECT_LT((runtime_logits(biased, tokens) - ref).abs().max().item<double>(), 1e-3) << "biased";
     EXPECT_GT((ref - routed_ref).abs().max().item<double>(), 1e-2) << "the bias changes nothing (test too weak)";
@@ -263,8 +271,8 @@ TEST(Runtime, CompactFormatRunsQ8_0Experts) {
     gem.save(dir);
   }
   const std::string f16 = dir + "/f16.gguf", q8 = dir + "/q8_0.gguf";
-  export_compact(dir, "", QuantPolicy(), f16, false, QuantType::F16);
-  export_compact(dir, "", QuantPolicy(), q8, false, QuantType::Q8_0);
+  export_compact(dir, experts_as(QuantType::F16), f16);
+  export_compact(dir, experts_as(QuantType::Q8_0), q8);
   int64_t expert_values = 0;
   {
     torch::NoGradGuard no_grad;
@@ -304,4 +312,53 @@ TEST(Runtime, CompactFormatRunsQ8_0Experts) {
   }
   const auto saved = int64_t(std::filesystem::file_size(f16)) - int64_t(std::filesystem::file_size(q8));
   EXPECT_NEAR(double(saved), double(expert_values) * (2.0 - 34.0 / 32.0), 4096.0) << "alignment padding at most";
+}
+
+// gemkit-run --perplexity (runtime/perplexity.h): the documents of a JSONL file framed and
+// windowed as gemkit eval frames them, scored on an f32 export, against the NLL of the same
+// windows from the LibTorch model (measured: the means agree to 6 decimals, 6.499415; bound 1e-4).
+TEST(Runtime, PerplexityScoresDocumentsAsTheLibTorchModel) {
+  const std::string dir = test::temp_folder("gemkit_runtime", "perplexity");
+  Pretrained pre = load_pretrained(kBase);
+  GgufExportOptions o;
+  o.tokenizer_folder = kBase;
+  export_gguf(pre.model, o, dir + "/f32.gguf");
+  {
+    std::ofstream f(dir + "/docs.jsonl");
+    f << R"({"id": "a", "text": "The court held that the contract was void.\nIt said so twice: \"void\"."})" << "\n\n"
+      << R"({"text": "Caf\u00e9 prices rose \ud83d\ude00 in the third quarter, the report said, and costs fell.", "id": "b"})" << "\n";
+  }
+  const auto docs = runtime::read_documents(dir + "/docs.jsonl");
+  ASSERT_EQ(docs.size(), 2u);
+  EXPECT_EQ(docs[0], "The court held that the contract was void.\nIt said so twice: \"void\".");
+  EXPECT_EQ(docs[1], "Caf\xc3\xa9 prices rose \xf0\x9f\x98\x80 in the third quarter, the report said, and costs fell.");
+
+  runtime::Model rm(dir + "/f32.gguf");
+  const int64_t window = 9;  // several windows per document
+  const runtime::PerplexityResult r = runtime::perplexity(rm, docs, window, 1);
+  double nll = 0;
+  int64_t tokens = 0;
+  const Tokenizer& tok = rm.tokenizer();
+  for (const std::string& d : docs) {
+    std::vector<int32_t> ids;
+    if (tok.special().add_bos) ids.push_back(tok.special().bos);
+    for (int32_t t : tok.encode(d, false)) ids.push_back(t);
+    ids.push_back(tok.special().eos);
+    for (size_t start = 0; start + 1 < ids.size(); start += size_t(window - 1)) {
+      const std::vector<int32_t> w(ids.begin() + std::ptrdiff_t(start),
+                                   ids.begin() + std::ptrdiff_t(std::min(ids.size(), start + size_t(window))));
+      const torch::Tensor logp = torch::log_softmax(torch_logits(pre.model, w).to(torch::kDouble), -1);
+      for (size_t t = 0; t + 1 < w.size(); ++t, ++tokens) nll -= logp[int64_t(t)][w[t + 1]].item<double>();
+    }
+  }
+  EXPECT_EQ(r.documents, 2);
+  EXPECT_EQ(r.tokens, tokens);
+  EXPECT_GT(tokens, 3 * window);
+  std::printf("runtime perplexity: mean NLL %.6f, LibTorch %.6f over %lld tokens\n", r.mean_nll(), nll / double(tokens),
+              (long long)tokens);
+  EXPECT_NEAR(r.mean_nll(), nll / double(tokens), 1e-4);
+  // max_tokens stops after the document that reaches it.
+  EXPECT_EQ(runtime::perplexity(rm, docs, window, 1, 5).documents, 1);
+  std::ofstream(dir + "/bad.jsonl") << R"({"id": "a", "text": "ok"})" << "\n" << R"({"id": "b"})" << "\n";
+  test::expect_error([&] { runtime::read_documents(dir + "/bad.jsonl"); }, {"bad.jsonl", "line 2", "\"text\""});
 }
