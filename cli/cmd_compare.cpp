@@ -66,6 +66,7 @@ void compare(const CompareArgs& a) {
     fail("gemkit compare", "give exactly one of --target, --sequential, --transfer or --multi-domain");
   nlohmann::json json;
   std::string markdown, svg;  // svg: a plot written beside --out (sequential and multi-domain)
+  std::string tradeoff_svg;   // multi-domain: the trade-off plane, beside --out as *.tradeoff.svg
   if (!a.target.empty()) {
     const Comparison c = compare_reports(reports, a.target);
     json = c.json;
@@ -86,6 +87,7 @@ void compare(const CompareArgs& a) {
     json = eval::to_json(r);
     markdown = eval::to_markdown(r);
     svg = eval::oracle_share_heatmap_svg(r);
+    tradeoff_svg = eval::multi_domain_tradeoff_svg(r);
     if (a.best) {  // choosing among candidates (a merge coefficient) on validation
       const auto top = std::max_element(r.models.begin(), r.models.end(), [](const auto& x, const auto& y) {
         return x.mean_oracle_share.value < y.mean_oracle_share.value;
@@ -108,6 +110,11 @@ void compare(const CompareArgs& a) {
       write_text_file_atomic(plot, svg);
       std::printf("wrote %s\n", plot.c_str());
     }
+    if (!tradeoff_svg.empty()) {
+      const std::string plot = std::filesystem::path(a.out).replace_extension(".tradeoff.svg").string();
+      write_text_file_atomic(plot, tradeoff_svg);
+      std::printf("wrote %s\n", plot.c_str());
+    }
   }
 }
 
@@ -127,7 +134,8 @@ void add_compare_command(CLI::App& app) {
       ->delimiter(',');
   cmd->add_option("--multi-domain", args->multi_domain,
                   "the domains D1,..,DK: the reports are the base, the model fine-tuned on each Di alone (the oracles, in "
-                  "order), then models serving every domain (share of the oracles' NLL falls, probe rise)")
+                  "order), then models serving every domain (share of the oracles' NLL falls, probe rise, and the trade-off "
+                  "plane with its Pareto frontier: labels \"METHOD @ SETTING\" form one method's sweep)")
       ->delimiter(',');
   cmd->add_flag("--best", args->best,
                "with --multi-domain: print \"best: LABEL\", the judged model with the highest mean share of the oracles' "

@@ -1,6 +1,8 @@
 #include "report/multi_domain_report.h"
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "report/interval_format.h"
 #include "report/svg_plot.h"
@@ -59,7 +61,17 @@ json to_json(const MultiDomainReport& r) {
   j["oracles"] = json::array();
   for (const MultiDomainRow& row : r.oracle) j["oracles"].push_back(row_json(row, r));
   j["models"] = json::array();
-  for (const MultiDomainRow& row : r.models) j["models"].push_back(row_json(row, r));
+  const std::vector<MultiDomainTradeoff> tradeoffs = multi_domain_tradeoffs(r);
+  for (size_t i = 0; i < r.models.size(); ++i) {
+    json row = row_json(r.models[i], r);
+    const auto num = [](double v) { return std::isfinite(v) ? json(v) : json(nullptr); };
+    const FrontierPosition& p = tradeoffs[i].position;
+    row["tradeoff"] = {{"method", tradeoffs[i].method},
+                       {"others_frontier_probe_rise", num(p.frontier_rise)},
+                       {"rise_ratio", num(p.rise_ratio)},
+                       {"beyond_others_frontier", p.beyond}};
+    j["models"].push_back(row);
+  }
   j["unjudged_domains"] = r.unjudged;
   j["min_oracle_fall"] = kMinOracleFall;
   j["item_intervals"] = r.item_intervals;
@@ -108,6 +120,20 @@ std::string to_markdown(const MultiDomainReport& r) {
       md += " " + share(row.probe_to_general) + " |\n";
     }
   }
+  // The trade-off plane: how much of every domain a model gains against what it forgets off target.
+  const std::vector<MultiDomainTradeoff> tradeoffs = multi_domain_tradeoffs(r);
+  md += "\nTrade-off: mean NLL fall over the domains against the general probe's NLL rise, each model against the "
+        "Pareto frontier of the other methods' models (labels \"METHOD @ SETTING\" form one method's sweep; the base "
+        "at (0, 0) is on every frontier; beyond: below the others' frontier at the same fall, or past their largest "
+        "fall undominated)\n\n| model | method | mean fall | probe rise | others' frontier at that fall | rise / frontier | beyond |\n"
+        "|---|---|---:|---:|---:|---:|---|\n";
+  for (size_t i = 0; i < r.models.size(); ++i) {
+    const MultiDomainRow& row = r.models[i];
+    const FrontierPosition& p = tradeoffs[i].position;
+    md += "| " + row.label + " | " + tradeoffs[i].method + " | " + number_text(row.mean_fall.value, "%.3f") + " | " +
+          number_text(row.probe_rise.value, "%+.4f") + " | " + number_text(p.frontier_rise, "%+.4f") + " | " +
+          number_text(p.rise_ratio, "%.2f") + " | " + (p.beyond ? "yes" : "no") + " |\n";
+  }
   md += "\nEach domain scored on its held-out text (the split the reports were evaluated on); the probe is general English that no method trains on. " +
         (r.item_intervals ? std::string("Intervals: item-level bootstrap 95%, paired across every model.")
                           : r.item_intervals_note + ".") +
@@ -127,6 +153,68 @@ std::string oracle_share_heatmap_svg(const MultiDomainReport& r) {
   }
   h.note = "n/a: the oracle did not lower that domain's NLL";
   return render_heatmap_svg(h);
+}
+
+std::string method_of_label(const std::string& label) {
+  const size_t at = label.find(" @ ");
+  return at == std::string::npos ? label : label.substr(0, at);
+}
+
+std::vector<MultiDomainTradeoff> multi_domain_tradeoffs(const MultiDomainReport& r) {
+  std::vector<MultiDomainTradeoff> out;
+  for (const MultiDomainRow& row : r.models) {
+    const std::string method = method_of_label(row.label);
+    std::vector<TradeoffPoint> others;
+    for (const MultiDomainRow& other : r.models)
+      if (method_of_label(other.label) != method) others.push_back({other.mean_fall.value, other.probe_rise.value});
+    out.push_back({method, frontier_position({row.mean_fall.value, row.probe_rise.value}, others)});
+  }
+  return out;
+}
+
+std::string multi_domain_tradeoff_svg(const MultiDomainReport& r) {
+  PlotPanel panel;
+  panel.title = "One model for every domain: general-probe NLL rise against mean NLL fall over the domains (95% intervals)";
+  panel.x_label = "mean NLL fall over the domains (nats)";
+  panel.y_label = "general probe NLL rise (nats)";
+  std::vector<std::string> methods;
+  std::map<std::string, std::vector<TradeoffPoint>> curves;
+  std::vector<TradeoffPoint> all;
+  for (const MultiDomainRow& row : r.models) {
+    const std::string method = method_of_label(row.label);
+    if (std::find(methods.begin(), methods.end(), method) == methods.end()) methods.push_back(method);
+    const int colour = int(std::find(methods.begin(), methods.end(), method) - methods.begin());
+    PlotSeries s;
+    s.name = row.label;
+    s.markers = true;
+    s.colour = colour % 7;
+    s.x = {row.mean_fall.value};
+    s.y = {row.probe_rise.value};
+    s.x_low = {row.mean_fall.low};
+    s.x_high = {row.mean_fall.high};
+    s.y_low = {row.probe_rise.low};
+    s.y_high = {row.probe_rise.high};
+    panel.series.push_back(s);
+    curves[method].push_back({row.mean_fall.value, row.probe_rise.value});
+    all.push_back({row.mean_fall.value, row.probe_rise.value});
+  }
+  for (auto& [method, points] : curves) {
+    if (points.size() < 2) continue;
+    std::sort(points.begin(), points.end(), [](const auto& a, const auto& b) { return a.gain < b.gain; });
+    PlotSeries line;
+    line.name = method + " (sweep)";
+    line.colour = int(std::find(methods.begin(), methods.end(), method) - methods.begin()) % 7;
+    for (const TradeoffPoint& p : points) line.x.push_back(p.gain), line.y.push_back(p.rise);
+    panel.series.push_back(line);
+  }
+  all.push_back({0.0, 0.0});
+  PlotSeries front;
+  front.name = "Pareto frontier (all, base at 0)";
+  for (size_t i : pareto_front(all)) front.x.push_back(all[i].gain), front.y.push_back(all[i].rise);
+  panel.series.push_back(front);
+  PlotOptions po;
+  po.panel_height = 460;
+  return render_svg({panel}, po);
 }
 
 }  // namespace gemkit::eval

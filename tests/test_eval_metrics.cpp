@@ -341,6 +341,28 @@ TEST(EvalMultiDomain, OracleSharesAndProbeRiseByHand) {
   EXPECT_NE(svg.find(">+90.0%<"), std::string::npos) << svg;
   EXPECT_NE(svg.find(">-50.0%<"), std::string::npos) << svg;
   EXPECT_FALSE(js["models"][0].contains("routed_to_own_expert"));  // no routing in these reports
+  // Trade-off: joint (0.658 fall, +0.0100 probe) against flat's frontier: flat lowers the mean
+  // (fall (0 - log 2) / 2 < 0), so joint lies past the others' largest fall, undominated.
+  EXPECT_TRUE(js["models"][0]["tradeoff"]["beyond_others_frontier"].get<bool>());
+  EXPECT_FALSE(js["models"][1]["tradeoff"]["beyond_others_frontier"].get<bool>());
+  EXPECT_NE(md.find("| joint | joint | 0.658 | +0.0100 |"), std::string::npos) << md;
+  {
+    // One method's sweep ("METHOD @ SETTING") is never its own frontier: "gem @ b=1" is judged
+    // against "mix" alone. mix: fall 0.658 at probe rise +0.0100; gem @ b=1 at half the fall and
+    // a quarter of the rise: the frontier (base to mix) gives +0.0050 there, ratio 0.5, beyond.
+    const double half = 100 / std::pow(2.0, 0.45), probe_q = 50 * std::pow(1.01, 0.25);
+    const LabelledReport mix{"mix", joint.report};
+    const LabelledReport g1{"gem @ b=1", m({{"law", half}, {"finance", 100 / std::pow(2.0, 0.5)}, {"general_probe", probe_q}, {"general", 40}})};
+    const LabelledReport g0{"gem @ b=0", joint.report};
+    const MultiDomainReport t = multi_domain_report(base, {"law", "finance"}, {o_law, o_fin}, {mix, g0, g1});
+    const std::vector<MultiDomainTradeoff> to = multi_domain_tradeoffs(t);
+    EXPECT_EQ(to[2].method, "gem");
+    EXPECT_NEAR(to[2].position.frontier_rise, std::log(1.01) / 2, 1e-9);
+    EXPECT_NEAR(to[2].position.rise_ratio, 0.5, 1e-9);
+    EXPECT_TRUE(to[2].position.beyond);
+    EXPECT_FALSE(to[1].position.beyond);  // the same point as mix: not below it
+    EXPECT_NE(multi_domain_tradeoff_svg(t).find("gem (sweep)"), std::string::npos);
+  }
   EXPECT_EQ(md.find("Routing:"), std::string::npos);
 
   // A routed model: the first-choice loads of its perplexity results (as `gemkit eval` writes them).
