@@ -4,15 +4,17 @@
 # Trains and evaluates, in this order (each step skipped when its output exists, interrupted
 # training resumed from its last checkpoint, so the script can be run again after a stop):
 #   1. the oracle: each domain's own plain fine-tuning (recipes/.../finetune.toml), one per domain
-#   2. multi-domain GEM (joint_gem.toml; joint_gem_full.toml with the base trained) and the dense
-#      mixture + replay + KD (mixture.toml)
+#   2. multi-domain GEM (joint_gem.toml; joint_gem_full.toml with the base trained; joint_gem_r8.toml
+#      with rank-8 experts, the size of a deployable file) and the dense
+#      mixture + replay + KD (mixture.toml); then, without training, the GEM models' router bias
+#      towards the general expert (chosen on validation) and the mixture's WiSE-FT curve
 #   3. the merges of the seven oracles: task arithmetic and TIES, lambda chosen on validation
 #   4. sequential runs over the seven domains: GEM (a new expert per stage, earlier ones frozen),
 #      plain fine-tuning and fine-tuning with general replay, each evaluated after every stage
 #   5. the reports: `gemkit compare --multi-domain` (every single model against the oracles)
 #      and `gemkit compare --sequential` per sequential method, in $OUT/
-#   6. deployment: compact exports of the dense mixture and the routed GEM models, measured side
-#      by side with gemkit-run ($OUT/deploy.md)
+#   6. deployment: compact exports of the dense mixture and the routed GEM models, their NLL and
+#      speed measured side by side with gemkit-run ($OUT/deploy.md)
 # JOBS (default 1): trainings (with their evaluations) at a time in steps 1, 2 and 4, each with
 # OMP_NUM_THREADS=THREADS (default 1).
 set -euo pipefail
@@ -46,11 +48,11 @@ train() {
   touch "$OUT/runs/$name/DONE"
 }
 final() { echo "$OUT/runs/$1/$(cat "$OUT/runs/$1/latest")"; }
-# evaluate MODEL_DIR NAME [split]: $OUT/eval/NAME.json
+# evaluate MODEL_DIR NAME [split [eval flags]]: $OUT/eval/NAME.json
 evaluate() {
   [ -f "$OUT/eval/$2.json" ] && return 0
   echo "== eval $2"
-  $G eval --model "$1" "${EVAL[@]}" --split "${3:-test}" --out "$OUT/eval/$2.json" > "$OUT/eval/$2.log" 2>&1 ||
+  $G eval --model "$1" "${EVAL[@]}" --split "${3:-test}" "${@:4}" --out "$OUT/eval/$2.json" > "$OUT/eval/$2.log" 2>&1 ||
     { tail -20 "$OUT/eval/$2.log" >&2; return 1; }
 }
 # in_parallel "CMD ARGS" ...: the commands (function calls), JOBS at a time; fails if any failed.
@@ -76,7 +78,42 @@ in_parallel "${cmds[@]}"
 
 # 2. One model trained on every domain at once.
 joint() { train "$1" "$R/$1.toml" && evaluate "$(final "$1")" "$1"; }
-in_parallel "joint joint_gem" "joint mixture" "joint joint_gem_full"
+in_parallel "joint joint_gem" "joint mixture" "joint joint_gem_full" "joint joint_gem_r8"
+
+# 2b. Sweeps that need no training. The routed GEM models' general bias (scar.general_bias: nats added
+# to the general expert's router logit at inference) at b = 0..6, on validation and test; the one
+# shipped is chosen on validation: the smallest b that sends at least 90% of the replay pool's
+# routing decisions to the general expert (the routing target, on text the method may look at; the
+# held-out probe never enters the choice). The mixture model interpolated with the base (WiSE-FT,
+# a = 0.25, 0.5, 0.75): the dense model's own trade-off curve.
+BIASES=(0 1 2 3 4 6)
+bias_sweep() {
+  local m=$1 b files=()
+  for b in "${BIASES[@]}"; do
+    evaluate "$(final "$m")" "${m}_b$b.validation" validation --scar-general-bias "$b" &&
+      evaluate "$(final "$m")" "${m}_b$b" test --scar-general-bias "$b" || return 1
+    files+=("$OUT/eval/${m}_b$b.validation.json")
+  done
+  python3 - "${files[@]}" > "$OUT/$m.bias" <<'PY'
+import json, re, sys
+for f in sys.argv[1:]:  # in increasing b
+    results = {r["key"]: r for r in json.load(open(f))["results"]}
+    if results["general"]["stats"]["scar/load/general"] >= 0.9:
+        print(re.search(r"_b([0-9.]+)\.validation\.json$", f).group(1)); break
+else:
+    print(re.search(r"_b([0-9.]+)\.validation\.json$", sys.argv[-1]).group(1))
+PY
+  echo "   $m: general bias $(cat "$OUT/$m.bias") (the smallest sending >= 90% of the replay pool's validation decisions to general)"
+}
+wise_mixture() {
+  local a m
+  for a in 0.25 0.5 0.75; do
+    m="$OUT/runs/wise_mixture_$a"
+    [ -f "$m/config.json" ] || $G merge wise --base "$TOK" --model "$(final mixture)" --alpha $a --out "$m" > /dev/null
+    evaluate "$m" "wise_mixture_$a" || return 1
+  done
+}
+in_parallel "bias_sweep joint_gem" "bias_sweep joint_gem_full" "bias_sweep joint_gem_r8" wise_mixture
 
 # 3. Merges of the oracles, lambda chosen on validation: the highest mean share of the oracles'
 # NLL falls (each domain weighted alike).
@@ -138,33 +175,82 @@ in_parallel merges "sequential seq_gem $R/sequential_gem.toml" "sequential seq_r
 
 # 5. Reports.
 ORACLES=(); for d in "${DOMAINS[@]}"; do ORACLES+=("$OUT/eval/ft_$d.json"); done
-$G compare "$OUT/eval/base.json" "${ORACLES[@]}" "$OUT/eval/joint_gem.json" "$OUT/eval/joint_gem_full.json" "$OUT/eval/mixture.json" \
-  "$OUT/eval/merge_task-arithmetic.json" "$OUT/eval/merge_ties.json" "$OUT/eval/seq_gem_7.json" \
-  "$OUT/eval/seq_replay_7.json" "$OUT/eval/seq_finetune_7.json" --multi-domain "$CSV" \
-  --labels "base,$(for d in "${DOMAINS[@]}"; do printf 'ft_%s,' "$d"; done)multi-domain GEM,multi-domain GEM (base trained),mixture + replay + KD,task arithmetic,TIES,sequential GEM (final),sequential FT + replay (final),sequential FT (final)" \
-  --out "$OUT/multi_domain.json"
+# Labels "METHOD @ SETTING": the points of one method's sweep (the trade-off table and plot judge
+# each model against the other methods' frontier).
+MODELS=() LABELS=""
+add_model() { MODELS+=("$OUT/eval/$1.json"); LABELS+=",$2"; }
+for b in "${BIASES[@]}"; do add_model "joint_gem_b$b" "multi-domain GEM @ bias $b"; done
+for b in "${BIASES[@]}"; do add_model "joint_gem_full_b$b" "multi-domain GEM (base trained) @ bias $b"; done
+for b in "${BIASES[@]}"; do add_model "joint_gem_r8_b$b" "multi-domain GEM, rank 8 @ bias $b"; done
+add_model mixture "mixture + replay + KD @ a=1"
+for a in 0.75 0.5 0.25; do add_model "wise_mixture_$a" "mixture + replay + KD @ a=$a"; done
+add_model merge_task-arithmetic "task arithmetic @ lambda $(cat "$OUT/merge_task-arithmetic.lambda")"
+add_model merge_ties "TIES @ lambda $(cat "$OUT/merge_ties.lambda")"
+add_model seq_gem_7 "sequential GEM (final)"; add_model seq_replay_7 "sequential FT + replay (final)"
+add_model seq_finetune_7 "sequential FT (final)"
+$G compare "$OUT/eval/base.json" "${ORACLES[@]}" "${MODELS[@]}" --multi-domain "$CSV" \
+  --labels "base$(for d in "${DOMAINS[@]}"; do printf ',ft_%s' "$d"; done)$LABELS" --out "$OUT/multi_domain.json"
 for method in seq_gem seq_replay seq_finetune; do
   $G compare "$OUT/eval/base.json" $(for i in 1 2 3 4 5 6 7; do echo "$OUT/eval/${method}_$i.json"; done) \
     --sequential "$CSV" --out "$OUT/$method.json" > /dev/null
 done
 
-# 6. Deployment: compact exports (hybrid Q8_0/Q4_0 base) of the dense mixture model and of the two
-# routed GEM models, measured side by side with gemkit-run (one thread, best of 3; the routed
-# ones route every token, no domain forced).
+# 6. Deployment: compact exports (hybrid Q8_0/Q4_0 base; SCAR experts Q8_0 where their rows fit,
+# f16 elsewhere, or all f16 for the "f16 experts" row), measured side by side with gemkit-run: the
+# NLL of every deployed file on each corpus (gemkit-run --perplexity: the test split's first 8192
+# tokens, as `gemkit eval` scores them) and speed (one thread, best of 3) with a general-text
+# prompt (the probe's first document) and a law prompt: the routed files route every token.
 RUN=$(dirname "$G")/gemkit-run; [ -x "$RUN" ] || RUN=build/runtime/gemkit-run
 mkdir -p "$OUT/deploy"
-field() { sed -E "s/.*\"$1\": *([-0-9.e+]+).*/\1/" "$2"; }  # a number of gemkit-run's one-line JSON
-{
-  echo "| model | file MB | vs dense | decode tok/s | vs dense | prompt tok/s | peak RSS MB |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
-  for m in mixture joint_gem joint_gem_full seq_gem_7; do
-    f="$OUT/deploy/$m.gguf"
-    [ -f "$f" ] || $G export compact "$(final $m)" --out "$f" --quant hybrid --force > /dev/null
-    "$RUN" -m "$f" --bench -t 1 --reps 3 --prompt-tokens 128 --gen-tokens 64 | tail -1 > "$OUT/deploy/$m.json"
-    [ $m = mixture ] && { dense_mb=$(field file_mb "$OUT/deploy/$m.json"); dense_tps=$(field decode_tok_s "$OUT/deploy/$m.json"); }
-    mb=$(field file_mb "$OUT/deploy/$m.json") tps=$(field decode_tok_s "$OUT/deploy/$m.json")
-    echo "| $m | $mb | $(awk "BEGIN{printf \"%.2fx\", $mb/$dense_mb}") | $tps | $(awk "BEGIN{printf \"%.2fx\", $tps/$dense_tps}") | $(field prompt_tok_s "$OUT/deploy/$m.json") | $(field peak_rss_mb "$OUT/deploy/$m.json") |"
+deploy_export() {  # NAME CHECKPOINT [export flags]
+  local f="$OUT/deploy/$1.gguf"
+  [ -f "$f" ] || $G export compact "$2" --out "$f" --quant hybrid --force "${@:3}" > /dev/null
+}
+deploy_export base "$TOK"
+deploy_export mixture "$(final mixture)"
+deploy_export joint_gem "$(final joint_gem)"
+deploy_export joint_gem_f16 "$(final joint_gem)" --expert-quant f16
+deploy_export joint_gem_bias "$(final joint_gem)" --scar-general-bias "$(cat "$OUT/joint_gem.bias")"
+deploy_export joint_gem_full_bias "$(final joint_gem_full)" --scar-general-bias "$(cat "$OUT/joint_gem_full.bias")"
+deploy_export joint_gem_r8_bias "$(final joint_gem_r8)" --scar-general-bias "$(cat "$OUT/joint_gem_r8.bias")"
+deploy_export seq_gem_7 "$(final seq_gem_7)"
+FILES=(base mixture joint_gem joint_gem_f16 joint_gem_bias joint_gem_full_bias joint_gem_r8_bias seq_gem_7)
+for m in "${FILES[@]}"; do
+  for c in "${DOMAINS[@]}" general general_probe; do
+    p="$OUT/deploy/$m.ppl_$c.json"
+    [ -f "$p" ] || "$RUN" -m "$OUT/deploy/$m.gguf" --perplexity "$SUITE/$c/test.jsonl" --max-tokens 8192 > "$p"
   done
-} > "$OUT/deploy.md"
+done
+prompt() { python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).readline())["text"][:1500])' "$1"; }
+GENERAL_TEXT=$(prompt "$SUITE/general_probe/test.jsonl") LAW_TEXT=$(prompt "$SUITE/law/test.jsonl")
+for m in "${FILES[@]}"; do
+  "$RUN" -m "$OUT/deploy/$m.gguf" --bench -t 1 --reps 3 --prompt-tokens 128 --gen-tokens 64 -p "$GENERAL_TEXT" | tail -1 > "$OUT/deploy/$m.bench_general.json"
+  "$RUN" -m "$OUT/deploy/$m.gguf" --bench -t 1 --reps 3 --prompt-tokens 128 --gen-tokens 64 -p "$LAW_TEXT" | tail -1 > "$OUT/deploy/$m.bench_law.json"
+done
+python3 - "$OUT/deploy" "$CSV" "${FILES[@]}" > "$OUT/deploy.md" <<'PY'
+import json, sys
+folder, domains, files = sys.argv[1], sys.argv[2].split(","), sys.argv[3:]
+load = lambda name: json.loads(open(f"{folder}/{name}.json").read().strip().splitlines()[-1])
+nll = {m: {c: load(f"{m}.ppl_{c}")["mean_nll"] for c in domains + ["general", "general_probe"]} for m in files}
+bench = {m: {p: load(f"{m}.bench_{p}") for p in ("general", "law")} for m in files}
+dense = bench["mixture"]
+print("Deployed files (gemkit-run, 1 thread; NLL by gemkit-run --perplexity on each test split's first 8192 tokens; "
+      "fall and rise against the exported base)\n")
+print("| file | MB | vs dense | mean NLL fall | probe rise | decode tok/s, general text | vs dense | decode tok/s, law text | vs dense | prompt tok/s (general) | peak RSS MB |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for m in files:
+    g, l = bench[m]["general"], bench[m]["law"]
+    fall = sum(nll["base"][d] - nll[m][d] for d in domains) / len(domains)
+    rise = nll[m]["general_probe"] - nll["base"]["general_probe"]
+    print(f"| {m} | {g['file_mb']:.2f} | {g['file_mb'] / dense['general']['file_mb']:.2f}x | {fall:.3f} | {rise:+.4f} | "
+          f"{g['decode_tok_s']:.0f} | {g['decode_tok_s'] / dense['general']['decode_tok_s']:.2f}x | {l['decode_tok_s']:.0f} | "
+          f"{l['decode_tok_s'] / dense['law']['decode_tok_s']:.2f}x | {g['prompt_tok_s']:.0f} | {g['peak_rss_mb']:.1f} |")
+print("\nPer corpus, mean token NLL (nats) of each deployed file\n")
+cols = domains + ["general", "general_probe"]
+print("| file | " + " | ".join(cols) + " |")
+print("|---|" + "---:|" * len(cols))
+for m in files:
+    print(f"| {m} | " + " | ".join(f"{nll[m][c]:.4f}" for c in cols) + " |")
+PY
 cat "$OUT/deploy.md"
 echo "reports: $OUT/multi_domain.md $OUT/seq_gem.md $OUT/seq_replay.md $OUT/seq_finetune.md $OUT/deploy.md"
