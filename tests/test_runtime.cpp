@@ -92,6 +92,19 @@ TEST(Runtime, DenseExportsAgreeWithTheLibTorchModel) {
 
 namespace {
 
+// SCAR with experts "law" and "finance" on all seven linears of `blocks`.
+GemConfig scar_on_every_linear(std::vector<int64_t> blocks, int64_t rank, double alpha) {
+  GemConfig g;
+  g.scar = true;
+  g.scar_options.experts = {"law", "finance"};
+  g.scar_options.blocks = std::move(blocks);
+  g.scar_options.rank = rank;
+  g.scar_options.alpha = alpha;
+  g.scar_options.router.router_dim = 16;
+  g.scar_options.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  return g;
+}
+
 CompactExportOptions experts_as(QuantType type) {
   CompactExportOptions o;
   o.expert_type = type;
@@ -170,14 +183,7 @@ TEST(Runtime, CompactFormatRunsScarExpertsRoutedAndForced) {
   torch::manual_seed(6);
   Transformer m(c);
   m->eval();
-  GemConfig g;
-  g.scar = true;
-  g.scar_options.experts = {"law", "finance"};
-  g.scar_options.blocks = {1, 2};
-  g.scar_options.rank = 4;
-  g.scar_options.alpha = 8;
-  g.scar_options.router.router_dim = 16;
-  g.scar_options.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  GemConfig g = scar_on_every_linear({1, 2}, 4, 8);
   g.dtr = true;
   g.dtr_blocks = {2};
   g.dtr_options.initial_bias = 0.0;
@@ -244,23 +250,14 @@ TEST(Runtime, CompactFormatRunsScarExpertsRoutedAndForced) {
 // Q8_0 experts (`export compact --expert-quant q8_0`): the runtime multiplies them as it does
 // Q8_0 base weights (activations and A x quantized to Q8_0 blocks). Reference: the LibTorch
 // model with the experts rounded to Q8_0 and back, so the bounds check the runtime's own part;
-// the file is smaller by
-// the experts' f16 bytes less their Q8_0 bytes (34 per 32 values instead of 64).
+// the file is smaller by the experts' f16 bytes less their Q8_0 bytes (34 per 32 values, not 64).
 TEST(Runtime, CompactFormatRunsQ8_0Experts) {
   const std::string dir = test::temp_folder("gemkit_runtime", "scar_q8");
   const ModelConfig c = routed_config();
   torch::manual_seed(7);
   Transformer m(c);
   m->eval();
-  GemConfig g;
-  g.scar = true;
-  g.scar_options.experts = {"law", "finance"};
-  g.scar_options.blocks = {0, 3};
-  g.scar_options.rank = 32;
-  g.scar_options.alpha = 64;
-  g.scar_options.router.router_dim = 16;
-  g.scar_options.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
-  GemModules gem(m, g);
+  GemModules gem(m, scar_on_every_linear({0, 3}, 32, 64));
   save_routed(dir, m, gem);
   {
     // Experts of a trained model's size (save_routed's B ~ N(0, 0.3) at scale 2 would outweigh
