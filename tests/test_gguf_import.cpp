@@ -14,6 +14,7 @@
 #include "formats/gguf_writer.h"
 #include "formats/model_config.h"
 #include "import/gguf_import.h"
+#include "tokenizers/tokenizer.h"
 #include "test_util.h"
 
 using namespace gemkit;
@@ -22,8 +23,10 @@ using gemkit::test::error_of;
 namespace {
 
 // A one-layer llama model (hidden 8, 2 heads, 1 KV head, FFN 16) whose embedding has `rows` rows,
-// with a five-piece SentencePiece vocabulary, and the string keys `strings`.
-std::string tiny_llama(const std::string& path, int64_t rows, const std::map<std::string, std::string>& strings = {}) {
+// with a five-piece SentencePiece vocabulary (or, given `bpe_tokens`, a byte-level BPE one of those
+// tokens, the last "<|endoftext|>"), and the string keys `strings`.
+std::string tiny_llama(const std::string& path, int64_t rows, const std::map<std::string, std::string>& strings = {},
+                       const std::vector<std::string>& bpe_tokens = {}) {
   GgufWriter w;
   w.set_string("general.architecture", "llama");
   for (const auto& [key, value] : strings) w.set_string(key, value);
@@ -34,13 +37,25 @@ std::string tiny_llama(const std::string& path, int64_t rows, const std::map<std
   w.set_u32("llama.attention.head_count", 2);
   w.set_u32("llama.attention.head_count_kv", 1);
   w.set_f32("llama.attention.layer_norm_rms_epsilon", 1e-5f);
-  w.set_string("tokenizer.ggml.model", "llama");
-  w.set_strings("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "\xe2\x96\x81" "a", "b"});
-  w.set_f32s("tokenizer.ggml.scores", {0, 0, 0, -1, -2});
-  w.set_i32s("tokenizer.ggml.token_type", {2, 3, 3, 1, 1});
-  w.set_u32("tokenizer.ggml.bos_token_id", 1);
-  w.set_u32("tokenizer.ggml.eos_token_id", 2);
-  w.set_u32("tokenizer.ggml.unknown_token_id", 0);
+  if (bpe_tokens.empty()) {
+    w.set_string("tokenizer.ggml.model", "llama");
+    w.set_strings("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "\xe2\x96\x81" "a", "b"});
+    w.set_f32s("tokenizer.ggml.scores", {0, 0, 0, -1, -2});
+    w.set_i32s("tokenizer.ggml.token_type", {2, 3, 3, 1, 1});
+    w.set_u32("tokenizer.ggml.bos_token_id", 1);
+    w.set_u32("tokenizer.ggml.eos_token_id", 2);
+    w.set_u32("tokenizer.ggml.unknown_token_id", 0);
+  } else {
+    w.set_string("tokenizer.ggml.model", "gpt2");
+    w.set_string("tokenizer.ggml.pre", "smollm");
+    w.set_strings("tokenizer.ggml.tokens", bpe_tokens);
+    std::vector<int32_t> types(bpe_tokens.size(), 1);
+    types.back() = 3;
+    w.set_i32s("tokenizer.ggml.token_type", types);
+    w.set_strings("tokenizer.ggml.merges", {"h e"});
+    w.set_u32("tokenizer.ggml.bos_token_id", uint32_t(bpe_tokens.size() - 1));
+    w.set_u32("tokenizer.ggml.eos_token_id", uint32_t(bpe_tokens.size() - 1));
+  }
   const auto f32 = [&](const std::string& name, std::vector<int64_t> shape) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
@@ -101,4 +116,17 @@ TEST(GgufImport, TextKeysMustBeUtf8) {
   for (const auto& entry : std::filesystem::directory_iterator(dir)) left.push_back(entry.path().filename().string());
   std::sort(left.begin(), left.end());
   EXPECT_EQ(left, (std::vector<std::string>{"name.gguf", "template.gguf"}));
+}
+
+// A byte-level BPE token list that repeats a token (fuzzer finding): the imported tokenizer.json
+// keeps the first id and leaves the repeat's id without an entry, and the folder loads again
+// (the reader refused ids past the entries); the special token after the gap keeps its id.
+TEST(GgufImport, RepeatedBpeTokenLeavesAGapThatLoads) {
+  const std::string dir = gemkit::test::temp_folder("import", "repeat");
+  const std::vector<std::string> tokens{"h", "e", "t", "\xc4\xa0", "he", "t", "<|endoftext|>"};  // "t" twice
+  import_gguf(tiny_llama(dir + "/repeat.gguf", 8, {}, tokens), dir + "/repeat", {});
+  std::unique_ptr<Tokenizer> tok = load_tokenizer(dir + "/repeat");
+  EXPECT_EQ(tok->encode("the", false), (std::vector<int32_t>{2, 4}));
+  EXPECT_EQ(tok->special().eos, 6);
+  EXPECT_EQ(tok->decode({2, 4, 6}, false), "the<|endoftext|>");
 }

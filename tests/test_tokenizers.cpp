@@ -417,7 +417,7 @@ TEST(Tokenizers, BadTokenizerJsonNamesFileAndField) {
   check(R"({"model": {"type": "WordPiece", "unk_token": "[UNK]"}})", "model.vocab");
   // An id beyond the vocabulary's entries is refused before it sizes anything (fuzzer finding).
   check(R"({"model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"[UNK]": 0, "a": 15532287}}})",
-        "model.vocab[\"a\"]: id 15532287 is not below the 2 entries of the vocabulary");
+        "model.vocab[\"a\"]: id 15532287 is not below 260 (twice the 2 entries of the vocabulary plus 256");
   check(R"({"model": {"type": "Quantum", "vocab": {}}})", "model.type: expected \"BPE\" (byte-level) or \"WordPiece\", got \"Quantum\"");
   check(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": ["a b"]}, "pre_tokenizer": {"type": "ByteLevel"}})",
         "merges[0]");

@@ -126,15 +126,19 @@ std::vector<std::string> read_vocab(const json& model, const std::string& path) 
   if (!vocab || !vocab->is_object())
     fail(path, "model.vocab: expected an object {token: id}, got " +
                    std::string(vocab ? vocab->type_name() : "nothing"));
-  // Ids index the tokens, so each must be below the number of entries: a declared id is never
-  // trusted to size the table (fuzzer finding: one id of 15.5 million allocated 500 MB).
-  const int64_t entries = int64_t(vocab->size());
+  // Ids index the tokens. A vocabulary may leave gaps (a file converted from a token list that
+  // repeats a token keeps the first id, so the repeat's id has no entry; Hugging Face's tokenizers
+  // hold the vocabulary as a map, where gaps are legal), but a declared id never sizes the table beyond twice the entries plus 256
+  // (fuzzer finding: one id of 15.5 million allocated 500 MB; a later one: a GGUF import with a
+  // repeated token wrote a gap that the old "below the entries" rule refused).
+  const int64_t entries = int64_t(vocab->size()), limit = 2 * entries + 256;
   for (auto& [tok, id] : vocab->items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0)
       fail(path, "model.vocab[\"" + tok + "\"]: expected a non-negative integer id");
-    if (id.get<int64_t>() >= entries)
-      fail(path, "model.vocab[\"" + tok + "\"]: id " + std::to_string(id.get<int64_t>()) + " is not below the " +
-                     std::to_string(entries) + " entries of the vocabulary");
+    if (id.get<int64_t>() >= limit)
+      fail(path, "model.vocab[\"" + tok + "\"]: id " + std::to_string(id.get<int64_t>()) + " is not below " +
+                     std::to_string(limit) + " (twice the " + std::to_string(entries) +
+                     " entries of the vocabulary plus 256: gaps are allowed, a table that size is not)");
     const auto i = id.get<size_t>();
     if (i >= tokens.size()) tokens.resize(i + 1);
     tokens[i] = tok;
